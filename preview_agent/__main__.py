@@ -35,7 +35,8 @@ def configure_logging() -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), handlers=[handler])
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # sync.py owns reconnection; the client's own "failed permanently" errors would mislead.
+    logging.getLogger("realtime").setLevel(logging.CRITICAL)
 
 
 def main() -> int:

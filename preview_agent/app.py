@@ -249,4 +249,3 @@ class Agent:
         await self.orchestrator.send("exit", attempts=2, reason=self.exit_reason, idle_seconds=idle)
         server.close()
         await self.devserver.stop()
-        await self.orchestrator.close()

@@ -7,12 +7,13 @@ returns; nothing here raises into the agent.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+from .httpclient import HttpError, request
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +30,7 @@ def now_iso() -> str:
 class Orchestrator:
     def __init__(self, base_url: str, token: str, *, project_id: str = "", session_id: str = "") -> None:
         self.base_url, self.project_id, self.session_id = base_url, project_id, session_id
-        headers = {"Authorization": f"Bearer {token}", "User-Agent": "velocity-preview-agent"}
-        self._http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(10.0), follow_redirects=False)
-
-    async def close(self) -> None:
-        await self._http.aclose()
+        self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "velocity-preview-agent"}
 
     async def send(self, event_type: str, *, attempts: int = 4, **fields: Any) -> bool:
         """POST one event; True once the orchestrator accepted it (2xx)."""
@@ -64,18 +61,20 @@ class Orchestrator:
             )
 
     async def _poll_assignment(self) -> tuple[dict[str, str] | None, bool]:
+        """(assignment, failed): a 204 is a normal "not yet", anything unexpected backs off."""
         url = self.base_url + ASSIGNMENT_PATH
+        params = {"wait": LONG_POLL_SECONDS}
         try:
-            reply = await self._http.get(
-                url, params={"wait": LONG_POLL_SECONDS}, timeout=LONG_POLL_SECONDS + 5
+            status, body = await request(
+                "GET", url, headers=self._headers, params=params, timeout=LONG_POLL_SECONDS + 5
             )
-        except httpx.HTTPError as error:
-            logger.warning("assignment poll failed", extra={"error": type(error).__name__})
+        except HttpError as error:
+            logger.warning("assignment poll failed", extra={"error": str(error)})
             return None, True
-        if reply.status_code != 200:
-            return None, reply.status_code != 204
+        if status != 200:
+            return None, status != 204
         try:
-            data = reply.json()
+            data = json.loads(body)
         except ValueError:
             return None, True
         if not isinstance(data, dict) or not data.get("project_id"):
@@ -84,13 +83,11 @@ class Orchestrator:
 
     async def _post(self, body: dict[str, Any]) -> int | None:
         try:
-            reply = await self._http.post(self.base_url + EVENTS_PATH, json=body)
-        except httpx.HTTPError as error:
-            logger.info(
-                "orchestrator unreachable", extra={"type": body["type"], "error": type(error).__name__}
-            )
+            status, _ = await request("POST", self.base_url + EVENTS_PATH, headers=self._headers, body=body)
+        except HttpError as error:
+            logger.info("orchestrator unreachable", extra={"type": body["type"], "error": str(error)})
             return None
-        return reply.status_code
+        return status
 
     def _identity(self) -> dict[str, str]:
         identity = {"project_id": self.project_id, "session_id": self.session_id}
