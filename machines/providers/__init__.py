@@ -1,0 +1,1 @@
+"""Machine providers: one protocol (``base``) and its implementations."""
