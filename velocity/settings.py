@@ -247,6 +247,8 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
         "daphne.access": {"level": "WARNING"},
         "django_q": {"level": "WARNING" if LOG_LEVEL != "DEBUG" else "DEBUG"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }
 

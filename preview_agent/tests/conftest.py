@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MACHINE_TOKEN = "test-machine-token"  # noqa: S105 - a fixture value, not a secret
+MACHINE_TOKEN = "test-machine-token"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -87,9 +87,7 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
         full_env |= {"PYTHONPATH": str(REPO_ROOT), "REALTIME_URL": "", "ORCHESTRATOR_URL": "", **env}
         log_path = tmp_path / f"agent-{port}.log"
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "preview_agent"], env=full_env, stdout=log, stderr=log
-            )
+            process = subprocess.Popen([sys.executable, "-m", "preview_agent"], env=full_env, stdout=log, stderr=log)
         agent = AgentProcess(process, f"http://127.0.0.1:{port}", project, log_path)
         started.append(agent)
         if wait:
