@@ -10,8 +10,17 @@ from sessions.models import PreviewSession, Quota
 PROJECT_ID_PATTERN = r"^[A-Za-z0-9\-_.:]{1,200}$"
 
 
+class StrictRegexField(serializers.RegexField):
+    """A regex field that refuses numbers and booleans instead of quietly turning them into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 class SessionCreateSerializer(serializers.Serializer[Any]):
-    project_id = serializers.RegexField(
+    project_id = StrictRegexField(
         PROJECT_ID_PATTERN,
         max_length=200,
         error_messages={"invalid": "1 to 200 letters, digits, '-', '_', '.' or ':'."},

@@ -50,7 +50,7 @@ def run_agent(memory_mb: int) -> subprocess.Popen[bytes]:
 
 def main(state_dir: Path) -> int:
     config = json.loads((state_dir / "config.json").read_text())
-    max_retries, memory_mb = int(config["max_retries"]), int(config["memory_mb"])
+    max_retries, memory_mb = int(config["max_retries"]), int(config["guest"]["memory_mb"])
     stopping = False
     child: subprocess.Popen[bytes] | None = None
 
