@@ -278,6 +278,10 @@ class FlyProvider:
             )
         except WaitTimeout:
             return None  # 408: the window ran out on Fly's side; loop until our deadline
+        except NotFound:
+            if state is MachineState.DESTROYED:
+                return state  # already gone for good
+            raise
         reached = parse_state(str(response.json().get("state") or state))
         return reached or state
 

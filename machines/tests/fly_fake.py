@@ -172,7 +172,7 @@ class FakeFly:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -245,7 +245,7 @@ class FakeFly:
         if action == "list":
             return self._list(query)
         machine = self.machines.get(match.get("id", ""))
-        if machine is None or machine["state"] == "destroyed":
+        if machine is None or (machine["state"] == "destroyed" and action != "wait"):
             return Answer(404, {"error": "machine not found"})
         return getattr(self, f"_{action}")(machine, query)
 
