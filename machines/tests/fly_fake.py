@@ -16,6 +16,7 @@ are not validated: the spec documents no 429 or 5xx bodies.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import threading
@@ -33,7 +34,7 @@ from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-SPEC_PATH = Path("/work/shared/ref/fly-machines-openapi.json")
+SPEC_RELATIVE = Path("shared/ref/fly-machines-openapi.json")
 SPEC_SERVER = "https://api.machines.dev"
 
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
@@ -91,10 +92,10 @@ class _Call:
     match: dict[str, str]
     query: dict[str, str]
     body: Any
-    wire: _WireRequest
+    wire: WireRequest
 
 
-class _WireRequest:
+class WireRequest:
     """What the server received, in the shape openapi-core's ``Request`` protocol wants."""
 
     def __init__(self, method: str, path: str, query: list[tuple[str, str]], headers: Headers, raw: bytes) -> None:
@@ -108,7 +109,7 @@ class _WireRequest:
         self.content_type = headers.get("Content-Type", "application/octet-stream").lower()
 
 
-class _WireResponse:
+class WireResponse:
     def __init__(self, answer: Answer) -> None:
         self.status_code = answer.status
         self.data = b"" if answer.body is None else json.dumps(answer.body).encode()
@@ -116,18 +117,31 @@ class _WireResponse:
         self.headers = Headers(answer.headers)
 
 
+def find_spec() -> Path | None:
+    """Fly's spec as kept in the project's shared/ folder, beside or above this checkout.
+
+    ``FLY_OPENAPI_SPEC`` names another copy.
+    """
+    if override := os.environ.get("FLY_OPENAPI_SPEC"):
+        return Path(override)
+    for folder in Path(__file__).resolve().parents:
+        if (folder / SPEC_RELATIVE).is_file():
+            return folder / SPEC_RELATIVE
+    return None
+
+
 class SpecContract:
     """Validates calls against Fly's OpenAPI 3.1 spec with openapi-core."""
 
-    def __init__(self, spec_path: Path = SPEC_PATH) -> None:
+    def __init__(self, spec_path: Path) -> None:
         self.spec = json.loads(spec_path.read_text())
         self.openapi = OpenAPI.from_dict(self.spec)
 
-    def request_errors(self, request: _WireRequest) -> list[str]:
+    def request_errors(self, request: WireRequest) -> list[str]:
         errors = [_describe(error) for error in self.openapi.unmarshal_request(request).errors]
         return errors + self._undeclared_query(request)
 
-    def response_errors(self, request: _WireRequest, answer: Answer) -> list[str]:
+    def response_errors(self, request: WireRequest, answer: Answer) -> list[str]:
         declared = self._operation(request).get("responses", {}).get(str(answer.status))
         if declared is None:
             return []  # a status the spec does not document; nothing to validate against
@@ -135,19 +149,19 @@ class SpecContract:
             # The spec's "content": {} (a Swagger 2.0 conversion artifact) means no body is
             # documented; openapi-core would demand a body of no media type, which nothing meets.
             return [] if answer.body is None else ["a body where the spec documents none"]
-        result = self.openapi.unmarshal_response(request, _WireResponse(answer))
+        result = self.openapi.unmarshal_response(request, WireResponse(answer))
         return [_describe(error) for error in result.errors]
 
-    def operation_id(self, request: _WireRequest) -> str:
+    def operation_id(self, request: WireRequest) -> str:
         return str(self._operation(request).get("operationId"))
 
-    def _operation(self, request: _WireRequest) -> dict[str, Any]:
+    def _operation(self, request: WireRequest) -> dict[str, Any]:
         for template, item in self.spec["paths"].items():
             if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), request.path) and request.method in item:
                 return dict(item[request.method])
         return {}
 
-    def _undeclared_query(self, request: _WireRequest) -> list[str]:
+    def _undeclared_query(self, request: WireRequest) -> list[str]:
         # openapi-core ignores query names the operation does not declare; the spec declares
         # the metadata filter as the template "metadata.{key}", so match templates here.
         declared = [p["name"] for p in self._operation(request).get("parameters", []) if p["in"] == "query"]
@@ -211,7 +225,7 @@ class FakeFly:
                 Recorded(action, method, split.path, tuple(query), dict(headers.items()), body, self.clock())
             )
             fault = self._next_fault(action)
-        wire = _WireRequest(method, split.path, query, headers, raw)
+        wire = WireRequest(method, split.path, query, headers, raw)
         self._check_request(wire)
         return fault, _Call(action, match, dict(query), body, wire)
 
@@ -226,13 +240,13 @@ class FakeFly:
         queue = self._faults.get(action)
         return queue.popleft() if queue else None
 
-    def _check_request(self, wire: _WireRequest) -> None:
+    def _check_request(self, wire: WireRequest) -> None:
         if self.contract is None:
             return
         self.operations.add(self.contract.operation_id(wire))
         self.violations.extend(f"request {wire.method} {wire.path}: {e}" for e in self.contract.request_errors(wire))
 
-    def _check_response(self, wire: _WireRequest, answer: Answer) -> None:
+    def _check_response(self, wire: WireRequest, answer: Answer) -> None:
         if self.contract is None:
             return
         errors = self.contract.response_errors(wire, answer)
