@@ -167,6 +167,9 @@ class FlyProvider:
                 raise
             except _Retryable as failure:
                 ambiguous = ambiguous or failure.ambiguous
+                last = attempt == self.config.max_attempts
+                if last and ambiguous and (found := self._find_by_name(spec)) is not None:
+                    return found  # the final attempt did create it
                 self._back_off(failure, attempt)
                 continue
             return self._machine(response.json())

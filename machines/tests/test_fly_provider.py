@@ -194,6 +194,15 @@ def test_it_never_creates_a_second_machine_when_a_5xx_follows_the_create(fake: F
     assert [m["id"] for m in _named(fake, "preview-s1")] == [machine.id]
 
 
+def test_it_looks_for_the_machine_once_more_when_the_last_create_attempt_is_ambiguous(
+    fake: FakeFly, fly: FlyProvider
+) -> None:
+    fake.inject("create", *[Fault(status=503)] * 3, Fault(apply=True, status=503))
+    machine = fly.create(_spec())
+    assert len(fake.calls("create")) == 4
+    assert [m["id"] for m in _named(fake, "preview-s1")] == [machine.id]
+
+
 def test_it_creates_again_when_the_lookup_after_an_ambiguous_failure_finds_nothing(
     fake: FakeFly, fly: FlyProvider
 ) -> None:
