@@ -8,7 +8,7 @@ client's retries, pacing and idempotent create exist for. The fake runs a real
 It implements only the calls the client makes, with Fly's shapes. Where Fly's docs and its
 spec differ, the fake follows the spec: start, stop and delete answer 200 with no body (the docs
 show small JSON bodies; the client reads none of them). When given a ``SpecContract``
-it validates every request it receives and every normal response it sends against Fly's
+(``spec_contract.py``) it validates every request it receives and every normal response it sends against Fly's
 official OpenAPI spec, so neither the client nor the fake can drift from Fly. Injected faults
 are not validated: the spec documents no 429 or 5xx bodies.
 """
@@ -16,7 +16,6 @@ are not validated: the spec documents no 429 or 5xx bodies.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import threading
@@ -24,18 +23,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from openapi_core import OpenAPI
-from openapi_core.datatypes import RequestParameters
-from werkzeug.datastructures import Headers, ImmutableMultiDict
+from werkzeug.datastructures import Headers
 
-SPEC_RELATIVE = Path("shared/ref/fly-machines-openapi.json")
-SPEC_SERVER = "https://api.machines.dev"
+from machines.tests.spec_contract import Answer, SpecContract, WireRequest
 
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines$"), "list"),
@@ -79,13 +74,6 @@ class Recorded:
         return next((value for key, value in self.query if key == name), None)
 
 
-@dataclass
-class Answer:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 @dataclass(frozen=True)
 class _Call:
     action: str
@@ -93,81 +81,6 @@ class _Call:
     query: dict[str, str]
     body: Any
     wire: WireRequest
-
-
-class WireRequest:
-    """What the server received, in the shape openapi-core's ``Request`` protocol wants."""
-
-    def __init__(self, method: str, path: str, query: list[tuple[str, str]], headers: Headers, raw: bytes) -> None:
-        self.host_url = SPEC_SERVER  # the spec's server: we validate the call, not the host
-        self.path = path
-        self.method = method.lower()
-        self.parameters = RequestParameters(
-            query=ImmutableMultiDict(query), header=headers, cookie=ImmutableMultiDict()
-        )
-        self.body = raw or None
-        self.content_type = headers.get("Content-Type", "application/octet-stream").lower()
-
-
-class WireResponse:
-    def __init__(self, answer: Answer) -> None:
-        self.status_code = answer.status
-        self.data = b"" if answer.body is None else json.dumps(answer.body).encode()
-        self.content_type = "application/json" if answer.body is not None else ""
-        self.headers = Headers(answer.headers)
-
-
-def find_spec() -> Path | None:
-    """Fly's spec as kept in the project's shared/ folder, beside or above this checkout.
-
-    ``FLY_OPENAPI_SPEC`` names another copy.
-    """
-    if override := os.environ.get("FLY_OPENAPI_SPEC"):
-        return Path(override)
-    for folder in Path(__file__).resolve().parents:
-        if (folder / SPEC_RELATIVE).is_file():
-            return folder / SPEC_RELATIVE
-    return None
-
-
-class SpecContract:
-    """Validates calls against Fly's OpenAPI 3.1 spec with openapi-core."""
-
-    def __init__(self, spec_path: Path) -> None:
-        self.spec = json.loads(spec_path.read_text())
-        self.openapi = OpenAPI.from_dict(self.spec)
-
-    def request_errors(self, request: WireRequest) -> list[str]:
-        errors = [_describe(error) for error in self.openapi.unmarshal_request(request).errors]
-        return errors + self._undeclared_query(request)
-
-    def response_errors(self, request: WireRequest, answer: Answer) -> list[str]:
-        declared = self._operation(request).get("responses", {}).get(str(answer.status))
-        if declared is None:
-            return []  # a status the spec does not document; nothing to validate against
-        if not declared.get("content"):
-            # The spec's "content": {} (a Swagger 2.0 conversion artifact) means no body is
-            # documented; openapi-core would demand a body of no media type, which nothing meets.
-            return [] if answer.body is None else ["a body where the spec documents none"]
-        result = self.openapi.unmarshal_response(request, WireResponse(answer))
-        return [_describe(error) for error in result.errors]
-
-    def operation_id(self, request: WireRequest) -> str:
-        return str(self._operation(request).get("operationId"))
-
-    def _operation(self, request: WireRequest) -> dict[str, Any]:
-        for template, item in self.spec["paths"].items():
-            if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), request.path) and request.method in item:
-                return dict(item[request.method])
-        return {}
-
-    def _undeclared_query(self, request: WireRequest) -> list[str]:
-        # openapi-core ignores query names the operation does not declare; the spec declares
-        # the metadata filter as the template "metadata.{key}", so match templates here.
-        declared = [p["name"] for p in self._operation(request).get("parameters", []) if p["in"] == "query"]
-        patterns = [re.compile(re.sub(r"\\\{[^}]+\\\}", ".+", re.escape(name))) for name in declared]
-        names = request.parameters.query.keys()
-        return [f"undeclared query parameter {n!r}" for n in names if not any(p.fullmatch(n) for p in patterns)]
 
 
 class FakeFly:
@@ -184,8 +97,7 @@ class FakeFly:
         self.page_size: int | None = None
         self._faults: dict[str, deque[Fault]] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _Server(self)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
 
     @property
@@ -327,10 +239,6 @@ class FakeFly:
         return Answer(200, {"ok": True, "state": wanted, "version": machine["version"], "event_id": _ulid()})
 
 
-def _describe(error: Exception) -> str:
-    return f"{error} ({error.__cause__!r})" if error.__cause__ else str(error)
-
-
 def _route(method: str, path: str) -> tuple[str, dict[str, str]]:
     for route_method, pattern, action in _ROUTES:
         if route_method == method and (match := pattern.match(path)):
@@ -342,55 +250,62 @@ def _ulid() -> str:
     return secrets.token_hex(13).upper()
 
 
-def _handler_for(fake: FakeFly) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
 
-        def do_GET(self) -> None:
-            self._serve()
+    def __init__(self, fake: FakeFly) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
 
-        def do_POST(self) -> None:
-            self._serve()
 
-        def do_DELETE(self) -> None:
-            self._serve()
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # keep test output clean
+    def do_GET(self) -> None:
+        self._serve()
 
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            fault, call = fake.receive(self.command, self.path, Headers(list(self.headers.items())), raw)
-            if fault is None:
-                self._write(fake.answer(call))
-                return
-            answer = fake.answer(call) if fault.apply else None
-            time.sleep(fault.delay)
-            if fault.drop:
-                self.close_connection = True
-            elif fault.status is not None:
-                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-                self._write(Answer(fault.status, {"error": "injected fault"}, headers))
-            else:
-                self._write(answer or fake.answer(call))
+    def do_POST(self) -> None:
+        self._serve()
 
-        def _write(self, answer: Answer) -> None:
-            payload = b"" if answer.body is None else json.dumps(answer.body).encode()
-            self.send_response(answer.status)
-            self.send_header("fly-request-id", f"req-{secrets.token_hex(6)}")
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            if answer.body is not None:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            try:
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True
+    def do_DELETE(self) -> None:
+        self._serve()
 
-    return Handler
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output clean
+
+    def _serve(self) -> None:
+        fake = self.server.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        fault, call = fake.receive(self.command, self.path, Headers(list(self.headers.items())), raw)
+        if fault is None:
+            self._write(fake.answer(call))
+            return
+        answer = fake.answer(call) if fault.apply else None
+        time.sleep(fault.delay)
+        if fault.drop:
+            self.close_connection = True
+        elif fault.status is not None:
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            self._write(Answer(fault.status, {"error": "injected fault"}, headers))
+        else:
+            self._write(answer or fake.answer(call))
+
+    def _write(self, answer: Answer) -> None:
+        payload = b"" if answer.body is None else json.dumps(answer.body).encode()
+        self.send_response(answer.status)
+        self.send_header("fly-request-id", f"req-{secrets.token_hex(6)}")
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        if answer.body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        try:
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
 
 @contextmanager

@@ -16,7 +16,8 @@ from werkzeug.datastructures import Headers
 
 from machines.providers.base import Guest, MachineSpec, MachineState, preview_metadata
 from machines.providers.fly import FlyConfig, FlyProvider
-from machines.tests.fly_fake import Answer, FakeClock, FakeFly, SpecContract, WireRequest, find_spec, running
+from machines.tests.fly_fake import FakeClock, FakeFly, running
+from machines.tests.spec_contract import Answer, SpecContract, WireRequest, find_spec
 
 CLIENT_OPERATIONS = {
     "Machines_create",

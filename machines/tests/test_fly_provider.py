@@ -26,14 +26,8 @@ from machines.providers.base import (
     WaitTimeout,
     preview_metadata,
 )
-from machines.providers.fly import (
-    FlyConfig,
-    FlyProvider,
-    authorization_header,
-    machine_from_json,
-    parse_retry_after,
-    parse_timestamp,
-)
+from machines.providers.fly import FlyConfig, FlyProvider, authorization_header
+from machines.providers.fly_wire import machine_from_json, parse_retry_after, parse_timestamp
 from machines.tests.fly_fake import FakeClock, FakeFly, Fault, running
 
 TOKEN = "fo1_secret-token-value"
