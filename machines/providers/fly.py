@@ -343,15 +343,22 @@ class FlyProvider:
                 headers=headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            # Nothing reached Fly: safe to send again, even a create.
-            raise _Retryable(Unavailable(f"cannot connect: {type(exc).__name__}"), ambiguous=False) from exc
         except httpx.TransportError as exc:
-            # Sent, but no answer: the action may or may not have happened.
-            raise _Retryable(Unavailable(f"no response: {type(exc).__name__}"), ambiguous=True) from exc
+            raise self._transport_failure(action, scope, exc) from exc
         if response.is_success:
             return response
         raise self._failure(action, scope, response)
+
+    def _transport_failure(self, action: str, scope: str, exc: httpx.TransportError) -> _Retryable:
+        # A connect error means nothing reached Fly: safe to send again, even a create. Any
+        # other (a read timeout, a dropped connection) leaves the action's fate unknown.
+        unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+        logger.warning(
+            "fly request got no answer",
+            extra={"fly_action": action, "fly_scope": scope, "error_type": type(exc).__name__, "sent": not unsent},
+        )
+        reason = "cannot connect" if unsent else "no response"
+        return _Retryable(Unavailable(f"{reason}: {type(exc).__name__}"), ambiguous=not unsent)
 
     def _failure(self, action: str, scope: str, response: httpx.Response) -> Exception:
         error = error_from_response(response)

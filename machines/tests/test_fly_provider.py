@@ -18,6 +18,7 @@ import pytest
 from machines.providers.base import (
     BadRequest,
     Conflict,
+    MachineProvider,
     MachineSpec,
     MachineState,
     NotFound,
@@ -75,6 +76,14 @@ def _named(fake: FakeFly, name: str) -> list[dict[str, Any]]:
 
 
 # -- configuration and auth ----------------------------------------------------------------
+
+
+def test_the_fly_provider_is_a_machine_provider(fly: FlyProvider) -> None:
+    provider: MachineProvider = fly  # checked by mypy; the runtime check guards the names
+    assert all(
+        callable(getattr(provider, name))
+        for name in ("create", "start", "stop", "destroy", "get", "list", "wait_for_state")
+    )
 
 
 def test_it_sends_macaroon_tokens_verbatim_and_others_as_bearer() -> None:
