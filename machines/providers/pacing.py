@@ -43,7 +43,13 @@ class ActionPacer:
         self._clock = clock
         self._sleep = sleep
         self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._new_keys = 0
         self._lock = threading.Lock()
+
+    @property
+    def tracked(self) -> int:
+        """How many (action, scope) buckets are held."""
+        return len(self._buckets)
 
     def limit_for(self, action: str) -> Limit:
         return self._limits.get(action, self._default)
@@ -51,12 +57,15 @@ class ActionPacer:
     def acquire(self, action: str, scope: str) -> float:
         """Take one token for ``action`` on ``scope``; return the seconds slept for it."""
         limit = self.limit_for(action)
+        key = (action, scope)
         with self._lock:
             now = self._clock()
-            tokens = self._refilled((action, scope), limit, now) - 1
-            self._buckets[(action, scope)] = _Bucket(tokens=tokens, updated=now)
-            if len(self._buckets) % self._PRUNE_EVERY == 0:
-                self._prune(now)
+            if key not in self._buckets:
+                self._new_keys += 1
+                if self._new_keys % self._PRUNE_EVERY == 0:
+                    self._prune(now)
+            tokens = self._refilled(key, limit, now) - 1
+            self._buckets[key] = _Bucket(tokens=tokens, updated=now)
         delay = -tokens / limit.rate if tokens < 0 else 0.0
         if delay > 0:
             self._sleep(delay)
