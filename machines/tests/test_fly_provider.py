@@ -2,7 +2,7 @@
 
 The fake is a real HTTP server on a loopback port; time is a fake clock that moves only when
 the client sleeps, so backoff and pacing are checked exactly and cost no real time. Slow
-responses are real (a 0.2 s client timeout against a slower answer).
+responses are real (a 0.5 s client timeout against a 0.8 s answer).
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ from machines.providers.fly_wire import machine_from_json, parse_retry_after, pa
 from machines.tests.fly_fake import FakeClock, FakeFly, Fault, running
 
 TOKEN = "fo1_secret-token-value"
+# Long enough that a loaded CI machine still answers normal calls in time.
+CLIENT_TIMEOUT = 0.5
+SLOW = 0.8
 
 
 @pytest.fixture
@@ -52,7 +55,10 @@ def make_fly(fake: FakeFly, clock: FakeClock) -> Iterator[Any]:
     def make(**overrides: Any) -> FlyProvider:
         config = FlyConfig(api_token=TOKEN, app_name="previews", base_url=fake.base_url, image="img:1")
         fly = FlyProvider(
-            replace(config, request_timeout=0.2, **overrides), clock=clock, sleep=clock.sleep, jitter=lambda: 0.5
+            replace(config, request_timeout=CLIENT_TIMEOUT, **overrides),
+            clock=clock,
+            sleep=clock.sleep,
+            jitter=lambda: 0.5,
         )
         made.append(fly)
         return fly
@@ -160,7 +166,7 @@ def test_it_raises_rate_limited_rather_than_sleeping_through_a_long_retry_after(
 
 def test_it_retries_a_dropped_connection_and_a_slow_response(fake: FakeFly, fly: FlyProvider) -> None:
     machine_id = fake.add_machine("m")
-    fake.inject("get", Fault(drop=True), Fault(delay=0.4))
+    fake.inject("get", Fault(drop=True), Fault(delay=SLOW))
     assert fly.get(machine_id).state is MachineState.STARTED
     assert len(fake.calls("get")) == 3
 
@@ -176,7 +182,7 @@ def test_it_retries_when_nothing_listens(make_fly: Any, clock: FakeClock) -> Non
 
 
 def test_it_never_creates_a_second_machine_when_a_create_times_out(fake: FakeFly, fly: FlyProvider) -> None:
-    fake.inject("create", Fault(apply=True, delay=0.4))
+    fake.inject("create", Fault(apply=True, delay=SLOW))
     machine = fly.create(_spec())
     assert [m["id"] for m in _named(fake, "preview-s1")] == [machine.id]
     assert [r.action for r in fake.requests] == ["create", "list"]
