@@ -6,6 +6,7 @@ it is. The request and response adapters carry what really crossed the socket.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -61,6 +62,13 @@ def find_spec() -> Path | None:
         if (folder / SPEC_RELATIVE).is_file():
             return folder / SPEC_RELATIVE
     return None
+
+
+@functools.cache
+def shared_contract() -> SpecContract | None:
+    """The contract, loaded once per test run (parsing the spec takes about a second)."""
+    spec_path = find_spec()
+    return None if spec_path is None else SpecContract(spec_path)
 
 
 class SpecContract:

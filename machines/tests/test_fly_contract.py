@@ -17,7 +17,7 @@ from werkzeug.datastructures import Headers
 from machines.providers.base import Guest, MachineSpec, MachineState, preview_metadata
 from machines.providers.fly import FlyConfig, FlyProvider
 from machines.tests.fly_fake import FakeClock, FakeFly, running
-from machines.tests.spec_contract import Answer, SpecContract, WireRequest, find_spec
+from machines.tests.spec_contract import Answer, SpecContract, WireRequest, shared_contract
 
 CLIENT_OPERATIONS = {
     "Machines_create",
@@ -39,12 +39,12 @@ SEED_MACHINE_CONFIG = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def contract() -> SpecContract:
-    spec_path = find_spec()
-    if spec_path is None:
+    contract = shared_contract()
+    if contract is None:
         pytest.skip("Fly's OpenAPI spec (shared/ref/fly-machines-openapi.json) is not beside this checkout")
-    return SpecContract(spec_path)
+    return contract
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from machines.providers.base import (
 from machines.providers.fly import FlyConfig, FlyProvider, authorization_header
 from machines.providers.fly_wire import machine_from_json, parse_retry_after, parse_timestamp
 from machines.tests.fly_fake import FakeClock, FakeFly, Fault, running
+from machines.tests.spec_contract import shared_contract
 
 TOKEN = "fo1_secret-token-value"
 # Long enough that a loaded CI machine still answers normal calls in time.
@@ -44,8 +45,10 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def fake(clock: FakeClock) -> Iterator[FakeFly]:
-    with running(FakeFly(clock=clock)) as fake:
+    # Every request of every fault path is checked against Fly's spec too, when it is at hand.
+    with running(FakeFly(contract=shared_contract(), clock=clock)) as fake:
         yield fake
+    assert fake.violations == []
 
 
 @pytest.fixture
@@ -100,6 +103,9 @@ def test_it_sends_macaroon_tokens_verbatim_and_others_as_bearer() -> None:
 def test_every_request_carries_the_authorization_header(fake: FakeFly, make_fly: Any) -> None:
     make_fly(api_token="FlyV1 fm2_macaroon").get(fake.add_machine("m"))
     assert fake.requests[0].headers["Authorization"] == "FlyV1 fm2_macaroon"
+    # The spec documents only Bearer; Fly's docs and fly-go also send macaroons this way.
+    assert all("FlyBearerAuth" in violation for violation in fake.violations)
+    fake.violations.clear()
 
 
 def test_config_reads_the_contract_environment_names() -> None:
