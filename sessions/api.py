@@ -11,14 +11,13 @@ from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from sessions import selectors, services
-from sessions.authentication import AuthFailed, TokenUser, bearer_token
+from sessions.authentication import MachineCaller, MachineTokenAuthentication, TokenUser
 from sessions.errors import ApiError
 from sessions.models import EndReason, PreviewSession
-from sessions.permissions import IsServiceRole
+from sessions.permissions import IsMachine, IsServiceRole
 from sessions.serializers import (
     AgentEventSerializer,
     QuotaLimitsSerializer,
@@ -162,29 +161,15 @@ class UserQuotaApi(APIView):
         )
 
 
-class MachineCaller:
-    """Authenticates a preview agent by its machine token (never a user's token)."""
-
-    @staticmethod
-    def machine(request: Request) -> Any:
-        from machines.services import machine_get_by_token
-
-        token = bearer_token(request)
-        machine = machine_get_by_token(token or "")
-        if machine is None:
-            raise AuthFailed("auth.machine_token", "a valid machine token is required")
-        return machine
-
-
 class AgentEventApi(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes: list[Any] = []
-    throttle_classes = [ScopedRateThrottle]
+    authentication_classes = [MachineTokenAuthentication]
+    permission_classes = [IsMachine]
     throttle_scope = "agent"
 
     @extend_schema(request=AgentEventSerializer, responses={202: None})
     def post(self, request: Request) -> Response:
-        machine = MachineCaller.machine(request)
+        assert isinstance(request.user, MachineCaller)  # noqa: S101  (IsMachine guarantees it)
+        machine = request.user.machine
         serializer = AgentEventSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         outcome = services.session_handle_agent_event(machine=machine, event=serializer.event(), now=timezone.now())

@@ -70,6 +70,36 @@ class SupabaseJWTAuthentication(BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+@dataclass(frozen=True)
+class MachineCaller:
+    """A preview agent, known by its machine's token."""
+
+    machine: Any
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    @property
+    def pk(self) -> str:
+        return f"machine:{self.machine.id}"
+
+
+class MachineTokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <machine token>`` from a preview agent (never a user's token)."""
+
+    def authenticate(self, request: Request) -> tuple[MachineCaller, None]:
+        from machines.services import machine_get_by_token
+
+        machine = machine_get_by_token(bearer_token(request) or "")
+        if machine is None:
+            raise AuthFailed("auth.machine_token", "a valid machine token is required")
+        return MachineCaller(machine), None
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="agent"'
+
+
 def caller_id(request: Request) -> uuid.UUID | None:
     user: Any = request.user
     return user.id if isinstance(user, TokenUser) else None

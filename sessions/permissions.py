@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from sessions.authentication import TokenUser
+from sessions.authentication import MachineCaller, TokenUser
 
 
 class IsTokenUser(BasePermission):
@@ -22,3 +22,10 @@ class IsServiceRole(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return isinstance(request.user, TokenUser) and request.user.is_service_role
+
+
+class IsMachine(BasePermission):
+    """A preview agent authenticated by its machine token."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.user, MachineCaller)

@@ -52,6 +52,7 @@ def test_a_created_session_becomes_active_with_a_preview_and_ending_it_stops_the
     assert session.machine_created_at and session.machine_started_at and session.agent_ready_at
     assert "total" in session.boot_timings
     assert httpx.get(session.preview_url, timeout=5).status_code < 500
+    assert session.machine_id is not None
     machine = Machine.objects.get(id=session.machine_id)
     runner_pid = int((local_machines / "machines" / machine.provider_machine_id / "runner.pid").read_text())
 
@@ -79,6 +80,7 @@ def test_a_failed_launch_fails_the_session_and_leaves_no_machine(
     assert "failed" in summary
     assert (session.status, session.end_reason) == ("failed", "failed")
     assert "machine launch failed" in session.end_detail
+    assert session.machine_id is not None
     assert Machine.objects.get(id=session.machine_id).state == "failed"
 
 

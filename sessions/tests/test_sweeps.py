@@ -54,11 +54,11 @@ def test_an_edit_recorded_after_the_candidate_query_keeps_the_session_alive() ->
         services.session_touch(session_id=session_id, source="file", now=NOW)
         return real_reap_one(session_id, **kwargs)
 
-    services._reap_one = edit_lands_first  # type: ignore[assignment]
+    services._reap_one = edit_lands_first
     try:
         assert services.session_reap_idle(now=NOW, idle_timeout=IDLE) == 0
     finally:
-        services._reap_one = real_reap_one  # type: ignore[assignment]
+        services._reap_one = real_reap_one
     idle.refresh_from_db()
     assert (idle.status, idle.last_activity_source) == (SessionStatus.ACTIVE, "file")
 
