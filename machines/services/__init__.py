@@ -18,6 +18,7 @@ from machines.services.lifecycle import (
     machine_preview_url,
     machine_realtime_key,
     machine_replay_header,
+    machine_stop_all_local,
     machine_transition,
 )
 from machines.services.pool import (
@@ -45,5 +46,6 @@ __all__ = [
     "machine_realtime_key",
     "machine_reconcile",
     "machine_replay_header",
+    "machine_stop_all_local",
     "machine_transition",
 ]

@@ -252,6 +252,27 @@ def machine_kill(*, machine_id: uuid.UUID, actor: Any | None, now: datetime) -> 
     return True
 
 
+def machine_stop_all_local(*, now: datetime) -> int:
+    """On ``make up``'s exit: destroy every local machine (they run in their own process groups), ending sessions.
+
+    Machines the database knows are destroyed through ``machine_destroy`` (recorded, source ``operator``)
+    after their sessions end; any other machine directory the local provider still has is destroyed too.
+    """
+    live = Machine.objects.filter(provider="local").exclude(state__in=GONE_STATES)
+    machine_ids = list(live.values_list("id", flat=True))
+    end_sessions_of_machines(
+        machine_ids, reason="operator", now=now, source=EventSource.OPERATOR, detail="the orchestrator stopped"
+    )
+    stopped = sum(
+        machine_destroy(machine_id=machine_id, source=EventSource.OPERATOR, detail={"reason": "orchestrator stopped"})
+        for machine_id in machine_ids
+    )
+    provider = get_provider("local")
+    for leftover in provider.list():
+        provider.destroy(leftover.id, force=True)
+    return stopped
+
+
 def end_sessions_of_machines(
     machine_ids: Iterable[uuid.UUID], *, reason: str, now: datetime, source: str, detail: str = ""
 ) -> int:
