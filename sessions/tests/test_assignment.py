@@ -9,6 +9,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from machines.models import Machine
 from machines.services import machine_prepare
 from sessions.models import PreviewSession, SessionStatus
 from velocity.auth import verify_token
@@ -17,19 +18,19 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def warm() -> tuple[object, str]:
+def warm() -> tuple[Machine, str]:
     machine, spec = machine_prepare(session=None, memory_mb=512)
     return machine, spec.env["MACHINE_TOKEN"]
 
 
-def test_an_unassigned_machine_gets_204(api: APIClient, warm: tuple[object, str]) -> None:
+def test_an_unassigned_machine_gets_204(api: APIClient, warm: tuple[Machine, str]) -> None:
     _, token = warm
     response = api.get("/api/v1/agent/assignment/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 204
 
 
 def test_a_claimed_machine_gets_its_project_session_and_a_realtime_key_for_that_project(
-    api: APIClient, warm: tuple[object, str]
+    api: APIClient, warm: tuple[Machine, str]
 ) -> None:
     machine, token = warm
     session = PreviewSession.objects.create(user_id=uuid.uuid4(), project_id="proj-7", machine=machine)
@@ -41,7 +42,7 @@ def test_a_claimed_machine_gets_its_project_session_and_a_realtime_key_for_that_
 
 
 def test_an_ended_sessions_machine_is_unassigned_and_a_bad_token_is_refused(
-    api: APIClient, warm: tuple[object, str]
+    api: APIClient, warm: tuple[Machine, str]
 ) -> None:
     machine, token = warm
     PreviewSession.objects.create(
@@ -54,7 +55,7 @@ def test_an_ended_sessions_machine_is_unassigned_and_a_bad_token_is_refused(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_long_poll_answers_as_soon_as_the_machine_is_claimed(api: APIClient, warm: tuple[object, str]) -> None:
+def test_a_long_poll_answers_as_soon_as_the_machine_is_claimed(api: APIClient, warm: tuple[Machine, str]) -> None:
     machine, token = warm
 
     def claim_later() -> None:

@@ -21,9 +21,7 @@ def session_on(provider: str, *, state: str = "started", status: str = SessionSt
     machine.address = "http://127.0.0.1:5173"
     machine.save(update_fields=["address"])
     ended = {"ended_at": timezone.now(), "end_reason": EndReason.OPERATOR} if status == SessionStatus.ENDED else {}
-    return PreviewSession.objects.create(
-        user_id=uuid.uuid4(), project_id="p", machine=machine, status=status, **ended
-    )
+    return PreviewSession.objects.create(user_id=uuid.uuid4(), project_id="p", machine=machine, status=status, **ended)
 
 
 def test_a_fly_preview_is_replayed_to_exactly_its_machine(client: Client) -> None:
@@ -69,5 +67,6 @@ def test_a_wildcard_preview_host_is_replayed_with_its_path_unchanged(client: Cli
     session = session_on("fly")
     response = client.get("/assets/main.js", HTTP_HOST=f"{session.id}.preview.example.com")
     assert response["fly-replay"] == "app=previews;instance=e784079b449483"
+    assert session.machine is not None
     assert machine_preview_url(session.machine, session) == f"https://{session.id}.preview.example.com/"
     assert client.get("/health").status_code == 200  # other hosts are the orchestrator as usual
