@@ -11,8 +11,8 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from machines.models import Machine, MachineEvent
 from machines import tasks as machine_tasks
+from machines.models import Machine, MachineEvent
 from machines.providers import get_provider
 from sessions import tasks
 from sessions.models import PreviewSession

@@ -29,6 +29,14 @@ def processes_with_env(marker: str) -> list[int]:
     return pids
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a machine's runner outlives the command that made it, so init reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
 def test_up_serves_health_and_admin_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     port = free_port()
     env = embedded_env(tmp_path, PORT=str(port), HOST="127.0.0.1", VELOCITY_UP_MARKER=str(tmp_path))
@@ -46,3 +54,28 @@ def test_up_serves_health_and_admin_and_ctrl_c_stops_everything(tmp_path: Path) 
     while processes_with_env(str(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_with_env(str(tmp_path)) == []
+
+
+def test_ctrl_c_also_stops_the_local_machines_and_records_it(tmp_path: Path) -> None:
+    port = free_port()
+    env = embedded_env(tmp_path, PORT=str(port), HOST="127.0.0.1", WARM_POOL_SIZE="1")
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True, timeout=120)
+    # A real local machine (the warm pool's), in its own process group like every local machine.
+    subprocess.run([*manage, "sweep", "--only", "refill_warm_pool"], cwd=REPO_ROOT, env=env, check=True, timeout=120)
+    runner_pid = int(next((tmp_path / "machines").glob("*/runner.pid")).read_text())
+    assert running(runner_pid)
+    supervisor = subprocess.Popen([sys.executable, "-m", "velocity.run"], cwd=REPO_ROOT, env=env)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", timeout=30)
+    finally:
+        supervisor.send_signal(signal.SIGINT)
+        assert supervisor.wait(timeout=60) == 0
+    assert not running(runner_pid)
+    assert processes_with_env(str(tmp_path)) == []
+    assert list((tmp_path / "machines").glob("*/config.json")) == []
+    shell = "from machines.models import Machine; print(sorted(Machine.objects.values_list('state', flat=True)))"
+    states = subprocess.run(
+        [*manage, "shell", "-c", shell], cwd=REPO_ROOT, env=env, check=True, timeout=60, capture_output=True, text=True
+    )
+    assert states.stdout.strip().splitlines()[-1] == "['destroyed']"
