@@ -36,6 +36,7 @@ from machines.providers.base import (
 MAX_RETRIES = 3
 HOST_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "npm_config_cache", "NODE_OPTIONS"})
 STOP_GRACE_SECONDS = 5.0
+GROUP_GONE_SECONDS = 2.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -174,7 +175,7 @@ class LocalProvider:
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        _reap(pid)
+        _wait_group_gone(pid, GROUP_GONE_SECONDS)
 
     @staticmethod
     def _config(machine_dir: Path) -> dict[str, Any]:
@@ -210,6 +211,19 @@ class LocalProvider:
             guest=Guest(guest["cpu_kind"], guest["cpus"], guest["memory_mb"]),
             created_at=datetime.fromtimestamp(config["created_at"], tz=UTC),
         )
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Give the kernel (and init, for members whose parent died first) a moment to remove the whole group,
+    so that when destroy returns no member of the machine is left, even on a loaded host."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pgid)  # the leader is the runner: collect it if it is our child
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
 
 
 def _reap(pid: int) -> None:

@@ -73,7 +73,8 @@ def test_a_warm_machines_real_agent_gets_its_assignment_and_the_claiming_session
     with override_settings(WARM_POOL_SIZE=1):
         assert machine_tasks.refill_warm_pool() == "warm pool of 1: created 1, destroyed 0"
         warm = Machine.objects.get(is_warm=True, state="started")
-        session_id = as_user().post("/api/v1/sessions/", {"project_id": "demo"}, format="json").json()["id"]
+        client = as_user()
+        session_id = client.post("/api/v1/sessions/", {"project_id": "demo"}, format="json").json()["id"]
         assert tasks.provision_session(session_id).endswith(f"warm machine {warm.id} claimed")
     session = wait_for_status(session_id, "active")
     assert session.machine_id == warm.id
@@ -82,6 +83,9 @@ def test_a_warm_machines_real_agent_gets_its_assignment_and_the_claiming_session
     assert health["projectId"] == "demo"
     warm.refresh_from_db()
     assert (warm.is_warm, warm.assigned_at is not None) == (False, True)
+    assert client.delete(f"/api/v1/sessions/{session_id}/").json()["end_reason"] == "user"
+    warm.refresh_from_db()
+    assert warm.state == "destroyed"
 
 
 def test_a_failed_launch_fails_the_session_and_leaves_no_machine(
