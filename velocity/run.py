@@ -26,7 +26,19 @@ def _children() -> list[list[str]]:
     python = sys.executable
     children = [
         # Our request log middleware writes the access log (JSON in production); daphne's would duplicate it.
-        [python, "-m", "daphne", "-b", host, "-p", port, "--proxy-headers", "--access-log", os.devnull, "velocity.asgi:application"],
+        [
+            python,
+            "-m",
+            "daphne",
+            "-b",
+            host,
+            "-p",
+            port,
+            "--proxy-headers",
+            "--access-log",
+            os.devnull,
+            "velocity.asgi:application",
+        ],
         [python, "manage.py", "qcluster"],
     ]
     if os.environ.get("SUPABASE_URL"):
