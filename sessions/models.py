@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+
+class SessionStatus(models.TextChoices):
+    CREATING = "creating", "Creating"
+    ACTIVE = "active", "Active"
+    ENDED = "ended", "Ended"
+    FAILED = "failed", "Failed"
+
+
+LIVE_STATUSES = (SessionStatus.CREATING, SessionStatus.ACTIVE)
+
+
+class EndReason(models.TextChoices):
+    EXPIRED = "expired", "Expired"
+    IDLE = "idle", "Idle"
+    USER = "user", "Ended by the user"
+    OPERATOR = "operator", "Ended by an operator"
+    QUOTA = "quota", "Quota exceeded"
+    FAILED = "failed", "Failed"
+    ORPHANED = "orphaned", "Orphaned"
+
+
+class PreviewSession(models.Model):
+    """One user's live preview of one project; the table the seed's SQL and RLS policies name."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user_id = models.UUIDField(db_index=True, help_text="The Supabase auth user (the token's sub).")
+    project_id = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=SessionStatus.choices, default=SessionStatus.CREATING)
+    preview_url = models.URLField(max_length=500, blank=True)
+    machine = models.ForeignKey(
+        "machines.Machine", null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
+    )
+    framework = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    last_activity_source = models.CharField(max_length=32, blank=True)
+    end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+
+    class Meta:
+        db_table = "preview_sessions"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="preview_status_expires_idx"),
+            models.Index(fields=["status", "last_activity_at"], name="preview_status_activity_idx"),
+            models.Index(fields=["user_id", "status"], name="preview_user_status_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user_id", "project_id"],
+                condition=Q(status__in=["creating", "active"]),
+                name="preview_one_live_session_per_project",
+                violation_error_message="This user already has a live session for this project.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["creating", "active"]) | Q(ended_at__isnull=False),
+                name="preview_finished_sessions_have_ended_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} ({self.status})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+
+class Quota(models.Model):
+    """Limits for one user, or the default for everyone when ``user_id`` is null."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user_id = models.UUIDField(null=True, blank=True, help_text="Empty for the default quota.")
+    max_concurrent_sessions = models.PositiveIntegerField(default=2)
+    max_session_seconds = models.PositiveIntegerField(default=7200)
+    monthly_machine_seconds = models.PositiveBigIntegerField(default=360_000)
+    monthly_budget_usd = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("5.00"))
+    max_memory_mb = models.PositiveIntegerField(default=1024)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "preview_quotas"
+        ordering = ["user_id"]
+        constraints = [
+            # NULLs are distinct in a unique index: coalescing makes the default row (null user) unique too.
+            models.UniqueConstraint(
+                Coalesce("user_id", Value(uuid.UUID(int=0), output_field=models.UUIDField())),
+                name="preview_quota_one_per_user",
+                violation_error_message="There is already a quota for this user (or a default quota).",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"quota for {self.user_id}" if self.user_id else "default quota"
+
+    @property
+    def is_default(self) -> bool:
+        return self.user_id is None

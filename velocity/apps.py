@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class VelocityConfig(AppConfig):
+    name = "velocity"
+    verbose_name = "Velocity"
+
+    def ready(self) -> None:
+        from velocity import checks  # noqa: F401  (registers the system checks)

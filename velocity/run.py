@@ -1,0 +1,79 @@
+"""``make up``'s supervisor: runs the ASGI server and the django-q2 cluster, and stops all of it together.
+
+Each child gets its own process group, so Ctrl-C or SIGTERM here ends the children and everything they
+started (the local provider's agents included), and nothing is left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+STOP_GRACE_SECONDS = 10
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, start_new_session=True)  # noqa: S603  (argv is ours)
+
+
+def _children() -> list[list[str]]:
+    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+    python = sys.executable
+    children = [
+        [python, "-m", "daphne", "-b", host, "-p", port, "--proxy-headers", "velocity.asgi:application"],
+        [python, "manage.py", "qcluster"],
+    ]
+    if os.environ.get("SUPABASE_URL"):
+        children.append([python, "manage.py", "realtime_bridge"])
+    return children
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+    for process in processes:
+        # The group may outlive its leader (workers, agents): make sure it is gone.
+        _signal_group(process, signal.SIGKILL)
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def main() -> int:
+    processes = [_spawn(argv) for argv in _children()]
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    exit_code = 0
+    while not stopping:
+        time.sleep(0.2)
+        dead = [p for p in processes if p.poll() is not None]
+        if dead:
+            print(f"velocity: child {dead[0].pid} exited with code {dead[0].returncode}; stopping", flush=True)
+            exit_code = 1
+            break
+    _stop(processes)
+    print("velocity: stopped", flush=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

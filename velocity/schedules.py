@@ -1,0 +1,34 @@
+"""Every periodic job, declared once. ``manage.py sync_schedules`` makes django-q2's table match this list.
+
+Each job is a plain idempotent function (a dotted path) that is safe to run twice and on two instances at
+once; ``manage.py sweep`` runs them immediately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    name: str
+    func: str
+    minutes: int
+    description: str
+
+
+SCHEDULES: tuple[ScheduleSpec, ...] = (
+    ScheduleSpec(
+        name="cleanup_expired_sessions",
+        func="sessions.tasks.cleanup_expired_sessions",
+        minutes=5,
+        description="End every live session past its expires_at (the seed's 5-minute cleanup job).",
+    ),
+)
+
+
+def schedule_by_name(name: str) -> ScheduleSpec:
+    for spec in SCHEDULES:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)

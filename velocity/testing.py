@@ -1,0 +1,71 @@
+"""Shared pytest fixtures and helpers (registered by the root conftest)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from velocity.auth import issue_token
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, *, timeout: float = 20.0, status: int = 200) -> httpx.Response:
+    """Poll ``url`` until it answers ``status``; raise with the last error when it never does."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, timeout=2)
+            if response.status_code == status:
+                return response
+            last = response.status_code
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer {status} within {timeout}s (last: {last!r})")
+
+
+def embedded_env(var_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a fresh embedded-mode process: no DATABASE_URL/REDIS_URL, its own var/."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update({"VELOCITY_VAR_DIR": str(var_dir), "PYTHONPATH": str(REPO_ROOT), **extra})
+    return env
+
+
+def python_executable() -> str:
+    return sys.executable
+
+
+@pytest.fixture
+def user_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def make_token() -> Callable[..., str]:
+    def make(sub: uuid.UUID | None = None, role: str = "authenticated", ttl: int = 3600) -> str:
+        return issue_token(sub=sub or uuid.uuid4(), role=role, ttl=ttl)
+
+    return make
+
+
+@pytest.fixture
+def tmp_var_dir(tmp_path: Path) -> Iterator[Path]:
+    var = tmp_path / "var"
+    var.mkdir()
+    yield var

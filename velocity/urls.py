@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from velocity.health import health
+
+admin.site.site_header = "Velocity operations"
+admin.site.site_title = "Velocity"
+
+urlpatterns = [
+    path("health", health, name="health"),
+    path("admin/", admin.site.urls),
+    path("realtime/v1/", include("realtime_bridge.urls")),
+]
