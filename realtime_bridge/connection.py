@@ -29,7 +29,6 @@ from velocity.auth import Claims, TokenError, verify_token
 logger = logging.getLogger(__name__)
 
 TOPIC_PREFIX = "realtime:"
-POSTGRES_EVENTS = {"*", "INSERT", "UPDATE", "DELETE"}
 
 Authorizer = Callable[[Claims, str], Awaitable[bool]]
 
@@ -68,6 +67,10 @@ def _flag(value: Any, default: bool) -> bool:
     return default
 
 
+def _map(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def binding_id(binding: dict[str, Any]) -> int:
     """A stable integer id per binding (Realtime uses :erlang.phash2; clients only need an int)."""
     return zlib.crc32(dumps(binding).encode("utf-8")) & 0x7FFFFFF
@@ -87,14 +90,12 @@ class JoinConfig:
         config = payload.get("config") if isinstance(payload, dict) else None
         if not isinstance(config, dict):
             return cls()
-        broadcast = config.get("broadcast") if isinstance(config.get("broadcast"), dict) else {}
-        presence = config.get("presence") if isinstance(config.get("presence"), dict) else {}
-        raw_bindings = config.get("postgres_changes") or []
-        bindings = tuple(
-            {**b, "id": binding_id(b)}
-            for b in raw_bindings
-            if isinstance(b, dict) and b.get("event", "*") in POSTGRES_EVENTS
-        )
+        broadcast, presence = _map(config.get("broadcast")), _map(config.get("presence"))
+        raw_bindings = config.get("postgres_changes")
+        if not isinstance(raw_bindings, list):
+            raw_bindings = []
+        # Every binding is echoed in order: clients compare the reply with what they sent.
+        bindings = tuple({**b, "id": binding_id(b)} for b in raw_bindings if isinstance(b, dict))
         return cls(
             self_broadcast=_flag(broadcast.get("self"), False),
             ack=_flag(broadcast.get("ack"), False),
@@ -221,12 +222,9 @@ class Connection:
         try:
             claims = self._join_claims(message.payload)
         except TokenError as exc:
-            return f"{exc.code}: {exc.message}"
+            return f"{_join_error_code(exc.code)}: {exc.message}"
         if not await self.authorize(claims, sub_topic):
-            return (
-                "Unauthorized: You do not have permissions to read from this Channel topic: "
-                f"{sub_topic}"
-            )
+            return f"Unauthorized: You do not have permissions to read from this Channel topic: {sub_topic}"
         return claims
 
     def _join_claims(self, payload: Any) -> Claims:
@@ -266,9 +264,7 @@ class Connection:
     def _server_push(self, state: ChannelState, event: str, payload: Any) -> Message:
         return Message(topic=state.topic, event=event, payload=payload, join_ref=state.join_ref)
 
-    def _system(
-        self, state: ChannelState, status: str, text: str, extension: str = "system"
-    ) -> Message:
+    def _system(self, state: ChannelState, status: str, text: str, extension: str = "system") -> Message:
         payload = {
             "channel": state.sub_topic,
             "extension": extension,
@@ -380,6 +376,15 @@ class Connection:
             self.channels.pop(state.topic, None)
             await self.hub.unsubscribe(state)
         self.hub.unregister(self)
+
+
+def _join_error_code(code: str) -> str:
+    """Realtime's join error codes for our token refusals."""
+    return {
+        "auth.malformed": "MalformedJWT",
+        "auth.bad_signature": "JwtSignatureError",
+        "auth.missing_claim": "InvalidJWTToken",
+    }.get(code, "InvalidJWTToken")
 
 
 def _frames_for(topic: str, payload: Any) -> BroadcastFrames | None:

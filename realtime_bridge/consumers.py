@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from django.db import DatabaseError
 
 from realtime_bridge import events, metrics, selectors
 from realtime_bridge.connection import Connection, Limits
@@ -21,7 +22,11 @@ logger = logging.getLogger(__name__)
 
 @database_sync_to_async
 def _authorize(claims: Claims, topic: str) -> bool:
-    return selectors.channel_authorize(claims, topic)
+    try:
+        return selectors.channel_authorize(claims, topic)
+    except DatabaseError:
+        logger.exception("realtime authorization query failed", extra={"topic": topic})
+        return False
 
 
 @database_sync_to_async

@@ -190,7 +190,8 @@ def _lag_ms(sent_at: Any) -> float | None:
 
 
 def _summary(topic: str, event: str, payload: dict[str, Any]) -> dict[str, Any]:
-    inner = payload.get("payload") if isinstance(payload.get("payload"), dict) else {}
+    raw = payload.get("payload")
+    inner: dict[str, Any] = raw if isinstance(raw, dict) else {}
     path, version = str(inner.get("path", "")), str(inner.get("version", ""))
     if event == "file:update":
         metrics.file_update_seen(topic, path, version)

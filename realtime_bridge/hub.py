@@ -10,7 +10,6 @@ other process, so the layer is skipped for broadcasts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -20,6 +19,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
 
 from realtime_bridge import metrics
 from realtime_bridge.events import PG_GROUP
@@ -69,30 +69,33 @@ class Hub:
         self.channel_name: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._ready: asyncio.Future[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the process channel and start the listener and the idle sweeper once."""
+        """Open the process channel and start the cross-process listener, once."""
         if self._ready is None:
             self._ready = asyncio.get_running_loop().create_future()
-            self._spawn(self._sweep())
-            if self.layer is not None:
+            if self.remote and self.layer is not None:
                 self.channel_name = await self.layer.new_channel()
                 await self.layer.group_add(PG_GROUP, self.channel_name)
                 self._spawn(self._listen())
             self._ready.set_result(None)
         await self._ready
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def register(self, conn: Connection) -> None:
         await self.start()
         self.connections.add(conn)
         metrics.socket_opened()
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = self._spawn(self._sweep())
 
     def unregister(self, conn: Connection) -> None:
         if conn in self.connections:
@@ -197,10 +200,12 @@ class Hub:
     # --- cross-process listener ------------------------------------------------------------
 
     async def _listen(self) -> None:
-        assert self.layer is not None and self.channel_name is not None
+        layer, channel_name = self.layer, self.channel_name
+        if layer is None or channel_name is None:
+            return
         while True:
             try:
-                message = await self.layer.receive(self.channel_name)
+                message = await layer.receive(channel_name)
                 await self._dispatch(message)
             except asyncio.CancelledError:
                 raise
@@ -236,12 +241,16 @@ class Hub:
     # --- idle sockets and expired tokens ---------------------------------------------------
 
     async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL)
+        """Every few seconds while sockets are open: idle sockets, expired channel tokens."""
+        while self.connections:
+            idle_timeout = getattr(settings, "REALTIME_IDLE_TIMEOUT", 60.0)
+            await asyncio.sleep(min(SWEEP_INTERVAL, idle_timeout / 4))
             now = time.monotonic()
             for conn in list(self.connections):
-                with contextlib.suppress(Exception):
+                try:
                     await conn.sweep(now)
+                except Exception:
+                    logger.exception("realtime sweep failed on a socket")
 
 
 def _broadcast_message(origin: str, group: str, frames: BroadcastFrames) -> dict[str, Any]:
@@ -252,9 +261,7 @@ def _broadcast_message(origin: str, group: str, frames: BroadcastFrames) -> dict
         "group": group,
         "topic": frames.topic,
         "json": frames.json_payload,
-        "bin": None
-        if binary is None
-        else {"event": binary.event, "data": binary.data, "encoding": binary.encoding},
+        "bin": None if binary is None else {"event": binary.event, "data": binary.data, "encoding": binary.encoding},
     }
 
 

@@ -13,9 +13,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-KNOWN_EVENTS = frozenset(
-    {"file:update", "file:delete", "file:synced", "session:status", "agent:log", "presence"}
-)
+KNOWN_EVENTS = frozenset({"file:update", "file:delete", "file:synced", "session:status", "agent:log", "presence"})
 RATE_WINDOW = 10  # seconds averaged by `snapshot()["messages_per_second"]`
 PENDING_EDITS = 10_000
 

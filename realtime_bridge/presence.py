@@ -63,7 +63,7 @@ class PresenceTable:
 
     def apply_remote(self, origin: str, diff: dict[str, Metas]) -> None:
         entries = self._remote.setdefault(origin, {})
-        for key, value in diff.get("leaves", {}).items():
+        for value in diff.get("leaves", {}).values():
             for meta in value.get("metas", []):
                 entries.pop(str(meta.get("phx_ref")), None)
         for key, value in diff.get("joins", {}).items():

@@ -207,9 +207,7 @@ def _header_bytes(value: str, name: str) -> bytes:
     return raw
 
 
-def encode_user_broadcast_push(
-    topic: str, body: BinaryBroadcast, *, ref: str | None, join_ref: str | None
-) -> bytes:
+def encode_user_broadcast_push(topic: str, body: BinaryBroadcast, *, ref: str | None, join_ref: str | None) -> bytes:
     """Kind 3, what realtime-js sends; used by tests and the bridge's own checks."""
     parts = [
         _header_bytes(join_ref or "", "join_ref"),
@@ -300,9 +298,7 @@ class BroadcastFrames:
 
     __slots__ = ("_v1", "_v2_binary", "_v2_text", "binary", "json_payload", "topic")
 
-    def __init__(
-        self, topic: str, json_payload: dict[str, Any] | None, binary: BinaryBroadcast | None
-    ) -> None:
+    def __init__(self, topic: str, json_payload: dict[str, Any] | None, binary: BinaryBroadcast | None) -> None:
         self.topic = topic
         self.json_payload = json_payload
         self.binary = binary

@@ -37,9 +37,7 @@ def channel_authorize(claims: Claims, topic: str) -> bool:
         return scoped == project_id
     if claims.sub is None or not project_id:
         return False
-    return PreviewSession.objects.filter(
-        user_id=claims.sub, project_id=project_id, status__in=LIVE_STATUSES
-    ).exists()
+    return PreviewSession.objects.filter(user_id=claims.sub, project_id=project_id, status__in=LIVE_STATUSES).exists()
 
 
 def row_visible(claims: Claims, row: Mapping[str, Any]) -> bool:

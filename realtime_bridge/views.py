@@ -96,9 +96,8 @@ async def broadcast(request: HttpRequest) -> HttpResponse:
         return _message("Invalid JSON", 400)
     messages = body.get("messages") if isinstance(body, dict) else None
     errors = _errors(messages)
-    if errors is not None:
+    if errors is not None or not isinstance(messages, list):
         return _cors(JsonResponse({"errors": {"messages": errors}}, status=422))
-    assert isinstance(messages, list)
     if any(_too_big(m["payload"]) for m in messages):
         return _message("Payload too large", 422)
     allowed = await _allowed(claims, {m["topic"] for m in messages})
