@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
-from django.conf import settings
 
 from realtime_bridge import metrics
 from realtime_bridge.events import PG_GROUP
@@ -70,6 +69,7 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ready: asyncio.Future[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._sweeping_every = SWEEP_INTERVAL
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -94,8 +94,16 @@ class Hub:
         await self.start()
         self.connections.add(conn)
         metrics.socket_opened()
+        interval = self._sweep_interval()
+        if self._sweeper is not None and not self._sweeper.done() and interval < self._sweeping_every:
+            self._sweeper.cancel()  # a shorter idle timeout than the running sweep can honour
         if self._sweeper is None or self._sweeper.done():
+            self._sweeping_every = interval
             self._sweeper = self._spawn(self._sweep())
+
+    def _sweep_interval(self) -> float:
+        shortest = min((c.limits.idle_timeout for c in self.connections), default=SWEEP_INTERVAL * 4)
+        return min(SWEEP_INTERVAL, shortest / 4)
 
     def unregister(self, conn: Connection) -> None:
         if conn in self.connections:
@@ -243,8 +251,7 @@ class Hub:
     async def _sweep(self) -> None:
         """Every few seconds while sockets are open: idle sockets, expired channel tokens."""
         while self.connections:
-            idle_timeout = getattr(settings, "REALTIME_IDLE_TIMEOUT", 60.0)
-            await asyncio.sleep(min(SWEEP_INTERVAL, idle_timeout / 4))
+            await asyncio.sleep(self._sweeping_every)
             now = time.monotonic()
             for conn in list(self.connections):
                 try:

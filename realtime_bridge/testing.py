@@ -94,6 +94,7 @@ class RealtimeServer:
         database_url = server_database_url()
         if database_url:
             env["DATABASE_URL"] = database_url
+        redis_url = redis_url or os.environ.get("REDIS_URL")
         if redis_url:
             env["REDIS_URL"] = redis_url
         env.update(extra)

@@ -126,7 +126,7 @@ async def test_presence_state_and_diffs_reach_both_clients(py_client, js_client,
     await js_client.join(project, config={"presence": {"key": "js-user"}}, presence=True)
 
     assert await js_client.call("track", topic=project, payload={"editing": "a.ts"}) == "ok"
-    key, new = await joins.wait_for(lambda j: j[0] == "js-user")
+    _, new = await joins.wait_for(lambda j: j[0] == "js-user")
     assert new[0]["editing"] == "a.ts"
 
     await channel.track({"editing": "b.ts"})
@@ -179,7 +179,7 @@ async def test_a_foreign_project_is_refused_to_an_agent(realtime_server, project
 async def test_forged_and_expired_tokens_are_refused(realtime_server, project):
     forged = agent_token(project[8:])[:-4] + "AAAA"
     python = AsyncRealtimeClient(realtime_server.http_base, token=forged, auto_reconnect=False)
-    with pytest.raises(Exception, match="403|rejected"):
+    with pytest.raises(Exception, match=r"403|rejected"):
         await python.connect()
 
     expired = issue_token(sub=uuid.uuid4(), ttl=-60, extra={"velocity_project": project[8:]})
