@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
@@ -67,12 +67,12 @@ async def connect() -> AsyncIterator[Connect]:
         await communicator.disconnect()
 
 
-@sync_to_async
+@database_sync_to_async
 def live_session(user_id: uuid.UUID, project_id: str, status: str = "active") -> PreviewSession:
     return PreviewSession.objects.create(user_id=user_id, project_id=project_id, status=status)
 
 
-@sync_to_async
+@database_sync_to_async
 def end_session(session: PreviewSession) -> None:
     session.status, session.ended_at, session.end_reason = "ended", timezone.now(), "user"
     session.save(update_fields=["status", "ended_at", "end_reason"])

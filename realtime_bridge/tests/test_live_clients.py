@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -11,10 +12,13 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from channels.db import database_sync_to_async
+from django.utils import timezone
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
 
 from realtime_bridge.testing import RealtimeServer, agent_token, service_token
 from realtime_bridge.tests.clients import JsClient
+from sessions.models import PreviewSession
 from velocity.auth import issue_token
 
 pytestmark = pytest.mark.slow
@@ -219,3 +223,76 @@ async def test_leaving_closes_the_channel_for_both_clients(py_client, js_client,
     assert await js_client.call("leave", topic=project) == "ok"
     closed = await js_client.expect(lambda e: e["type"] == "status" and e["status"] == "CLOSED")
     assert closed["topic"] == project
+
+
+needs_postgres_and_redis = pytest.mark.skipif(
+    not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")),
+    reason="the server process sees the test's rows and changes only through PostgreSQL and Redis",
+)
+
+
+@database_sync_to_async
+def create_session(user_id: uuid.UUID, project_id: str) -> PreviewSession:
+    return PreviewSession.objects.create(user_id=user_id, project_id=project_id, status="active")
+
+
+@database_sync_to_async
+def end_session(session: PreviewSession) -> None:
+    session.status, session.ended_at, session.end_reason = "ended", timezone.now(), "user"
+    session.save(update_fields=["status", "ended_at", "end_reason"])
+
+
+@needs_postgres_and_redis
+@pytest.mark.django_db(transaction=True)
+async def test_a_session_status_change_reaches_both_clients_as_postgres_changes(realtime_server, project):
+    owner = uuid.uuid4()
+    session = await create_session(owner, project[8:])
+    token = issue_token(sub=owner)
+    binding = {"event": "UPDATE", "schema": "public", "table": "preview_sessions", "filter": f"user_id=eq.{owner}"}
+    python = AsyncRealtimeClient(realtime_server.http_base, token=token, auto_reconnect=False)
+    js = await JsClient.start(realtime_server.http_base, token)
+    try:
+        inbox = Inbox()
+        channel = python.channel(project).on_postgres_changes(
+            "UPDATE", inbox.add, table="preview_sessions", filter=binding["filter"]
+        )
+        assert (await subscribe(channel))[0] == RealtimeSubscribeStates.SUBSCRIBED
+        assert (await js.join(project, postgres=[binding]))["status"] == "SUBSCRIBED"
+
+        await end_session(session)
+        change = await inbox.wait_for(lambda c: True)
+        assert change["data"]["record"]["status"] == "ended"
+        seen = await js.expect(lambda e: e["type"] == "postgres_changes")
+        assert (seen["msg"]["eventType"], seen["msg"]["new"]["status"]) == ("UPDATE", "ended")
+    finally:
+        await python.close()
+        await js.close()
+
+
+@pytest.fixture(scope="module")
+def second_server(realtime_server: RealtimeServer, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    server = RealtimeServer(tmp_path_factory.mktemp("rt2")).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="two processes share broadcasts through Redis")
+async def test_two_server_processes_deliver_across_each_other_through_redis(realtime_server, second_server, project):
+    token = agent_token(project[8:])
+    python = AsyncRealtimeClient(second_server.http_base, token=token, auto_reconnect=False)
+    js = await JsClient.start(realtime_server.http_base, token)
+    try:
+        inbox = Inbox()
+        channel = python.channel(project, {"config": {"presence": {"key": "py"}}}).on_broadcast("*", inbox.add)
+        await subscribe(channel)
+        await js.join(project, presence=True)
+        assert await js.call("send", topic=project, event="file:update", payload={"path": "x"}) == "ok"
+        assert (await inbox.wait_for(lambda m: True))["payload"] == {"path": "x"}
+        await channel.send_broadcast("file:synced", {"path": "x"})
+        assert (await js.expect(lambda e: e["type"] == "broadcast"))["event"] == "file:synced"
+        await channel.track({"at": "b"})
+        synced = await js.expect(lambda e: e["type"] == "presence" and "py" in e["state"])
+        assert synced["state"]["py"][0]["at"] == "b"
+    finally:
+        await python.close()
+        await js.close()
