@@ -1,4 +1,5 @@
-"""`preview_sessions` rows as `postgres_changes` records, published after commit.
+"""`preview_sessions` rows as `postgres_changes` records (and operator `session.status` events),
+published after commit.
 
 `save()`/`delete()` reach us through model signals (connected in `apps.py`: an adapter, no
 logic). Bulk `QuerySet.update()` sends no signal, so services that change sessions that way
@@ -72,6 +73,14 @@ def _publish(change_type: str, session: PreviewSession, using: str | None) -> No
         old_record=record if change_type == "DELETE" else ({"id": record["id"]} if change_type == "UPDATE" else None),
     )
     events.publish_row_change_on_commit(change, using=using)
+    status = events.session_status(
+        session_id=record["id"],
+        project_id=session.project_id,
+        status=session.status,
+        preview_url=session.preview_url or None,
+        end_reason=session.end_reason or None,
+    )
+    events.publish_on_commit(status, using=using)
 
 
 def on_session_saved(sender: Any, instance: PreviewSession, created: bool, using: str, **kwargs: Any) -> None:
