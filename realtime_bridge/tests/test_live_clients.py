@@ -14,7 +14,12 @@ import pytest
 import websockets
 from channels.db import database_sync_to_async
 from django.utils import timezone
-from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
+from realtime import (
+    AsyncRealtimeChannel,
+    AsyncRealtimeClient,
+    RealtimePostgresChangesListenEvent,
+    RealtimeSubscribeStates,
+)
 
 from realtime_bridge.testing import RealtimeServer, agent_token, service_token
 from realtime_bridge.tests.clients import JsClient
@@ -254,7 +259,7 @@ async def test_a_session_status_change_reaches_both_clients_as_postgres_changes(
     try:
         inbox = Inbox()
         channel = python.channel(project).on_postgres_changes(
-            "UPDATE", inbox.add, table="preview_sessions", filter=binding["filter"]
+            RealtimePostgresChangesListenEvent.Update, inbox.add, table="preview_sessions", filter=binding["filter"]
         )
         assert (await subscribe(channel))[0] == RealtimeSubscribeStates.SUBSCRIBED
         assert (await js.join(project, postgres=[binding]))["status"] == "SUBSCRIBED"
@@ -283,7 +288,8 @@ async def test_two_server_processes_deliver_across_each_other_through_redis(real
     js = await JsClient.start(realtime_server.http_base, token)
     try:
         inbox = Inbox()
-        channel = python.channel(project, {"config": {"presence": {"key": "py"}}}).on_broadcast("*", inbox.add)
+        options: Any = {"config": {"presence": {"key": "py"}}}
+        channel = python.channel(project, options).on_broadcast("*", inbox.add)
         await subscribe(channel)
         await js.join(project, presence=True)
         assert await js.call("send", topic=project, event="file:update", payload={"path": "x"}) == "ok"
