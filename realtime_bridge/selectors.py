@@ -86,3 +86,9 @@ def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, uuid.UUID) else value
+
+
+def live_project_topics() -> set[str]:
+    """`project:{id}` for every project with a live session (what the bridge mirrors)."""
+    projects = PreviewSession.objects.filter(status__in=LIVE_STATUSES).values_list("project_id", flat=True)
+    return {f"{PROJECT_PREFIX}{project}" for project in projects.distinct()}
