@@ -55,6 +55,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     conn: Connection | None = None
 
     async def connect(self) -> None:
+        if not selectors.embedded_endpoint_enabled():
+            await self.close()
+            return
         vsn, apikey = _handshake(self.scope)
         serializer = serializer_for(vsn)
         try:

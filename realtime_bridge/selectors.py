@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
+
 from sessions.models import PreviewSession
 from velocity.auth import Claims
 
@@ -13,6 +15,11 @@ SERVICE_ROLE = "service_role"
 PROJECT_PREFIX = "project:"
 LIVE_STATUSES = ("creating", "active")
 AGENT_PROJECT_CLAIM = "velocity_project"
+
+
+def embedded_endpoint_enabled() -> bool:
+    """The endpoint serves when no Supabase project is configured (or when forced on)."""
+    return not settings.SUPABASE_URL or bool(getattr(settings, "REALTIME_EMBEDDED_ALWAYS", False))
 
 
 def agent_project(claims: Claims) -> str | None:

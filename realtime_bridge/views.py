@@ -33,6 +33,17 @@ def _message(text: str, status: int) -> HttpResponse:
     return _cors(JsonResponse({"message": text}, status=status))
 
 
+def _refusal(request: HttpRequest) -> HttpResponse | None:
+    """The response for requests the endpoint does not serve (or None to go on)."""
+    if not selectors.embedded_endpoint_enabled():
+        return _message("Not found", 404)
+    if request.method == "OPTIONS":
+        return _cors(HttpResponse(status=204))
+    if request.method != "POST":
+        return _message("Method not allowed", 405)
+    return None
+
+
 def _claims(request: HttpRequest) -> Claims | None:
     """Bearer wins over the `apikey` header (or query parameter, as realtime-js appends it)."""
     bearer = request.headers.get("Authorization", "")
@@ -83,10 +94,9 @@ def _json_frames(topic: str, message: dict[str, Any]) -> BroadcastFrames:
 @csrf_exempt
 async def broadcast(request: HttpRequest) -> HttpResponse:
     """Batch form; all-or-nothing validation, unauthorised topics silently skipped (202)."""
-    if request.method == "OPTIONS":
-        return _cors(HttpResponse(status=204))
-    if request.method != "POST":
-        return _message("Method not allowed", 405)
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
     claims = _claims(request)
     if claims is None:
         return _message("Unauthorized", 401)
@@ -115,10 +125,9 @@ def _too_big(payload: Any) -> bool:
 @csrf_exempt
 async def broadcast_single(request: HttpRequest, topic: str, event: str) -> HttpResponse:
     """`/api/broadcast/<topic>/events/<event>`: JSON body or raw bytes (octet-stream)."""
-    if request.method == "OPTIONS":
-        return _cors(HttpResponse(status=204))
-    if request.method != "POST":
-        return _message("Method not allowed", 405)
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
     claims = _claims(request)
     if claims is None:
         return _message("Unauthorized", 401)

@@ -90,3 +90,17 @@ async def test_the_single_form_refuses_a_foreign_project_and_other_media_types()
     assert foreign.status_code == 403
     text = await client.post(url, "hi", content_type="text/plain", headers=bearer(service_token()))
     assert text.status_code == 415
+
+
+async def test_the_endpoint_is_off_when_a_supabase_project_is_configured(settings):
+    settings.SUPABASE_URL = "https://example.supabase.co"
+    body = {"messages": [{"topic": "project:p1", "event": "e", "payload": {}}]}
+    response = await AsyncClient().post(BATCH, body, content_type="application/json", headers=bearer(service_token()))
+    assert response.status_code == 404
+    communicator = WebsocketCommunicator(application, f"/realtime/v1/websocket?apikey={service_token()}")
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.disconnect()
+    settings.REALTIME_EMBEDDED_ALWAYS = True
+    response = await AsyncClient().post(BATCH, body, content_type="application/json", headers=bearer(service_token()))
+    assert response.status_code == 202
