@@ -101,7 +101,8 @@ class RealtimeServer:
         return env
 
     def start(self) -> RealtimeServer:
-        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "velocity.asgi:application"]
+        argv = [sys.executable, "-m", "daphne", "--access-log", os.devnull, "-b", "127.0.0.1", "-p", str(self.port)]
+        argv.append("velocity.asgi:application")
         self.process = subprocess.Popen(argv, cwd=REPO_ROOT, env=self.env)  # noqa: S603  (argv is ours)
         _wait_for_port(self.port, self.process)
         return self
