@@ -139,11 +139,10 @@ class Hub:
     # --- broadcast -------------------------------------------------------------------------
 
     async def broadcast(self, group: str, frames: BroadcastFrames, *, sender: str | None) -> int:
-        """Deliver locally, then hand one message to the other processes."""
-        delivered = await self.deliver(group, frames, sender=sender)
+        """Hand one message to the other processes first (they fan out in parallel), then deliver here."""
         if self.remote and self.layer is not None:
             await self.layer.group_send(group, _broadcast_message(self.id, group, frames))
-        return delivered
+        return await self.deliver(group, frames, sender=sender)
 
     async def deliver(self, group: str, frames: BroadcastFrames, *, sender: str | None) -> int:
         delivered = 0
