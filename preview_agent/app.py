@@ -74,9 +74,7 @@ class Agent:
 
     async def run(self) -> int:
         self._install_signal_handlers()
-        front = Front(
-            devserver=self.devserver, root=self.store.root, health=self.health, on_request=self._on_request
-        )
+        front = Front(devserver=self.devserver, root=self.store.root, health=self.health, on_request=self._on_request)
         server = await self._step("http", front.serve(self.config.host, self.config.port))
         logger.info("agent listening", extra={"port": self.config.port, "dev_port": self.devserver.port})
         try:
@@ -107,9 +105,7 @@ class Agent:
 
     async def _wait_for_assignment(self) -> None:
         """Warm pool: idle until the orchestrator assigns a project (or the machine is stopped)."""
-        poll = asyncio.create_task(
-            self.orchestrator.wait_for_assignment(self.config.assignment_poll_interval)
-        )
+        poll = asyncio.create_task(self.orchestrator.wait_for_assignment(self.config.assignment_poll_interval))
         stop = asyncio.create_task(self._stop.wait())
         await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()

@@ -82,9 +82,7 @@ def detect(project_dir: Path, port: int, dev_command: str = "") -> DevPlan:
     return DevPlan("static")
 
 
-def _framework_plan(
-    project_dir: Path, deps: dict[str, Any], port: int, env: dict[str, str]
-) -> DevPlan | None:
+def _framework_plan(project_dir: Path, deps: dict[str, Any], port: int, env: dict[str, str]) -> DevPlan | None:
     def tool(name: str) -> str:
         local = project_dir / "node_modules" / ".bin" / name
         return str(local) if local.exists() else (shutil.which(name) or name)
@@ -151,9 +149,7 @@ class LogBuffer:
 class LogThrottle:
     """Token bucket for ``agent:log``: bursts pass, floods are counted and summarised."""
 
-    def __init__(
-        self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.capacity, self.clock = rate, burst or rate * 2, clock
         self.tokens, self.updated, self.suppressed = self.capacity, clock(), 0
 
@@ -288,9 +284,7 @@ class DevServer:
             asyncio.create_task(self._probe(process, started)),
         ]
         changed = asyncio.create_task(self._changed.wait())
-        await asyncio.wait(
-            [changed, asyncio.create_task(process.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait([changed, asyncio.create_task(process.wait())], return_when=asyncio.FIRST_COMPLETED)
         restart = changed.done()
         changed.cancel()
         await self._kill()

@@ -28,9 +28,7 @@ MAX_SEGMENT_BYTES = 255
 SCAN_SKIP_DIRS = frozenset({"node_modules", ".git", ".next", ".expo", ".cache", ".turbo", ".vite"})
 SCAN_LIMIT = 20_000
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
-_INVISIBLE = frozenset(
-    "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
-)
+_INVISIBLE = frozenset("\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Outcome = Literal["written", "unchanged", "stale", "deleted"]
@@ -132,8 +130,7 @@ class FileStore:
 
     def manifest(self) -> dict[str, dict[str, object]]:
         return {
-            path: {"sha256": state.sha256, "version": state.version}
-            for path, state in sorted(self.entries.items())
+            path: {"sha256": state.sha256, "version": state.version} for path, state in sorted(self.entries.items())
         }
 
     def write(self, path: str, data: bytes, version: int) -> tuple[Outcome, FileState]:

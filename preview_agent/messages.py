@@ -28,9 +28,7 @@ class Result:
     changed: list[str] = field(default_factory=list)
 
 
-def handle_event(
-    store: FileStore, event: str, payload: Mapping[str, Any], now_ms: float | None = None
-) -> Result:
+def handle_event(store: FileStore, event: str, payload: Mapping[str, Any], now_ms: float | None = None) -> Result:
     """Apply one broadcast from the editor; unknown events are ignored (the channel is shared)."""
     now_ms = time.time() * 1000 if now_ms is None else now_ms
     result = Result()
@@ -96,9 +94,7 @@ def _apply_snapshot(store: FileStore, payload: Mapping[str, Any], now_ms: float,
         if isinstance(entry, Mapping):
             _apply_update(store, {"sent_at": payload.get("sent_at"), **entry}, now_ms, each)
         else:
-            each.outgoing.append(
-                error_event("files:snapshot", {}, "invalid_snapshot", "entry must be an object")
-            )
+            each.outgoing.append(error_event("files:snapshot", {}, "invalid_snapshot", "entry must be an object"))
     synced = [body for name, body in each.outgoing if name == "file:synced"]
     result.outgoing.extend(item for item in each.outgoing if item[0] != "file:synced")
     result.changed.extend(each.changed)

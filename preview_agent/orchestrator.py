@@ -56,9 +56,7 @@ class Orchestrator:
             if assignment is not None:
                 return assignment
             failures = failures + 1 if failed else 0
-            await asyncio.sleep(
-                min(MAX_POLL_BACKOFF_SECONDS, poll_interval * 2**failures) if failed else poll_interval
-            )
+            await asyncio.sleep(min(MAX_POLL_BACKOFF_SECONDS, poll_interval * 2**failures) if failed else poll_interval)
 
     async def _poll_assignment(self) -> tuple[dict[str, str] | None, bool]:
         """(assignment, failed): a 204 is a normal "not yet", anything unexpected backs off."""

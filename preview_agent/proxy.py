@@ -180,9 +180,7 @@ class Front:
             return None
         return parse_head(head)
 
-    async def _dispatch(
-        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _dispatch(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         path = request.path
         if path == "/health":
             writer.write(json_response(200, self.health()))
@@ -193,9 +191,7 @@ class Front:
             await self._preview(request, reader, writer)
         await writer.drain()
 
-    async def _preview(
-        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _preview(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.devserver.is_static and not request.is_websocket:
             status, body, kind, extra = static_file(self.root, request.path)
             writer.write(response(status, b"" if request.method == "HEAD" else body, kind, extra))
@@ -203,9 +199,7 @@ class Front:
             page = STARTING_PAGE.format(state=html.escape(self.devserver.state)).encode()
             writer.write(response(503, page, "text/html; charset=utf-8", {"Retry-After": "2"}))
 
-    async def _pipe(
-        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
+    async def _pipe(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.devserver.port)
         except OSError:

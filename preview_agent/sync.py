@@ -36,9 +36,7 @@ Handler = Callable[[str, dict[str, Any]], list[Outgoing]]
 
 
 class RealtimeSync:
-    def __init__(
-        self, url: str, key: str, channel: str, *, handle: Handler, manifest: Callable[[], Outgoing]
-    ) -> None:
+    def __init__(self, url: str, key: str, channel: str, *, handle: Handler, manifest: Callable[[], Outgoing]) -> None:
         self.url, self._key, self.channel_name = url, key, channel
         self.handle, self.manifest = handle, manifest
         self.connects = 0
@@ -126,9 +124,7 @@ class RealtimeSync:
         # Called inside the client's receive loop: an exception here would end that loop.
         try:
             payload = message.get("payload")
-            outgoing = self.handle(
-                str(message.get("event", "")), payload if isinstance(payload, dict) else {}
-            )
+            outgoing = self.handle(str(message.get("event", "")), payload if isinstance(payload, dict) else {})
         except Exception:
             logger.exception("broadcast handling failed")
             return

@@ -20,11 +20,7 @@ import httpx
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MACHINE_TOKEN = "test-machine-token"  # noqa: S105 - a fixture value, not a secret
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: runs npm or a real dev server (still part of the default run)")
+MACHINE_TOKEN = "test-machine-token"
 
 
 def free_port() -> int:
@@ -87,9 +83,7 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
         full_env |= {"PYTHONPATH": str(REPO_ROOT), "REALTIME_URL": "", "ORCHESTRATOR_URL": "", **env}
         log_path = tmp_path / f"agent-{port}.log"
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "preview_agent"], env=full_env, stdout=log, stderr=log
-            )
+            process = subprocess.Popen([sys.executable, "-m", "preview_agent"], env=full_env, stdout=log, stderr=log)
         agent = AgentProcess(process, f"http://127.0.0.1:{port}", project, log_path)
         started.append(agent)
         if wait:

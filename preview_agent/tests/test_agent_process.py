@@ -106,9 +106,7 @@ def test_it_keeps_the_last_500_dev_server_lines_for_the_logs_endpoint(start_agen
 
 def test_it_restarts_a_crashed_dev_server(start_agent: StartAgent, tmp_path: Path) -> None:
     marker = tmp_path / "starts.txt"
-    command = (
-        f"echo start >> {marker}; if [ $(wc -l < {marker}) -lt 2 ]; then exit 3; fi; {python_dev_server()}"
-    )
+    command = f"echo start >> {marker}; if [ $(wc -l < {marker}) -lt 2 ]; then exit 3; fi; {python_dev_server()}"
     agent = start_agent(DEV_COMMAND=command)
     wait_until(lambda: agent.health()["devServer"], timeout=20)
     assert marker.read_text().count("start") == 2
@@ -149,9 +147,7 @@ def test_it_reports_ready_with_boot_steps_and_status_to_the_orchestrator(
     assert all(h["Authorization"] == f"Bearer {MACHINE_TOKEN}" for h in orchestrator.headers)
 
 
-def test_it_reports_throttled_activity_for_preview_requests(
-    start_agent: StartAgent, orchestrator: Recorder
-) -> None:
+def test_it_reports_throttled_activity_for_preview_requests(start_agent: StartAgent, orchestrator: Recorder) -> None:
     agent = start_agent(ORCHESTRATOR_URL=orchestrator.url, ACTIVITY_REPORT_INTERVAL="0.5")
     for _ in range(5):
         agent.get("/")
@@ -167,16 +163,10 @@ def test_it_keeps_running_when_the_orchestrator_is_unreachable(start_agent: Star
     assert agent.health()["status"] == "ok"
 
 
-def test_a_warm_pool_agent_waits_for_its_assignment_then_boots(
-    start_agent: StartAgent, orchestrator: Recorder
-) -> None:
+def test_a_warm_pool_agent_waits_for_its_assignment_then_boots(start_agent: StartAgent, orchestrator: Recorder) -> None:
     orchestrator.assignments += [(204, None), (204, None)]
-    orchestrator.assignments.append(
-        (200, {"project_id": "proj-9", "session_id": "sess-9", "realtime_key": "k"})
-    )
-    agent = start_agent(
-        PROJECT_ID="", SESSION_ID="", ORCHESTRATOR_URL=orchestrator.url, ASSIGNMENT_POLL_INTERVAL="0.1"
-    )
+    orchestrator.assignments.append((200, {"project_id": "proj-9", "session_id": "sess-9", "realtime_key": "k"}))
+    agent = start_agent(PROJECT_ID="", SESSION_ID="", ORCHESTRATOR_URL=orchestrator.url, ASSIGNMENT_POLL_INTERVAL="0.1")
     wait_until(lambda: agent.health()["projectId"] == "proj-9")
     [ready] = wait_until(lambda: orchestrator.of_type("ready"))
     assert (ready["project_id"], ready["session_id"]) == ("proj-9", "sess-9")

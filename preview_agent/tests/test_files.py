@@ -93,9 +93,7 @@ def test_it_refuses_to_write_through_a_symlinked_file(store: FileStore, layout: 
     assert target.read_text() == "safe"
 
 
-def test_it_refuses_to_delete_through_a_symlinked_directory(
-    store: FileStore, layout: tuple[Path, Path]
-) -> None:
+def test_it_refuses_to_delete_through_a_symlinked_directory(store: FileStore, layout: tuple[Path, Path]) -> None:
     (layout[1] / "keep.txt").write_text("keep")
     (layout[0] / "link").symlink_to(layout[1], target_is_directory=True)
     with pytest.raises(FileRefused):
@@ -160,9 +158,7 @@ def test_it_decodes_base64_and_refuses_garbage() -> None:
     assert refused.value.code == "invalid_content"
 
 
-def test_it_scans_the_project_but_skips_node_modules_and_symlinks(
-    store: FileStore, layout: tuple[Path, Path]
-) -> None:
+def test_it_scans_the_project_but_skips_node_modules_and_symlinks(store: FileStore, layout: tuple[Path, Path]) -> None:
     (store.root / "node_modules/x").mkdir(parents=True)
     (store.root / "node_modules/x/index.js").write_text("dep")
     (store.root / "src").mkdir()

@@ -28,9 +28,7 @@ def update(path: str, content: str, version: int, **extra: object) -> dict[str, 
 def test_it_acknowledges_a_write_with_hash_version_and_latency(store: FileStore) -> None:
     result = handle_event(store, "file:update", update("src/a.js", "hi", 1), NOW)
     sha = hashlib.sha256(b"hi").hexdigest()
-    assert result.outgoing == [
-        ("file:synced", {"path": "src/a.js", "version": 1, "sha256": sha, "latency_ms": 40})
-    ]
+    assert result.outgoing == [("file:synced", {"path": "src/a.js", "version": 1, "sha256": sha, "latency_ms": 40})]
     assert result.changed == ["src/a.js"]
 
 
@@ -57,9 +55,7 @@ def test_it_sends_nothing_for_a_stale_version(store: FileStore) -> None:
 def test_it_acknowledges_a_delete_with_a_null_hash(store: FileStore) -> None:
     handle_event(store, "file:update", update("a.txt", "x", 1), NOW)
     result = handle_event(store, "file:delete", {"path": "a.txt", "version": 2}, NOW)
-    assert result.outgoing == [
-        ("file:synced", {"path": "a.txt", "version": 2, "sha256": None, "latency_ms": None})
-    ]
+    assert result.outgoing == [("file:synced", {"path": "a.txt", "version": 2, "sha256": None, "latency_ms": None})]
     assert not (store.root / "a.txt").exists()
 
 
