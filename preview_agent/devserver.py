@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 LOG_LINES = 500
 MAX_LINE_CHARS = 2000
 LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json")
-INSTALL_TRIGGERS = frozenset({"package.json", *LOCKFILES})
+INSTALL_TRIGGERS = ("package.json", *LOCKFILES)
 INSTALL_MARKER = ".velocity-install-hash"
 SECRET_ENV = ("REALTIME_KEY", "MACHINE_TOKEN")
 STABLE_AFTER_SECONDS = 30.0
@@ -116,6 +116,18 @@ def install_hash(project_dir: Path) -> str | None:
     return digest.hexdigest()
 
 
+def manifest_signature(project_dir: Path) -> tuple[tuple[int, int] | None, ...]:
+    """Cheap change detection for package.json and the lockfiles: (mtime, size) of each."""
+    signature: list[tuple[int, int] | None] = []
+    for name in INSTALL_TRIGGERS:
+        try:
+            info = (project_dir / name).stat()
+            signature.append((info.st_mtime_ns, info.st_size))
+        except OSError:
+            signature.append(None)
+    return tuple(signature)
+
+
 def needs_install(project_dir: Path) -> bool:
     wanted = install_hash(project_dir)
     if wanted is None:
@@ -124,6 +136,13 @@ def needs_install(project_dir: Path) -> bool:
         return (project_dir / "node_modules" / INSTALL_MARKER).read_text() != wanted
     except OSError:
         return True
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
@@ -184,6 +203,8 @@ class DevServer:
         self._stopping = False
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._signature: tuple[tuple[int, int] | None, ...] = ()
 
     @property
     def is_static(self) -> bool:
@@ -195,6 +216,17 @@ class DevServer:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._supervise(), name="devserver")
+        self._watcher = asyncio.create_task(self._watch_manifests(), name="devserver-watch")
+
+    async def _watch_manifests(self, interval: float = 1.0) -> None:
+        """Changes that arrive by realtime are notified at once; this catches any other writer."""
+        self._signature = manifest_signature(self.project_dir)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            current = manifest_signature(self.project_dir)
+            if current != self._signature:
+                self._signature = current
+                self._changed.set()
 
     async def wait_ready(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -210,10 +242,11 @@ class DevServer:
         self._stopping = True
         self._changed.set()
         await self._kill()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def _line(self, stream: str, line: str) -> None:
         self.logs.add(stream, line)
@@ -249,15 +282,20 @@ class DevServer:
 
     async def _install(self) -> None:
         self.state = "installing"
-        wanted = install_hash(self.project_dir)
+        package = _read_bytes(self.project_dir / "package.json")
         self._line("agent", "npm install --no-audit --no-fund")
         started = time.monotonic()
         code = await self._run_to_end(("npm", "install", "--no-audit", "--no-fund"), {"NO_COLOR": "1"})
         self.install_seconds = round(time.monotonic() - started, 3)
-        if code == 0 and wanted is not None:
+        self._line("agent", f"npm install exited with {code} after {self.install_seconds:g}s")
+        # npm writes the lockfile itself: that is not a change to react to. An edit to package.json
+        # made during the install is, so then the marker is not written and the next pass reinstalls.
+        self._signature = manifest_signature(self.project_dir)
+        wanted = install_hash(self.project_dir)
+        if code == 0 and wanted is not None and package == _read_bytes(self.project_dir / "package.json"):
             (self.project_dir / "node_modules").mkdir(exist_ok=True)
             (self.project_dir / "node_modules" / INSTALL_MARKER).write_text(wanted)
-        self._line("agent", f"npm install exited with {code} after {self.install_seconds:g}s")
+            self._changed.clear()
 
     async def _run_to_end(self, argv: tuple[str, ...], env: dict[str, str]) -> int:
         try:
