@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from preview_agent.devserver import INSTALL_MARKER, LogThrottle, clean_line, detect, install_hash, needs_install
+from preview_agent.detection import INSTALL_MARKER, detect, install_hash, needs_install
+from preview_agent.devserver import LogThrottle, clean_line
 
 
 def write_package(root: Path, **package: object) -> None:
