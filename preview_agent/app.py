@@ -37,11 +37,15 @@ class Activity:
         self.counts: Counter[str] = Counter()
 
     def touch(self, kind: str, count: int = 1) -> None:
-        self.last, self.last_at = self.clock(), datetime.now(UTC)
+        self.reset()
         self.counts[kind] += count
 
     def idle_seconds(self) -> float:
         return self.clock() - self.last
+
+    def reset(self) -> None:
+        """Idle time starts again without counting as reportable activity."""
+        self.last, self.last_at = self.clock(), datetime.now(UTC)
 
     def take_counts(self) -> dict[str, int]:
         counts, self.counts = dict(self.counts), Counter()
@@ -105,6 +109,10 @@ class Agent:
 
     async def _wait_for_assignment(self) -> None:
         """Warm pool: idle until the orchestrator assigns a project (or the machine is stopped)."""
+        if not self.config.orchestrator_url:
+            logger.error("no PROJECT_ID and no ORCHESTRATOR_URL to ask for one; waiting for a signal")
+            await self._stop.wait()
+            return
         poll = asyncio.create_task(self.orchestrator.wait_for_assignment(self.config.assignment_poll_interval))
         stop = asyncio.create_task(self._stop.wait())
         await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -115,7 +123,7 @@ class Agent:
         self.config = self.config.with_assignment(**poll.result())
         self.orchestrator.project_id = self.config.project_id
         self.orchestrator.session_id = self.config.session_id
-        self.activity.touch("assignment")
+        self.activity.reset()
         logger.info("assigned", extra={"project_id": self.config.project_id})
 
     def _make_sync(self) -> RealtimeSync:

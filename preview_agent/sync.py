@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -46,6 +47,7 @@ class RealtimeSync:
         self._lost = asyncio.Event()
         self._wake = asyncio.Event()
         self._channel: AsyncRealtimeChannel | None = None
+        self._generation = 0
 
     @property
     def connected(self) -> bool:
@@ -77,12 +79,13 @@ class RealtimeSync:
         from realtime import AsyncRealtimeClient  # lazy: keeps pydantic out until it is needed
 
         client = AsyncRealtimeClient(self.url, token=self._key, auto_reconnect=False, max_retries=1)
+        self._generation += 1
         self._lost.clear()
         try:
             channel = client.channel(self.channel_name, _CHANNEL_OPTIONS)
             channel.on_broadcast("*", self._on_broadcast)
             await client.connect()
-            await channel.subscribe(self._on_state)
+            await channel.subscribe(functools.partial(self._on_state, self._generation))
             if not self._joined.is_set():
                 return False
             self._on_joined(channel, started)
@@ -112,7 +115,9 @@ class RealtimeSync:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.close(), 5)
 
-    def _on_state(self, state: Any, error: Exception | None) -> None:
+    def _on_state(self, generation: int, state: Any, error: Exception | None) -> None:
+        if generation != self._generation:
+            return  # a late timeout from a connection already given up must not end the current one
         if str(getattr(state, "value", state)) == "SUBSCRIBED":
             self._joined.set()
         else:
