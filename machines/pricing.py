@@ -31,6 +31,9 @@ VCPU_MONTH = {"shared": Decimal("0.695"), "performance": Decimal("21")}
 RAM_GB_MONTH = Decimal("5")
 ROOTFS_GB_MONTH = Decimal("0.15")
 BASE_REGION = "iad"
+# Fly bills the root filesystem a machine actually has; when the caller does not know it, the
+# estimates assume 1 GB (a small Node image with its dependencies).
+DEFAULT_ROOTFS_GB = Decimal(1)
 
 _MULTIPLIER_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("1.00", ("iad", "ewr")),
