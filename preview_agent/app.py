@@ -224,9 +224,9 @@ class Agent:
             await asyncio.sleep(interval)
             counts = self.activity.take_counts()
             if counts:
-                await self.orchestrator.send(
-                    "activity", attempts=1, last_activity_at=self.activity.last_at.isoformat(), **counts
-                )
+                source = max(counts, key=counts.__getitem__)  # the orchestrator records one source
+                last_at = self.activity.last_at.isoformat()
+                await self.orchestrator.send("activity", attempts=1, source=source, last_activity_at=last_at, **counts)
 
     async def _watch_inactivity(self) -> None:
         timeout = self.config.inactivity_timeout

@@ -178,6 +178,7 @@ def test_it_reports_throttled_activity_for_preview_requests(start_agent: StartAg
         agent.get("/")
     activity = wait_until(lambda: orchestrator.of_type("activity"))
     assert sum(event.get("preview_requests", 0) for event in activity) == 5
+    assert activity[0]["source"] == "preview_requests"
     assert len(activity) <= 2
 
 
