@@ -16,7 +16,7 @@ from . import __version__
 from .config import Config
 from .devserver import DevServer, LogThrottle, free_port
 from .files import FileStore
-from .messages import Outgoing, handle_event, manifest_event
+from .messages import Outgoing, handle_event, manifest_events
 from .orchestrator import Orchestrator
 from .proxy import Front
 from .sync import RealtimeSync
@@ -132,7 +132,7 @@ class Agent:
             self.config.realtime_key,
             self.config.channel_name,
             handle=self._handle,
-            manifest=lambda: manifest_event(self.store, reason="join"),
+            manifest=lambda: manifest_events(self.store, reason="join"),
         )
 
     async def _step(self, name: str, awaitable: Any) -> Any:

@@ -37,7 +37,9 @@ Handler = Callable[[str, dict[str, Any]], list[Outgoing]]
 
 
 class RealtimeSync:
-    def __init__(self, url: str, key: str, channel: str, *, handle: Handler, manifest: Callable[[], Outgoing]) -> None:
+    def __init__(
+        self, url: str, key: str, channel: str, *, handle: Handler, manifest: Callable[[], list[Outgoing]]
+    ) -> None:
         self.url, self._key, self.channel_name = url, key, channel
         self.handle, self.manifest = handle, manifest
         self.connects = 0
@@ -142,12 +144,12 @@ class RealtimeSync:
             self._wake.clear()
             while self._outbox and self._joined.is_set() and self._channel is not None:
                 event, payload = self._outbox.popleft()
-                if event == "agent:manifest":
-                    event, payload = self.manifest()
-                try:
-                    await self._channel.send_broadcast(event, payload)
-                except Exception:
-                    logger.warning("broadcast send failed", extra={"event": event})
+                # The manifest is built when sent, so it says what the agent has at that moment.
+                for name, body in self.manifest() if event == "agent:manifest" else [(event, payload)]:
+                    try:
+                        await self._channel.send_broadcast(name, body)
+                    except Exception:
+                        logger.warning("broadcast send failed", extra={"event": name})
 
 
 _CHANNEL_OPTIONS: Any = {
