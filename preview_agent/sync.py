@@ -31,9 +31,26 @@ OUTBOX_LIMIT = 2000
 ACKS = frozenset({"file:synced", "files:synced"})
 STABLE_CONNECTION_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 15.0
-JOIN_TIMEOUT_SECONDS = 10
+SEND_RATE_PER_SECOND = 40.0  # Realtime closes a channel past 100 pushes a second per socket
+
 
 Handler = Callable[[str, dict[str, Any]], list[Outgoing]]
+
+
+class Pacer:
+    """Spaces sends to ``rate`` a second on average with bursts of ``rate``: any one-second window
+    then sees at most twice ``rate``, under the server's per-socket limit."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.clock = rate, clock
+        self.tokens, self.updated = rate, clock()
+
+    def delay(self) -> float:
+        """Take one send; how long to wait before making it."""
+        now = self.clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate) - 1
+        self.updated = now
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
 class RealtimeSync:
@@ -50,6 +67,7 @@ class RealtimeSync:
         self._wake = asyncio.Event()
         self._channel: AsyncRealtimeChannel | None = None
         self._generation = 0
+        self._pacer = Pacer(SEND_RATE_PER_SECOND)
 
     @property
     def connected(self) -> bool:
@@ -146,6 +164,8 @@ class RealtimeSync:
                 event, payload = self._outbox.popleft()
                 # The manifest is built when sent, so it says what the agent has at that moment.
                 for name, body in self.manifest() if event == "agent:manifest" else [(event, payload)]:
+                    if wait := self._pacer.delay():
+                        await asyncio.sleep(wait)
                     try:
                         await self._channel.send_broadcast(name, body)
                     except Exception:

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ class Session:
     editor: Editor
     relay: Relay
     outside: Path
+    join_editor: Callable[[], Awaitable[Editor]]
 
 
 @pytest.fixture
@@ -64,8 +65,15 @@ async def session(
     agent = await asyncio.to_thread(start_agent, project, MAX_FILE_BYTES="2048", **env)
     editor = await Editor.join(base_url, make_token(project_id), project_id)
     await until(lambda: agent.health()["supabaseConnected"])
-    yield Session(agent, editor, relay, outside)
-    await editor.leave()
+    editors = [editor]
+
+    async def join_editor() -> Editor:
+        editors.append(await Editor.join(base_url, make_token(project_id), project_id))
+        return editors[-1]
+
+    yield Session(agent, editor, relay, outside, join_editor)
+    for each in editors:
+        await each.leave()
 
 
 async def until(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -188,3 +196,18 @@ async def until_count(editor: Editor, event: str, count: int, timeout: float = 1
         return found
 
     return await asyncio.wait_for(poll(), timeout)
+
+
+async def test_a_burst_of_edits_is_acknowledged_without_tripping_the_servers_rate_limit(session: Session) -> None:
+    """Two editors at 80 edits a second each: the agent's acks must still stay under 100 a second."""
+    second = await session.join_editor()
+
+    async def burst(editor: Editor, name: str) -> None:
+        for index in range(100):
+            await editor.edit(f"{name}/{index}.txt", str(index))
+            await asyncio.sleep(1 / 80)
+
+    await asyncio.gather(burst(session.editor, "one"), burst(second, "two"))
+    acks = await until_count(session.editor, "file:synced", 200, timeout=30)
+    assert len({body["path"] for body in acks}) == 200
+    assert session.agent.output().count('"realtime joined"') == 1  # never closed for rate and rejoined
