@@ -36,7 +36,6 @@ from machines.providers.base import (
 MAX_RETRIES = 3
 HOST_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "npm_config_cache", "NODE_OPTIONS"})
 STOP_GRACE_SECONDS = 5.0
-GROUP_GONE_SECONDS = 2.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -170,12 +169,10 @@ class LocalProvider:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while _alive(pid, str(machine_dir)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        _wait_group_gone(pid, GROUP_GONE_SECONDS)
+        if not _wait_group_gone(pid, STOP_GRACE_SECONDS):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            _wait_group_gone(pid, 2.0)
 
     @staticmethod
     def _config(machine_dir: Path) -> dict[str, Any]:
@@ -213,20 +210,15 @@ class LocalProvider:
         )
 
 
-def _wait_group_gone(pgid: int, timeout: float) -> None:
-    """Give the kernel (and init, for members whose parent died first) a moment to remove the whole group,
-    so that when destroy returns no member of the machine is left, even on a loaded host."""
+def _wait_group_gone(pgid: int, timeout: float) -> bool:
+    """Wait until no process of the group is left, collecting the leader if it is our own child."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _reap(pgid)  # the leader is the runner: collect it if it is our child
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pgid, os.WNOHANG)
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
-            return
+            return True
         time.sleep(0.02)
-
-
-def _reap(pid: int) -> None:
-    """Collect the runner if it is our own child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    return False
