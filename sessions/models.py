@@ -49,6 +49,14 @@ class PreviewSession(models.Model):
     last_activity_at = models.DateTimeField(null=True, blank=True)
     last_activity_source = models.CharField(max_length=32, blank=True)
     end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+    end_detail = models.CharField(max_length=500, blank=True, help_text="Why it failed, for operators.")
+    memory_mb = models.PositiveIntegerField(default=512)
+    # The time-to-preview waterfall: each step's moment, and the agent's own boot steps.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    machine_created_at = models.DateTimeField(null=True, blank=True)
+    machine_started_at = models.DateTimeField(null=True, blank=True)
+    agent_ready_at = models.DateTimeField(null=True, blank=True)
+    boot_timings = models.JSONField(default=dict, blank=True)
 
     class Meta:
         db_table = "preview_sessions"

@@ -1,17 +1,170 @@
-"""Writes with side effects on preview sessions."""
+"""Writes with side effects on preview sessions: create, activate, touch, end, sweep."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
 
-from sessions.models import LIVE_STATUSES, EndReason, PreviewSession, SessionStatus
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from realtime_bridge import events
+from sessions.models import LIVE_STATUSES, EndReason, PreviewSession, Quota, SessionStatus
+from sessions.selectors import QuotaDecision, quota_evaluate, session_live_for_project, session_ttl_seconds
 
 logger = logging.getLogger(__name__)
 
+ACTIVITY_WRITE_INTERVAL = timedelta(seconds=5)
+PROVISION_TASK = "sessions.tasks.provision_session"
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, decision: QuotaDecision) -> None:
+        super().__init__(decision.reasons[0]["message"])
+        self.decision = decision
+
+
+def _lock_user(user_id: uuid.UUID) -> None:
+    """Serialize one user's creates (PostgreSQL advisory lock; SQLite's IMMEDIATE transactions already are)."""
+    if connection.vendor == "postgresql":
+        key = int.from_bytes(hashlib.sha256(user_id.bytes).digest()[:8], "big", signed=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def _publish_status(session: PreviewSession) -> None:
+    events.publish_on_commit(
+        events.session_status(
+            session_id=str(session.id),
+            project_id=session.project_id,
+            status=session.status,
+            preview_url=session.preview_url or None,
+            end_reason=session.end_reason or None,
+        )
+    )
+
+
+def _enqueue_provisioning(session_id: uuid.UUID) -> None:
+    from django_q.tasks import async_task
+
+    async_task(PROVISION_TASK, str(session_id), task_name=f"provision-{session_id}", group="provisioning")
+
+
+def session_create(
+    *, user_id: uuid.UUID, project_id: str, memory_mb: int, now: datetime
+) -> tuple[PreviewSession, bool]:
+    """The user's live session for the project, or a new one (``True``) queued for provisioning.
+
+    Raises ``QuotaExceeded`` with every reason when the quota refuses; nothing is written then.
+    """
+    existing = session_live_for_project(user_id, project_id)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            _lock_user(user_id)
+            existing = session_live_for_project(user_id, project_id)
+            if existing is not None:
+                return existing, False
+            session = _insert_session(user_id=user_id, project_id=project_id, memory_mb=memory_mb, now=now)
+    except IntegrityError:
+        # Another request for the same project won between our check and insert: theirs is ours.
+        existing = session_live_for_project(user_id, project_id)
+        if existing is None:
+            raise
+        return existing, False
+    logger.info("session created", extra={"session_id": str(session.id), "project_id": project_id})
+    return session, True
+
+
+def _insert_session(*, user_id: uuid.UUID, project_id: str, memory_mb: int, now: datetime) -> PreviewSession:
+    decision = quota_evaluate(user_id, now=now, memory_mb=memory_mb)
+    if not decision.can_create:
+        raise QuotaExceeded(decision)
+    ttl = session_ttl_seconds(decision.quota, settings.PREVIEW_SESSION_TTL)
+    session = PreviewSession.objects.create(
+        user_id=user_id,
+        project_id=project_id,
+        memory_mb=memory_mb,
+        status=SessionStatus.CREATING,
+        created_at=now,
+        updated_at=now,
+        queued_at=now,
+        last_activity_at=now,
+        last_activity_source="create",
+        expires_at=now + timedelta(seconds=ttl),
+    )
+    _publish_status(session)
+    transaction.on_commit(lambda: _enqueue_provisioning(session.id))
+    return session
+
+
+def session_activate(*, session: PreviewSession, preview_url: str, boot_timings: dict[str, Any], now: datetime) -> bool:
+    """``creating`` → ``active`` once the agent is ready; False when the session was ended meanwhile."""
+    updated = PreviewSession.objects.filter(id=session.id, status=SessionStatus.CREATING).update(
+        status=SessionStatus.ACTIVE,
+        preview_url=preview_url,
+        started_at=now,
+        agent_ready_at=now,
+        boot_timings=boot_timings,
+        updated_at=now,
+        last_activity_at=now,
+        last_activity_source="agent",
+    )
+    if updated:
+        session.refresh_from_db()
+        _publish_status(session)
+    return bool(updated)
+
+
+def session_mark_step(*, session_id: uuid.UUID, step: str, now: datetime) -> None:
+    """Record one waterfall step (``machine_created_at``, ``machine_started_at``) the first time it happens."""
+    PreviewSession.objects.filter(id=session_id, **{f"{step}__isnull": True}).update(**{step: now, "updated_at": now})
+
+
+def session_touch(*, session_id: uuid.UUID, source: str, now: datetime) -> bool:
+    """Record activity, at most once per ``ACTIVITY_WRITE_INTERVAL`` per session (a cheap conditional update)."""
+    stale = Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=now - ACTIVITY_WRITE_INTERVAL)
+    return bool(
+        PreviewSession.objects.filter(stale, id=session_id, status__in=LIVE_STATUSES).update(
+            last_activity_at=now, last_activity_source=source, updated_at=now
+        )
+    )
+
+
+def session_end(*, session: PreviewSession, reason: str, now: datetime, detail: str = "", source: str = "api") -> bool:
+    """End a live session (``failed`` when the reason is a failure) and destroy its machine.
+
+    Ending a finished session changes nothing and returns False.
+    """
+    status = SessionStatus.FAILED if reason == EndReason.FAILED else SessionStatus.ENDED
+    with transaction.atomic():
+        updated = PreviewSession.objects.filter(id=session.id, status__in=LIVE_STATUSES).update(
+            status=status, end_reason=reason, end_detail=detail[:500], ended_at=now, updated_at=now
+        )
+        session.refresh_from_db()
+        if updated:
+            _publish_status(session)
+    if updated:
+        logger.info("session ended", extra={"session_id": str(session.id), "reason": reason})
+        _release_machine(session, source=source, reason=reason)
+    return bool(updated)
+
+
+def _release_machine(session: PreviewSession, *, source: str, reason: str) -> None:
+    from machines.services import machine_destroy
+
+    if session.machine_id is not None:
+        machine_destroy(machine_id=session.machine_id, source=source, detail={"session_end_reason": reason})
+
 
 def session_end_expired(*, now: datetime) -> int:
-    """End every live session past ``expires_at`` in one conditional update; returns how many it ended.
+    """End every live session past ``expires_at`` in one conditional update, then release their machines.
 
     The ``status__in`` condition is the claim: a second sweeper running at the same moment updates
     nothing that the first already ended, so no session is ended twice.
@@ -21,4 +174,154 @@ def session_end_expired(*, now: datetime) -> int:
     )
     if count:
         logger.info("expired sessions ended", extra={"count": count})
+        session_release_finished_machines(source="schedule")
     return count
+
+
+def session_release_finished_machines(*, source: str) -> int:
+    """Destroy machines still running for sessions that have finished (idempotent catch-up)."""
+    from machines.models import GONE_STATES
+    from machines.services import machine_destroy
+
+    machine_ids = (
+        PreviewSession.objects.exclude(status__in=LIVE_STATUSES)
+        .filter(machine__isnull=False)
+        .exclude(machine__state__in=GONE_STATES)
+        .values_list("machine_id", flat=True)
+        .distinct()
+    )
+    released = 0
+    for machine_id in list(machine_ids):
+        released += machine_destroy(machine_id=machine_id, source=source, detail={"reason": "session finished"})
+    return released
+
+
+def session_reap_idle(*, now: datetime, idle_timeout: int) -> int:
+    """End live sessions idle longer than ``idle_timeout`` seconds.
+
+    Each candidate is locked and its last activity re-read under that lock before the decision, so an
+    edit recorded a moment earlier keeps the session alive.
+    """
+    cutoff = now - timedelta(seconds=idle_timeout)
+    candidates = PreviewSession.objects.filter(status__in=LIVE_STATUSES, last_activity_at__lt=cutoff)
+    reaped = 0
+    for session_id in list(candidates.values_list("id", flat=True)[:1000]):
+        if _reap_one(session_id, cutoff=cutoff, now=now):
+            reaped += 1
+    if reaped:
+        session_release_finished_machines(source="schedule")
+    return reaped
+
+
+def _reap_one(session_id: uuid.UUID, *, cutoff: datetime, now: datetime) -> bool:
+    with transaction.atomic():
+        session = (
+            PreviewSession.objects.select_for_update(skip_locked=True)
+            .filter(id=session_id, status__in=LIVE_STATUSES)
+            .first()
+        )
+        if session is None or (session.last_activity_at and session.last_activity_at >= cutoff):
+            return False
+        session.status, session.end_reason = SessionStatus.ENDED, EndReason.IDLE
+        session.ended_at = session.updated_at = now
+        session.save(update_fields=["status", "end_reason", "ended_at", "updated_at"])
+        _publish_status(session)
+    logger.info("idle session ended", extra={"session_id": str(session_id)})
+    return True
+
+
+def session_fail_stuck(*, now: datetime, timeout: int) -> int:
+    """Fail sessions that stayed ``creating`` longer than ``timeout`` seconds (a lost provisioning)."""
+    stuck = PreviewSession.objects.filter(
+        status=SessionStatus.CREATING, created_at__lt=now - timedelta(seconds=timeout)
+    )
+    failed = 0
+    for session in list(stuck[:1000]):
+        failed += session_end(
+            session=session, reason=EndReason.FAILED, now=now, detail="provisioning timed out", source="schedule"
+        )
+    return failed
+
+
+def quota_set(*, user_id: uuid.UUID, values: dict[str, Any]) -> tuple[Quota, bool]:
+    """Create or update one user's quota override."""
+    with transaction.atomic():
+        quota, created = Quota.objects.select_for_update().get_or_create(user_id=user_id, defaults=values)
+        if not created:
+            for name, value in values.items():
+                setattr(quota, name, value)
+            quota.updated_at = timezone.now()
+            quota.save(update_fields=[*values.keys(), "updated_at"])
+    return quota, created
+
+
+def session_provision(*, session_id: uuid.UUID | str, now: datetime) -> str:
+    """Give a queued session a running machine; the agent's ``ready`` event then activates it.
+
+    Any failure ends the session as ``failed`` with the reason, and its machine is destroyed.
+    """
+    from machines.providers.base import ProviderError
+    from machines.services import machine_launch, machine_prepare
+
+    session = PreviewSession.objects.filter(id=session_id, status=SessionStatus.CREATING, machine__isnull=True).first()
+    if session is None:
+        return f"session {session_id}: nothing to provision"
+    machine, spec = machine_prepare(session=session, memory_mb=session.memory_mb)
+    claimed = PreviewSession.objects.filter(id=session.id, status=SessionStatus.CREATING, machine__isnull=True).update(
+        machine=machine, machine_created_at=machine.created_at, updated_at=now
+    )
+    if not claimed:
+        _discard_machine(machine.id)
+        return f"session {session_id}: ended or claimed before provisioning"
+    session.machine = machine
+    try:
+        machine_launch(machine=machine, spec=spec)
+    except ProviderError as exc:
+        session_end(
+            session=session, reason=EndReason.FAILED, now=timezone.now(), detail=f"machine launch failed: {exc}"
+        )
+        return f"session {session_id}: failed ({exc})"
+    session_mark_step(session_id=session.id, step="machine_started_at", now=timezone.now())
+    session.refresh_from_db(fields=["status"])
+    if not session.is_live:
+        _release_machine(session, source="api", reason="ended during provisioning")
+    return f"session {session_id}: machine {machine.id} started"
+
+
+def _discard_machine(machine_id: uuid.UUID) -> None:
+    from machines.services import machine_destroy
+
+    machine_destroy(machine_id=machine_id, source="api", detail={"reason": "not needed"})
+
+
+def session_handle_agent_event(*, machine: Any, event: dict[str, Any], now: datetime) -> str:
+    """Apply one report from a machine's agent to its session; returns what happened, for the reply."""
+    session = PreviewSession.objects.filter(machine=machine).order_by("-created_at").first()
+    if session is None:
+        return "no session"
+    kind = event["type"]
+    if kind == "ready":
+        from machines.services import machine_preview_url
+
+        if event.get("framework"):
+            PreviewSession.objects.filter(id=session.id).update(framework=str(event["framework"])[:32])
+        activated = session_activate(
+            session=session,
+            preview_url=machine_preview_url(machine, session),
+            boot_timings=event.get("boot_steps") or {},
+            now=now,
+        )
+        return "activated" if activated else "ignored"
+    if kind == "activity":
+        return (
+            "recorded"
+            if session_touch(session_id=session.id, source=str(event.get("source") or "agent"), now=now)
+            else "throttled"
+        )
+    if kind == "exit":
+        reason = EndReason.IDLE if event.get("reason") == "idle" else EndReason.FAILED
+        ended = session_end(
+            session=session, reason=reason, now=now, detail=f"agent exited: {event.get('reason')}", source="agent"
+        )
+        return "ended" if ended else "ignored"
+    return "noted"

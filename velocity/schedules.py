@@ -24,6 +24,12 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         minutes=5,
         description="End every live session past its expires_at (the seed's 5-minute cleanup job).",
     ),
+    ScheduleSpec(
+        name="reap_idle_sessions",
+        func="sessions.tasks.reap_idle_sessions",
+        minutes=1,
+        description="End sessions idle longer than PREVIEW_INACTIVITY_TIMEOUT (the seed's 30 minutes).",
+    ),
 )
 
 

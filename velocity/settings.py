@@ -164,8 +164,25 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["sessions.authentication.SupabaseJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["sessions.permissions.IsTokenUser"],
+    "DEFAULT_THROTTLE_CLASSES": ["sessions.throttles.UserScopedThrottle", "sessions.throttles.IPThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "sessions_create": os.environ.get("THROTTLE_CREATE", "30/min"),
+        "sessions": os.environ.get("THROTTLE_READ", "600/min"),
+        "agent": os.environ.get("THROTTLE_AGENT", "1200/min"),
+        "ip": os.environ.get("THROTTLE_IP", "3000/min"),
+    },
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "sessions.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+CACHES = (
+    {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    if REDIS_URL
+    else {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Velocity preview orchestrator API",
     "VERSION": VERSION,
@@ -182,6 +199,12 @@ PREVIEW_CONTAINER_IMAGE = os.environ.get(
     "PREVIEW_CONTAINER_IMAGE", "ghcr.io/velocity/velocity-preview-container:latest"
 )
 WARM_POOL_SIZE = env_int("WARM_POOL_SIZE", 0)
+
+ORCHESTRATOR_URL = os.environ.get("ORCHESTRATOR_URL", f"http://{HOST}:{PORT}").rstrip("/")
+# Where a Fly machine's preview is reached (a route on the orchestrator that answers with fly-replay).
+PREVIEW_BASE_URL = os.environ.get("PREVIEW_BASE_URL", f"{ORCHESTRATOR_URL}/preview").rstrip("/")
+PREVIEW_MACHINE_MEMORY_MB = env_int("PREVIEW_MACHINE_MEMORY_MB", 512)
+PROVISION_TIMEOUT = env_int("PROVISION_TIMEOUT", 180)
 
 # --- Sessions -------------------------------------------------------------------------------------------
 PREVIEW_INACTIVITY_TIMEOUT = env_int("PREVIEW_INACTIVITY_TIMEOUT", 1800)
@@ -206,6 +229,11 @@ REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT") or 60)
 REALTIME_JOIN_ERROR_DELAY = float(os.environ.get("REALTIME_JOIN_ERROR_DELAY") or 0)
 REALTIME_BRIDGE_CHANNELS_PER_SOCKET = env_int("REALTIME_BRIDGE_CHANNELS_PER_SOCKET", 100)
 
+# The editor and the agents talk through this: the embedded endpoint unless a Supabase project is set.
+REALTIME_URL = os.environ.get("REALTIME_URL") or (
+    f"{SUPABASE_URL}/realtime/v1" if SUPABASE_URL else f"{ORCHESTRATOR_URL}/realtime/v1"
+)
+
 # --- Observability --------------------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "info").upper()
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "console")
@@ -229,6 +257,8 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
         "daphne.access": {"level": "WARNING"},
         "django_q": {"level": "WARNING" if LOG_LEVEL != "DEBUG" else "DEBUG"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }
 

@@ -9,5 +9,6 @@ admin.site.site_title = "Velocity"
 urlpatterns = [
     path("health", health, name="health"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("sessions.urls")),
     path("realtime/v1/", include("realtime_bridge.urls")),
 ]

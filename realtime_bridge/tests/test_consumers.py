@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from realtime_bridge.testing import agent_token, service_token
 from sessions.models import PreviewSession
+from sessions.services import session_end
 from velocity.asgi import application
 from velocity.auth import issue_token
 
@@ -74,8 +75,7 @@ def live_session(user_id: uuid.UUID, project_id: str, status: str = "active") ->
 
 @database_sync_to_async
 def end_session(session: PreviewSession) -> None:
-    session.status, session.ended_at, session.end_reason = "ended", timezone.now(), "user"
-    session.save(update_fields=["status", "ended_at", "end_reason"])
+    session_end(session=session, reason="user", now=timezone.now())
 
 
 async def test_it_refuses_a_forged_apikey_at_the_handshake(connect):

@@ -24,6 +24,7 @@ from realtime import (
 from realtime_bridge.testing import RealtimeServer, agent_token, service_token
 from realtime_bridge.tests.clients import JsClient
 from sessions.models import PreviewSession
+from sessions.services import session_end
 from velocity.auth import issue_token
 
 pytestmark = pytest.mark.slow
@@ -243,8 +244,7 @@ def create_session(user_id: uuid.UUID, project_id: str) -> PreviewSession:
 
 @database_sync_to_async
 def end_session(session: PreviewSession) -> None:
-    session.status, session.ended_at, session.end_reason = "ended", timezone.now(), "user"
-    session.save(update_fields=["status", "ended_at", "end_reason"])
+    session_end(session=session, reason="user", now=timezone.now())
 
 
 @needs_postgres_and_redis

@@ -1,0 +1,34 @@
+"""Machine providers: one protocol (``base``) and its implementations, chosen by ``MACHINE_PROVIDER``."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from machines.providers.base import MachineProvider
+
+
+@functools.cache
+def get_provider(kind: str | None = None) -> MachineProvider:
+    """The process-wide provider instance for ``kind`` (default: the configured one)."""
+    kind = kind or settings.MACHINE_PROVIDER
+    if kind == "fly":
+        from machines.providers.fly import FlyConfig, FlyProvider
+
+        return FlyProvider(
+            FlyConfig.from_env(
+                {
+                    "FLY_API_TOKEN": settings.FLY_API_TOKEN,
+                    "FLY_APP_NAME": settings.FLY_APP_NAME,
+                    "FLY_API_BASE_URL": settings.FLY_API_BASE_URL,
+                    "FLY_REGION": settings.FLY_REGION,
+                    "PREVIEW_CONTAINER_IMAGE": settings.PREVIEW_CONTAINER_IMAGE,
+                }
+            )
+        )
+    from machines.providers.local import LocalProvider
+
+    return LocalProvider(settings.VAR_DIR / "machines")

@@ -1,0 +1,218 @@
+"""The embedded default provider: each machine is a real preview agent process on a loopback port.
+
+A machine is a directory ``VAR_DIR/machines/<name>/`` holding ``config.json`` (what was asked for),
+``state.json`` (written by the machine's runner) and the project folder. The runner
+(``local_runner``) leads its own process group, so stop and destroy end the agent and its dev server
+together. Nothing lives only in memory: after an orchestrator restart, ``list`` and ``get`` rediscover
+every machine from its directory, and a machine whose process is gone reads as stopped or failed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from machines.providers.base import (
+    Guest,
+    MachineSpec,
+    MachineState,
+    NotFound,
+    ProviderMachine,
+    WaitTimeout,
+)
+
+MAX_RETRIES = 3
+HOST_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "npm_config_cache", "NODE_OPTIONS"})
+STOP_GRACE_SECONDS = 5.0
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _alive(pid: int | None, marker: str) -> bool:
+    """Is ``pid`` still our runner? (pids are reused, so its command line must name the machine.)"""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return marker.encode() in cmdline and status != "Z"
+
+
+class LocalProvider:
+    def __init__(self, root: Path, *, python: str = sys.executable) -> None:
+        self.root = root
+        self.python = python
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # --- interface ------------------------------------------------------------------------------
+
+    def create(self, spec: MachineSpec) -> ProviderMachine:
+        machine_dir = self.root / spec.name
+        if (machine_dir / "config.json").exists():
+            return self.get(spec.name)  # a retried create finds the first one
+        (machine_dir / "project").mkdir(parents=True, exist_ok=True)
+        guest = spec.guest or Guest()
+        port = free_port()
+        env = {"PROJECT_DIR": str(machine_dir / "project"), **spec.env, "PORT": str(port)}
+        config = {
+            "name": spec.name,
+            "env": env,
+            "metadata": dict(spec.metadata),
+            "guest": {"cpu_kind": guest.cpu_kind, "cpus": guest.cpus, "memory_mb": guest.memory_mb},
+            "port": port,
+            "max_retries": MAX_RETRIES,
+            "created_at": time.time(),
+            "image": spec.image,
+            "region": "local",
+        }
+        (machine_dir / "config.json").write_text(json.dumps(config))
+        self._spawn(machine_dir, env)
+        return self.get(spec.name)
+
+    def start(self, machine_id: str) -> None:
+        machine = self.get(machine_id)
+        if machine.state in (MachineState.STARTED, MachineState.STARTING):
+            return
+        config = self._config(self.root / machine_id)
+        self._spawn(self.root / machine_id, config["env"])
+
+    def stop(self, machine_id: str) -> None:
+        machine_dir = self._dir(machine_id)
+        self._kill(machine_dir)
+        (machine_dir / "state.json").write_text(json.dumps({"state": "stopped", "updated_at": time.time()}))
+
+    def destroy(self, machine_id: str, *, force: bool = True) -> None:
+        machine_dir = self.root / machine_id
+        if not machine_dir.exists():
+            return
+        self._kill(machine_dir)
+        shutil.rmtree(machine_dir, ignore_errors=True)
+
+    def get(self, machine_id: str) -> ProviderMachine:
+        machine_dir = self._dir(machine_id)
+        config, state = self._config(machine_dir), self._state(machine_dir)
+        return self._describe(machine_dir.name, config, state)
+
+    def list(self, metadata: Mapping[str, str] | None = None) -> builtins.list[ProviderMachine]:
+        machines = []
+        for config_path in sorted(self.root.glob("*/config.json")):
+            with contextlib.suppress(NotFound, OSError, ValueError):
+                machine = self.get(config_path.parent.name)
+                if all(machine.metadata.get(k) == v for k, v in (metadata or {}).items()):
+                    machines.append(machine)
+        return machines
+
+    def wait_for_state(
+        self, machine_id: str, state: MachineState, *, timeout: float, version: str | None = None
+    ) -> MachineState:
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.get(machine_id).state
+            if current == state:
+                return current
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"machine {machine_id} is {current}, not {state}, after {timeout}s")
+            time.sleep(0.05)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def address(self, machine_id: str) -> str:
+        return f"http://127.0.0.1:{self._config(self._dir(machine_id))['port']}"
+
+    def _dir(self, machine_id: str) -> Path:
+        machine_dir = self.root / machine_id
+        if "/" in machine_id or machine_id.startswith(".") or not (machine_dir / "config.json").exists():
+            raise NotFound(f"no local machine {machine_id}", status=404)
+        return machine_dir
+
+    def _spawn(self, machine_dir: Path, env: Mapping[str, str]) -> None:
+        # A machine gets the environment a Fly machine gets, plus what a process needs to run here;
+        # none of the orchestrator's own settings or secrets.
+        host = {k: v for k, v in os.environ.items() if k in HOST_ENV}
+        child_env = {**host, **env, "PYTHONPATH": str(REPO_ROOT)}
+        (machine_dir / "state.json").write_text(json.dumps({"state": "starting", "updated_at": time.time()}))
+        log = (machine_dir / "machine.log").open("ab")
+        runner = subprocess.Popen(  # noqa: S603  (our interpreter, our module)
+            [self.python, "-m", "machines.providers.local_runner", str(machine_dir)],
+            env=child_env,
+            cwd=str(REPO_ROOT),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        # Only the provider writes runner.pid and only the runner writes state.json: no write races.
+        (machine_dir / "runner.pid").write_text(str(runner.pid))
+
+    def _kill(self, machine_dir: Path) -> None:
+        pid = self._pid(machine_dir)
+        if pid is None or not _alive(pid, str(machine_dir)):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while _alive(pid, str(machine_dir)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        _reap(pid)
+
+    @staticmethod
+    def _config(machine_dir: Path) -> dict[str, Any]:
+        return dict(json.loads((machine_dir / "config.json").read_text()))
+
+    @staticmethod
+    def _state(machine_dir: Path) -> dict[str, Any]:
+        path = machine_dir / "state.json"
+        return dict(json.loads(path.read_text())) if path.exists() else {}
+
+    @staticmethod
+    def _pid(machine_dir: Path) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int((machine_dir / "runner.pid").read_text())
+        return None
+
+    def _describe(self, name: str, config: dict[str, Any], state: dict[str, Any]) -> ProviderMachine:
+        raw = str(state.get("state", "starting"))
+        pid = self._pid(self.root / name)
+        if raw in ("starting", "started") and (pid is None or not _alive(pid, str(self.root / name))):
+            raw = "failed"  # the process is gone without saying so (killed, or the host restarted)
+        guest = config["guest"]
+        return ProviderMachine(
+            id=name,
+            name=name,
+            state=MachineState(raw),
+            raw_state=raw,
+            region="local",
+            private_ip="127.0.0.1",
+            private_address=f"http://127.0.0.1:{config['port']}",
+            metadata=config["metadata"],
+            image=config.get("image"),
+            guest=Guest(guest["cpu_kind"], guest["cpus"], guest["memory_mb"]),
+            created_at=datetime.fromtimestamp(config["created_at"], tz=UTC),
+        )
+
+
+def _reap(pid: int) -> None:
+    """Collect the runner if it is our own child, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)

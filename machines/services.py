@@ -1,0 +1,229 @@
+"""Machine lifecycle: create (or claim from the warm pool), record every transition, destroy, kill.
+
+Every state change is a conditional update (``filter(state__in=...)``) whose row count decides who won,
+and writes one ``MachineEvent`` with its source; the operator views hear about it through
+``realtime_bridge.events``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from machines.models import GONE_STATES, EventSource, Machine, MachineEvent, MachineState, new_machine_token
+from machines.providers import get_provider
+from machines.providers.base import (
+    Guest,
+    MachineSpec,
+    ProviderError,
+    preview_metadata,
+)
+from machines.providers.base import MachineState as ProviderState
+from realtime_bridge import events
+from velocity.auth import issue_token
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT_SECONDS = 60
+STATE_TIMESTAMPS: dict[str, str] = {
+    MachineState.STARTED: "started_at",
+    MachineState.STOPPED: "stopped_at",
+    MachineState.DESTROYED: "destroyed_at",
+}
+
+
+def machine_transition(
+    *,
+    machine: Machine,
+    to_state: str,
+    source: str,
+    from_states: Iterable[str] | None = None,
+    detail: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Move the machine to ``to_state`` if it is still in one of ``from_states`` (default: its current state)."""
+    now = now or timezone.now()
+    allowed = list(from_states) if from_states is not None else [machine.state]
+    changes: dict[str, Any] = {"state": to_state, "updated_at": now}
+    if to_state in STATE_TIMESTAMPS:
+        changes[STATE_TIMESTAMPS[to_state]] = now
+    with transaction.atomic():
+        updated = Machine.objects.filter(id=machine.id, state__in=allowed).exclude(state=to_state).update(**changes)
+        if not updated:
+            return False
+        previous = machine.state
+        for name, value in changes.items():
+            setattr(machine, name, value)
+        MachineEvent.objects.create(
+            machine=machine, from_state=previous, to_state=to_state, source=source, detail=detail or {}, at=now
+        )
+        events.publish_on_commit(_state_event(machine, source))
+    return True
+
+
+def _state_event(machine: Machine, source: str) -> events.Event:
+    session = machine.sessions.order_by("-created_at").only("id", "project_id").first()
+    return events.machine_state(
+        machine_id=str(machine.id),
+        state=machine.state,
+        source=source,
+        session_id=str(session.id) if session else None,
+        project_id=session.project_id if session else None,
+    )
+
+
+def agent_environment(*, machine: Machine, token: str, session: Any | None) -> dict[str, str]:
+    """What the preview agent is told: the contract's variables, and for a session, its scoped realtime key."""
+    env = {
+        "ORCHESTRATOR_URL": settings.ORCHESTRATOR_URL,
+        "REALTIME_URL": settings.REALTIME_URL,
+        "MACHINE_TOKEN": token,
+        "INACTIVITY_TIMEOUT": str(settings.PREVIEW_INACTIVITY_TIMEOUT),
+        "MACHINE_ID": str(machine.id),
+    }
+    if session is not None:
+        env.update(
+            PROJECT_ID=session.project_id,
+            SESSION_ID=str(session.id),
+            REALTIME_KEY=machine_realtime_key(machine=machine, project_id=session.project_id),
+        )
+    return env
+
+
+def machine_realtime_key(*, machine: Machine, project_id: str) -> str:
+    """A token that lets this machine's agent join only its own project's channel."""
+    return issue_token(
+        sub=machine.id,
+        role="authenticated",
+        ttl=settings.PREVIEW_SESSION_TTL + 3600,
+        extra={"velocity_project": project_id, "velocity_machine": str(machine.id)},
+    )
+
+
+def machine_create(*, session: Any | None, memory_mb: int, source: str = EventSource.API) -> Machine:
+    """Create a machine for ``session`` (or a warm one when None) and wait until it runs."""
+    machine, spec = machine_prepare(session=session, memory_mb=memory_mb, source=source)
+    machine_launch(machine=machine, spec=spec, source=source)
+    return machine
+
+
+def machine_prepare(
+    *, session: Any | None, memory_mb: int, source: str = EventSource.API
+) -> tuple[Machine, MachineSpec]:
+    """The machine's row (``created``) and what to ask the provider for; the token lives only in the spec."""
+    token, token_hash = new_machine_token()
+    machine = Machine.objects.create(
+        provider=settings.MACHINE_PROVIDER,
+        app=settings.FLY_APP_NAME if settings.MACHINE_PROVIDER == "fly" else "",
+        region=settings.FLY_REGION if settings.MACHINE_PROVIDER == "fly" else "local",
+        image=settings.PREVIEW_CONTAINER_IMAGE,
+        memory_mb=memory_mb,
+        token_hash=token_hash,
+        is_warm=session is None,
+    )
+    MachineEvent.objects.create(machine=machine, from_state="", to_state=MachineState.CREATED, source=source)
+    spec = MachineSpec(
+        name=f"velocity-{machine.id.hex}",
+        image=settings.PREVIEW_CONTAINER_IMAGE,
+        guest=Guest(cpu_kind="shared", cpus=1, memory_mb=memory_mb),
+        env=agent_environment(machine=machine, token=token, session=session),
+        metadata=_metadata(machine, session),
+        region=settings.FLY_REGION,
+    )
+    return machine, spec
+
+
+def machine_launch(*, machine: Machine, spec: MachineSpec, source: str = EventSource.API) -> None:
+    """Create the machine at the provider and wait until it runs.
+
+    On any provider failure the machine is destroyed at the provider (best effort), marked failed,
+    and the error is raised: nothing is left running.
+    """
+    try:
+        _launch(machine, spec, source=source)
+    except ProviderError as exc:
+        _abandon(machine, error=exc, source=source)
+        raise
+
+
+def _metadata(machine: Machine, session: Any | None) -> dict[str, str]:
+    metadata = preview_metadata(
+        session_id=str(session.id) if session else "",
+        project_id=session.project_id if session else "",
+        user_id=str(session.user_id) if session else "",
+    )
+    return {**metadata, "velocity_machine_id": str(machine.id)}
+
+
+def _launch(machine: Machine, spec: MachineSpec, *, source: str) -> None:
+    provider = get_provider(machine.provider)
+    created = provider.create(spec)
+    machine.provider_machine_id = created.id
+    machine.address = created.private_address or ""
+    machine.save(update_fields=["provider_machine_id", "address", "updated_at"])
+    machine_transition(machine=machine, to_state=MachineState.STARTING, source=EventSource.PROVIDER)
+    provider.wait_for_state(created.id, ProviderState.STARTED, timeout=START_TIMEOUT_SECONDS)
+    machine_transition(machine=machine, to_state=MachineState.STARTED, source=EventSource.PROVIDER)
+    logger.info("machine started", extra={"machine_id": str(machine.id), "provider_id": created.id})
+
+
+def _abandon(machine: Machine, *, error: ProviderError, source: str) -> None:
+    logger.warning(
+        "machine launch failed", extra={"machine_id": str(machine.id), "error": str(error), "status": error.status}
+    )
+    if machine.provider_machine_id:
+        try:
+            get_provider(machine.provider).destroy(machine.provider_machine_id, force=True)
+        except ProviderError:
+            logger.warning(
+                "destroy after failed launch failed; reconciliation will retry", extra={"machine_id": str(machine.id)}
+            )
+    machine_transition(
+        machine=machine,
+        to_state=MachineState.FAILED,
+        source=source,
+        from_states=[s for s in MachineState.values if s not in GONE_STATES],
+        detail={"error": str(error)[:300]},
+    )
+
+
+def machine_destroy(*, machine_id: uuid.UUID, source: str, detail: dict[str, Any] | None = None) -> int:
+    """Destroy the machine at the provider and record it; a machine already gone is left as it is (0)."""
+    machine = Machine.objects.filter(id=machine_id).first()
+    if machine is None or machine.is_gone:
+        return 0
+    live = [s for s in MachineState.values if s not in GONE_STATES]
+    if not machine_transition(
+        machine=machine, to_state=MachineState.DESTROYING, source=source, from_states=live, detail=detail
+    ):
+        return 0
+    if machine.provider_machine_id:
+        try:
+            get_provider(machine.provider).destroy(machine.provider_machine_id, force=True)
+        except ProviderError as exc:
+            # Left in "destroying": reconciliation finishes the job once the provider answers again.
+            logger.warning("machine destroy failed", extra={"machine_id": str(machine.id), "error": str(exc)})
+            return 0
+    machine_transition(machine=machine, to_state=MachineState.DESTROYED, source=source)
+    return 1
+
+
+def machine_get_by_token(token: str) -> Machine | None:
+    from machines.models import hash_token
+
+    if not token:
+        return None
+    return Machine.objects.filter(token_hash=hash_token(token)).exclude(state__in=GONE_STATES).first()
+
+
+def machine_preview_url(machine: Machine, session: Any) -> str:
+    if machine.provider == "local":
+        return f"{machine.address}/"
+    return f"{settings.PREVIEW_BASE_URL.rstrip('/')}/{session.id}/"

@@ -1,0 +1,247 @@
+"""Composition: boot steps, the ready/status/activity/exit reports, and the inactivity exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from . import __version__
+from .config import Config
+from .devserver import DevServer, LogThrottle, free_port
+from .files import FileStore
+from .messages import Outgoing, handle_event, manifest_event
+from .orchestrator import Orchestrator
+from .proxy import Front
+from .sync import RealtimeSync
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 600.0
+REALTIME_READY_WAIT_SECONDS = 10.0
+
+
+class Activity:
+    """When something last happened (file writes, preview requests) and how often since the last report."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.last = clock()
+        self.last_at = datetime.now(UTC)
+        self.counts: Counter[str] = Counter()
+
+    def touch(self, kind: str, count: int = 1) -> None:
+        self.last, self.last_at = self.clock(), datetime.now(UTC)
+        self.counts[kind] += count
+
+    def idle_seconds(self) -> float:
+        return self.clock() - self.last
+
+    def take_counts(self) -> dict[str, int]:
+        counts, self.counts = dict(self.counts), Counter()
+        return counts
+
+
+class Agent:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started = time.monotonic()
+        self.boot: dict[str, float] = {}
+        self.activity = Activity()
+        self.store = FileStore(config.project_dir, max_bytes=config.max_file_bytes)
+        self.throttle = LogThrottle(config.log_rate_per_second)
+        self.devserver = DevServer(
+            self.store.root,
+            port=config.dev_port or free_port(),
+            dev_command=config.dev_command,
+            on_line=self._on_line,
+        )
+        self.orchestrator = Orchestrator(
+            config.orchestrator_url,
+            config.machine_token,
+            project_id=config.project_id,
+            session_id=config.session_id,
+        )
+        self.sync: RealtimeSync | None = None
+        self._stop = asyncio.Event()
+        self.exit_reason = "idle"
+
+    async def run(self) -> int:
+        self._install_signal_handlers()
+        front = Front(devserver=self.devserver, root=self.store.root, health=self.health, on_request=self._on_request)
+        server = await self._step("http", front.serve(self.config.host, self.config.port))
+        logger.info("agent listening", extra={"port": self.config.port, "dev_port": self.devserver.port})
+        try:
+            await self._boot_and_wait()
+        finally:
+            await self._shutdown(server)
+        return 0
+
+    async def _boot_and_wait(self) -> None:
+        if not self.config.project_id:
+            await self._step("assignment", self._wait_for_assignment())
+            if self._stop.is_set():
+                return
+        started = time.monotonic()
+        self.store.scan()
+        self.boot["scan"] = round(time.monotonic() - started, 3)
+        background = [asyncio.create_task(self._report_ready())]
+        if self.config.realtime_url:
+            self.sync = self._make_sync()
+            background.append(asyncio.create_task(self.sync.run(), name="realtime"))
+        self.devserver.start()
+        background += [asyncio.create_task(coro) for coro in (self._watch_status(), self._report_activity())]
+        try:
+            await self._watch_inactivity()
+        finally:
+            for task in background:
+                task.cancel()
+
+    async def _wait_for_assignment(self) -> None:
+        """Warm pool: idle until the orchestrator assigns a project (or the machine is stopped)."""
+        poll = asyncio.create_task(self.orchestrator.wait_for_assignment(self.config.assignment_poll_interval))
+        stop = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not poll.done():
+            poll.cancel()
+            return
+        self.config = self.config.with_assignment(**poll.result())
+        self.orchestrator.project_id = self.config.project_id
+        self.orchestrator.session_id = self.config.session_id
+        self.activity.touch("assignment")
+        logger.info("assigned", extra={"project_id": self.config.project_id})
+
+    def _make_sync(self) -> RealtimeSync:
+        return RealtimeSync(
+            self.config.realtime_url,
+            self.config.realtime_key,
+            self.config.channel_name,
+            handle=self._handle,
+            manifest=lambda: manifest_event(self.store, reason="join"),
+        )
+
+    async def _step(self, name: str, awaitable: Any) -> Any:
+        started = time.monotonic()
+        result = await awaitable
+        self.boot[name] = round(time.monotonic() - started, 3)
+        return result
+
+    def _handle(self, event: str, payload: dict[str, Any]) -> list[Outgoing]:
+        result = handle_event(self.store, event, payload)
+        if result.changed:
+            self.activity.touch("file_writes", len(result.changed))
+            self.devserver.notify_changed(result.changed)
+        return result.outgoing
+
+    def _on_request(self) -> None:
+        self.activity.touch("preview_requests")
+
+    def _on_line(self, stream: str, line: str) -> None:
+        if self.sync is None or not self.sync.connected:
+            return
+        allowed, dropped = self.throttle.take()
+        if dropped:
+            note = f"[agent] {dropped} log lines not sent (rate limit); GET /logs has them"
+            self.sync.publish("agent:log", {"stream": "agent", "line": note}, droppable=True)
+        if allowed:
+            self.sync.publish("agent:log", {"stream": stream, "line": line}, droppable=True)
+
+    def health(self) -> dict[str, Any]:
+        plan = self.devserver.plan
+        return {
+            "status": "ok",
+            "devServer": self.devserver.serving,
+            "supabaseConnected": self.sync is not None and self.sync.connected,
+            "projectId": self.config.project_id or None,
+            "sessionId": self.config.session_id or None,
+            "fileCount": self.store.file_count,
+            "lastActivity": self.activity.last_at.isoformat(),
+            "idleSeconds": round(self.activity.idle_seconds(), 1),
+            "uptime": round(time.monotonic() - self.started, 1),
+            "devServerKind": plan.kind if plan else None,
+            "devServerState": self.devserver.state,
+            "version": __version__,
+        }
+
+    def _status(self) -> dict[str, Any]:
+        health = self.health()
+        return {key: health[key] for key in ("devServer", "supabaseConnected", "devServerState", "fileCount")}
+
+    async def _report_ready(self) -> None:
+        up = await self.devserver.wait_ready(READY_TIMEOUT_SECONDS)
+        if self.sync is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._until(lambda: self.sync is not None and self.sync.connected),
+                    REALTIME_READY_WAIT_SECONDS,
+                )
+        boot = {
+            **self.boot,
+            "dev_server_start": self.devserver.started_seconds,
+            "npm_install": self.devserver.install_seconds,
+        }
+        if self.sync is not None:
+            boot["realtime_connect"] = self.sync.first_connect_seconds
+        boot["total"] = round(time.monotonic() - self.started, 3)
+        await self.orchestrator.send(
+            "ready",
+            boot_steps=boot,
+            dev_server=up,
+            dev_server_kind=self.devserver.plan.kind if self.devserver.plan else None,
+        )
+
+    async def _until(self, condition: Callable[[], bool], interval: float = 0.1) -> None:
+        while not condition():
+            await asyncio.sleep(interval)
+
+    async def _watch_status(self) -> None:
+        last: dict[str, Any] = {}
+        while True:
+            status = self._status()
+            if status != last:
+                last = status
+                await self.orchestrator.send("status", attempts=1, **status)
+            await asyncio.sleep(1.0)
+
+    async def _report_activity(self) -> None:
+        interval = self.config.activity_report_interval
+        while True:
+            await asyncio.sleep(interval)
+            counts = self.activity.take_counts()
+            if counts:
+                await self.orchestrator.send(
+                    "activity", attempts=1, last_activity_at=self.activity.last_at.isoformat(), **counts
+                )
+
+    async def _watch_inactivity(self) -> None:
+        timeout = self.config.inactivity_timeout
+        while not self._stop.is_set():
+            idle = self.activity.idle_seconds()
+            if idle >= timeout:
+                logger.info("inactive; exiting", extra={"idle_seconds": round(idle, 1)})
+                self.exit_reason = "idle"
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), min(timeout - idle, 5.0) + 0.01)
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal)
+
+    def _on_signal(self) -> None:
+        self.exit_reason = "signal"
+        self._stop.set()
+
+    async def _shutdown(self, server: asyncio.Server) -> None:
+        idle = round(self.activity.idle_seconds(), 1)
+        await self.orchestrator.send("exit", attempts=2, reason=self.exit_reason, idle_seconds=idle)
+        server.close()
+        await self.devserver.stop()

@@ -1,0 +1,80 @@
+"""Environment → one frozen configuration object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A variable is present but unusable; the message names it (never its value)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    project_id: str
+    session_id: str
+    realtime_url: str
+    orchestrator_url: str
+    project_dir: Path
+    port: int = 8080
+    host: str = "0.0.0.0"  # noqa: S104 - the container's only job is to serve this port
+    inactivity_timeout: float = 1800.0
+    dev_command: str = ""
+    dev_port: int = 0
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    log_rate_per_second: float = 20.0
+    activity_report_interval: float = 30.0
+    assignment_poll_interval: float = 2.0
+    realtime_key: str = field(default="", repr=False)
+    machine_token: str = field(default="", repr=False)
+
+    @property
+    def channel_name(self) -> str:
+        return f"project:{self.project_id}"
+
+    def with_assignment(self, *, project_id: str, session_id: str, realtime_key: str) -> Config:
+        key = realtime_key or self.realtime_key
+        return replace(self, project_id=project_id, session_id=session_id, realtime_key=key)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}")
+    return value
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    port = int(_number(env, "PORT", 8080, minimum=1))
+    if port > 65535:
+        raise ConfigError("PORT must be a TCP port")
+    return Config(
+        project_id=env.get("PROJECT_ID", "").strip(),
+        session_id=env.get("SESSION_ID", "").strip(),
+        realtime_url=env.get("REALTIME_URL", "").strip(),
+        realtime_key=env.get("REALTIME_KEY", "").strip(),
+        orchestrator_url=env.get("ORCHESTRATOR_URL", "").strip().rstrip("/"),
+        machine_token=env.get("MACHINE_TOKEN", "").strip(),
+        project_dir=Path(env.get("PROJECT_DIR", "") or "/app/project").absolute(),
+        port=port,
+        host=env.get("HOST", "").strip() or "0.0.0.0",  # noqa: S104
+        inactivity_timeout=_number(env, "INACTIVITY_TIMEOUT", 1800, minimum=0.1),
+        dev_command=env.get("DEV_COMMAND", "").strip(),
+        dev_port=int(_number(env, "DEV_PORT", 0)),
+        max_file_bytes=int(_number(env, "MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES, minimum=1)),
+        log_rate_per_second=_number(env, "LOG_RATE_PER_SECOND", 20, minimum=0.1),
+        activity_report_interval=_number(env, "ACTIVITY_REPORT_INTERVAL", 30),
+        assignment_poll_interval=_number(env, "ASSIGNMENT_POLL_INTERVAL", 2, minimum=0.05),
+    )

@@ -1,0 +1,141 @@
+"""Incoming realtime events → file operations → outgoing events.
+
+A pure function of (event, payload, now): the realtime wiring in ``sync.py`` stays thin and every
+rule here is tested without a socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .files import FileRefused, FileState, FileStore, check_version, decode_content
+
+logger = logging.getLogger(__name__)
+
+Outgoing = tuple[str, dict[str, Any]]
+MAX_ECHOED_PATH = 200
+SNAPSHOT_MAX_FILES = 5000
+
+
+@dataclass
+class Result:
+    outgoing: list[Outgoing] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+
+def handle_event(store: FileStore, event: str, payload: Mapping[str, Any], now_ms: float | None = None) -> Result:
+    """Apply one broadcast from the editor; unknown events are ignored (the channel is shared)."""
+    now_ms = time.time() * 1000 if now_ms is None else now_ms
+    result = Result()
+    if event == "file:update":
+        _apply_update(store, payload, now_ms, result)
+    elif event == "file:delete":
+        _apply(store, event, payload, now_ms, result, _delete)
+    elif event == "files:snapshot":
+        _apply_snapshot(store, payload, now_ms, result)
+    return result
+
+
+def manifest_event(store: FileStore, *, reason: str) -> Outgoing:
+    return "agent:manifest", {"reason": reason, "files": store.manifest(), "file_count": store.file_count}
+
+
+def _apply_update(store: FileStore, payload: Mapping[str, Any], now_ms: float, result: Result) -> None:
+    _apply(store, "file:update", payload, now_ms, result, _update)
+
+
+def _update(store: FileStore, payload: Mapping[str, Any]) -> tuple[str, FileState]:
+    version = check_version(payload.get("version"))
+    data = decode_content(payload.get("content"), payload.get("encoding"), store.max_bytes)
+    return store.write(payload.get("path"), data, version)  # type: ignore[arg-type]
+
+
+def _delete(store: FileStore, payload: Mapping[str, Any]) -> tuple[str, FileState]:
+    version = check_version(payload.get("version"))
+    return store.delete(payload.get("path"), version)  # type: ignore[arg-type]
+
+
+def _apply(
+    store: FileStore, event: str, payload: Mapping[str, Any], now_ms: float, result: Result, operation: Any
+) -> None:
+    path = payload.get("path")
+    try:
+        outcome, state = operation(store, payload)
+    except FileRefused as refused:
+        result.outgoing.append(error_event(event, payload, refused.code, refused.message))
+        return
+    except OSError as error:
+        logger.warning("file operation failed", extra={"event": event, "errno": error.errno})
+        result.outgoing.append(error_event(event, payload, "io_error", error.strerror or "I/O error"))
+        return
+    if outcome == "stale":
+        logger.info("stale version ignored", extra={"event": event, "version": payload.get("version")})
+        return
+    if outcome in ("written", "deleted"):
+        result.changed.append(str(path))
+    result.outgoing.append(("file:synced", synced_payload(str(path), state, payload.get("sent_at"), now_ms)))
+
+
+def _apply_snapshot(store: FileStore, payload: Mapping[str, Any], now_ms: float, result: Result) -> None:
+    """Many files at once, acknowledged by one ``files:synced`` (one event per file would trip the
+    realtime server's per-tenant message rate on a large project)."""
+    files = payload.get("files")
+    if not isinstance(files, list) or len(files) > SNAPSHOT_MAX_FILES:
+        message = f"files must be a list of at most {SNAPSHOT_MAX_FILES} entries"
+        result.outgoing.append(error_event("files:snapshot", payload, "invalid_snapshot", message))
+        return
+    each = Result()
+    for entry in files:
+        if isinstance(entry, Mapping):
+            _apply_update(store, {"sent_at": payload.get("sent_at"), **entry}, now_ms, each)
+        else:
+            each.outgoing.append(error_event("files:snapshot", {}, "invalid_snapshot", "entry must be an object"))
+    synced = [body for name, body in each.outgoing if name == "file:synced"]
+    result.outgoing.extend(item for item in each.outgoing if item[0] != "file:synced")
+    result.changed.extend(each.changed)
+    latency = latency_ms(payload.get("sent_at"), now_ms)
+    result.outgoing.append(("files:synced", {"files": synced, "count": len(synced), "latency_ms": latency}))
+
+
+def synced_payload(path: str, state: FileState, sent_at: object, now_ms: float) -> dict[str, Any]:
+    return {
+        "path": path,
+        "version": state.version,
+        "sha256": state.sha256,
+        "latency_ms": latency_ms(sent_at, now_ms),
+    }
+
+
+def latency_ms(sent_at: object, now_ms: float) -> int | None:
+    """``sent_at`` may be epoch milliseconds or an ISO-8601 timestamp; anything else gives None."""
+    if isinstance(sent_at, bool):
+        return None
+    if isinstance(sent_at, int | float):
+        sent_ms = float(sent_at)
+    elif isinstance(sent_at, str):
+        try:
+            stamp = datetime.fromisoformat(sent_at.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        sent_ms = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp() * 1000
+    else:
+        return None
+    return max(0, round(now_ms - sent_ms))
+
+
+def error_event(event: str, payload: Mapping[str, Any], code: str, message: str) -> Outgoing:
+    path = payload.get("path")
+    echoed = path[:MAX_ECHOED_PATH] if isinstance(path, str) else None
+    body = {
+        "event": event,
+        "code": code,
+        "message": message,
+        "path": echoed,
+        "version": payload.get("version"),
+    }
+    return "agent:error", body

@@ -1,0 +1,230 @@
+"""The agent's HTTP surface on ``PORT``: ``/health``, ``/logs``, and everything else proxied.
+
+Plain asyncio, not a web framework: the proxy only rewrites the request head and then pipes bytes
+both ways, which carries HTTP bodies, chunked streams and websocket upgrades (hot-module reload)
+alike, and keeps the idle agent small. Each proxied request asks the dev server for
+``Connection: close``, so one connection carries one request and no body parsing is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import logging
+import mimetypes
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .devserver import DevServer
+from .files import FileRefused, check_path
+
+logger = logging.getLogger(__name__)
+
+MAX_HEAD_BYTES = 64 * 1024
+HEAD_TIMEOUT_SECONDS = 30.0
+PIPE_CHUNK = 64 * 1024
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "transfer-encoding"}
+)
+REASONS = {
+    200: "OK",
+    301: "Moved Permanently",
+    400: "Bad Request",
+    404: "Not Found",
+    503: "Service Unavailable",
+}
+STARTING_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="2"><title>Starting preview…</title>
+<style>body{{font:16px system-ui,sans-serif;display:grid;place-items:center;height:90vh;color:#444}}</style>
+</head><body><div><h1>Starting preview…</h1><p>Dev server: {state}. This page refreshes itself.</p></div>
+</body></html>"""
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    target: str
+    version: str
+    headers: list[tuple[str, str]]
+
+    def header(self, name: str) -> str:
+        return next((value for key, value in self.headers if key.lower() == name), "")
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.target).path or "/"
+
+    @property
+    def is_websocket(self) -> bool:
+        return self.header("upgrade").lower() == "websocket"
+
+
+def parse_head(head: bytes) -> Request | None:
+    try:
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, version = lines[0].split(" ")
+    except ValueError:
+        return None
+    headers = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip() or "\n" in line or "\r" in line:
+            return None  # no obs-fold, no bare newlines: nothing odd reaches the dev server
+        headers.append((name, value.strip()))
+    return Request(method, target, version, headers)
+
+
+def upstream_head(request: Request, *, port: int, client_ip: str) -> bytes:
+    """The request head as the dev server sees it: loopback Host, forwarding headers, no hop-by-hop."""
+    named = {token.strip().lower() for token in request.header("connection").split(",")}
+    drop = HOP_BY_HOP | named | {"host", "x-forwarded-host", "x-forwarded-for", "x-forwarded-proto"}
+    if request.header("transfer-encoding"):
+        drop = drop - {"transfer-encoding"}  # the body is piped as sent, framing and all
+    target = request.target
+    if "://" in target:  # absolute-form: keep only path and query
+        parts = urlsplit(target)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    forwarded_for = ", ".join(filter(None, [request.header("x-forwarded-for"), client_ip]))
+    lines = [f"{request.method} {target} {request.version}", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{name}: {value}" for name, value in request.headers if name.lower() not in drop]
+    lines += [
+        f"X-Forwarded-Host: {request.header('x-forwarded-host') or request.header('host')}",
+        f"X-Forwarded-Proto: {request.header('x-forwarded-proto') or 'http'}",
+        f"X-Forwarded-For: {forwarded_for}",
+    ]
+    lines += ["Connection: Upgrade", "Upgrade: websocket"] if request.is_websocket else ["Connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def response(status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> bytes:
+    headers = {
+        "Content-Type": content_type,
+        "Content-Length": str(len(body)),
+        "Cache-Control": "no-store",
+        "Connection": "close",
+        **(extra or {}),
+    }
+    head = f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return head.encode("latin-1") + b"\r\n" + body
+
+
+def json_response(status: int, data: Any) -> bytes:
+    return response(status, json.dumps(data).encode(), "application/json")
+
+
+def static_file(root: Path, request_path: str) -> tuple[int, bytes, str, dict[str, str]]:
+    """Serve ``PROJECT_DIR`` itself when the project has no dev server."""
+    relative = unquote(request_path).lstrip("/")
+    if relative == "" or relative.endswith("/"):
+        relative += "index.html"
+    try:
+        check_path(relative)
+    except FileRefused:
+        return 404, b"not found", "text/plain", {}
+    full = os.path.realpath(root / relative)
+    if not full.startswith(str(root) + os.sep):
+        return 404, b"not found", "text/plain", {}
+    if os.path.isdir(full):
+        return 301, b"", "text/plain", {"Location": request_path + "/"}
+    try:
+        with open(full, "rb") as handle:
+            body = handle.read()
+    except OSError:
+        return 404, b"not found", "text/plain", {}
+    return 200, body, mimetypes.guess_type(full)[0] or "application/octet-stream", {}
+
+
+class Front:
+    """One connection, one request: answer it locally or hand the socket to the dev server."""
+
+    def __init__(
+        self,
+        *,
+        devserver: DevServer,
+        root: Path,
+        health: Callable[[], dict[str, Any]],
+        on_request: Callable[[], None],
+    ) -> None:
+        self.devserver, self.root, self.health, self.on_request = devserver, root, health, on_request
+
+    async def serve(self, host: str, port: int) -> asyncio.Server:
+        return await asyncio.start_server(self.handle, host, port, limit=MAX_HEAD_BYTES)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await self._read_request(reader)
+            if request is None:
+                writer.write(response(400, b"bad request", "text/plain"))
+            else:
+                await self._dispatch(request, reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        except Exception:
+            logger.exception("request failed")
+        finally:
+            await _close(writer)
+
+    async def _read_request(self, reader: asyncio.StreamReader) -> Request | None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_SECONDS)
+        except asyncio.LimitOverrunError:
+            return None
+        return parse_head(head)
+
+    async def _dispatch(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        path = request.path
+        if path == "/health":
+            writer.write(json_response(200, self.health()))
+        elif path == "/logs":
+            writer.write(json_response(200, {"lines": list(self.devserver.logs.lines)}))
+        else:
+            self.on_request()
+            await self._preview(request, reader, writer)
+        await writer.drain()
+
+    async def _preview(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.devserver.is_static and not request.is_websocket:
+            status, body, kind, extra = static_file(self.root, request.path)
+            writer.write(response(status, b"" if request.method == "HEAD" else body, kind, extra))
+        elif not (self.devserver.is_up and await self._pipe(request, reader, writer)):
+            page = STARTING_PAGE.format(state=html.escape(self.devserver.state)).encode()
+            writer.write(response(503, page, "text/html; charset=utf-8", {"Retry-After": "2"}))
+
+    async def _pipe(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.devserver.port)
+        except OSError:
+            return False
+        peer = writer.get_extra_info("peername")
+        up_writer.write(upstream_head(request, port=self.devserver.port, client_ip=peer[0] if peer else ""))
+        upload = asyncio.create_task(_copy(reader, up_writer, half_close=True))
+        try:
+            await _copy(up_reader, writer, half_close=False)
+        finally:
+            upload.cancel()
+            await _close(up_writer)
+        return True
+
+
+async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, half_close: bool) -> None:
+    with contextlib.suppress(ConnectionError):
+        while chunk := await source.read(PIPE_CHUNK):
+            sink.write(chunk)
+            await sink.drain()
+        if half_close and sink.can_write_eof():
+            sink.write_eof()
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(ConnectionError, OSError):
+        await writer.wait_closed()

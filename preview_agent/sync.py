@@ -1,0 +1,154 @@
+"""Realtime wiring: keep ``project:{id}`` joined with the official client and relay events.
+
+The official ``realtime`` client (2.34.1) gives up for good after ``max_retries`` failed connects,
+drops pushes buffered while disconnected once their 10 s timeout passed, and never notices a dead
+server through its heartbeats. So this module owns reconnection: one fresh client per connection,
+``auto_reconnect=False``, and any channel error, close or timeout ends that connection and starts a
+new one with backoff. Whatever the editor broadcast while the agent was away is recovered by the
+``agent:manifest`` published after every join: the editor resends what differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .messages import Outgoing
+
+if TYPE_CHECKING:
+    from realtime import AsyncRealtimeChannel, AsyncRealtimeClient
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_LIMIT = 2000
+ACKS = frozenset({"file:synced", "files:synced"})
+STABLE_CONNECTION_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 15.0
+JOIN_TIMEOUT_SECONDS = 10
+
+Handler = Callable[[str, dict[str, Any]], list[Outgoing]]
+
+
+class RealtimeSync:
+    def __init__(self, url: str, key: str, channel: str, *, handle: Handler, manifest: Callable[[], Outgoing]) -> None:
+        self.url, self._key, self.channel_name = url, key, channel
+        self.handle, self.manifest = handle, manifest
+        self.connects = 0
+        self.first_connect_seconds: float | None = None
+        self._outbox: deque[Outgoing] = deque(maxlen=OUTBOX_LIMIT)
+        self._joined = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._channel: AsyncRealtimeChannel | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._joined.is_set()
+
+    def publish(self, event: str, payload: dict[str, Any], *, droppable: bool = False) -> None:
+        """Queue a broadcast; droppable ones (logs) are skipped while disconnected."""
+        if droppable and not self.connected:
+            return
+        self._outbox.append((event, payload))
+        self._wake.set()
+
+    async def run(self) -> None:
+        started, failures = time.monotonic(), 0
+        sender = asyncio.create_task(self._send_loop(), name="realtime-sender")
+        try:
+            while True:
+                began = time.monotonic()
+                joined = await self._connect_once(started)
+                stable = joined and time.monotonic() - began >= STABLE_CONNECTION_SECONDS
+                failures = 1 if stable else failures + 1
+                delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)  # noqa: S311
+                logger.info("realtime disconnected; reconnecting", extra={"delay": round(delay, 2)})
+                await asyncio.sleep(delay)
+        finally:
+            sender.cancel()
+
+    async def _connect_once(self, started: float) -> bool:
+        from realtime import AsyncRealtimeClient  # lazy: keeps pydantic out until it is needed
+
+        client = AsyncRealtimeClient(self.url, token=self._key, auto_reconnect=False, max_retries=1)
+        self._lost.clear()
+        try:
+            channel = client.channel(self.channel_name, _CHANNEL_OPTIONS)
+            channel.on_broadcast("*", self._on_broadcast)
+            await client.connect()
+            await channel.subscribe(self._on_state)
+            if not self._joined.is_set():
+                return False
+            self._on_joined(channel, started)
+            await self._lost.wait()
+            return True
+        except Exception as error:
+            logger.warning("realtime connection failed", extra={"error": type(error).__name__})
+            return False
+        finally:
+            await self._drop(client)
+
+    def _on_joined(self, channel: AsyncRealtimeChannel, started: float) -> None:
+        self.connects += 1
+        if self.first_connect_seconds is None:
+            self.first_connect_seconds = round(time.monotonic() - started, 3)
+        self._channel = channel
+        # The manifest supersedes acknowledgements queued while away.
+        kept = [item for item in self._outbox if item[0] not in ACKS]
+        self._outbox.clear()
+        self._outbox.extend([("agent:manifest", {}), *kept])
+        logger.info("realtime joined", extra={"channel": self.channel_name, "connects": self.connects})
+        self._wake.set()
+
+    async def _drop(self, client: AsyncRealtimeClient) -> None:
+        self._joined.clear()
+        self._channel = None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.close(), 5)
+
+    def _on_state(self, state: Any, error: Exception | None) -> None:
+        if str(getattr(state, "value", state)) == "SUBSCRIBED":
+            self._joined.set()
+        else:
+            logger.info("realtime channel state", extra={"state": str(state)})
+            self._joined.clear()
+            self._lost.set()
+
+    def _on_broadcast(self, message: Any) -> None:
+        # Called inside the client's receive loop: an exception here would end that loop.
+        try:
+            payload = message.get("payload")
+            outgoing = self.handle(str(message.get("event", "")), payload if isinstance(payload, dict) else {})
+        except Exception:
+            logger.exception("broadcast handling failed")
+            return
+        for event, body in outgoing:
+            self.publish(event, body)
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox and self._joined.is_set() and self._channel is not None:
+                event, payload = self._outbox.popleft()
+                if event == "agent:manifest":
+                    event, payload = self.manifest()
+                try:
+                    await self._channel.send_broadcast(event, payload)
+                except Exception:
+                    logger.warning("broadcast send failed", extra={"event": event})
+
+
+_CHANNEL_OPTIONS: Any = {
+    "config": {
+        "broadcast": {"self": False, "ack": False},
+        "presence": {"key": "", "enabled": False},
+        "private": False,
+    }
+}

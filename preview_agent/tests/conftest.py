@@ -1,0 +1,155 @@
+"""Fixtures that run the agent as a real ``python -m preview_agent`` subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MACHINE_TOKEN = "test-machine-token"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: runs npm or a real dev server (still part of the default run)")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@dataclass
+class AgentProcess:
+    process: subprocess.Popen[bytes]
+    url: str
+    project_dir: Path
+    log_path: Path
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=10, **kwargs)
+
+    def health(self) -> dict[str, Any]:
+        return dict(self.get("/health").json())
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+@pytest.fixture
+def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+    started: list[AgentProcess] = []
+
+    def start(project_dir: Path | None = None, wait: bool = True, **env: str) -> AgentProcess:
+        project = project_dir or tmp_path / "project"
+        project.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        full_env = {**os.environ, "PROJECT_ID": "proj-1", "SESSION_ID": "sess-1", "PROJECT_DIR": str(project)}
+        full_env |= {
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+            "MACHINE_TOKEN": MACHINE_TOKEN,
+            "LOG_FORMAT": "json",
+        }
+        full_env |= {"PYTHONPATH": str(REPO_ROOT), "REALTIME_URL": "", "ORCHESTRATOR_URL": "", **env}
+        log_path = tmp_path / f"agent-{port}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", "preview_agent"], env=full_env, stdout=log, stderr=log)
+        agent = AgentProcess(process, f"http://127.0.0.1:{port}", project, log_path)
+        started.append(agent)
+        if wait:
+            wait_until(lambda: _answers(agent), timeout=15)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.stop()
+
+
+def _answers(agent: AgentProcess) -> bool:
+    if agent.process.poll() is not None:
+        raise AssertionError("agent exited early:\n" + agent.output())
+    try:
+        return agent.get("/health").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class Recorder:
+    """A stand-in orchestrator that records what the agent posts (the real API is built elsewhere)."""
+
+    url: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    assignments: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [event for event in self.events if event.get("type") == kind]
+
+
+@pytest.fixture
+def orchestrator() -> Iterator[Recorder]:
+    recorder = Recorder(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            recorder.events.append(json.loads(self.rfile.read(length)))
+            recorder.headers.append(dict(self.headers))
+            self._reply(202, {"ok": True})
+
+        def do_GET(self) -> None:
+            recorder.headers.append(dict(self.headers))
+            status, body = recorder.assignments.pop(0) if recorder.assignments else (204, None)
+            self._reply(status, body)
+
+        def _reply(self, status: int, body: dict[str, Any] | None) -> None:
+            data = json.dumps(body).encode() if body is not None else b""
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    recorder.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield recorder
+    server.shutdown()

@@ -1,0 +1,52 @@
+"""A real Vite project: installed by the agent with npm, served and hot-reloaded through its proxy."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
+
+from .conftest import AgentProcess, wait_until
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed"),
+]
+
+PACKAGE = {"name": "vite-preview", "private": True, "type": "module", "devDependencies": {"vite": "^7.1.0"}}
+
+
+def vite_project(root: Path) -> Path:
+    root.mkdir()
+    (root / "package.json").write_text(json.dumps(PACKAGE))
+    (root / "index.html").write_text(
+        '<!doctype html><div id="app"></div><script type="module" src="/main.js"></script>'
+    )
+    (root / "main.js").write_text("document.querySelector('#app').textContent = 'one'\n")
+    return root
+
+
+def test_it_installs_a_vite_project_and_hot_reloads_it_through_the_proxy(
+    start_agent: Callable[..., AgentProcess], tmp_path: Path
+) -> None:
+    agent = start_agent(vite_project(tmp_path / "project"))
+    wait_until(lambda: agent.health()["devServer"], timeout=120)
+    assert agent.health()["devServerKind"] == "vite"
+    assert (agent.project_dir / "node_modules/.bin/vite").exists()
+    page = agent.get("/")
+    assert page.status_code == 200 and "/@vite/client" in page.text
+    assert "'one'" in agent.get("/main.js").text
+    token = re.search(r'wsToken = "([^"]+)"', agent.get("/@vite/client").text)
+    ws_url = agent.url.replace("http", "ws", 1) + "/" + (f"?token={token.group(1)}" if token else "")
+    with connect(ws_url, subprotocols=[Subprotocol("vite-hmr")], open_timeout=10) as hmr:
+        assert json.loads(hmr.recv(10))["type"] == "connected"
+        (agent.project_dir / "main.js").write_text("document.querySelector('#app').textContent = 'two'\n")
+        kind = json.loads(hmr.recv(10))["type"]
+    assert kind in ("update", "full-reload")
+    assert "'two'" in agent.get("/main.js").text

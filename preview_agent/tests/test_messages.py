@@ -1,0 +1,92 @@
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from preview_agent.files import FileStore
+from preview_agent.messages import handle_event, latency_ms, manifest_event
+
+NOW = 1_800_000_000_000.0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileStore:
+    return FileStore(tmp_path / "project", max_bytes=64)
+
+
+def update(path: str, content: str, version: int, **extra: object) -> dict[str, object]:
+    return {
+        "path": path,
+        "content": content,
+        "encoding": "utf-8",
+        "version": version,
+        "sent_at": NOW - 40,
+        **extra,
+    }
+
+
+def test_it_acknowledges_a_write_with_hash_version_and_latency(store: FileStore) -> None:
+    result = handle_event(store, "file:update", update("src/a.js", "hi", 1), NOW)
+    sha = hashlib.sha256(b"hi").hexdigest()
+    assert result.outgoing == [("file:synced", {"path": "src/a.js", "version": 1, "sha256": sha, "latency_ms": 40})]
+    assert result.changed == ["src/a.js"]
+
+
+def test_it_answers_a_refused_path_with_an_agent_error_and_no_ack(store: FileStore) -> None:
+    result = handle_event(store, "file:update", update("../x", "hi", 1), NOW)
+    [(name, body)] = result.outgoing
+    assert name == "agent:error"
+    assert (body["code"], body["path"], body["event"]) == ("parent_segment", "../x", "file:update")
+
+
+def test_it_answers_oversize_content_with_too_large(store: FileStore) -> None:
+    result = handle_event(store, "file:update", update("big.txt", "x" * 65, 1), NOW)
+    assert result.outgoing[0][1]["code"] == "too_large"
+    assert not (store.root / "big.txt").exists()
+
+
+def test_it_sends_nothing_for_a_stale_version(store: FileStore) -> None:
+    handle_event(store, "file:update", update("a.txt", "new", 2), NOW)
+    result = handle_event(store, "file:update", update("a.txt", "old", 1), NOW)
+    assert result.outgoing == []
+    assert (store.root / "a.txt").read_text() == "new"
+
+
+def test_it_acknowledges_a_delete_with_a_null_hash(store: FileStore) -> None:
+    handle_event(store, "file:update", update("a.txt", "x", 1), NOW)
+    result = handle_event(store, "file:delete", {"path": "a.txt", "version": 2}, NOW)
+    assert result.outgoing == [("file:synced", {"path": "a.txt", "version": 2, "sha256": None, "latency_ms": None})]
+    assert not (store.root / "a.txt").exists()
+
+
+def test_it_applies_a_snapshot_and_acknowledges_it_once(store: FileStore) -> None:
+    files = [update("a.txt", "a", 1), update("b/c.txt", "c", 1), update("/etc/x", "no", 1)]
+    result = handle_event(store, "files:snapshot", {"files": files, "sent_at": NOW - 5}, NOW)
+    names = [name for name, _ in result.outgoing]
+    assert names == ["agent:error", "files:synced"]
+    synced = result.outgoing[-1][1]
+    assert (synced["count"], synced["latency_ms"]) == (2, 5)
+    assert (store.root / "b/c.txt").read_text() == "c"
+
+
+def test_it_refuses_a_missing_or_negative_version(store: FileStore) -> None:
+    for version in (None, -1, True, "3"):
+        result = handle_event(store, "file:update", update("a.txt", "x", version), NOW)  # type: ignore[arg-type]
+        assert result.outgoing[0][1]["code"] == "invalid_version"
+
+
+def test_it_ignores_events_that_belong_to_other_listeners(store: FileStore) -> None:
+    assert handle_event(store, "session:status", {"status": "active"}, NOW).outgoing == []
+
+
+def test_it_reads_sent_at_as_epoch_milliseconds_or_iso_8601() -> None:
+    assert latency_ms(NOW - 12, NOW) == 12
+    assert latency_ms("2027-01-15T08:00:00Z", 1_800_000_000_500.0) == 500
+    assert latency_ms("yesterday", NOW) is None
+
+
+def test_it_describes_the_files_it_has_in_the_manifest(store: FileStore) -> None:
+    handle_event(store, "file:update", update("a.txt", "x", 3), NOW)
+    name, body = manifest_event(store, reason="connect")
+    assert name == "agent:manifest"
+    assert body["files"] == {"a.txt": {"sha256": hashlib.sha256(b"x").hexdigest(), "version": 3}}

@@ -1,0 +1,176 @@
+"""The REST API the editor frontend (and the preview agents) talk to."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sessions import selectors, services
+from sessions.authentication import MachineCaller, MachineTokenAuthentication, TokenUser
+from sessions.errors import ApiError
+from sessions.models import EndReason, PreviewSession
+from sessions.permissions import IsMachine, IsServiceRole
+from sessions.serializers import (
+    AgentEventSerializer,
+    QuotaLimitsSerializer,
+    QuotaStatusSerializer,
+    SessionCreateSerializer,
+    SessionSerializer,
+)
+
+
+def _session_or_404(request: Request, session_id: uuid.UUID) -> PreviewSession:
+    session = selectors.session_get_for_user(request.user, session_id)
+    if session is None:
+        raise NotFound("no such session")
+    return session
+
+
+class SessionListCreateApi(generics.ListAPIView[PreviewSession]):
+    serializer_class = SessionSerializer
+    throttle_scope = "sessions"
+
+    def get_throttles(self) -> list[Any]:
+        self.throttle_scope = "sessions_create" if self.request.method == "POST" else "sessions"
+        return super().get_throttles()
+
+    def get_queryset(self) -> Any:
+        sessions = selectors.session_visible_to(self.request.user)
+        params = self.request.query_params
+        if params.get("status"):
+            sessions = sessions.filter(status__in=params["status"].split(","))
+        if params.get("project_id"):
+            sessions = sessions.filter(project_id=params["project_id"])
+        return sessions.order_by("-created_at", "-id")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, description="comma-separated statuses"),
+            OpenApiParameter("project_id", str),
+        ]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=SessionCreateSerializer, responses={200: SessionSerializer, 201: SessionSerializer})
+    def post(self, request: Request) -> Response:
+        user = request.user
+        assert isinstance(user, TokenUser)  # noqa: S101  (IsTokenUser guarantees it)
+        if user.id is None:  # a service-role token without a subject speaks for nobody
+            raise ApiError(
+                status_code=400, code="request.no_user", message="a session needs a user: use a user's token"
+            )
+        serializer = SessionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            session, created = services.session_create(
+                user_id=user.id,
+                project_id=serializer.validated_data["project_id"],
+                memory_mb=serializer.validated_memory_mb(),
+                now=timezone.now(),
+            )
+        except services.QuotaExceeded as exc:
+            first = exc.decision.reasons[0]
+            raise ApiError(
+                status_code=429, code=first["code"], message=first["message"], details={"reasons": exc.decision.reasons}
+            ) from exc
+        return Response(
+            SessionSerializer(session).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class SessionDetailApi(APIView):
+    throttle_scope = "sessions"
+
+    @extend_schema(responses=SessionSerializer)
+    def get(self, request: Request, session_id: uuid.UUID) -> Response:
+        return Response(SessionSerializer(_session_or_404(request, session_id)).data)
+
+    @extend_schema(responses=SessionSerializer)
+    def delete(self, request: Request, session_id: uuid.UUID) -> Response:
+        session = _session_or_404(request, session_id)
+        services.session_end(session=session, reason=EndReason.USER, now=timezone.now())
+        return Response(SessionSerializer(session).data)
+
+
+class SessionHeartbeatApi(APIView):
+    throttle_scope = "sessions"
+
+    @extend_schema(request=None, responses=SessionSerializer)
+    def post(self, request: Request, session_id: uuid.UUID) -> Response:
+        session = _session_or_404(request, session_id)
+        if not session.is_live:
+            raise ApiError(status_code=409, code="session.ended", message="the session has ended")
+        services.session_touch(session_id=session.id, source="heartbeat", now=timezone.now())
+        session.refresh_from_db()
+        return Response(SessionSerializer(session).data)
+
+
+def _quota_status(user_id: uuid.UUID, memory_mb: int) -> dict[str, Any]:
+    decision = selectors.quota_evaluate(user_id, now=timezone.now(), memory_mb=memory_mb)
+    return QuotaStatusSerializer(
+        {
+            "limits": decision.quota,
+            "usage": decision.usage,
+            "can_create": decision.can_create,
+            "reasons": decision.reasons,
+        }
+    ).data
+
+
+class OwnQuotaApi(APIView):
+    throttle_scope = "sessions"
+
+    @extend_schema(responses=QuotaStatusSerializer)
+    def get(self, request: Request) -> Response:
+        from django.conf import settings
+
+        user = request.user
+        if not isinstance(user, TokenUser) or user.id is None:
+            raise ApiError(
+                status_code=400, code="request.no_user", message="quota belongs to a user: use a user's token"
+            )
+        return Response(_quota_status(user.id, settings.PREVIEW_MACHINE_MEMORY_MB))
+
+
+class UserQuotaApi(APIView):
+    permission_classes = [IsServiceRole]
+    throttle_scope = "sessions"
+
+    @extend_schema(responses=QuotaStatusSerializer)
+    def get(self, request: Request, user_id: uuid.UUID) -> Response:
+        from django.conf import settings
+
+        return Response(_quota_status(user_id, settings.PREVIEW_MACHINE_MEMORY_MB))
+
+    @extend_schema(request=QuotaLimitsSerializer, responses=QuotaLimitsSerializer)
+    def put(self, request: Request, user_id: uuid.UUID) -> Response:
+        serializer = QuotaLimitsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        quota, created = services.quota_set(user_id=user_id, values=dict(serializer.validated_data))
+        return Response(
+            QuotaLimitsSerializer(quota).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class AgentEventApi(APIView):
+    authentication_classes = [MachineTokenAuthentication]
+    permission_classes = [IsMachine]
+    throttle_scope = "agent"
+
+    @extend_schema(request=AgentEventSerializer, responses={202: None})
+    def post(self, request: Request) -> Response:
+        assert isinstance(request.user, MachineCaller)  # noqa: S101  (IsMachine guarantees it)
+        machine = request.user.machine
+        serializer = AgentEventSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        outcome = services.session_handle_agent_event(machine=machine, event=serializer.event(), now=timezone.now())
+        return Response({"outcome": outcome}, status=status.HTTP_202_ACCEPTED)

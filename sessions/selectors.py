@@ -1,0 +1,135 @@
+"""Reads: ownership, listings and quota usage."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from machines.pricing import running_cost
+from sessions.models import LIVE_STATUSES, PreviewSession, Quota
+
+
+def session_visible_to(caller: Any) -> QuerySet[PreviewSession]:
+    """Every session the caller may see: all for the service role, else only their own (the seed's RLS)."""
+    sessions = PreviewSession.objects.select_related("machine")
+    if getattr(caller, "is_service_role", False):
+        return sessions
+    return sessions.filter(user_id=caller.id)
+
+
+def session_get_for_user(caller: Any, session_id: uuid.UUID | str) -> PreviewSession | None:
+    """The one ownership check: another user's session is indistinguishable from a missing one."""
+    try:
+        return session_visible_to(caller).get(id=session_id)
+    except (PreviewSession.DoesNotExist, ValueError):
+        return None
+
+
+def session_live_for_project(user_id: uuid.UUID, project_id: str) -> PreviewSession | None:
+    return PreviewSession.objects.filter(user_id=user_id, project_id=project_id, status__in=LIVE_STATUSES).first()
+
+
+def quota_for_user(user_id: uuid.UUID) -> Quota:
+    """The user's override, else the default row (recreated with model defaults if someone deleted it)."""
+    return Quota.objects.filter(user_id=user_id).first() or Quota.objects.get_or_create(user_id=None)[0]
+
+
+def month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class Usage:
+    live_sessions: int
+    machine_seconds: int
+    cost_usd: Decimal
+    period_start: datetime
+
+
+def usage_for_user(user_id: uuid.UUID, *, now: datetime) -> Usage:
+    """Live sessions now, and the machine time (and its cost) this calendar month."""
+    start = month_start(now)
+    sessions = PreviewSession.objects.filter(user_id=user_id, machine_created_at__isnull=False).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gte=start)
+    )
+    seconds = 0.0
+    cost = Decimal(0)
+    for began, ended, memory_mb in sessions.values_list("machine_created_at", "ended_at", "memory_mb"):
+        if began is None:
+            continue
+        held = max(0.0, ((ended or now) - max(began, start)).total_seconds())
+        seconds += held
+        cost += running_cost("shared", 1, memory_mb, None, held)
+    live = PreviewSession.objects.filter(user_id=user_id, status__in=LIVE_STATUSES).count()
+    return Usage(
+        live_sessions=live, machine_seconds=int(seconds), cost_usd=cost.quantize(Decimal("0.0001")), period_start=start
+    )
+
+
+@dataclass(frozen=True)
+class QuotaDecision:
+    quota: Quota
+    usage: Usage
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def can_create(self) -> bool:
+        return not self.reasons
+
+
+def quota_evaluate(user_id: uuid.UUID, *, now: datetime, memory_mb: int) -> QuotaDecision:
+    """Every reason a new session would be refused, most pressing first (empty: it would be allowed)."""
+    quota = quota_for_user(user_id)
+    usage = usage_for_user(user_id, now=now)
+    reasons = []
+    if usage.live_sessions >= quota.max_concurrent_sessions:
+        reasons.append(
+            _reason(
+                "quota.concurrent_sessions",
+                "too many live sessions",
+                usage.live_sessions,
+                quota.max_concurrent_sessions,
+            )
+        )
+    if usage.machine_seconds >= quota.monthly_machine_seconds:
+        reasons.append(
+            _reason(
+                "quota.monthly_seconds",
+                "this month's machine time is used up",
+                usage.machine_seconds,
+                quota.monthly_machine_seconds,
+            )
+        )
+    if usage.cost_usd >= quota.monthly_budget_usd:
+        reasons.append(
+            _reason(
+                "quota.monthly_budget",
+                "this month's budget is spent",
+                str(usage.cost_usd),
+                str(quota.monthly_budget_usd),
+            )
+        )
+    if memory_mb > quota.max_memory_mb:
+        reasons.append(
+            _reason("quota.machine_size", "the machine is larger than allowed", memory_mb, quota.max_memory_mb)
+        )
+    return QuotaDecision(quota=quota, usage=usage, reasons=reasons)
+
+
+def _reason(code: str, message: str, used: Any, limit: Any) -> dict[str, Any]:
+    return {"code": code, "message": message, "used": used, "limit": limit}
+
+
+def session_ttl_seconds(quota: Quota, default_ttl: int) -> int:
+    return min(default_ttl, quota.max_session_seconds)
+
+
+def session_deadlines(session: PreviewSession, *, idle_timeout: int) -> dict[str, datetime | None]:
+    """When the idle reaper and the expiry sweep would end this session ("why is this still running")."""
+    activity = session.last_activity_at or session.started_at or session.created_at
+    return {"idle_deadline": activity + timedelta(seconds=idle_timeout), "ttl_deadline": session.expires_at}

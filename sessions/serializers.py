@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from sessions.models import PreviewSession, Quota
+
+PROJECT_ID_PATTERN = r"^[A-Za-z0-9\-_.:]{1,200}$"
+
+
+class StrictRegexField(serializers.RegexField):
+    """A regex field that refuses numbers and booleans instead of quietly turning them into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+class SessionCreateSerializer(serializers.Serializer[Any]):
+    project_id = StrictRegexField(
+        PROJECT_ID_PATTERN,
+        max_length=200,
+        error_messages={"invalid": "1 to 200 letters, digits, '-', '_', '.' or ':'."},
+    )
+    memory_mb = serializers.ChoiceField(choices=[256, 512, 1024, 2048, 4096], required=False)
+
+    def validated_memory_mb(self) -> int:
+        return int(self.validated_data.get("memory_mb") or settings.PREVIEW_MACHINE_MEMORY_MB)
+
+
+class SessionSerializer(serializers.ModelSerializer[PreviewSession]):
+    machine_id = serializers.UUIDField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = PreviewSession
+        fields = [
+            "id",
+            "user_id",
+            "project_id",
+            "status",
+            "preview_url",
+            "machine_id",
+            "framework",
+            "memory_mb",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "ended_at",
+            "expires_at",
+            "last_activity_at",
+            "last_activity_source",
+            "end_reason",
+            "end_detail",
+            "queued_at",
+            "machine_created_at",
+            "machine_started_at",
+            "agent_ready_at",
+            "boot_timings",
+        ]
+        read_only_fields = fields
+
+
+class QuotaLimitsSerializer(serializers.ModelSerializer[Quota]):
+    class Meta:
+        model = Quota
+        fields = [
+            "user_id",
+            "max_concurrent_sessions",
+            "max_session_seconds",
+            "monthly_machine_seconds",
+            "monthly_budget_usd",
+            "max_memory_mb",
+            "updated_at",
+        ]
+        read_only_fields = ["user_id", "updated_at"]
+
+
+class QuotaReasonSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    used = serializers.JSONField()
+    limit = serializers.JSONField()
+
+
+class QuotaUsageSerializer(serializers.Serializer[Any]):
+    live_sessions = serializers.IntegerField()
+    machine_seconds = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(max_digits=12, decimal_places=4)
+    period_start = serializers.DateTimeField()
+
+
+class QuotaStatusSerializer(serializers.Serializer[Any]):
+    limits = QuotaLimitsSerializer()
+    usage = QuotaUsageSerializer()
+    can_create = serializers.BooleanField()
+    reasons = QuotaReasonSerializer(many=True)
+
+
+class AgentEventSerializer(serializers.Serializer[Any]):
+    type = serializers.ChoiceField(choices=["ready", "status", "activity", "exit"])
+    boot_steps = serializers.DictField(required=False)
+    framework = serializers.CharField(required=False, allow_blank=True, max_length=32)
+    dev_server_kind = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=32)
+    source = serializers.CharField(required=False, max_length=32)  # type: ignore[assignment]
+    reason = serializers.CharField(required=False, max_length=64)
+
+    def event(self) -> dict[str, Any]:
+        data = dict(self.validated_data)
+        data.setdefault("framework", data.get("dev_server_kind") or "")
+        return data

@@ -1,0 +1,21 @@
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from sessions import api
+from sessions.errors import api_not_found
+
+urlpatterns = [
+    path("sessions/", api.SessionListCreateApi.as_view(), name="session-list"),
+    path("sessions/<uuid:session_id>/", api.SessionDetailApi.as_view(), name="session-detail"),
+    path("sessions/<uuid:session_id>/heartbeat/", api.SessionHeartbeatApi.as_view(), name="session-heartbeat"),
+    path("quota/", api.OwnQuotaApi.as_view(), name="quota"),
+    path("quotas/<uuid:user_id>/", api.UserQuotaApi.as_view(), name="user-quota"),
+    path("agent/events/", api.AgentEventApi.as_view(), name="agent-events"),
+    path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+        name="api-docs",
+    ),
+    re_path(r"^.*$", api_not_found),
+]
