@@ -7,9 +7,8 @@ class RealtimeBridgeConfig(AppConfig):
     verbose_name = "Realtime"
 
     def ready(self) -> None:
-        from realtime_bridge import changes, events
+        from realtime_bridge import changes
 
         sender = "preview_sessions.PreviewSession"
         post_save.connect(changes.on_session_saved, sender=sender, dispatch_uid="rt-session-saved")
         post_delete.connect(changes.on_session_deleted, sender=sender, dispatch_uid="rt-session-deleted")
-        events.add_listener(changes.on_event_published)

@@ -1,11 +1,9 @@
-"""`preview_sessions` rows as `postgres_changes` records, published after commit.
+"""`preview_sessions` rows as `postgres_changes` records (and operator `session.status` events),
+published after commit.
 
-Where the changes come from:
-* INSERT and DELETE: the model's `post_save` (created) and `post_delete` signals (adapters
-  connected in `apps.py`, no logic in them).
-* UPDATE: every `session.status` event the session services publish through `events.py`
-  (they change rows with conditional `QuerySet.update()`, which sends no signal); the row is
-  re-read after commit. Other updates can call `session_rows_changed(ids)`.
+`save()`/`delete()` reach us through model signals (connected in `apps.py`: an adapter, no
+logic). Bulk `QuerySet.update()` sends no signal, so services that change sessions that way
+call `session_rows_changed(ids)` after their update.
 """
 
 from __future__ import annotations
@@ -80,17 +78,18 @@ def _publish(change_type: str, session: PreviewSession, using: str | None) -> No
         old_record=record if change_type == "DELETE" else ({"id": record["id"]} if change_type == "UPDATE" else None),
     )
     events.publish_row_change_on_commit(change, using=using)
+    status = events.session_status(
+        session_id=record["id"],
+        project_id=session.project_id,
+        status=session.status,
+        preview_url=session.preview_url or None,
+        end_reason=session.end_reason or None,
+    )
+    events.publish_on_commit(status, using=using)
 
 
 def on_session_saved(sender: Any, instance: PreviewSession, created: bool, using: str, **kwargs: Any) -> None:
-    if created:
-        _publish("INSERT", instance, using)
-
-
-def on_event_published(event: events.Event) -> None:
-    """A status change (other than the insert's `creating`) is an UPDATE of the row."""
-    if event.kind == "session.status" and event.session_id and event.data.get("status") != "creating":
-        session_rows_changed([uuid.UUID(event.session_id)])
+    _publish("INSERT" if created else "UPDATE", instance, using)
 
 
 def on_session_deleted(sender: Any, instance: PreviewSession, using: str, **kwargs: Any) -> None:

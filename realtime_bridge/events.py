@@ -23,8 +23,6 @@ from realtime_bridge import metrics
 
 logger = logging.getLogger(__name__)
 
-_listeners: list[Callable[[Event], None]] = []
-
 OPS_GROUP = "ops"
 MIRRORED_PREFIX = "project:"
 PG_GROUP = "rt.pg"
@@ -134,22 +132,11 @@ def publish_on_commit(event: Event, *, using: str | None = None) -> None:
     transaction.on_commit(partial(publish, event), using=using)
 
 
-def add_listener(listener: Callable[[Event], None]) -> None:
-    """Call `listener(event)` after each `publish` (used to derive `postgres_changes` rows)."""
-    if listener not in _listeners:
-        _listeners.append(listener)
-
-
 def publish(event: Event) -> None:
     try:
         async_to_sync(apublish)(event)
     except Exception:  # a live view must never break the write that caused it
         logger.exception("ops event publish failed", extra={"kind": event.kind})
-    for listener in _listeners:
-        try:
-            listener(event)
-        except Exception:
-            logger.exception("event listener failed", extra={"kind": event.kind})
 
 
 async def apublish(event: Event) -> None:
