@@ -219,6 +219,11 @@ SUPABASE_JWKS_URL = os.environ.get("SUPABASE_JWKS_URL") or (
     f"{SUPABASE_URL}/auth/v1/.well-known/jwks.json" if SUPABASE_URL else ""
 )
 
+# The editor and the agents talk through this: the embedded endpoint unless a Supabase project is set.
+REALTIME_URL = os.environ.get("REALTIME_URL") or (
+    f"{SUPABASE_URL}/realtime/v1" if SUPABASE_URL else f"{ORCHESTRATOR_URL}/realtime/v1"
+)
+
 # --- Embedded realtime endpoint and bridge (realtime_bridge) -------------------------------------------
 # The endpoint serves /realtime/v1 when SUPABASE_URL is unset, or always with REALTIME_EMBEDDED_ALWAYS.
 REALTIME_EMBEDDED_ALWAYS = env_bool("REALTIME_EMBEDDED_ALWAYS", default=False)
@@ -228,11 +233,6 @@ REALTIME_MAX_CHANNELS_PER_SOCKET = env_int("REALTIME_MAX_CHANNELS_PER_SOCKET", 1
 REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT") or 60)
 REALTIME_JOIN_ERROR_DELAY = float(os.environ.get("REALTIME_JOIN_ERROR_DELAY") or 0)
 REALTIME_BRIDGE_CHANNELS_PER_SOCKET = env_int("REALTIME_BRIDGE_CHANNELS_PER_SOCKET", 100)
-
-# The editor and the agents talk through this: the embedded endpoint unless a Supabase project is set.
-REALTIME_URL = os.environ.get("REALTIME_URL") or (
-    f"{SUPABASE_URL}/realtime/v1" if SUPABASE_URL else f"{ORCHESTRATOR_URL}/realtime/v1"
-)
 
 # --- Observability --------------------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "info").upper()
