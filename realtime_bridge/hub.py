@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 5.0
+# channels_redis forgets group members after `group_expiry` (a day by default): re-add ours hourly.
+GROUP_REFRESH_INTERVAL = 3600.0
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 
@@ -70,6 +72,7 @@ class Hub:
         self._ready: asyncio.Future[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._sweeping_every = SWEEP_INTERVAL
+        self._groups_refreshed_at = time.monotonic()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -257,6 +260,19 @@ class Hub:
                     await conn.sweep(now)
                 except Exception:
                     logger.exception("realtime sweep failed on a socket")
+            if now - self._groups_refreshed_at > GROUP_REFRESH_INTERVAL:
+                await self.refresh_groups(now)
+
+    async def refresh_groups(self, now: float) -> None:
+        """Renew this process's membership of its topic groups in the channel layer."""
+        self._groups_refreshed_at = now
+        if not (self.remote and self.layer is not None and self.channel_name):
+            return
+        for group in [PG_GROUP, *self.groups]:
+            try:
+                await self.layer.group_add(group, self.channel_name)
+            except Exception:
+                logger.exception("realtime group refresh failed", extra={"group": group})
 
 
 def _broadcast_message(origin: str, group: str, frames: BroadcastFrames) -> dict[str, Any]:

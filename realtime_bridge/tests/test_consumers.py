@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -244,3 +245,10 @@ async def test_postgres_changes_reach_only_subscribers_who_may_see_the_row(conne
     assert change["payload"]["data"]["record"]["status"] == "ended"
     assert (await other_agent.receive())["event"] == "system"  # "Subscribed to PostgreSQL"
     assert await other_agent.communicator.receive_nothing(0.3)
+
+
+async def test_a_join_without_its_own_token_is_refused_once_the_apikey_expired(connect):
+    socket = await connect(issue_token(sub=None, role="service_role", ttl=1))
+    await asyncio.sleep(1.1)
+    reply = await socket.join("late")
+    assert reply["payload"]["response"]["reason"].startswith("InvalidJWTToken")
