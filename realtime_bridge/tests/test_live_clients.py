@@ -302,3 +302,19 @@ async def test_two_server_processes_deliver_across_each_other_through_redis(real
     finally:
         await python.close()
         await js.close()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="two processes share presence through Redis")
+async def test_a_late_joiner_on_another_process_learns_the_existing_presences(realtime_server, second_server, project):
+    js = await JsClient.start(realtime_server.http_base, agent_token(project[8:]))
+    python = AsyncRealtimeClient(second_server.http_base, token=agent_token(project[8:]), auto_reconnect=False)
+    try:
+        await js.join(project, config={"presence": {"key": "early"}}, presence=True)
+        await js.call("track", topic=project, payload={"since": 1})
+        joins = Inbox()
+        channel = python.channel(project).on_presence_join(lambda key, current, new: joins.add(key))
+        await subscribe(channel)
+        assert await joins.wait_for(lambda key: key == "early") == "early"
+    finally:
+        await python.close()
+        await js.close()
