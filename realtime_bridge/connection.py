@@ -245,7 +245,7 @@ class Connection:
             join_ref=message.join_ref or message.ref,
             config=config,
             claims=claims,
-            presence_key=config.presence_key or str(uuid.uuid1()),
+            presence_key=config.presence_key or str(uuid.uuid4()),
             presence_enabled=config.presence_enabled,
         )
         self.channels[state.topic] = state

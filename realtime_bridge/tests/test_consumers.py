@@ -252,3 +252,14 @@ async def test_a_join_without_its_own_token_is_refused_once_the_apikey_expired(c
     await asyncio.sleep(1.1)
     reply = await socket.join("late")
     assert reply["payload"]["response"]["reason"].startswith("InvalidJWTToken")
+
+
+async def test_broadcasts_still_reach_local_sockets_when_redis_is_down(connect, settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+    }
+    sender, receiver = await connect(service_token()), await connect(service_token())
+    for socket in (sender, receiver):
+        assert (await socket.join("outage"))["payload"]["status"] == "ok"
+    await sender.push("realtime:outage", "broadcast", {"type": "broadcast", "event": "e", "payload": {"n": 1}}, "1")
+    assert (await receiver.receive_event("broadcast"))["payload"]["payload"] == {"n": 1}
