@@ -318,3 +318,16 @@ async def test_a_late_joiner_on_another_process_learns_the_existing_presences(re
     finally:
         await python.close()
         await js.close()
+
+
+async def test_a_broadcast_larger_than_daphnes_default_1_mb_frame_is_delivered(realtime_server):
+    url = realtime_server.http_base.replace("http", "ws") + f"/websocket?apikey={service_token()}&vsn=1.0.0"
+    join = {"topic": "realtime:big", "event": "phx_join", "payload": {"config": {}}, "ref": "1", "join_ref": "1"}
+    async with websockets.connect(url, max_size=None) as sender, websockets.connect(url, max_size=None) as receiver:
+        for socket in (sender, receiver):
+            await socket.send(json.dumps(join))
+            await socket.recv()
+        payload = {"type": "broadcast", "event": "file:update", "payload": {"content": "x" * 1_200_000}}
+        await sender.send(json.dumps({"topic": "realtime:big", "event": "broadcast", "payload": payload, "ref": "2"}))
+        frame = json.loads(await asyncio.wait_for(receiver.recv(), 5))
+    assert len(frame["payload"]["payload"]["content"]) == 1_200_000
