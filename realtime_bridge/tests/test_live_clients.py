@@ -331,3 +331,18 @@ async def test_a_broadcast_larger_than_daphnes_default_1_mb_frame_is_delivered(r
         await sender.send(json.dumps({"topic": "realtime:big", "event": "broadcast", "payload": payload, "ref": "2"}))
         frame = json.loads(await asyncio.wait_for(receiver.recv(), 5))
     assert len(frame["payload"]["payload"]["content"]) == 1_200_000
+
+
+async def test_realtime_js_in_vsn_1_0_0_mode_talks_with_a_vsn_2_0_0_client(realtime_server, js_client, project):
+    v1 = await JsClient.start(realtime_server.http_base, agent_token(project[8:]), vsn="1.0.0")
+    try:
+        assert (await v1.join(project, presence=True))["status"] == "SUBSCRIBED"
+        await js_client.join(project)
+        await js_client.call("send", topic=project, event="file:update", payload={"path": "b.ts"})
+        assert (await v1.expect(lambda e: e["type"] == "broadcast"))["payload"] == {"path": "b.ts"}
+        await v1.call("send", topic=project, event="file:synced", payload={"path": "b.ts"})
+        assert (await js_client.expect(lambda e: e["type"] == "broadcast"))["event"] == "file:synced"
+        await v1.call("track", topic=project, payload={"v": 1})
+        assert (await v1.expect(lambda e: e["type"] == "presence" and e["event"] == "join"))["msg"]["newPresences"]
+    finally:
+        await v1.close()
