@@ -46,6 +46,8 @@ def test_it_serves_a_static_project_and_its_updated_content(start_agent: StartAg
     assert page.text == "<h1>version two</h1>"
     assert page.headers["cache-control"] == "no-store"
     assert agent.get("/missing.js").status_code == 404
+    head = httpx.head(agent.url + "/", timeout=10)
+    assert (head.headers["content-length"], head.content) == (str(len("<h1>version two</h1>")), b"")
 
 
 def test_it_never_serves_a_file_outside_the_project(start_agent: StartAgent, tmp_path: Path) -> None:
