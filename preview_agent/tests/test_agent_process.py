@@ -175,13 +175,17 @@ def test_it_reports_ready_with_boot_steps_and_status_to_the_orchestrator(
 
 
 def test_it_reports_throttled_activity_for_preview_requests(start_agent: StartAgent, orchestrator: Recorder) -> None:
-    agent = start_agent(ORCHESTRATOR_URL=orchestrator.url, ACTIVITY_REPORT_INTERVAL="0.5")
+    agent = start_agent(ORCHESTRATOR_URL=orchestrator.url, ACTIVITY_REPORT_INTERVAL="1")
     for _ in range(5):
         agent.get("/")
-    activity = wait_until(lambda: orchestrator.of_type("activity"))
-    assert sum(event.get("preview_requests", 0) for event in activity) == 5
+
+    def reported() -> int:
+        return sum(event.get("preview_requests", 0) for event in orchestrator.of_type("activity"))
+
+    wait_until(lambda: reported() == 5)
+    activity = orchestrator.of_type("activity")
+    assert len(activity) <= 2  # one report per interval, not one per request
     assert activity[0]["source"] == "preview_requests"
-    assert len(activity) <= 2
 
 
 def test_it_keeps_running_when_the_orchestrator_is_unreachable(start_agent: StartAgent) -> None:
