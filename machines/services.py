@@ -27,6 +27,7 @@ from machines.providers.base import (
 )
 from machines.providers.base import MachineState as ProviderState
 from realtime_bridge import events
+from velocity import metrics
 from velocity.auth import issue_token
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,21 @@ def machine_transition(
             machine=machine, from_state=previous, to_state=to_state, source=source, detail=detail or {}, at=now
         )
         events.publish_on_commit(_state_event(machine, source))
+        if to_state in GONE_STATES:
+            _count_gone(machine, source=source, detail=detail or {}, now=now)
     return True
+
+
+def _count_gone(machine: Machine, *, source: str, detail: dict[str, Any], now: datetime) -> None:
+    from velocity.metrics_exporter import machine_lifetime_cost
+
+    cost = machine_lifetime_cost(machine, until=now)
+    reason = str(detail.get("session_end_reason") or source)
+    transaction.on_commit(
+        lambda: metrics.machine_gone(
+            state=machine.state, reason=reason, source=source, provider=machine.provider, cost=cost
+        )
+    )
 
 
 def _state_event(machine: Machine, source: str) -> events.Event:
@@ -129,6 +144,7 @@ def machine_prepare(
         is_warm=session is None,
     )
     MachineEvent.objects.create(machine=machine, from_state="", to_state=MachineState.CREATED, source=source)
+    metrics.machine_created(warm=session is None)
     spec = MachineSpec(
         name=f"velocity-{machine.id.hex}",
         image=settings.PREVIEW_CONTAINER_IMAGE,
@@ -211,7 +227,7 @@ def machine_destroy(*, machine_id: uuid.UUID, source: str, detail: dict[str, Any
             # Left in "destroying": reconciliation finishes the job once the provider answers again.
             logger.warning("machine destroy failed", extra={"machine_id": str(machine.id), "error": str(exc)})
             return 0
-    machine_transition(machine=machine, to_state=MachineState.DESTROYED, source=source)
+    machine_transition(machine=machine, to_state=MachineState.DESTROYED, source=source, detail=detail)
     return 1
 
 

@@ -2,6 +2,10 @@
 
 Each child gets its own process group, so Ctrl-C or SIGTERM here ends the children and everything they
 started (the local provider's agents included), and nothing is left running.
+
+``python -m velocity.run ROLE...`` runs only the named roles (``web``, ``worker``, ``bridge``): each Fly
+process group is one role. Either way the children share a fresh Prometheus multiprocess directory, and
+with ``PROMETHEUS_ENABLED`` this process serves their metrics on ``METRICS_PORT``.
 """
 
 from __future__ import annotations
@@ -21,16 +25,20 @@ def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, start_new_session=True)  # noqa: S603  (argv is ours)
 
 
-def _children() -> list[list[str]]:
+def _children(roles: list[str] | None = None) -> list[list[str]]:
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
     python = sys.executable
-    children = [
-        [python, "-m", "daphne", "-b", host, "-p", port, "--proxy-headers", "velocity.asgi:application"],
-        [python, "manage.py", "qcluster"],
-    ]
-    if os.environ.get("SUPABASE_URL"):
-        children.append([python, "manage.py", "realtime_bridge"])
-    return children
+    commands = {
+        "web": [python, "-m", "daphne", "-b", host, "-p", port, "--proxy-headers", "velocity.asgi:application"],
+        "worker": [python, "manage.py", "qcluster"],
+        "bridge": [python, "manage.py", "realtime_bridge"],
+    }
+    if roles is None:
+        roles = ["web", "worker", "bridge"] if os.environ.get("SUPABASE_URL") else ["web", "worker"]
+    unknown = sorted(set(roles) - commands.keys())
+    if unknown:
+        raise SystemExit(f"velocity: unknown role(s) {', '.join(unknown)}; choose from {', '.join(commands)}")
+    return [commands[role] for role in roles]
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -52,8 +60,14 @@ def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(process.pid, sig)
 
 
-def main() -> int:
-    processes = [_spawn(argv) for argv in _children()]
+def main(argv: list[str] | None = None) -> int:
+    from velocity import metrics_exporter
+
+    roles = list(argv if argv is not None else sys.argv[1:]) or None
+    children = _children(roles)
+    metrics_exporter.prepare_multiprocess_dir()
+    metrics_exporter.start_if_enabled()
+    processes = [_spawn(argv) for argv in children]
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
