@@ -14,7 +14,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 from realtime_bridge import events
-from sessions.models import LEGACY_FRAMEWORK, LIVE_STATUSES, EndReason, PreviewSession, Quota, SessionStatus
+from sessions.models import (
+    LEGACY_FRAMEWORK,
+    LIVE_STATUSES,
+    EndReason,
+    FlagScope,
+    PreviewFlag,
+    PreviewSession,
+    Quota,
+    SessionStatus,
+)
 from sessions.selectors import (
     PreviewRoute,
     QuotaDecision,
@@ -383,3 +392,24 @@ def session_handle_agent_event(*, machine: Any, event: dict[str, Any], now: date
         )
         return "ended" if ended else "ignored"
     return "noted"
+
+
+def preview_flag_set(
+    *, scope: str, target: str, user_id: uuid.UUID | None = None, project_id: str = "", legacy_url: str = ""
+) -> PreviewFlag:
+    """Create or change the flag for one subject (everyone, a user or a project)."""
+    flag, _ = PreviewFlag.objects.update_or_create(
+        scope=scope,
+        user_id=user_id if scope == FlagScope.USER else None,
+        project_id=project_id if scope == FlagScope.PROJECT else "",
+        defaults={"target": target, "legacy_url": legacy_url, "updated_at": timezone.now()},
+    )
+    logger.info("preview flag set", extra={"scope": scope, "target": target, "project_id": project_id})
+    return flag
+
+
+def preview_flags_route(*, flag_ids: list[uuid.UUID], target: str, now: datetime) -> int:
+    """Point the given flags at ``target``; returns how many changed."""
+    changed = PreviewFlag.objects.filter(id__in=flag_ids).exclude(target=target).update(target=target, updated_at=now)
+    logger.info("preview flags routed", extra={"target": target, "count": changed})
+    return changed
