@@ -66,21 +66,17 @@ def machine_transition(
             machine=machine, from_state=previous, to_state=to_state, source=source, detail=detail or {}, at=now
         )
         events.publish_on_commit(_state_event(machine, source))
-        if to_state in GONE_STATES:
-            _count_gone(machine, source=source, detail=detail or {}, now=now)
+    if to_state in GONE_STATES:
+        _count_gone(machine, source=source, detail=detail or {}, now=now)
     return True
 
 
 def _count_gone(machine: Machine, *, source: str, detail: dict[str, Any], now: datetime) -> None:
     from velocity.metrics_exporter import machine_lifetime_cost
 
-    cost = machine_lifetime_cost(machine, until=now)
     reason = str(detail.get("session_end_reason") or source)
-    transaction.on_commit(
-        lambda: metrics.machine_gone(
-            state=machine.state, reason=reason, source=source, provider=machine.provider, cost=cost
-        )
-    )
+    cost = machine_lifetime_cost(machine, until=now)
+    metrics.machine_gone(state=machine.state, reason=reason, source=source, provider=machine.provider, cost=cost)
 
 
 def _state_event(machine: Machine, source: str) -> events.Event:
