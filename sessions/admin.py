@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -42,6 +43,7 @@ class PreviewFlagAdmin(admin.ModelAdmin):
     search_fields = ("=user_id", "project_id", "note")
     readonly_fields = ("id", "created_at", "updated_at")
     actions = ("route_to_legacy", "route_to_new")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.action(description="Route to the legacy previews (Appetize.io)")
     def route_to_legacy(self, request: HttpRequest, queryset: QuerySet[PreviewFlag]) -> None:
