@@ -31,11 +31,12 @@ RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --no-inp
 RUN addgroup --system --gid 1001 velocity \
     && adduser --system --uid 1001 --ingroup velocity --no-create-home orchestrator
 RUN mkdir -p /tmp/velocity-var /tmp/velocity-prometheus \
-    && chown -R orchestrator:velocity /tmp/velocity-var /tmp/velocity-prometheus
-USER orchestrator
+    && chown -R 1001:1001 /tmp/velocity-var /tmp/velocity-prometheus
+USER 1001:1001
 
 EXPOSE 3000 9091
 
+# hadolint ignore=DL3025
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
   CMD curl -f http://localhost:3000/health || exit 1
 
