@@ -36,7 +36,6 @@ USER 1001:1001
 
 EXPOSE 3000 9091
 
-# hadolint ignore=DL3025
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
   CMD curl -f http://localhost:3000/health || exit 1
 

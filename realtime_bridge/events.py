@@ -132,6 +132,11 @@ def publish_on_commit(event: Event, *, using: str | None = None) -> None:
 
 
 def publish(event: Event) -> None:
+    from realtime_bridge import relay
+
+    if relay.needed():
+        relay.post("event", {"event": asdict(event)})
+        return
     try:
         async_to_sync(apublish)(event)
     except Exception:  # a live view must never break the write that caused it
@@ -153,6 +158,11 @@ def publish_row_change_on_commit(change: dict[str, Any], *, using: str | None = 
 
 
 def publish_row_change(change: dict[str, Any]) -> None:
+    from realtime_bridge import relay
+
+    if relay.needed():
+        relay.post("row_change", {"change": change})
+        return
     try:
         async_to_sync(apublish_row_change)(change)
     except Exception:
@@ -208,11 +218,14 @@ def _summary(topic: str, event: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-async def mirror_broadcast(topic: str, event: str, payload: dict[str, Any] | None) -> None:
-    """Forward a broadcast on `project:{id}` to the operator views (others are ignored)."""
+async def mirror_broadcast(topic: str, event: str, payload: dict[str, Any] | None, *, source: str = "endpoint") -> None:
+    """Forward a broadcast on `project:{id}` to the operator views (others are ignored).
+
+    `source` is `endpoint` (the embedded endpoint saw it) or `bridge` (mirrored from Supabase).
+    """
     if not topic.startswith(MIRRORED_PREFIX):
         return
-    summary = _summary(topic, event, payload or {})
+    summary = {**_summary(topic, event, payload or {}), "source": source}
     project_id = topic.removeprefix(MIRRORED_PREFIX)
     try:
         await apublish(realtime_message(project_id=project_id, event=event, data=summary))

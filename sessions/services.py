@@ -13,7 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from realtime_bridge import events
+from realtime_bridge import changes, relay
 from sessions.models import (
     LEGACY_FRAMEWORK,
     LIVE_STATUSES,
@@ -37,6 +37,8 @@ from velocity import metrics
 logger = logging.getLogger(__name__)
 
 ACTIVITY_WRITE_INTERVAL = timedelta(seconds=5)
+# A bulk sweep announces at most this many sessions one by one; the rest are visible on the next read.
+STATUS_FANOUT_LIMIT = 500
 PROVISION_TASK = "sessions.tasks.provision_session"
 
 
@@ -54,15 +56,15 @@ def _lock_user(user_id: uuid.UUID) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
-def _publish_status(session: PreviewSession) -> None:
-    events.publish_on_commit(
-        events.session_status(
-            session_id=str(session.id),
-            project_id=session.project_id,
-            status=session.status,
-            preview_url=session.preview_url or None,
-            end_reason=session.end_reason or None,
-        )
+def _publish_status(session: PreviewSession, *, row_published: bool = False) -> None:
+    """Tell everyone: the row change (``postgres_changes`` and the operator views, unless a save signal
+    already did) and ``session:status`` on the project's channel, for the editor."""
+    if not row_published:
+        changes.session_rows_changed([session.id])
+    relay.broadcast_on_commit(
+        topic=f"project:{session.project_id}",
+        event="session:status",
+        payload={"session_id": str(session.id), "status": session.status, "preview_url": session.preview_url or None},
     )
 
 
@@ -134,7 +136,7 @@ def _legacy_session(
                 last_activity_source="create",
                 expires_at=now + timedelta(seconds=settings.PREVIEW_SESSION_TTL),
             )
-            _publish_status(session)
+            _publish_status(session, row_published=True)
     except IntegrityError:
         existing = session_live_for_project(user_id, project_id)
         if existing is None:
@@ -162,7 +164,7 @@ def _insert_session(*, user_id: uuid.UUID, project_id: str, memory_mb: int, now:
         last_activity_source="create",
         expires_at=now + timedelta(seconds=ttl),
     )
-    _publish_status(session)
+    _publish_status(session, row_published=True)
     transaction.on_commit(lambda: _enqueue_provisioning(session.id))
     return session
 
@@ -234,9 +236,15 @@ def session_end_expired(*, now: datetime) -> int:
     The ``status__in`` condition is the claim: a second sweeper running at the same moment updates
     nothing that the first already ended, so no session is ended twice.
     """
-    count = PreviewSession.objects.filter(status__in=LIVE_STATUSES, expires_at__lt=now).update(
-        status=SessionStatus.ENDED, end_reason=EndReason.EXPIRED, ended_at=now, updated_at=now
-    )
+    with transaction.atomic():
+        count = PreviewSession.objects.filter(status__in=LIVE_STATUSES, expires_at__lt=now).update(
+            status=SessionStatus.ENDED, end_reason=EndReason.EXPIRED, ended_at=now, updated_at=now
+        )
+        if count:
+            for session in PreviewSession.objects.filter(end_reason=EndReason.EXPIRED, ended_at=now)[
+                :STATUS_FANOUT_LIMIT
+            ]:
+                _publish_status(session)
     if count:
         logger.info("expired sessions ended", extra={"count": count})
         metrics.sessions_ended(reason=EndReason.EXPIRED, count=count)
@@ -291,7 +299,7 @@ def _reap_one(session_id: uuid.UUID, *, cutoff: datetime, now: datetime) -> bool
         session.status, session.end_reason = SessionStatus.ENDED, EndReason.IDLE
         session.ended_at = session.updated_at = now
         session.save(update_fields=["status", "end_reason", "ended_at", "updated_at"])
-        _publish_status(session)
+        _publish_status(session, row_published=True)
     logger.info("idle session ended", extra={"session_id": str(session_id)})
     metrics.sessions_ended(reason=EndReason.IDLE)
     return True

@@ -29,7 +29,20 @@ def _children(roles: list[str] | None = None) -> list[list[str]]:
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
     python = sys.executable
     commands = {
-        "web": [python, "-m", "daphne", "-b", host, "-p", port, "--proxy-headers", "velocity.asgi:application"],
+        # Our request log middleware writes the access log (JSON in production); daphne's would duplicate it.
+        "web": [
+            python,
+            "-m",
+            "daphne",
+            "-b",
+            host,
+            "-p",
+            port,
+            "--proxy-headers",
+            "--access-log",
+            os.devnull,
+            "velocity.asgi:application",
+        ],
         "worker": [python, "manage.py", "qcluster"],
         "bridge": [python, "manage.py", "realtime_bridge"],
     }
