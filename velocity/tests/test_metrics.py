@@ -17,7 +17,6 @@ from rest_framework.test import APIClient
 from machines.models import Machine
 from machines.providers import get_provider
 from machines.tests.fly_fake import FakeFly, running
-from realtime_bridge import metrics as realtime_metrics
 from sessions import services, tasks
 from sessions.models import PreviewSession
 from velocity.auth import issue_token
@@ -62,7 +61,7 @@ def fly() -> Iterator[FakeFly]:
 
 
 def live_cycle(client: APIClient) -> PreviewSession:
-    """Create (API) → provision (Fly) → ready → one synced edit → end (API)."""
+    """Create (API) → provision (Fly) → ready → one edit and its ack (realtime REST broadcast) → end (API)."""
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(sub=uuid.uuid4())}")
     session_id = client.post("/api/v1/sessions/", {"project_id": "metrics-demo"}, format="json").json()["id"]
     assert tasks.provision_session(session_id).endswith("started")
@@ -70,10 +69,10 @@ def live_cycle(client: APIClient) -> PreviewSession:
     assert services.session_handle_agent_event(machine=machine, event={"type": "ready"}, now=timezone.now()) == (
         "activated"
     )
-    # The realtime endpoint records these as broadcasts pass through it; here they are recorded directly.
-    realtime_metrics.broadcast_seen("file:update", 10)
-    realtime_metrics.file_update_seen("project:metrics-demo", "src/App.tsx", "1")
-    realtime_metrics.file_synced_seen("project:metrics-demo", "src/App.tsx", "1")
+    edit = {"path": "src/App.tsx", "version": "1"}
+    for event, payload in (("file:update", {**edit, "content": "x"}), ("file:synced", {**edit, "latency_ms": 5})):
+        message = {"topic": "project:metrics-demo", "event": event, "payload": payload}
+        assert client.post("/realtime/v1/api/broadcast", {"messages": [message]}, format="json").status_code == 202
     assert client.delete(f"/api/v1/sessions/{session_id}/").json()["status"] == "ended"
     return PreviewSession.objects.get(id=session_id)
 
