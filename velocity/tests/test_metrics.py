@@ -77,7 +77,8 @@ def live_cycle(client: APIClient) -> PreviewSession:
     return PreviewSession.objects.get(id=session_id)
 
 
-@pytest.mark.django_db
+# Transactional: the realtime endpoint's database_sync_to_async closes a connection left inside a test's atomic block.
+@pytest.mark.django_db(transaction=True)
 def test_metrics_expose_every_family_after_a_session_life_cycle(fly: FakeFly) -> None:
     client = APIClient()
     _, before = scrape(client)
