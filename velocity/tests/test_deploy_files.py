@@ -88,6 +88,7 @@ def test_fly_toml_releases_with_migrate_and_schedules_and_checks_health() -> Non
     [check] = config["http_service"]["checks"]
     assert (check["method"], check["path"]) == ("GET", "/health")
     assert {"interval", "timeout", "grace_period"} <= check.keys()
+    assert check["headers"]["Host"] in config["env"]["ALLOWED_HOSTS"].split(",")
 
 
 def test_the_orchestrator_dockerfile_installs_dependencies_before_the_code_and_runs_as_uid_1001() -> None:
@@ -177,3 +178,13 @@ def test_hadolint_finds_nothing_in_either_dockerfile() -> None:
         [hadolint, "--no-color", *dockerfiles], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_deploy_workflow_runs_flyctl_deploy_by_hand_with_a_secret_token() -> None:
+    flow = workflow("deploy-orchestrator.yml")
+    assert list(flow[True]) == ["workflow_dispatch"]
+    job = flow["jobs"]["deploy"]
+    assert "superfly/flyctl-actions/setup-flyctl" in step_uses(job)
+    [deploy] = [step for step in job["steps"] if "run" in step]
+    assert deploy["run"] == "flyctl deploy --remote-only"
+    assert deploy["env"]["FLY_API_TOKEN"] == "${{ secrets.FLY_DEPLOY_TOKEN }}"
