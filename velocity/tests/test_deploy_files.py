@@ -78,7 +78,7 @@ def test_fly_toml_runs_web_cluster_and_bridge_processes_and_serves_only_web() ->
     }
     assert config["http_service"]["processes"] == ["web"]
     env = config["env"]
-    assert (env["PORT"], env["METRICS_PORT"], env["LOG_FORMAT"]) == ("3000", "9091", "json")
+    assert (env["PORT"], env["METRICS_PORT"], env["METRICS_HOST"], env["LOG_FORMAT"]) == ("3000", "9091", "::", "json")
     assert (env["PROMETHEUS_ENABLED"], env["DEBUG"], env["MACHINE_PROVIDER"]) == ("true", "false", "fly")
 
 
