@@ -119,7 +119,7 @@ class DatabaseCollector:
         for state in MachineState.values:
             machines.add_metric([state], counts.get(state, 0))
         now = timezone.now()
-        live = Machine.objects.exclude(state__in=GONE_STATES)
+        live = Machine.objects.exclude(state__in=GONE_STATES).prefetch_related("events")
         cost = GaugeMetricFamily("velocity_machines_live_cost_usd", "Cost accrued so far by machines still live.")
         cost.add_metric([], float(sum((machine_lifetime_cost(m, until=now) for m in live), Decimal(0))))
         return [sessions, machines, cost]
@@ -129,7 +129,9 @@ def machine_lifetime_cost(machine: Any, *, until: datetime) -> Decimal:
     """What the machine has cost from its first recorded state until ``until`` (or its last event once gone)."""
     from machines import pricing
 
-    events = list(machine.events.order_by("at", "id").values_list("to_state", "at"))
+    # ``.all()`` so a prefetched list is used (one query for every live machine at scrape time).
+    ordered = sorted(machine.events.all(), key=lambda event: (event.at, event.id))
+    events = [(event.to_state, event.at) for event in ordered]
     intervals = [(state, start, end) for (state, start), (_, end) in pairwise(events)]
     if events and not machine.is_gone:
         intervals.append((events[-1][0], events[-1][1], max(until, events[-1][1])))
