@@ -16,9 +16,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from decimal import Decimal
-from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -108,6 +106,7 @@ class DatabaseCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         from machines.models import GONE_STATES, Machine, MachineState
+        from machines.selectors import machine_cost_so_far
         from sessions.models import PreviewSession, SessionStatus
 
         sessions = GaugeMetricFamily("velocity_sessions", "Preview sessions by status.", labels=["status"])
@@ -119,30 +118,10 @@ class DatabaseCollector:
         for state in MachineState.values:
             machines.add_metric([state], counts.get(state, 0))
         now = timezone.now()
-        live = Machine.objects.exclude(state__in=GONE_STATES).prefetch_related("events")
+        live = Machine.objects.exclude(state__in=GONE_STATES).prefetch_related("events", "sessions")
         cost = GaugeMetricFamily("velocity_machines_live_cost_usd", "Cost accrued so far by machines still live.")
-        cost.add_metric([], float(sum((machine_lifetime_cost(m, until=now) for m in live), Decimal(0))))
+        cost.add_metric([], float(sum((machine_cost_so_far(m, now) for m in live), Decimal(0))))
         return [sessions, machines, cost]
-
-
-def machine_lifetime_cost(machine: Any, *, until: datetime) -> Decimal:
-    """What the machine has cost from its first recorded state until ``until`` (or its last event once gone)."""
-    from machines import pricing
-
-    # ``.all()`` so a prefetched list is used (one query for every live machine at scrape time).
-    ordered = sorted(machine.events.all(), key=lambda event: (event.at, event.id))
-    events = [(event.to_state, event.at) for event in ordered]
-    intervals = [(state, start, end) for (state, start), (_, end) in pairwise(events)]
-    if events and not machine.is_gone:
-        intervals.append((events[-1][0], events[-1][1], max(until, events[-1][1])))
-    return pricing.machine_cost(
-        intervals,
-        cpu_kind=machine.cpu_kind,
-        cpus=machine.cpus,
-        memory_mb=machine.memory_mb,
-        region=machine.region if machine.region in pricing.REGION_MULTIPLIERS else pricing.BASE_REGION,
-        rootfs_gb=pricing.DEFAULT_ROOTFS_GB,
-    )
 
 
 def _authorized(request: HttpRequest) -> bool:

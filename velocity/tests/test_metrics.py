@@ -199,24 +199,3 @@ def test_the_fly_client_reports_every_attempt_to_its_hook() -> None:
             assert client.list() == []
             client.destroy("missing")
     assert seen == [("list", 200), ("destroy", 404)]
-
-
-@pytest.mark.django_db
-def test_a_machines_cost_is_its_started_time_plus_its_root_filesystem_before_that() -> None:
-    from datetime import timedelta
-
-    from machines.models import MachineEvent
-    from machines.pricing import DEFAULT_ROOTFS_GB, running_cost, stopped_cost
-    from velocity.metrics_exporter import machine_lifetime_cost
-
-    start = timezone.now() - timedelta(hours=2)
-    machine = Machine.objects.create(provider="fly", region="iad", memory_mb=512, state="destroyed")
-    for offset, state in ((0, "created"), (5, "starting"), (10, "started"), (3610, "destroying"), (3611, "destroyed")):
-        MachineEvent.objects.create(machine=machine, to_state=state, source="api", at=start + timedelta(seconds=offset))
-    booting = stopped_cost(DEFAULT_ROOTFS_GB, 10)  # created and starting: Fly bills the root filesystem
-    expected = running_cost("shared", 1, 512, "iad", 3600) + booting
-    assert machine_lifetime_cost(machine, until=timezone.now()) == expected
-    MachineEvent.objects.filter(machine=machine, to_state__in=["destroying", "destroyed"]).delete()
-    machine.state = "started"  # still live: the started interval runs on until ``until``
-    live = machine_lifetime_cost(machine, until=start + timedelta(seconds=70))
-    assert live == running_cost("shared", 1, 512, "iad", 60) + booting
