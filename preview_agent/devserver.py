@@ -161,7 +161,8 @@ class DevServer:
             self._changed.clear()
             self.plan = detect(self.project_dir, self.port, self.dev_command)
             if self.plan.is_static:
-                failures = await self._serve_static()
+                failures = 0
+                await self._serve_static()
                 continue
             if needs_install(self.project_dir):
                 await self._install()
@@ -170,11 +171,11 @@ class DevServer:
             if failures and not self._stopping:
                 await self._backoff(failures)
 
-    async def _serve_static(self) -> int:
+    async def _serve_static(self) -> None:
+        """Nothing to run: the agent serves the files until a package.json makes it a Node project."""
         self.state, self.is_up = "static", False
         self._ready.set()
         await self._changed.wait()
-        return 0
 
     async def _backoff(self, failures: int) -> None:
         delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (failures - 1))
