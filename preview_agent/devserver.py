@@ -29,6 +29,7 @@ from .detection import (
     needs_install,
     read_bytes,
 )
+from .ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -69,21 +70,17 @@ class LogBuffer:
 
 
 class LogThrottle:
-    """Token bucket for ``agent:log``: bursts pass, floods are counted and summarised."""
+    """Rate limit for ``agent:log``: bursts pass, floods are counted and summarised."""
 
     def __init__(self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate, self.capacity, self.clock = rate, burst or rate * 2, clock
-        self.tokens, self.updated, self.suppressed = self.capacity, clock(), 0
+        self.bucket = TokenBucket(rate, burst or rate * 2, clock)
+        self.suppressed = 0
 
     def take(self) -> tuple[bool, int]:
         """(allowed, lines suppressed since the last allowed line)."""
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens < 1:
+        if not self.bucket.try_take():
             self.suppressed += 1
             return False, 0
-        self.tokens -= 1
         dropped, self.suppressed = self.suppressed, 0
         return True, dropped
 
