@@ -157,7 +157,8 @@ class Front:
         self.devserver, self.root, self.health, self.on_request = devserver, root, health, on_request
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
-        return await asyncio.start_server(self.handle, host, port, limit=MAX_HEAD_BYTES)
+        # host "" → None: one listening socket per address family, so IPv6 (Fly's 6PN) works too.
+        return await asyncio.start_server(self.handle, host or None, port, limit=MAX_HEAD_BYTES)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
