@@ -38,6 +38,7 @@ MAX_LINE_CHARS = 2000
 SECRET_ENV = ("REALTIME_KEY", "MACHINE_TOKEN")
 STABLE_AFTER_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 30.0
+LOOPBACKS = ("127.0.0.1", "::1")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 LogSink = Callable[[str, str], None]
@@ -95,6 +96,7 @@ class DevServer:
         self.plan: DevPlan | None = None
         self.state = "idle"
         self.is_up = False
+        self.host = LOOPBACKS[0]  # where is_up last found the dev server
         self.starts = 0
         self.install_seconds: float | None = None
         self.started_seconds: float | None = None
@@ -237,7 +239,9 @@ class DevServer:
 
     async def _probe(self, process: asyncio.subprocess.Process, started: float) -> None:
         while process.returncode is None:
-            up = await port_open(self.port)
+            host = await listening_host(self.port)
+            up = host is not None
+            self.host = host or self.host
             if up and not self.is_up:
                 self.started_seconds = round(time.monotonic() - started, 3)
                 self.state, self.starts = "running", self.starts + 1
@@ -281,6 +285,15 @@ class DevServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), grace)
                 return
+
+
+async def listening_host(port: int) -> str | None:
+    """Which loopback address the dev server listens on: scripts that bind "localhost" may get
+    only ::1 (Node 17+ prefers IPv6 for it)."""
+    for host in LOOPBACKS:
+        if await port_open(port, host):
+            return host
+    return None
 
 
 async def port_open(port: int, host: str = "127.0.0.1") -> bool:

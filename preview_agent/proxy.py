@@ -82,7 +82,7 @@ def parse_head(head: bytes) -> Request | None:
     return Request(method, target, version, headers)
 
 
-def upstream_head(request: Request, *, port: int, client_ip: str) -> bytes:
+def upstream_head(request: Request, *, host: str, port: int, client_ip: str) -> bytes:
     """The request head as the dev server sees it: loopback Host, forwarding headers, no hop-by-hop."""
     named = {token.strip().lower() for token in request.header("connection").split(",")}
     drop = HOP_BY_HOP | named | {"host", "x-forwarded-host", "x-forwarded-for", "x-forwarded-proto"}
@@ -93,7 +93,8 @@ def upstream_head(request: Request, *, port: int, client_ip: str) -> bytes:
         parts = urlsplit(target)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     forwarded_for = ", ".join(filter(None, [request.header("x-forwarded-for"), client_ip]))
-    lines = [f"{request.method} {target} {request.version}", f"Host: 127.0.0.1:{port}"]
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lines = [f"{request.method} {target} {request.version}", f"Host: {authority}"]
     lines += [f"{name}: {value}" for name, value in request.headers if name.lower() not in drop]
     lines += [
         f"X-Forwarded-Host: {request.header('x-forwarded-host') or request.header('host')}",
@@ -202,11 +203,14 @@ class Front:
 
     async def _pipe(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.devserver.port)
+            up_reader, up_writer = await asyncio.open_connection(self.devserver.host, self.devserver.port)
         except OSError:
             return False
         peer = writer.get_extra_info("peername")
-        up_writer.write(upstream_head(request, port=self.devserver.port, client_ip=peer[0] if peer else ""))
+        head = upstream_head(
+            request, host=self.devserver.host, port=self.devserver.port, client_ip=peer[0] if peer else ""
+        )
+        up_writer.write(head)
         upload = asyncio.create_task(_copy(reader, up_writer, half_close=True))
         try:
             await _copy(up_reader, writer, half_close=False)

@@ -108,6 +108,15 @@ def test_it_reports_exit_and_ends_cleanly_on_sigterm(start_agent: StartAgent, or
     assert orchestrator.of_type("exit")[0]["reason"] == "signal"
 
 
+def test_it_finds_a_dev_server_that_listens_only_on_ipv6_loopback(start_agent: StartAgent, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "hello.txt").write_text("over ipv6")
+    agent = start_agent(project, DEV_COMMAND=python_dev_server().replace("127.0.0.1", "::1"))
+    wait_until(lambda: agent.health()["devServer"], timeout=15)
+    assert agent.get("/hello.txt").text == "over ipv6"
+
+
 def test_it_keeps_the_agent_credentials_out_of_the_dev_server_environment(
     start_agent: StartAgent, tmp_path: Path
 ) -> None:
