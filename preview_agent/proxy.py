@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from .devserver import DevServer
@@ -105,43 +105,42 @@ def upstream_head(request: Request, *, host: str, port: int, client_ip: str) -> 
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def response(status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> bytes:
+def response_head(status: int, length: int, content_type: str, extra: dict[str, str] | None = None) -> bytes:
     headers = {
         "Content-Type": content_type,
-        "Content-Length": str(len(body)),
+        "Content-Length": str(length),
         "Cache-Control": "no-store",
         "Connection": "close",
         **(extra or {}),
     }
     head = f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    return head.encode("latin-1") + b"\r\n" + body
+    return (head + "\r\n").encode("latin-1")
+
+
+def response(status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> bytes:
+    return response_head(status, len(body), content_type, extra) + body
 
 
 def json_response(status: int, data: Any) -> bytes:
     return response(status, json.dumps(data).encode(), "application/json")
 
 
-def static_file(root: Path, request_path: str) -> tuple[int, bytes, str, dict[str, str]]:
-    """Serve ``PROJECT_DIR`` itself when the project has no dev server."""
+def static_target(root: Path, request_path: str) -> str | tuple[int, dict[str, str]]:
+    """The file under ``PROJECT_DIR`` a request names, or the status to answer (404, or 301 to add a slash)."""
     relative = unquote(request_path).lstrip("/")
     if relative == "" or relative.endswith("/"):
         relative += "index.html"
     try:
         check_path(relative)
     except FileRefused:
-        return 404, b"not found", "text/plain", {}
+        return 404, {}
     full = os.path.realpath(root / relative)
     if not full.startswith(str(root) + os.sep):
-        return 404, b"not found", "text/plain", {}
+        return 404, {}
     if os.path.isdir(full):
-        return 301, b"", "text/plain", {"Location": request_path + "/"}
-    try:
-        with open(full, "rb") as handle:
-            body = handle.read()
-    except OSError:
-        return 404, b"not found", "text/plain", {}
-    return 200, body, mimetypes.guess_type(full)[0] or "application/octet-stream", {}
+        return 301, {"Location": request_path + "/"}
+    return full
 
 
 class Front:
@@ -195,11 +194,25 @@ class Front:
 
     async def _preview(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.devserver.is_static and not request.is_websocket:
-            raw = response(*static_file(self.root, request.path))
-            writer.write(raw[: raw.index(b"\r\n\r\n") + 4] if request.method == "HEAD" else raw)
+            await self._static(request, writer)
         elif not (self.devserver.is_up and await self._pipe(request, reader, writer)):
             page = STARTING_PAGE.format(state=html.escape(self.devserver.state)).encode()
             writer.write(response(503, page, "text/html; charset=utf-8", {"Retry-After": "2"}))
+
+    async def _static(self, request: Request, writer: asyncio.StreamWriter) -> None:
+        """A project without a dev server, served from disk."""
+        target = static_target(self.root, request.path)
+        if isinstance(target, str):
+            try:
+                handle = open(target, "rb")  # noqa: SIM115 - closed by the with below, after the 404 path
+            except OSError:
+                target = (404, {})
+            else:
+                with handle:
+                    await _send_file(handle, writer, head_only=request.method == "HEAD")
+                return
+        status, extra = target
+        writer.write(response(status, b"not found" if status == 404 else b"", "text/plain", extra))
 
     async def _pipe(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         try:
@@ -218,6 +231,15 @@ class Front:
             upload.cancel()
             await _close(up_writer)
         return True
+
+
+async def _send_file(handle: BinaryIO, writer: asyncio.StreamWriter, *, head_only: bool) -> None:
+    """In chunks: a big asset must not sit in the agent's memory."""
+    kind = mimetypes.guess_type(handle.name)[0] or "application/octet-stream"
+    writer.write(response_head(200, os.fstat(handle.fileno()).st_size, kind))
+    while not head_only and (chunk := handle.read(PIPE_CHUNK)):
+        writer.write(chunk)
+        await writer.drain()
 
 
 async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, half_close: bool) -> None:
