@@ -17,6 +17,8 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
+from velocity import http_stats
+
 logger = logging.getLogger("velocity.request")
 
 _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -108,6 +110,7 @@ class RequestLogMiddleware:
     @staticmethod
     def _log(request: HttpRequest, response: HttpResponse, started: float) -> None:
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        http_stats.record(request.path, response.status_code, duration_ms)
         level = logging.ERROR if response.status_code >= 500 else logging.INFO
         logger.log(
             level,

@@ -9,6 +9,7 @@ admin.site.site_title = "Velocity"
 urlpatterns = [
     path("health", health, name="health"),
     path("admin/", admin.site.urls),
+    path("dashboard/", include("sessions.dashboard.urls")),
     path("api/v1/", include("sessions.urls")),
     path("realtime/v1/", include("realtime_bridge.urls")),
 ]

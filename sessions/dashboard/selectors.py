@@ -1,0 +1,296 @@
+"""Reads for the operator dashboard. Every list runs a fixed number of queries whatever its length."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+
+from machines.models import GONE_STATES, Machine, MachineEvent, MachineState
+from machines.providers import get_provider
+from machines.providers.base import MachineState as ProviderState
+from machines.providers.base import ProviderError
+from machines.reconcile import DriftReport, KnownMachine, compute_drift
+from sessions.dashboard import costs
+from sessions.models import LIVE_STATUSES, PreviewSession, Quota
+from sessions.selectors import month_start
+
+logger = logging.getLogger(__name__)
+
+DRIFT_CACHE_KEY = "dashboard:drift"
+DRIFT_CACHE_SECONDS = 60
+PAGE_SIZE = 50
+
+
+# --- sessions --------------------------------------------------------------------------------------
+
+
+def session_counts(*, now: datetime) -> dict[str, int]:
+    """Live sessions, and those that finished in the last 24 hours, by status."""
+    recent = Q(status__in=LIVE_STATUSES) | Q(ended_at__gte=now - timedelta(hours=24))
+    rows = PreviewSession.objects.filter(recent).order_by().values("status").annotate(n=Count("id"))
+    counts = {status: 0 for status in ("creating", "active", "ended", "failed")}
+    counts.update({row["status"]: row["n"] for row in rows})
+    return counts
+
+
+def session_search(*, status: str = "", user: str = "", project: str = "", query: str = "") -> QuerySet[PreviewSession]:
+    """The sessions list's rows: filter by status, user and project, search ids and project names."""
+    sessions = PreviewSession.objects.select_related("machine").order_by("-created_at", "-id")
+    if status:
+        sessions = sessions.filter(status=status)
+    if user:
+        sessions = sessions.filter(user_id=_uuid_or_nil(user))
+    if project:
+        sessions = sessions.filter(project_id=project)
+    if query:
+        sessions = sessions.filter(_search(query))
+    return sessions
+
+
+def _search(query: str) -> Q:
+    match = Q(project_id__icontains=query)
+    as_uuid = _uuid_or_none(query)
+    if as_uuid is not None:
+        match |= Q(id=as_uuid) | Q(user_id=as_uuid) | Q(machine_id=as_uuid)
+    return match
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        return None
+
+
+def _uuid_or_nil(value: str) -> uuid.UUID:
+    return _uuid_or_none(value) or uuid.UUID(int=0)
+
+
+def session_for_operator(session_id: uuid.UUID) -> PreviewSession | None:
+    return PreviewSession.objects.select_related("machine").filter(id=session_id).first()
+
+
+def session_machine_events(session: PreviewSession) -> list[MachineEvent]:
+    if session.machine_id is None:
+        return []
+    return list(MachineEvent.objects.filter(machine_id=session.machine_id).order_by("at", "id"))
+
+
+@dataclass(frozen=True)
+class WaterfallStep:
+    label: str
+    at: datetime | None
+    offset_ms: float | None
+    duration_ms: float | None
+    percent: int = 0  # of the whole wait, for the bar
+
+
+def session_waterfall(session: PreviewSession) -> list[WaterfallStep]:
+    """Queued → machine created → started → agent ready → dev server ready, each with its offset."""
+    marks: list[tuple[str, datetime | None]] = [
+        ("queued", session.queued_at or session.created_at),
+        ("machine created", session.machine_created_at),
+        ("machine started", session.machine_started_at),
+        ("agent ready", session.agent_ready_at),
+        ("dev server ready", _dev_server_ready(session)),
+    ]
+    origin = marks[0][1]
+    steps, previous = [], origin
+    for label, at in marks:
+        offset = _ms(at - origin) if at and origin else None
+        duration = _ms(at - previous) if at and previous else None
+        steps.append(WaterfallStep(label, at, offset, duration))
+        previous = at or previous
+    total = max((step.offset_ms or 0 for step in steps), default=0) or 1
+    return [replace(step, percent=round(100 * (step.duration_ms or 0) / total)) for step in steps]
+
+
+def _dev_server_ready(session: PreviewSession) -> datetime | None:
+    """The agent reports its boot steps in ``boot_timings``; the dev server is ready with the agent."""
+    return session.agent_ready_at if session.status != "creating" else None
+
+
+def _ms(delta: timedelta) -> float:
+    return round(delta.total_seconds() * 1000, 1)
+
+
+# --- machines --------------------------------------------------------------------------------------
+
+
+def machine_counts(*, now: datetime) -> dict[str, int]:
+    """Machines by state; gone ones only when they went in the last 24 hours."""
+    recent = ~Q(state__in=GONE_STATES) | Q(updated_at__gte=now - timedelta(hours=24))
+    rows = Machine.objects.filter(recent).order_by().values("state").annotate(n=Count("id"))
+    return {row["state"]: row["n"] for row in rows}
+
+
+def machine_list(*, state: str = "") -> QuerySet[Machine]:
+    """Machines with their latest session's id, user and project (three subqueries, one query)."""
+    latest = PreviewSession.objects.filter(machine=OuterRef("pk")).order_by("-created_at")
+    machines = Machine.objects.annotate(
+        session_id=Subquery(latest.values("id")[:1]),
+        session_user_id=Subquery(latest.values("user_id")[:1]),
+        session_project_id=Subquery(latest.values("project_id")[:1]),
+    ).order_by("-created_at")
+    if state == "live":
+        return machines.exclude(state__in=GONE_STATES)
+    return machines.filter(state=state) if state else machines
+
+
+def machine_rows(machines: Iterable[Machine], *, now: datetime) -> list[dict[str, Any]]:
+    """Each machine with its uptime and cost so far (one query for all their events)."""
+    machines = list(machines)
+    events = _events_by_machine([m.id for m in machines])
+    rows = []
+    for machine in machines:
+        life = _life(machine, events.get(machine.id, []))
+        spans = costs.intervals(life.events, now=now)
+        running = machine.state == MachineState.STARTED and machine.started_at
+        uptime = (now - machine.started_at).total_seconds() if running and machine.started_at else None
+        rows.append({"machine": machine, "uptime": uptime, "cost": costs.spans_cost(life, spans)})
+    return rows
+
+
+def machine_activity_per_minute(*, now: datetime, minutes: int = 60) -> dict[str, list[int]]:
+    """Creations and destructions in each of the last ``minutes`` minutes, oldest first."""
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+    series = {"created": [0] * minutes, "destroyed": [0] * minutes}
+    rows = MachineEvent.objects.filter(at__gte=start, to_state__in=list(series)).values_list("to_state", "at")
+    for state, at in rows:
+        index = int((at - start).total_seconds() // 60)
+        if 0 <= index < minutes:
+            series[state][index] += 1
+    return series
+
+
+# --- cost --------------------------------------------------------------------------------------------
+
+
+def _events_by_machine(machine_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[str, datetime]]]:
+    events: dict[uuid.UUID, list[tuple[str, datetime]]] = defaultdict(list)
+    rows = MachineEvent.objects.filter(machine_id__in=machine_ids).order_by("at", "id")
+    for machine_id, state, at in rows.values_list("machine_id", "to_state", "at"):
+        events[machine_id].append((state, at))
+    return events
+
+
+def _life(machine: Machine, events: list[tuple[str, datetime]], **extra: Any) -> costs.MachineLife:
+    return costs.MachineLife(
+        machine_id=machine.id,
+        cpu_kind=machine.cpu_kind,
+        cpus=machine.cpus,
+        memory_mb=machine.memory_mb,
+        region=machine.region,
+        events=events,
+        **extra,
+    )
+
+
+def machine_lives(*, since: datetime) -> list[costs.MachineLife]:
+    """Every machine that existed after ``since``, with its events and its session's user (three queries)."""
+    alive = Machine.objects.filter(Q(destroyed_at__isnull=True) | Q(destroyed_at__gte=since)).exclude(
+        state__in=GONE_STATES, updated_at__lt=since
+    )
+    machines = list(alive)
+    events = _events_by_machine([m.id for m in machines])
+    owners = _owners([m.id for m in machines])
+    return [_life(m, events.get(m.id, []), **owners.get(m.id, {})) for m in machines]
+
+
+def _owners(machine_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    rows = (
+        PreviewSession.objects.filter(machine_id__in=machine_ids)
+        .order_by("created_at")
+        .values_list("machine_id", "user_id", "last_activity_at")
+    )
+    return {machine_id: {"user_id": user, "last_activity_at": active} for machine_id, user, active in rows}
+
+
+@dataclass(frozen=True)
+class CostSummary:
+    today: Decimal
+    month_to_date: Decimal
+    projected_month: Decimal
+
+
+def cost_summary(lives: list[costs.MachineLife], *, now: datetime) -> CostSummary:
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = sum((costs.life_cost(life, start=today, end=now, now=now) for life in lives), Decimal(0))
+    month = sum((costs.life_cost(life, start=month_start(now), end=now, now=now) for life in lives), Decimal(0))
+    return CostSummary(day, month, costs.projected_month(month, now=now))
+
+
+@dataclass
+class UserCost:
+    user_id: uuid.UUID | None
+    cost: Decimal = Decimal(0)
+    machine_seconds: float = 0.0
+    idle_seconds: float = 0.0
+    budget: Decimal | None = None
+
+    @property
+    def budget_used(self) -> float | None:
+        return float(self.cost / self.budget) if self.budget else None
+
+
+def user_costs(lives: list[costs.MachineLife], *, now: datetime) -> list[UserCost]:
+    """Month-to-date cost per user (warm-pool machines under ``None``), dearest first (one query)."""
+    start = month_start(now)
+    by_user: dict[uuid.UUID | None, UserCost] = {}
+    for life in lives:
+        spans = costs.clip(costs.intervals(life.events, now=now), start, now)
+        row = by_user.setdefault(life.user_id, UserCost(life.user_id))
+        row.cost += costs.spans_cost(life, spans)
+        row.machine_seconds += costs.started_seconds(spans)
+        row.idle_seconds += costs.idle_seconds(life, spans, now=now)
+    budgets = _budgets([u for u in by_user if u is not None])
+    for user_id, row in by_user.items():
+        row.budget = budgets.get(user_id, budgets.get(None)) if user_id else None
+    return sorted(by_user.values(), key=lambda row: row.cost, reverse=True)
+
+
+def _budgets(user_ids: list[uuid.UUID]) -> dict[uuid.UUID | None, Decimal]:
+    rows = Quota.objects.filter(Q(user_id__in=user_ids) | Q(user_id__isnull=True))
+    return {user: budget for user, budget in rows.values_list("user_id", "monthly_budget_usd")}
+
+
+# --- reconciliation ----------------------------------------------------------------------------------
+
+
+def drift_report(*, now: datetime) -> DriftReport | None:
+    """What the provider runs against what the database believes (cached a minute; None when unknown)."""
+    cached = cache.get(DRIFT_CACHE_KEY)
+    if cached is not None:
+        return cached
+    try:
+        listed = get_provider().list()
+    except (ProviderError, OSError):
+        logger.warning("drift report: the provider did not answer")
+        return None
+    report = compute_drift(listed, _known_machines(since=now - timedelta(days=7)), now=now)
+    cache.set(DRIFT_CACHE_KEY, report, DRIFT_CACHE_SECONDS)
+    return report
+
+
+def _known_machines(*, since: datetime) -> list[KnownMachine]:
+    rows = Machine.objects.filter(Q(destroyed_at__isnull=True) | Q(destroyed_at__gte=since))
+    return [
+        KnownMachine(
+            id=str(m.id),
+            name=f"velocity-{m.id.hex}",
+            provider_id=m.provider_machine_id or None,
+            state=ProviderState(m.state),
+            created_at=m.created_at,
+            ended_at=m.destroyed_at,
+        )
+        for m in rows.only("id", "provider_machine_id", "state", "created_at", "destroyed_at")
+    ]

@@ -1,0 +1,65 @@
+"""Operator actions from the dashboard: end a session, kill a machine, and the audit trail they write.
+
+The audit record model and its ``audit_record`` service belong to the machines app (issue 6). Until
+that lands, ``audit`` logs the same facts; once ``machines.services.audit_record`` exists every action
+here writes a row through it (``audit`` is the one place that calls it).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from machines import services as machine_services
+from machines.models import EventSource, Machine
+from sessions.models import LIVE_STATUSES, EndReason, PreviewSession
+from sessions.services import session_end
+
+logger = logging.getLogger(__name__)
+
+
+def audit(*, actor: Any, action: str, target: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Write one audit record (who, what, when, before and after)."""
+    record = getattr(machine_services, "audit_record", None)
+    if record is None:
+        logger.info("audit", extra={"actor": str(actor), "action": action, "target": str(target)})
+        return
+    record(actor=actor, action=action, target=target, before=before, after=after)
+
+
+def session_end_by_operator(*, session: PreviewSession, operator: Any, now: datetime) -> bool:
+    """End a live session for an operator (reason ``operator``) and record who did it."""
+    before = {"status": session.status}
+    ended = session_end(
+        session=session, reason=EndReason.OPERATOR, now=now, detail=f"ended by {operator}", source=EventSource.OPERATOR
+    )
+    if ended:
+        audit(
+            actor=operator,
+            action="session.end",
+            target=session,
+            before=before,
+            after={"status": session.status, "end_reason": session.end_reason},
+        )
+    return ended
+
+
+def machine_kill_by_operator(*, machine_id: uuid.UUID, operator: Any) -> bool:
+    """Destroy a machine now for an operator; its session ends as ``operator`` too."""
+    machine = Machine.objects.filter(id=machine_id).first()
+    if machine is None or machine.is_gone:
+        return False
+    before = {"state": machine.state}
+    killed = machine_services.machine_destroy(
+        machine_id=machine.id, source=EventSource.OPERATOR, detail={"operator": str(operator)}
+    )
+    machine.refresh_from_db(fields=["state"])
+    if killed:
+        audit(actor=operator, action="machine.kill", target=machine, before=before, after={"state": machine.state})
+        for session in PreviewSession.objects.filter(machine=machine, status__in=LIVE_STATUSES):
+            session_end(session=session, reason=EndReason.OPERATOR, now=timezone.now(), detail="machine killed")
+    return bool(killed)
