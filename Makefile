@@ -34,7 +34,12 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+# realtime-js 2.119.1 for the realtime endpoint's tests, from the committed lockfile.
+JS_HARNESS := realtime_bridge/tests/js
+$(JS_HARNESS)/node_modules/.package-lock.json: $(JS_HARNESS)/package-lock.json
+	npm ci --prefix $(JS_HARNESS) --no-audit --no-fund
+
+test: lint $(JS_HARNESS)/node_modules/.package-lock.json
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 

@@ -208,11 +208,14 @@ def _summary(topic: str, event: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-async def mirror_broadcast(topic: str, event: str, payload: dict[str, Any] | None) -> None:
-    """Forward a broadcast on `project:{id}` to the operator views (others are ignored)."""
+async def mirror_broadcast(topic: str, event: str, payload: dict[str, Any] | None, *, source: str = "endpoint") -> None:
+    """Forward a broadcast on `project:{id}` to the operator views (others are ignored).
+
+    `source` is `endpoint` (the embedded endpoint saw it) or `bridge` (mirrored from Supabase).
+    """
     if not topic.startswith(MIRRORED_PREFIX):
         return
-    summary = _summary(topic, event, payload or {})
+    summary = {**_summary(topic, event, payload or {}), "source": source}
     project_id = topic.removeprefix(MIRRORED_PREFIX)
     try:
         await apublish(realtime_message(project_id=project_id, event=event, data=summary))

@@ -1,5 +1,16 @@
-"""HTTP routes under ``/realtime/v1/``; the realtime issue adds the REST broadcast endpoint."""
+"""REST broadcast endpoints, included at `realtime/v1/`."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from realtime_bridge import views
+
+app_name = "realtime_bridge"
+
+urlpatterns = [
+    path("api/broadcast", views.broadcast, name="broadcast"),
+    path(
+        "api/broadcast/<str:topic>/events/<str:event>",
+        views.broadcast_single,
+        name="broadcast-single",
+    ),
+]

@@ -25,7 +25,20 @@ def _children() -> list[list[str]]:
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
     python = sys.executable
     children = [
-        [python, "-m", "daphne", "-b", host, "-p", port, "--proxy-headers", "velocity.asgi:application"],
+        # Our request log middleware writes the access log (JSON in production); daphne's would duplicate it.
+        [
+            python,
+            "-m",
+            "daphne",
+            "-b",
+            host,
+            "-p",
+            port,
+            "--proxy-headers",
+            "--access-log",
+            os.devnull,
+            "velocity.asgi:application",
+        ],
         [python, "manage.py", "qcluster"],
     ]
     if os.environ.get("SUPABASE_URL"):

@@ -224,6 +224,16 @@ REALTIME_URL = os.environ.get("REALTIME_URL") or (
     f"{SUPABASE_URL}/realtime/v1" if SUPABASE_URL else f"{ORCHESTRATOR_URL}/realtime/v1"
 )
 
+# --- Embedded realtime endpoint and bridge (realtime_bridge) -------------------------------------------
+# The endpoint serves /realtime/v1 when SUPABASE_URL is unset, or always with REALTIME_EMBEDDED_ALWAYS.
+REALTIME_EMBEDDED_ALWAYS = env_bool("REALTIME_EMBEDDED_ALWAYS", default=False)
+REALTIME_MAX_PAYLOAD_BYTES = env_int("REALTIME_MAX_PAYLOAD_BYTES", 3000 * 1024)
+REALTIME_MAX_EVENTS_PER_SECOND = env_int("REALTIME_MAX_EVENTS_PER_SECOND", 100)
+REALTIME_MAX_CHANNELS_PER_SOCKET = env_int("REALTIME_MAX_CHANNELS_PER_SOCKET", 100)
+REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT") or 60)
+REALTIME_JOIN_ERROR_DELAY = float(os.environ.get("REALTIME_JOIN_ERROR_DELAY") or 0)
+REALTIME_BRIDGE_CHANNELS_PER_SOCKET = env_int("REALTIME_BRIDGE_CHANNELS_PER_SOCKET", 100)
+
 # --- Observability --------------------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "info").upper()
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "console")

@@ -1,0 +1,132 @@
+"""Fan-out benchmark of the embedded realtime endpoint: many sockets on one topic, one sender.
+
+Starts daphne on a free port (embedded mode, its own var dir), opens `--sockets` vsn 1.0.0 sockets
+on `realtime:project:bench`, sends `--rate` broadcasts per second for `--seconds` from one more
+socket, and prints deliveries per second and the send-to-receive latency percentiles.
+
+    .venv/bin/python bench/realtime_fanout.py --sockets 1000 --rate 10 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "velocity.settings")
+TOPIC = "realtime:project:bench"
+
+
+def _setup(var_dir: str) -> str:
+    os.environ["VELOCITY_VAR_DIR"] = var_dir
+    import django
+
+    django.setup()
+    from realtime_bridge.testing import service_token
+
+    return service_token(ttl=3600)
+
+
+async def _join(url: str) -> Any:
+    socket = await websockets.connect(url, max_queue=None)
+    join = {"topic": TOPIC, "event": "phx_join", "payload": {"config": {}}, "ref": "1", "join_ref": "1"}
+    await socket.send(json.dumps(join))
+    await socket.recv()
+    return socket
+
+
+async def _receive(socket: Any, latencies: list[float], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            frame = json.loads(await asyncio.wait_for(socket.recv(), 1))
+        except TimeoutError:
+            continue
+        except websockets.ConnectionClosed:
+            return
+        if frame.get("event") == "broadcast":
+            latencies.append(time.time() - frame["payload"]["payload"]["t"])
+
+
+async def _send(socket: Any, rate: float, seconds: float) -> int:
+    sent, start = 0, time.monotonic()
+    while time.monotonic() - start < seconds:
+        payload = {"type": "broadcast", "event": "file:update", "payload": {"t": time.time(), "path": "a.ts"}}
+        frame = {"topic": TOPIC, "event": "broadcast", "payload": payload, "ref": None, "join_ref": "1"}
+        await socket.send(json.dumps(frame))
+        sent += 1
+        await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic()))
+    return sent
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+async def bench(args: argparse.Namespace, token: str, server: Any) -> dict[str, Any]:
+    url = f"ws://127.0.0.1:{server.port}/realtime/v1/websocket?apikey={token}&vsn=1.0.0"
+    sockets = []
+    for start in range(0, args.sockets, 100):
+        sockets += await asyncio.gather(*(_join(url) for _ in range(min(100, args.sockets - start))))
+    sender = await _join(url)
+    latencies: list[float] = []
+    stop = asyncio.Event()
+    readers = [asyncio.create_task(_receive(s, latencies, stop)) for s in sockets]
+    begin, cpu = time.monotonic(), _cpu_seconds(server)
+    sent = await _send(sender, args.rate, args.seconds)
+    await asyncio.sleep(2)
+    elapsed, cpu = time.monotonic() - begin, _cpu_seconds(server) - cpu
+    stop.set()
+    await asyncio.gather(*readers)
+    for socket in [*sockets, sender]:
+        await socket.close()
+    return {
+        "sockets": args.sockets,
+        "broadcasts": sent,
+        "deliveries": len(latencies),
+        "expected": sent * args.sockets,
+        "deliveries_per_s": round(len(latencies) / args.seconds),
+        "elapsed_s": round(elapsed, 1),
+        "p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
+        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
+        "max_ms": round(max(latencies, default=float("nan")) * 1000, 1),
+        "server_cpu_s": round(cpu, 2),
+        "server_cpu_us_per_delivery": round(cpu / max(1, len(latencies)) * 1e6, 1),
+    }
+
+
+def _cpu_seconds(server: Any) -> float:
+    """User + system CPU time of the server process (Linux /proc)."""
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sockets", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=10.0, help="broadcasts per second")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="velocity-bench-") as var_dir:
+        token = _setup(var_dir)
+        from realtime_bridge.testing import RealtimeServer
+
+        server = RealtimeServer(Path(var_dir), REALTIME_MAX_EVENTS_PER_SECOND="100000").start()
+        try:
+            print(json.dumps(asyncio.run(bench(args, token, server))))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""The per-process fan-out hub behind the embedded Realtime endpoint.
+
+One hub per event loop (daphne runs one). Local sockets are delivered to directly, with each
+broadcast encoded once per wire form (`BroadcastFrames`); other processes are reached through
+the channel layer with ONE message per process (the hub's own channel joins one group per
+topic that has local subscribers), not one per socket. With the in-memory layer there is no
+other process, so the layer is skipped for broadcasts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from realtime_bridge import metrics
+from realtime_bridge.events import PG_GROUP
+from realtime_bridge.presence import PresenceTable
+from realtime_bridge.protocol import BinaryBroadcast, BroadcastFrames, Message
+
+if TYPE_CHECKING:
+    from realtime_bridge.connection import ChannelState, Connection
+
+logger = logging.getLogger(__name__)
+
+SWEEP_INTERVAL = 5.0
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def topic_group(topic: str, *, private: bool) -> str:
+    """A valid Channels group name for a Realtime topic (public and private are separate)."""
+    digest = hashlib.sha1(topic.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return f"rt.{'priv' if private else 'pub'}.{digest}"
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop, created on first use."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub()
+    return hub
+
+
+def existing_hub() -> Hub | None:
+    try:
+        return _hubs.get(asyncio.get_running_loop())
+    except RuntimeError:
+        return None
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.id = uuid.uuid4().hex
+        self.groups: dict[str, dict[str, ChannelState]] = {}
+        self.presence: dict[str, PresenceTable] = {}
+        self.connections: set[Connection] = set()
+        self.layer = get_channel_layer()
+        self.remote = self.layer is not None and not isinstance(self.layer, InMemoryChannelLayer)
+        self.channel_name: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ready: asyncio.Future[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeping_every = SWEEP_INTERVAL
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the process channel and start the cross-process listener, once."""
+        if self._ready is None:
+            self._ready = asyncio.get_running_loop().create_future()
+            if self.remote and self.layer is not None:
+                self.channel_name = await self.layer.new_channel()
+                await self.layer.group_add(PG_GROUP, self.channel_name)
+                self._spawn(self._listen())
+            self._ready.set_result(None)
+        await self._ready
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def register(self, conn: Connection) -> None:
+        await self.start()
+        self.connections.add(conn)
+        metrics.socket_opened()
+        interval = self._sweep_interval()
+        if self._sweeper is not None and not self._sweeper.done() and interval < self._sweeping_every:
+            self._sweeper.cancel()  # a shorter idle timeout than the running sweep can honour
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeping_every = interval
+            self._sweeper = self._spawn(self._sweep())
+
+    def _sweep_interval(self) -> float:
+        shortest = min((c.limits.idle_timeout for c in self.connections), default=SWEEP_INTERVAL * 4)
+        return min(SWEEP_INTERVAL, shortest / 4)
+
+    def unregister(self, conn: Connection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            metrics.socket_closed()
+
+    # --- subscriptions ---------------------------------------------------------------------
+
+    async def subscribe(self, state: ChannelState) -> None:
+        members = self.groups.setdefault(state.group, {})
+        first = not members
+        members[state.key] = state
+        if first and self.remote and self.layer is not None and self.channel_name:
+            await self.layer.group_add(state.group, self.channel_name)
+            await self._request_presence_sync(state.group)
+
+    async def unsubscribe(self, state: ChannelState) -> None:
+        members = self.groups.get(state.group, {})
+        if members.pop(state.key, None) is None:
+            return
+        await self.presence_untrack(state)
+        if not members:
+            self.groups.pop(state.group, None)
+            table = self.presence.get(state.group)
+            if table is not None and not table.local_entries():
+                self.presence.pop(state.group, None)
+            if self.remote and self.layer is not None and self.channel_name:
+                await self.layer.group_discard(state.group, self.channel_name)
+
+    def subscribers(self, group: str) -> Iterable[ChannelState]:
+        return list(self.groups.get(group, {}).values())
+
+    # --- broadcast -------------------------------------------------------------------------
+
+    async def broadcast(self, group: str, frames: BroadcastFrames, *, sender: str | None) -> int:
+        """Hand one message to the other processes first (they fan out in parallel), then deliver here."""
+        if self.remote and self.layer is not None:
+            await self.layer.group_send(group, _broadcast_message(self.id, group, frames))
+        return await self.deliver(group, frames, sender=sender)
+
+    async def deliver(self, group: str, frames: BroadcastFrames, *, sender: str | None) -> int:
+        delivered = 0
+        for state in self.subscribers(group):
+            if state.conn.id == sender and not state.self_broadcast:
+                continue
+            frame = frames.for_vsn(state.conn.vsn)
+            if frame is not None:
+                await state.conn.send_frame(frame)
+                delivered += 1
+        metrics.deliveries(delivered)
+        return delivered
+
+    # --- presence --------------------------------------------------------------------------
+
+    def presence_table(self, group: str) -> PresenceTable:
+        table = self.presence.get(group)
+        if table is None:
+            table = self.presence[group] = PresenceTable()
+        return table
+
+    async def presence_track(self, state: ChannelState, meta: dict[str, Any]) -> None:
+        diff = self.presence_table(state.group).track(state.key, state.presence_key, meta)
+        if diff is not None:
+            await self._publish_presence(state.group, state.topic, diff)
+
+    async def presence_untrack(self, state: ChannelState) -> None:
+        table = self.presence.get(state.group)
+        diff = table.untrack(state.key) if table is not None else None
+        if diff is not None:
+            await self._publish_presence(state.group, state.topic, diff)
+
+    async def _publish_presence(self, group: str, topic: str, diff: dict[str, Any]) -> None:
+        await self.deliver_presence(group, topic, diff)
+        if self.remote and self.layer is not None:
+            message = {"type": "rt.presence", "origin": self.id, "group": group, "topic": topic}
+            await self.layer.group_send(group, {**message, "diff": diff})
+
+    async def deliver_presence(self, group: str, topic: str, diff: dict[str, Any]) -> None:
+        frames: dict[str, str] = {}
+        for state in self.subscribers(group):
+            if not state.presence_enabled:
+                continue
+            frame = frames.get(state.conn.vsn)
+            if frame is None:
+                message = Message(topic=topic, event="presence_diff", payload=diff)
+                frame = frames[state.conn.vsn] = state.conn.serializer.encode(message)
+            await state.conn.send_frame(frame)
+
+    async def _request_presence_sync(self, group: str) -> None:
+        if self.layer is not None:
+            message = {"type": "rt.presence_sync", "origin": self.id, "group": group}
+            await self.layer.group_send(group, {**message, "reply_to": self.channel_name})
+
+    # --- postgres changes ------------------------------------------------------------------
+
+    async def deliver_change(self, change: dict[str, Any]) -> None:
+        from realtime_bridge.postgres_changes import deliver_change
+
+        await deliver_change(self, change)
+
+    # --- cross-process listener ------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        layer, channel_name = self.layer, self.channel_name
+        if layer is None or channel_name is None:
+            return
+        while True:
+            try:
+                message = await layer.receive(channel_name)
+                await self._dispatch(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("realtime hub listener failed on a message")
+                await asyncio.sleep(0.1)
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if message.get("origin") == self.id:
+            return
+        if kind == "rt.pg":
+            await self.deliver_change(message["change"])
+        elif kind == "rt.broadcast":
+            frames = _frames_from_message(message)
+            await self.deliver(message["group"], frames, sender=None)
+        elif kind == "rt.presence":
+            self.presence_table(message["group"]).apply_remote(message["origin"], message["diff"])
+            await self.deliver_presence(message["group"], message["topic"], message["diff"])
+        elif kind == "rt.presence_sync":
+            await self._answer_presence_sync(message)
+
+    async def _answer_presence_sync(self, message: dict[str, Any]) -> None:
+        table = self.presence.get(message["group"])
+        joins = table.local_state() if table is not None else {}
+        members = self.groups.get(message["group"], {})
+        if joins and members and self.layer is not None:
+            topic = next(iter(members.values())).topic
+            reply = {"type": "rt.presence", "origin": self.id, "group": message["group"]}
+            diff = {"joins": joins, "leaves": {}}
+            await self.layer.send(message["reply_to"], {**reply, "topic": topic, "diff": diff})
+
+    # --- idle sockets and expired tokens ---------------------------------------------------
+
+    async def _sweep(self) -> None:
+        """Every few seconds while sockets are open: idle sockets, expired channel tokens."""
+        while self.connections:
+            await asyncio.sleep(self._sweeping_every)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                try:
+                    await conn.sweep(now)
+                except Exception:
+                    logger.exception("realtime sweep failed on a socket")
+
+
+def _broadcast_message(origin: str, group: str, frames: BroadcastFrames) -> dict[str, Any]:
+    binary = frames.binary
+    return {
+        "type": "rt.broadcast",
+        "origin": origin,
+        "group": group,
+        "topic": frames.topic,
+        "json": frames.json_payload,
+        "bin": None if binary is None else {"event": binary.event, "data": binary.data, "encoding": binary.encoding},
+    }
+
+
+def _frames_from_message(message: dict[str, Any]) -> BroadcastFrames:
+    raw = message.get("bin")
+    binary = None if raw is None else BinaryBroadcast(raw["event"], raw["data"], raw["encoding"])
+    return BroadcastFrames(message["topic"], message.get("json"), binary)

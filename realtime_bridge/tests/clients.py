@@ -1,0 +1,94 @@
+"""Test helpers around the official clients: realtime-js through `js/client.mjs`, and a frame log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+from realtime_bridge.testing import REPO_ROOT, ensure_js_harness
+
+Event = dict[str, Any]
+
+
+class JsClient:
+    """A realtime-js 2.119.1 client in a Node process; its callbacks arrive as JSON events."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.events: list[Event] = []
+        self._changed = asyncio.Condition()
+        self._ids = 0
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def start(cls, http_base: str, apikey: str, vsn: str = "2.0.0") -> JsClient:
+        script = ensure_js_harness()
+        node = shutil.which("node") or "node"
+        process = await asyncio.create_subprocess_exec(
+            node,
+            str(script),
+            http_base,
+            apikey,
+            vsn,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=REPO_ROOT,
+            env={**os.environ, "NODE_NO_WARNINGS": "1"},
+        )
+        client = cls(process)
+        await client.expect(lambda e: e["type"] == "ready")
+        return client
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for line in self.process.stdout:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                async with self._changed:
+                    self.events.append(event)
+                    self._changed.notify_all()
+
+    async def command(self, cmd: str, **fields: Any) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps({"cmd": cmd, **fields}) + "\n").encode())
+        await self.process.stdin.drain()
+
+    async def call(self, cmd: str, timeout: float = 10, **fields: Any) -> Any:
+        """Run a command and return its result value (or raise its error)."""
+        self._ids += 1
+        ref = str(self._ids)
+        await self.command(cmd, id=ref, **fields)
+        event = await self.expect(lambda e: e.get("id") == ref and e["type"] in ("result", "error"), timeout)
+        if event["type"] == "error":
+            raise AssertionError(event["message"])
+        return event["value"]
+
+    async def expect(self, predicate: Callable[[Event], bool], timeout: float = 5) -> Event:
+        """The first not yet consumed event matching `predicate`, waiting for it if needed."""
+        async with asyncio.timeout(timeout), self._changed:
+            while True:
+                for index, event in enumerate(self.events):
+                    if predicate(event):
+                        self.events.pop(index)
+                        return event
+                await self._changed.wait()
+
+    async def join(self, topic: str, timeout: float = 5, **fields: Any) -> Event:
+        await self.command("join", topic=topic, **fields)
+        return await self.expect(lambda e: e["type"] == "status" and e["topic"] == topic, timeout)
+
+    async def close(self) -> None:
+        if self.process.returncode is None:
+            with contextlib.suppress(Exception):
+                await self.command("exit")
+            try:
+                await asyncio.wait_for(self.process.wait(), 3)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        self._reader.cancel()

@@ -1,0 +1,246 @@
+"""The endpoint through the real ASGI application (WebsocketCommunicator): refusals, limits, ownership."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.utils import timezone
+
+from realtime_bridge.testing import agent_token, service_token
+from sessions.models import PreviewSession
+from velocity.asgi import application
+from velocity.auth import issue_token
+
+Connect = Callable[..., Any]
+
+# Channels closes stale database connections around every consumer event, so even tests that
+# never query need database access allowed.
+pytestmark = pytest.mark.django_db
+
+
+class Socket:
+    """A vsn 1.0.0 socket with push/receive helpers."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.communicator = communicator
+        self.refs = 0
+
+    async def push(self, topic: str, event: str, payload: Any, join_ref: str | None = None) -> str:
+        self.refs += 1
+        frame = {"topic": topic, "event": event, "payload": payload, "ref": str(self.refs), "join_ref": join_ref}
+        await self.communicator.send_to(text_data=json.dumps(frame))
+        return str(self.refs)
+
+    async def receive(self, timeout: float = 2) -> dict[str, Any]:
+        return json.loads(await self.communicator.receive_from(timeout))
+
+    async def receive_event(self, event: str, timeout: float = 2) -> dict[str, Any]:
+        while True:
+            frame = await self.receive(timeout)
+            if frame["event"] == event:
+                return frame
+
+    async def join(self, topic: str, config: dict[str, Any] | None = None, **payload: Any) -> dict[str, Any]:
+        await self.push(f"realtime:{topic}", "phx_join", {"config": config or {}, **payload})
+        return await self.receive_event("phx_reply")
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Connect]:
+    communicators: list[WebsocketCommunicator] = []
+
+    async def open_socket(token: str, vsn: str = "1.0.0", headers: list[Any] | None = None) -> Socket | None:
+        path = f"/realtime/v1/websocket?apikey={token}&vsn={vsn}"
+        communicator = WebsocketCommunicator(application, path, headers=headers or [])
+        communicators.append(communicator)
+        connected, _ = await communicator.connect()
+        return Socket(communicator) if connected else None
+
+    yield open_socket
+    for communicator in communicators:
+        await communicator.disconnect()
+
+
+@database_sync_to_async
+def live_session(user_id: uuid.UUID, project_id: str, status: str = "active") -> PreviewSession:
+    return PreviewSession.objects.create(user_id=user_id, project_id=project_id, status=status)
+
+
+@database_sync_to_async
+def end_session(session: PreviewSession) -> None:
+    session.status, session.ended_at, session.end_reason = "ended", timezone.now(), "user"
+    session.save(update_fields=["status", "ended_at", "end_reason"])
+
+
+async def test_it_refuses_a_forged_apikey_at_the_handshake(connect):
+    forged = service_token()[:-3] + "abc"
+    assert await connect(forged) is None
+
+
+async def test_it_refuses_an_unknown_vsn_and_an_expired_apikey(connect):
+    assert await connect(service_token(), vsn="3.0.0") is None
+    assert await connect(issue_token(sub=None, role="service_role", ttl=-60)) is None
+
+
+async def test_the_x_api_key_header_is_accepted_like_the_query_parameter(connect):
+    socket = await connect("", headers=[(b"x-api-key", service_token().encode())])
+    assert socket is not None
+
+
+async def test_a_join_echoes_postgres_changes_bindings_in_order_with_integer_ids(connect):
+    socket = await connect(service_token())
+    bindings = [
+        {"event": "UPDATE", "schema": "public", "table": "preview_sessions", "filter": "status=eq.active"},
+        {"event": "*", "schema": "public", "table": "todos"},
+    ]
+    reply = await socket.join("room-1", {"postgres_changes": bindings})
+    echoed = reply["payload"]["response"]["postgres_changes"]
+    assert [{k: v for k, v in b.items() if k != "id"} for b in echoed] == bindings
+    assert all(isinstance(b["id"], int) for b in echoed)
+    assert (await socket.receive_event("system"))["payload"]["message"] == "Subscribed to PostgreSQL"
+
+
+async def test_an_empty_topic_name_is_refused(connect):
+    socket = await connect(service_token())
+    reply = await socket.join("")
+    reason = "TopicNameRequired: You must provide a topic name"
+    assert reply["payload"] == {"status": "error", "response": {"reason": reason}}
+
+
+async def test_pushes_on_a_topic_not_joined_get_unmatched_topic(connect):
+    socket = await connect(service_token())
+    await socket.push("realtime:nowhere", "broadcast", {"type": "broadcast", "event": "e", "payload": {}})
+    reply = await socket.receive()
+    assert reply["payload"] == {"status": "error", "response": {"reason": "unmatched topic"}}
+
+
+async def test_leave_replies_then_closes_with_the_join_ref(connect):
+    socket = await connect(service_token())
+    await socket.join("room-leave")
+    ref = await socket.push("realtime:room-leave", "phx_leave", {}, join_ref="1")
+    assert (await socket.receive())["ref"] == ref
+    close = await socket.receive()
+    assert (close["event"], close["ref"]) == ("phx_close", "1")
+
+
+async def test_other_topics_than_projects_are_for_the_service_role_only(connect):
+    socket = await connect(agent_token("p1"))
+    reply = await socket.join("room-1")
+    assert reply["payload"]["status"] == "error"
+    assert reply["payload"]["response"]["reason"].startswith("Unauthorized")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_user_joins_a_project_only_while_owning_a_live_session(connect):
+    owner, stranger = uuid.uuid4(), uuid.uuid4()
+    await live_session(owner, "proj-1", status="creating")
+    owner_socket = await connect(issue_token(sub=owner))
+    stranger_socket = await connect(issue_token(sub=stranger))
+    assert (await owner_socket.join("project:proj-1"))["payload"]["status"] == "ok"
+    assert (await stranger_socket.join("project:proj-1"))["payload"]["status"] == "error"
+    assert (await owner_socket.join("project:proj-2"))["payload"]["status"] == "error"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_ended_session_no_longer_lets_its_owner_join(connect):
+    owner = uuid.uuid4()
+    await end_session(await live_session(owner, "proj-1"))
+    socket = await connect(issue_token(sub=owner))
+    assert (await socket.join("project:proj-1"))["payload"]["status"] == "error"
+
+
+async def test_the_join_token_overrides_the_apikey(connect):
+    socket = await connect(issue_token(sub=None, role="anon"))
+    reply = await socket.join("project:p9", access_token=agent_token("p9"))
+    assert reply["payload"]["status"] == "ok"
+
+
+async def test_a_refreshed_expired_token_ends_the_channel_with_a_system_error(connect):
+    socket = await connect(agent_token("p1"))
+    await socket.join("project:p1")
+    expired = issue_token(sub=uuid.uuid4(), ttl=-60, extra={"velocity_project": "p1"})
+    await socket.push("realtime:project:p1", "access_token", {"access_token": expired}, join_ref="1")
+    system = await socket.receive_event("system")
+    assert system["payload"]["status"] == "error"
+    assert (await socket.receive())["event"] == "phx_close"
+
+
+async def test_too_many_channels_on_one_socket_are_refused(connect, settings):
+    settings.REALTIME_MAX_CHANNELS_PER_SOCKET = 1
+    socket = await connect(service_token())
+    assert (await socket.join("a"))["payload"]["status"] == "ok"
+    reply = await socket.join("b")
+    assert reply["payload"]["response"]["reason"] == "ChannelRateLimitReached: Too many channels"
+
+
+async def test_an_oversized_payload_is_refused_with_an_ack(connect, settings):
+    settings.REALTIME_MAX_PAYLOAD_BYTES = 20
+    socket = await connect(service_token())
+    await socket.join("big", {"broadcast": {"ack": True}})
+    payload = {"type": "broadcast", "event": "e", "payload": {"text": "x" * 50}}
+    await socket.push("realtime:big", "broadcast", payload, join_ref="1")
+    reply = await socket.receive()
+    assert reply["payload"] == {"status": "error", "response": {"reason": "Payload size exceeded"}}
+
+
+async def test_too_many_events_per_second_close_the_channel(connect, settings):
+    settings.REALTIME_MAX_EVENTS_PER_SECOND = 2
+    socket = await connect(service_token())
+    await socket.join("busy")
+    for _ in range(3):
+        await socket.push("realtime:busy", "broadcast", {"type": "broadcast", "event": "e", "payload": {}}, "1")
+    system = await socket.receive_event("system")
+    assert system["payload"]["message"] == "Too many messages per second"
+    assert (await socket.receive())["event"] == "phx_close"
+
+
+async def test_an_idle_socket_is_closed(connect, settings):
+    settings.REALTIME_IDLE_TIMEOUT = 0.3
+    socket = await connect(service_token())
+    output = await socket.communicator.receive_output(timeout=3)
+    assert output["type"] == "websocket.close"
+
+
+async def test_a_v2_binary_broadcast_reaches_v1_and_v2_sockets(connect):
+    sender, v2 = await connect(service_token(), "2.0.0"), await connect(service_token(), "2.0.0")
+    v1 = await connect(service_token())
+    await v1.join("mixed")
+    for socket in (sender, v2):
+        await socket.communicator.send_to(text_data='["1","1","realtime:mixed","phx_join",{"config":{}}]')
+        assert json.loads(await socket.communicator.receive_from())[3] == "phx_reply"
+    kind3 = bytes.fromhex("0301010e0600013131") + b"realtime:mixedcursor" + b'{"x":1}'
+    await sender.communicator.send_to(bytes_data=kind3)
+    assert (await v1.receive())["payload"] == {"type": "broadcast", "event": "cursor", "payload": {"x": 1}}
+    frame = await v2.communicator.receive_output(timeout=2)
+    assert frame["bytes"] == bytes.fromhex("040e060001") + b"realtime:mixedcursor" + b'{"x":1}'
+
+
+async def test_a_malformed_frame_is_dropped_and_the_socket_stays_open(connect):
+    socket = await connect(service_token())
+    await socket.communicator.send_to(text_data="not json")
+    await socket.communicator.send_to(text_data='{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"7"}')
+    assert (await socket.receive())["ref"] == "7"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_postgres_changes_reach_only_subscribers_who_may_see_the_row(connect):
+    owner = uuid.uuid4()
+    session = await live_session(owner, "proj-pg")
+    binding = {"event": "UPDATE", "schema": "public", "table": "preview_sessions", "filter": f"user_id=eq.{owner}"}
+    owner_socket, other_agent = await connect(issue_token(sub=owner)), await connect(agent_token("other"))
+    reply = await owner_socket.join("project:proj-pg", {"postgres_changes": [binding]})
+    binding_id = reply["payload"]["response"]["postgres_changes"][0]["id"]
+    await other_agent.join("project:other", {"postgres_changes": [{"event": "*", "schema": "public", "table": "*"}]})
+
+    await end_session(session)
+    change = await owner_socket.receive_event("postgres_changes")
+    assert change["payload"]["ids"] == [binding_id]
+    assert change["payload"]["data"]["record"]["status"] == "ended"
+    assert (await other_agent.receive())["event"] == "system"  # "Subscribed to PostgreSQL"
+    assert await other_agent.communicator.receive_nothing(0.3)

@@ -1,0 +1,106 @@
+"""REST broadcast endpoints (batch and single) with a subscriber socket in the same process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.test import AsyncClient
+
+from realtime_bridge.testing import agent_token, service_token
+from velocity.asgi import application
+
+pytestmark = pytest.mark.django_db
+
+BATCH = "/realtime/v1/api/broadcast"
+
+
+@pytest.fixture
+async def subscriber() -> AsyncIterator[WebsocketCommunicator]:
+    communicator = WebsocketCommunicator(application, f"/realtime/v1/websocket?apikey={service_token()}&vsn=2.0.0")
+    await communicator.connect()
+    await communicator.send_to(text_data='["1","1","realtime:project:p1","phx_join",{"config":{}}]')
+    assert json.loads(await communicator.receive_from())[4]["status"] == "ok"
+    yield communicator
+    await communicator.disconnect()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+async def test_a_batch_broadcast_is_accepted_and_delivered(subscriber):
+    body = {"messages": [{"topic": "project:p1", "event": "session:status", "payload": {"status": "active"}}]}
+    response = await AsyncClient().post(
+        BATCH + "?apikey=ignored&vsn=2.0.0", body, content_type="application/json", headers=bearer(agent_token("p1"))
+    )
+    assert response.status_code == 202
+    assert response["Access-Control-Allow-Origin"] == "*"
+    frame = json.loads(await subscriber.receive_from())
+    assert frame == [
+        None,
+        None,
+        "realtime:project:p1",
+        "broadcast",
+        {"type": "broadcast", "event": "session:status", "payload": {"status": "active"}},
+    ]
+
+
+async def test_a_batch_skips_topics_the_token_may_not_write(subscriber):
+    body = {"messages": [{"topic": "project:p1", "event": "e", "payload": {}}]}
+    response = await AsyncClient().post(
+        BATCH, body, content_type="application/json", headers={"apikey": agent_token("p2")}
+    )
+    assert response.status_code == 202
+    assert await subscriber.receive_nothing(0.2)
+
+
+async def test_the_batch_endpoint_refuses_bad_tokens_and_invalid_messages():
+    client = AsyncClient()
+    body = {"messages": [{"topic": "project:p1", "event": "", "payload": "text"}]}
+    assert (await client.post(BATCH, body, content_type="application/json", headers=bearer("x.y.z"))).status_code == 401
+    response = await client.post(BATCH, body, content_type="application/json", headers=bearer(service_token()))
+    assert response.status_code == 422
+    assert response.json() == {"errors": {"messages": [{"event": ["can't be blank"], "payload": ["must be a map"]}]}}
+
+
+async def test_the_preflight_allows_the_headers_realtime_js_sends():
+    response = await AsyncClient().options(BATCH)
+    assert response.status_code == 204
+    assert "apikey" in response["Access-Control-Allow-Headers"]
+    assert "authorization" in response["Access-Control-Allow-Headers"]
+
+
+async def test_the_single_form_delivers_raw_bytes_as_kind_4(subscriber):
+    url = "/realtime/v1/api/broadcast/project%3Ap1/events/blob"
+    response = await AsyncClient().post(
+        url, b"\xca\xfe", content_type="application/octet-stream", headers=bearer(service_token())
+    )
+    assert response.status_code == 202
+    frame = await subscriber.receive_output(timeout=2)
+    assert frame["bytes"] == bytes([4, 19, 4, 0, 0]) + b"realtime:project:p1blob\xca\xfe"
+
+
+async def test_the_single_form_refuses_a_foreign_project_and_other_media_types():
+    url = "/realtime/v1/api/broadcast/project%3Ap1/events/e"
+    client = AsyncClient()
+    foreign = await client.post(url, {}, content_type="application/json", headers=bearer(agent_token("p2")))
+    assert foreign.status_code == 403
+    text = await client.post(url, "hi", content_type="text/plain", headers=bearer(service_token()))
+    assert text.status_code == 415
+
+
+async def test_the_endpoint_is_off_when_a_supabase_project_is_configured(settings):
+    settings.SUPABASE_URL = "https://example.supabase.co"
+    body = {"messages": [{"topic": "project:p1", "event": "e", "payload": {}}]}
+    response = await AsyncClient().post(BATCH, body, content_type="application/json", headers=bearer(service_token()))
+    assert response.status_code == 404
+    communicator = WebsocketCommunicator(application, f"/realtime/v1/websocket?apikey={service_token()}")
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.disconnect()
+    settings.REALTIME_EMBEDDED_ALWAYS = True
+    response = await AsyncClient().post(BATCH, body, content_type="application/json", headers=bearer(service_token()))
+    assert response.status_code == 202
