@@ -49,17 +49,25 @@ def session_end_by_operator(*, session: PreviewSession, operator: Any, now: date
 
 
 def machine_kill_by_operator(*, machine_id: uuid.UUID, operator: Any) -> bool:
-    """Destroy a machine now for an operator; its session ends as ``operator`` too."""
+    """Destroy a machine now for an operator; its live session ends as ``operator`` first, so the
+    agent's own exit report (it dies with the machine) cannot record the end as a failure."""
     machine = Machine.objects.filter(id=machine_id).first()
     if machine is None or machine.is_gone:
         return False
     before = {"state": machine.state}
-    killed = machine_services.machine_destroy(
+    for session in PreviewSession.objects.filter(machine=machine, status__in=LIVE_STATUSES):
+        session_end(
+            session=session,
+            reason=EndReason.OPERATOR,
+            now=timezone.now(),
+            detail="machine killed",
+            source=EventSource.OPERATOR,
+        )
+    machine_services.machine_destroy(
         machine_id=machine.id, source=EventSource.OPERATOR, detail={"operator": str(operator)}
     )
     machine.refresh_from_db(fields=["state"])
-    if killed:
-        audit(actor=operator, action="machine.kill", target=machine, before=before, after={"state": machine.state})
-        for session in PreviewSession.objects.filter(machine=machine, status__in=LIVE_STATUSES):
-            session_end(session=session, reason=EndReason.OPERATOR, now=timezone.now(), detail="machine killed")
-    return bool(killed)
+    if machine.state == before["state"]:
+        return False
+    audit(actor=operator, action="machine.kill", target=machine, before=before, after={"state": machine.state})
+    return True
