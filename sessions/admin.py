@@ -1,5 +1,10 @@
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from sessions.dashboard.services import quota_delete_by_operator, quota_save_by_operator
 from sessions.models import PreviewSession, Quota
 
 
@@ -26,3 +31,14 @@ class QuotaAdmin(admin.ModelAdmin):
     )
     search_fields = ("=user_id",)
     readonly_fields = ("id", "created_at", "updated_at")
+
+    # Every change is audited (who, when, the values before and after) through the service.
+    def save_model(self, request: HttpRequest, obj: Quota, form: Any, change: bool) -> None:
+        quota_save_by_operator(quota=obj, operator=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Quota) -> None:
+        quota_delete_by_operator(quota=obj, operator=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Quota]) -> None:
+        for quota in queryset:
+            quota_delete_by_operator(quota=quota, operator=request.user)

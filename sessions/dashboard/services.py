@@ -12,11 +12,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from machines import services as machine_services
 from machines.models import EventSource, Machine
-from sessions.models import LIVE_STATUSES, EndReason, PreviewSession
+from sessions.models import LIVE_STATUSES, EndReason, PreviewSession, Quota
 from sessions.services import session_end
 
 logger = logging.getLogger(__name__)
@@ -71,3 +72,39 @@ def machine_kill_by_operator(*, machine_id: uuid.UUID, operator: Any) -> bool:
         return False
     audit(actor=operator, action="machine.kill", target=machine, before=before, after={"state": machine.state})
     return True
+
+
+QUOTA_FIELDS = (
+    "user_id",
+    "max_concurrent_sessions",
+    "max_session_seconds",
+    "monthly_machine_seconds",
+    "monthly_budget_usd",
+    "max_memory_mb",
+)
+
+
+def _quota_values(quota: Quota | None) -> dict[str, Any]:
+    if quota is None:
+        return {}
+    return {
+        name: str(value) if value is not None else None for name in QUOTA_FIELDS for value in [getattr(quota, name)]
+    }
+
+
+def quota_save_by_operator(*, quota: Quota, operator: Any) -> Quota:
+    """Save a quota edited in the admin and record the change (the values before and after)."""
+    before = _quota_values(Quota.objects.filter(pk=quota.pk).first())
+    with transaction.atomic():
+        quota.updated_at = timezone.now()
+        quota.save()
+        action = "quota.update" if before else "quota.create"
+        audit(actor=operator, action=action, target=quota, before=before, after=_quota_values(quota))
+    return quota
+
+
+def quota_delete_by_operator(*, quota: Quota, operator: Any) -> None:
+    before = _quota_values(quota)
+    with transaction.atomic():
+        audit(actor=operator, action="quota.delete", target=quota, before=before, after={})
+        quota.delete()
