@@ -132,6 +132,11 @@ def publish_on_commit(event: Event, *, using: str | None = None) -> None:
 
 
 def publish(event: Event) -> None:
+    from realtime_bridge import relay
+
+    if relay.needed():
+        relay.post("event", {"event": asdict(event)})
+        return
     try:
         async_to_sync(apublish)(event)
     except Exception:  # a live view must never break the write that caused it
@@ -153,6 +158,11 @@ def publish_row_change_on_commit(change: dict[str, Any], *, using: str | None = 
 
 
 def publish_row_change(change: dict[str, Any]) -> None:
+    from realtime_bridge import relay
+
+    if relay.needed():
+        relay.post("row_change", {"change": change})
+        return
     try:
         async_to_sync(apublish_row_change)(change)
     except Exception:

@@ -84,6 +84,11 @@ async def _publish(topic: str, private: bool, frames: BroadcastFrames) -> None:
     await events.mirror_broadcast(topic, frames.event, frames.json_payload)
 
 
+async def publish_message(message: dict[str, Any]) -> None:
+    """A server-side broadcast (already authorized): one REST-shaped message to every subscriber."""
+    await _publish(message["topic"], bool(message.get("private")), _json_frames(message["topic"], message))
+
+
 def _json_frames(topic: str, message: dict[str, Any]) -> BroadcastFrames:
     payload = {"type": "broadcast", "event": message["event"], "payload": message["payload"]}
     if message.get("id"):

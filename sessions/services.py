@@ -13,13 +13,15 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from realtime_bridge import events
+from realtime_bridge import changes, relay
 from sessions.models import LIVE_STATUSES, EndReason, PreviewSession, Quota, SessionStatus
 from sessions.selectors import QuotaDecision, quota_evaluate, session_live_for_project, session_ttl_seconds
 
 logger = logging.getLogger(__name__)
 
 ACTIVITY_WRITE_INTERVAL = timedelta(seconds=5)
+# A bulk sweep announces at most this many sessions one by one; the rest are visible on the next read.
+STATUS_FANOUT_LIMIT = 500
 PROVISION_TASK = "sessions.tasks.provision_session"
 
 
@@ -37,15 +39,15 @@ def _lock_user(user_id: uuid.UUID) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
-def _publish_status(session: PreviewSession) -> None:
-    events.publish_on_commit(
-        events.session_status(
-            session_id=str(session.id),
-            project_id=session.project_id,
-            status=session.status,
-            preview_url=session.preview_url or None,
-            end_reason=session.end_reason or None,
-        )
+def _publish_status(session: PreviewSession, *, row_published: bool = False) -> None:
+    """Tell everyone: the row change (``postgres_changes`` and the operator views, unless a save signal
+    already did) and ``session:status`` on the project's channel, for the editor."""
+    if not row_published:
+        changes.session_rows_changed([session.id])
+    relay.broadcast_on_commit(
+        topic=f"project:{session.project_id}",
+        event="session:status",
+        payload={"session_id": str(session.id), "status": session.status, "preview_url": session.preview_url or None},
     )
 
 
@@ -99,7 +101,7 @@ def _insert_session(*, user_id: uuid.UUID, project_id: str, memory_mb: int, now:
         last_activity_source="create",
         expires_at=now + timedelta(seconds=ttl),
     )
-    _publish_status(session)
+    _publish_status(session, row_published=True)
     transaction.on_commit(lambda: _enqueue_provisioning(session.id))
     return session
 
@@ -169,9 +171,15 @@ def session_end_expired(*, now: datetime) -> int:
     The ``status__in`` condition is the claim: a second sweeper running at the same moment updates
     nothing that the first already ended, so no session is ended twice.
     """
-    count = PreviewSession.objects.filter(status__in=LIVE_STATUSES, expires_at__lt=now).update(
-        status=SessionStatus.ENDED, end_reason=EndReason.EXPIRED, ended_at=now, updated_at=now
-    )
+    with transaction.atomic():
+        count = PreviewSession.objects.filter(status__in=LIVE_STATUSES, expires_at__lt=now).update(
+            status=SessionStatus.ENDED, end_reason=EndReason.EXPIRED, ended_at=now, updated_at=now
+        )
+        if count:
+            for session in PreviewSession.objects.filter(end_reason=EndReason.EXPIRED, ended_at=now)[
+                :STATUS_FANOUT_LIMIT
+            ]:
+                _publish_status(session)
     if count:
         logger.info("expired sessions ended", extra={"count": count})
         session_release_finished_machines(source="schedule")
@@ -225,7 +233,7 @@ def _reap_one(session_id: uuid.UUID, *, cutoff: datetime, now: datetime) -> bool
         session.status, session.end_reason = SessionStatus.ENDED, EndReason.IDLE
         session.ended_at = session.updated_at = now
         session.save(update_fields=["status", "end_reason", "ended_at", "updated_at"])
-        _publish_status(session)
+        _publish_status(session, row_published=True)
     logger.info("idle session ended", extra={"session_id": str(session_id)})
     return True
 

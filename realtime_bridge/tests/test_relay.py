@@ -1,0 +1,67 @@
+"""Publishing from outside the server process in the embedded mode (the task cluster's case)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import override_settings
+from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
+
+from realtime_bridge import relay
+from realtime_bridge.testing import RealtimeServer, agent_token, service_token
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def outside_the_server(realtime_server: RealtimeServer) -> Iterator[None]:
+    """This process plays the task cluster: in-memory layer, not the server, relaying over HTTP."""
+    with override_settings(ORCHESTRATOR_URL=f"http://127.0.0.1:{realtime_server.port}"):
+        relay._server_process = False
+        try:
+            yield
+        finally:
+            relay.mark_server_process()
+
+
+async def test_a_status_broadcast_from_the_cluster_reaches_the_projects_subscribers(
+    realtime_server: RealtimeServer, outside_the_server: None
+) -> None:
+    project = str(uuid.uuid4())
+    received: list[Any] = []
+    client = AsyncRealtimeClient(realtime_server.http_base, token=agent_token(project), auto_reconnect=False)
+    await client.connect()
+    try:
+        states: list[RealtimeSubscribeStates] = []
+        await (
+            client.channel(f"project:{project}")
+            .on_broadcast("session:status", received.append)
+            .subscribe(lambda state, error: states.append(state))
+        )
+        assert states == [RealtimeSubscribeStates.SUBSCRIBED]
+        payload = {"session_id": "s1", "status": "active", "preview_url": "http://x/"}
+        await sync_to_async(relay.broadcast)(topic=f"project:{project}", event="session:status", payload=payload)
+        async with asyncio.timeout(5):
+            while not received:
+                await asyncio.sleep(0.02)
+    finally:
+        await client.close()
+    assert received[0]["payload"] == payload
+
+
+def test_the_relay_endpoint_refuses_anything_but_the_service_role(realtime_server: RealtimeServer) -> None:
+    url = f"http://127.0.0.1:{realtime_server.port}{relay.RELAY_PATH}"
+    body = {"kind": "broadcast", "message": {"topic": "project:x", "event": "e", "payload": {}}}
+    assert httpx.post(url, json=body).status_code == 401
+    user = agent_token("x")
+    assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {user}"}).status_code == 403
+    ok = httpx.post(url, json=body, headers={"Authorization": f"Bearer {service_token()}"})
+    assert ok.status_code == 202
+    bad = httpx.post(url, json={"kind": "event"}, headers={"Authorization": f"Bearer {service_token()}"})
+    assert bad.status_code == 400
