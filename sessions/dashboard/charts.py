@@ -6,6 +6,7 @@ third-party library and no script.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,11 +41,8 @@ def nice_top(value: float) -> float:
     """A round axis maximum at or above ``value`` (1, 2 or 5 times a power of ten)."""
     if value <= 0:
         return 1.0
-    scale = 10 ** (len(str(int(value))) - 1) if value >= 1 else 0.01
-    for step in (1, 2, 5, 10):
-        if step * scale >= value:
-            return float(step * scale)
-    return float(10 * scale)
+    scale = 10.0 ** math.floor(math.log10(value))
+    return next(round(step * scale, 10) for step in (1, 2, 5, 10) if step * scale >= value * (1 - 1e-9))
 
 
 def _y(value: float, top: float) -> float:
@@ -85,4 +83,4 @@ def _ticks(top: float, unit: str) -> list[tuple[float, str]]:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".") if value < 10 else f"{value:.0f}"
+    return f"{value:.3g}" if value < 10 else f"{value:.0f}"
