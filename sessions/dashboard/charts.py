@@ -10,8 +10,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-WIDTH = 600
-HEIGHT = 160
+WIDTH = 900
+HEIGHT = 180
 PAD_LEFT = 40
 PAD_BOTTOM = 20
 
@@ -50,9 +50,9 @@ def _y(value: float, top: float) -> float:
     return round(plot - (value / top) * (plot - 8), 1)
 
 
-def bar_chart(values: Sequence[float], labels: Sequence[str], *, unit: str = "") -> Chart:
-    """One bar per value, labelled, on a shared round axis."""
-    top = nice_top(max(values, default=0))
+def bar_chart(values: Sequence[float], labels: Sequence[str], *, unit: str = "", min_top: float = 0) -> Chart:
+    """One bar per value, labelled, on a shared round axis (at least ``min_top`` high)."""
+    top = nice_top(max(*values, min_top) if values else min_top)
     slot = (WIDTH - PAD_LEFT) / max(len(values), 1)
     bars = []
     for index, (value, label) in enumerate(zip(values, labels, strict=True)):

@@ -136,7 +136,9 @@ def costs(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     lives = selectors.machine_lives(since=now - timedelta(days=31))
     days = costs_model.daily_costs(lives, now=now)
-    chart = charts.bar_chart([float(cost) for _, cost in days], [day.strftime("%b %d") for day, _ in days], unit="$")
+    chart = charts.bar_chart(
+        [float(cost) for _, cost in days], [day.strftime("%b %d") for day, _ in days], unit="$", min_top=0.01
+    )
     context = {
         "nav": "costs",
         "days": days,

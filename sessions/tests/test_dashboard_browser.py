@@ -95,6 +95,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     _manage(env, "migrate", "-v0")
     _manage(env, "ensure_operator")
+    _manage(env, "shell", "-c", "from sessions.tests.dashboard_setup import seed_history; seed_history()")
     supervisor = subprocess.Popen([sys.executable, "-m", "velocity.run"], cwd=REPO_ROOT, env=env)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", timeout=30)
@@ -189,6 +190,8 @@ def test_killing_a_machine_from_the_machines_page_removes_it_from_the_list(page:
 def test_the_costs_page_charts_thirty_days_and_exports_csv(page: Any) -> None:
     log_in(page, "/dashboard/costs/")
     assert page.locator("svg.chart rect.bar").count() == 30
+    heights = page.locator("svg.chart rect.bar").evaluate_all("bars => bars.map(b => Number(b.getAttribute('height')))")
+    assert sum(1 for height in heights if height > 0) >= 29  # the seeded history: every past day cost something
     with page.expect_download() as download:
         page.get_by_role("link", name="Export CSV").click()
     assert download.value.suggested_filename.startswith("velocity-costs-")
