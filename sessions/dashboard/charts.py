@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 WIDTH = 900
 HEIGHT = 180
-PAD_LEFT = 40
+PAD_LEFT = 60
 PAD_BOTTOM = 20
 
 
@@ -35,6 +35,7 @@ class Chart:
     lines: dict[str, str]
     ticks: list[tuple[float, str]]
     baseline: float
+    left: int = PAD_LEFT
 
 
 def nice_top(value: float) -> float:
@@ -62,20 +63,20 @@ def bar_chart(values: Sequence[float], labels: Sequence[str], *, unit: str = "",
     return Chart(WIDTH, HEIGHT, top, bars, {}, _ticks(top, unit), HEIGHT - PAD_BOTTOM)
 
 
-def line_path(values: Sequence[float], top: float) -> str:
+def line_path(values: Sequence[float], top: float, *, width: int = WIDTH) -> str:
     """An SVG path ``d`` through ``values`` spread evenly across the plot."""
     if not values:
         return ""
-    step = (WIDTH - PAD_LEFT) / max(len(values) - 1, 1)
+    step = (width - PAD_LEFT) / max(len(values) - 1, 1)
     points = [f"{round(PAD_LEFT + i * step, 1)},{_y(v, top)}" for i, v in enumerate(values)]
     return "M" + " L".join(points)
 
 
-def line_chart(series: dict[str, Sequence[float]], *, unit: str = "") -> Chart:
-    """Several lines on a shared round axis."""
+def line_chart(series: dict[str, Sequence[float]], *, unit: str = "", width: int = WIDTH) -> Chart:
+    """Several lines on a shared round axis (``width`` in viewBox units: narrower for half-width cards)."""
     top = nice_top(max((max(values, default=0) for values in series.values()), default=0))
-    lines = {name: line_path(values, top) for name, values in series.items()}
-    return Chart(WIDTH, HEIGHT, top, [], lines, _ticks(top, unit), HEIGHT - PAD_BOTTOM)
+    lines = {name: line_path(values, top, width=width) for name, values in series.items()}
+    return Chart(width, HEIGHT, top, [], lines, _ticks(top, unit), HEIGHT - PAD_BOTTOM)
 
 
 def _ticks(top: float, unit: str) -> list[tuple[float, str]]:

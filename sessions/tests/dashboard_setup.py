@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from machines.models import EventSource, Machine, MachineEvent, MachineState
@@ -42,11 +43,13 @@ def seed_history(*, days: int = 30, users: int = 4, now: datetime | None = None)
     now = now or timezone.now()
     owners = [uuid.UUID(int=index + 1) for index in range(users)]
     created = 0
-    for day in range(days, 0, -1):
-        for index, owner in enumerate(owners[: 1 + (day * 7) % users]):
-            start = now - timedelta(days=day, hours=index * 2 + 1)
-            _past_session(owner, f"history-{day}-{index}", start, timedelta(minutes=20 + (day * 13 + index * 29) % 150))
-            created += 1
+    with transaction.atomic():
+        for day in range(days, 0, -1):
+            for index, owner in enumerate(owners[: 1 + (day * 7) % users]):
+                start = now - timedelta(days=day, hours=index * 2 + 1)
+                held = timedelta(minutes=20 + (day * 13 + index * 29) % 150)
+                _past_session(owner, f"history-{day}-{index}", start, held)
+                created += 1
     return created
 
 

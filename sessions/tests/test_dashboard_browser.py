@@ -158,7 +158,9 @@ def test_a_session_created_through_the_api_appears_on_the_overview_without_reloa
     log_in(page)
     page.evaluate("window.__notReloaded = true")
     session = server.create_session("browser-overview")
-    page.locator(f'tr[data-session="{session["id"]}"]').wait_for()
+    row = page.locator(f'tr[data-session="{session["id"]}"]')
+    row.wait_for()
+    row.locator(".badge", has_text="active").wait_for()  # and it follows the session's status changes
     assert page.evaluate("window.__notReloaded") is True
     screenshot(page, "overview-live-session")
 
