@@ -165,13 +165,20 @@ def _metadata(machine: Machine, session: Any | None) -> dict[str, str]:
 def _launch(machine: Machine, spec: MachineSpec, *, source: str) -> None:
     provider = get_provider(machine.provider)
     created = provider.create(spec)
-    machine.provider_machine_id = created.id
-    machine.address = created.private_address or ""
-    machine.save(update_fields=["provider_machine_id", "address", "updated_at"])
+    # Conditional: if the machine was destroyed while the provider was creating it (the session
+    # ended meanwhile), the new machine must not outlive this call.
+    recorded = Machine.objects.filter(id=machine.id, state=MachineState.CREATED).update(
+        provider_machine_id=created.id, address=created.private_address or "", updated_at=timezone.now()
+    )
+    if not recorded:
+        provider.destroy(created.id, force=True)
+        logger.info("machine launch cancelled", extra={"machine_id": str(machine.id)})
+        return
+    machine.provider_machine_id, machine.address = created.id, created.private_address or ""
     machine_transition(machine=machine, to_state=MachineState.STARTING, source=EventSource.PROVIDER)
     provider.wait_for_state(created.id, ProviderState.STARTED, timeout=START_TIMEOUT_SECONDS)
-    machine_transition(machine=machine, to_state=MachineState.STARTED, source=EventSource.PROVIDER)
-    logger.info("machine started", extra={"machine_id": str(machine.id), "provider_id": created.id})
+    if machine_transition(machine=machine, to_state=MachineState.STARTED, source=EventSource.PROVIDER):
+        logger.info("machine started", extra={"machine_id": str(machine.id), "provider_id": created.id})
 
 
 def _abandon(machine: Machine, *, error: ProviderError, source: str) -> None:
@@ -204,6 +211,9 @@ def machine_destroy(*, machine_id: uuid.UUID, source: str, detail: dict[str, Any
         machine=machine, to_state=MachineState.DESTROYING, source=source, from_states=live, detail=detail
     ):
         return 0
+    # Re-read under the new state: a launch that recorded its provider id a moment ago is seen here,
+    # and a launch that had not yet recorded it sees "destroying" and cleans up after itself.
+    machine.refresh_from_db(fields=["provider_machine_id"])
     if machine.provider_machine_id:
         try:
             get_provider(machine.provider).destroy(machine.provider_machine_id, force=True)

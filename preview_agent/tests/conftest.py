@@ -23,10 +23,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MACHINE_TOKEN = "test-machine-token"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: runs npm or a real dev server (still part of the default run)")
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -50,3 +50,19 @@ def test_it_installs_a_vite_project_and_hot_reloads_it_through_the_proxy(
         kind = json.loads(hmr.recv(10))["type"]
     assert kind in ("update", "full-reload")
     assert "'two'" in agent.get("/main.js").text
+
+
+def test_it_reinstalls_and_restarts_the_dev_server_when_package_json_changes(
+    start_agent: Callable[..., AgentProcess], tmp_path: Path
+) -> None:
+    agent = start_agent(vite_project(tmp_path / "project"))
+    wait_until(lambda: agent.health()["devServer"], timeout=120)
+
+    def log_lines() -> list[str]:
+        return [entry["line"] for entry in agent.get("/logs").json()["lines"]]
+
+    (agent.project_dir / "package.json").write_text(json.dumps({**PACKAGE, "description": "changed"}))
+    wait_until(lambda: sum(line.startswith("started vite dev server") for line in log_lines()) == 2, timeout=60)
+    assert sum(line.startswith("npm install exited with 0") for line in log_lines()) == 2
+    wait_until(lambda: agent.health()["devServer"], timeout=30)
+    assert agent.get("/").status_code == 200
