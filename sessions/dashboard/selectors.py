@@ -100,8 +100,8 @@ def session_waterfall(session: PreviewSession) -> list[WaterfallStep]:
         ("queued", session.queued_at or session.created_at),
         ("machine created", session.machine_created_at),
         ("machine started", session.machine_started_at),
-        ("agent ready", session.agent_ready_at),
-        ("dev server ready", _dev_server_ready(session)),
+        ("agent ready", _agent_up(session)),
+        ("dev server ready", session.agent_ready_at),
     ]
     origin = marks[0][1]
     steps, previous = [], origin
@@ -114,9 +114,15 @@ def session_waterfall(session: PreviewSession) -> list[WaterfallStep]:
     return [replace(step, percent=round(100 * (step.duration_ms or 0) / total)) for step in steps]
 
 
-def _dev_server_ready(session: PreviewSession) -> datetime | None:
-    """The agent reports its boot steps in ``boot_timings``; the dev server is ready with the agent."""
-    return session.agent_ready_at if session.status != "creating" else None
+def _agent_up(session: PreviewSession) -> datetime | None:
+    """When the agent was up and turned to the dev server: it reports ``ready`` once the dev server
+    answers, with how long ``npm_install`` and ``dev_server_start`` took in its boot steps."""
+    if session.agent_ready_at is None:
+        return None
+    steps = session.boot_timings or {}
+    spent = sum(float(steps.get(name) or 0) for name in ("npm_install", "dev_server_start"))
+    moment = session.agent_ready_at - timedelta(seconds=spent)
+    return max(moment, session.machine_started_at) if session.machine_started_at else moment
 
 
 def _ms(delta: timedelta) -> float:

@@ -206,8 +206,14 @@ def test_typing_in_the_playground_changes_the_preview(page: Any) -> None:
     page.get_by_text("Live: session").wait_for(timeout=90_000)
     preview = page.frame_locator("#pg-preview")
     preview.get_by_role("heading", name="Hello from Velocity").wait_for()
+    watcher = page.context.new_page()  # the session's page follows the edits live
+    watcher.goto(f"/dashboard/sessions/{page.evaluate('document.body.dataset.sessionId')}/")
+    watcher.locator("#live-status[data-state=live]").wait_for()
     editor = page.get_by_label("Content")
     editor.fill(editor.input_value().replace("Hello from Velocity", "Edited in the playground"))
     preview.get_by_role("heading", name="Edited in the playground").wait_for()
     assert page.locator("#pg-acks tr").count() >= 2
     screenshot(page, "playground")
+    watcher.locator("#sync-feed tr", has_text="file:synced").first.wait_for()
+    assert watcher.locator("#sync-feed tr", has_text="file:update").first.inner_text().count("index.html") == 1
+    screenshot(watcher, "session-file-syncs")
