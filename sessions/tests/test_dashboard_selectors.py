@@ -55,5 +55,5 @@ def test_budget_used_compares_the_month_with_the_users_own_quota_or_the_default(
     ]
     rows = {row.user_id: row for row in selectors.user_costs(lives, now=T0)}
     assert (rows[own].budget, rows[other].budget) == (2, 10)
-    assert rows[own].budget_used == pytest.approx(5 * rows[other].budget_used)
+    assert rows[own].budget_used == pytest.approx(5 * (rows[other].budget_used or 0))
     assert rows[own].machine_seconds == 9 * 3600
