@@ -1,8 +1,8 @@
-"""Operator actions from the dashboard: end a session, kill a machine, and the audit trail they write.
+"""Operator actions from the dashboard: end a session, kill a machine, edit a quota, and the audit trail.
 
-The audit record model and its ``audit_record`` service belong to the machines app (issue 6). Until
-that lands, ``audit`` logs the same facts; once ``machines.services.audit_record`` exists every action
-here writes a row through it (``audit`` is the one place that calls it).
+The audit record model, ``audit_record`` and ``machine_kill`` belong to the machines app (issue 6).
+Until they are merged, ``audit`` logs the same facts and the kill is done here; once they exist the
+calls go to them (``audit`` and ``machine_kill_by_operator`` are the only places that look).
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ def session_end_by_operator(*, session: PreviewSession, operator: Any, now: date
 def machine_kill_by_operator(*, machine_id: uuid.UUID, operator: Any) -> bool:
     """Destroy a machine now for an operator; its live session ends as ``operator`` first, so the
     agent's own exit report (it dies with the machine) cannot record the end as a failure."""
+    kill = getattr(machine_services, "machine_kill", None)
+    if kill is not None:  # the machines app's own operator kill (issue 6) does the same and audits it
+        return bool(kill(machine_id=machine_id, actor=operator, now=timezone.now()))
     machine = Machine.objects.filter(id=machine_id).first()
     if machine is None or machine.is_gone:
         return False
