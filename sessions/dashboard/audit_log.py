@@ -29,12 +29,13 @@ def recent(limit: int = RECENT) -> list[Any]:
     model = _model()
     if model is None:
         return []
-    return list(model._default_manager.order_by("-pk")[:limit])
+    return list(model._default_manager.select_related("actor").order_by("-pk")[:limit])
 
 
-def records_for(target: models.Model) -> list[Any]:
-    """The records about one object (matched on its primary key as text)."""
+def records_for(*targets: Any) -> list[Any]:
+    """The records about these objects (matched on their primary keys as text; None is skipped)."""
     model = _model()
-    if model is None or not any(f.name == "target_id" for f in model._meta.get_fields()):
+    ids = [str(target.pk) for target in targets if target is not None]
+    if model is None or not ids:
         return []
-    return list(model._default_manager.filter(target_id=str(target.pk)).order_by("-pk")[:RECENT])
+    return list(model._default_manager.select_related("actor").filter(target_id__in=ids).order_by("-pk")[:RECENT])

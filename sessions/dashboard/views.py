@@ -86,7 +86,7 @@ def session_detail(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
         "events": selectors.session_machine_events(session),
         "waterfall": selectors.session_waterfall(session),
         "deadlines": session_deadlines(session, idle_timeout=settings.PREVIEW_INACTIVITY_TIMEOUT),
-        "audit": audit_log.records_for(session),
+        "audit": audit_log.records_for(session, session.machine),
     }
     return _page(request, "dashboard/session_detail.html", context, ["session_state", "session_timeline"])
 
