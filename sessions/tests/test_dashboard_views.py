@@ -78,6 +78,19 @@ def test_the_overview_runs_the_same_number_of_queries_for_one_session_or_thirty(
         assert staff_client.get(reverse("dashboard:overview")).status_code == 200
 
 
+def test_the_costs_page_runs_the_same_number_of_queries_for_one_user_or_thirty(
+    staff_client: Any, django_assert_num_queries: Any
+) -> None:
+    live_session(project="p-0")
+    with CaptureQueriesContext(connection) as one:
+        staff_client.get(reverse("dashboard:costs"))
+    for index in range(1, 30):
+        live_session(project=f"p-{index}")
+    with django_assert_num_queries(len(one.captured_queries)):
+        response = staff_client.get(reverse("dashboard:costs"))
+    assert response.content.count(b'href="/dashboard/sessions/?user=') == 30
+
+
 def test_the_end_button_ends_the_session_as_an_operator_and_destroys_its_machine(staff_client: Any) -> None:
     session = live_session()
     response = staff_client.post(reverse("dashboard:session-end", args=[session.id]))
