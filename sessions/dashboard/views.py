@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from machines.models import Machine
+from machines.pricing import CENT
 from realtime_bridge import metrics as realtime_metrics
 from sessions.dashboard import audit_log, charts, playground, selectors, services
 from sessions.dashboard import costs as costs_model
@@ -34,7 +35,9 @@ def _page(request: HttpRequest, template: str, context: dict[str, Any], regions:
         rendered = {
             name: render_to_string(f"dashboard/regions/{name}.html", context, request=request) for name in regions
         }
-        return JsonResponse({"at": timezone.now().isoformat(), "regions": rendered})
+        return JsonResponse(
+            {"at": timezone.now().isoformat(), "numbers": context.get("numbers", {}), "regions": rendered}
+        )
     return render(request, template, context)
 
 
@@ -56,7 +59,24 @@ def overview(request: HttpRequest) -> HttpResponse:
         "drift": selectors.drift_report(now=now),
         "live_sessions": selectors.session_search(status="").filter(status__in=["creating", "active"])[:20],
     }
+    context["numbers"] = _overview_numbers(context)
     return _page(request, "dashboard/overview.html", context, ["overview_numbers", "overview_sessions"])
+
+
+def _overview_numbers(context: dict[str, Any]) -> dict[str, Any]:
+    """The overview's figures as data, for scripts and monitors reading the JSON status."""
+    cost, api = context["cost"], context["api"]
+    return {
+        "sessions": context["sessions"],
+        "machines": context["machines"],
+        "cost_usd": {
+            "today": str(cost.today.quantize(CENT)),
+            "month_to_date": str(cost.month_to_date.quantize(CENT)),
+            "projected_month": str(cost.projected_month.quantize(CENT)),
+        },
+        "api": {"requests": api.requests, "error_rate": api.error_rate, "p50_ms": api.p50_ms, "p95_ms": api.p95_ms},
+        "realtime_messages_per_second": context["realtime"]["total_per_second"],
+    }
 
 
 def _realtime_numbers() -> dict[str, Any]:

@@ -136,6 +136,8 @@ def test_the_json_status_endpoint_re_renders_the_live_regions(staff_client: Any)
     data = staff_client.get(reverse("dashboard:overview"), {"format": "json"}).json()
     assert set(data["regions"]) == {"overview_numbers", "overview_sessions"}
     assert str(session.id) in data["regions"]["overview_sessions"]
+    assert data["numbers"]["sessions"]["active"] == 1
+    assert set(data["numbers"]["cost_usd"]) == {"today", "month_to_date", "projected_month"}
 
 
 def test_the_session_list_filters_by_status_user_and_project_and_searches(staff_client: Any) -> None:
