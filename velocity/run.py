@@ -37,6 +37,12 @@ def _children() -> list[list[str]]:
             "--proxy-headers",
             "--access-log",
             os.devnull,
+            # Realtime accepts frames up to 5 MB (payloads up to REALTIME_MAX_PAYLOAD_BYTES); daphne's 1 MB
+            # default would drop the connection on a larger file:update instead of answering it.
+            "--websocket-max-message-size",
+            "5000000",
+            "--websocket-max-frame-size",
+            "5000000",
             "velocity.asgi:application",
         ],
         [python, "manage.py", "qcluster"],
