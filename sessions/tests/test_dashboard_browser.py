@@ -217,3 +217,15 @@ def test_typing_in_the_playground_changes_the_preview(page: Any) -> None:
     watcher.locator("#sync-feed tr", has_text="file:synced").first.wait_for()
     assert watcher.locator("#sync-feed tr", has_text="file:update").first.inner_text().count("index.html") == 1
     screenshot(watcher, "session-file-syncs")
+
+
+def test_the_vite_sample_hot_reloads_in_the_playground(page: Any) -> None:
+    log_in(page, "/dashboard/playground/?sample=vite")
+    page.get_by_role("button", name="Start session").click()
+    page.get_by_text("Live: session").wait_for(timeout=120_000)
+    preview = page.frame_locator("#pg-preview")
+    preview.get_by_role("heading", name="Hello from a Vite app on Velocity").wait_for(timeout=120_000)
+    editor = page.get_by_label("Content")
+    editor.fill(editor.input_value().replace("Hello from a Vite app on Velocity", "Vite edited live"))
+    preview.get_by_role("heading", name="Vite edited live").wait_for()
+    screenshot(page, "playground-vite")
