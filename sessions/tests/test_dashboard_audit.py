@@ -68,3 +68,17 @@ def test_an_operator_end_is_audited_and_shown_on_the_session_page(staff_client: 
     page = staff_client.get(reverse("dashboard:session", args=[session.id])).content.decode()
     assert "session.end" in page
     assert "session.end" in staff_client.get(reverse("dashboard:audit")).content.decode()
+
+
+def test_the_admin_lists_audit_records_read_only(admin_client: Any) -> None:
+    record = audit_model()
+    session = live_session()
+    admin_client.post(reverse("dashboard:session-end", args=[session.id]))
+    listing = admin_client.get(reverse("admin:machines_auditrecord_changelist"))
+    assert listing.status_code == 200 and b"session.end" in listing.content
+    entry = record._default_manager.get()
+    assert admin_client.get(reverse("admin:machines_auditrecord_add")).status_code == 403
+    assert (
+        admin_client.post(reverse("admin:machines_auditrecord_delete", args=[entry.pk]), {"post": "yes"}).status_code
+        == 403
+    )
