@@ -1,6 +1,5 @@
 from typing import Any
 
-from django.apps import apps
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -43,35 +42,3 @@ class QuotaAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Quota]) -> None:
         for quota in queryset:
             quota_delete_by_operator(quota=quota, operator=request.user)
-
-
-class AuditRecordAdmin(admin.ModelAdmin):
-    """Read-only: the trail is written by services only."""
-
-    list_display = ("at", "actor", "action", "target_type", "target_id")
-    list_filter = ("action", "target_type")
-    search_fields = ("=target_id", "actor__username", "action")
-    list_select_related = ("actor",)
-    readonly_fields = ("at", "actor", "action", "target_type", "target_id", "before", "after")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-def _register_audit_admin() -> None:
-    """Show the machines app's audit trail in the admin (unless that app registers its own view)."""
-    try:
-        model = apps.get_model("machines", "AuditRecord")
-    except LookupError:  # issue 6 not merged yet
-        return
-    if not admin.site.is_registered(model):
-        admin.site.register(model, AuditRecordAdmin)
-
-
-_register_audit_admin()
