@@ -8,9 +8,13 @@
   const badge = document.getElementById("live-status");
   const POLL_MS = 5000;
   const REFRESH_DEBOUNCE_MS = 250;
+  // Realtime traffic can be hundreds of messages a second: pages without a feed refresh for it at most
+  // this often (enough to keep the messages-per-second figure current).
+  const TRAFFIC_REFRESH_MS = 2000;
   const FEED_LIMIT = 200;
   let pollTimer = null;
   let refreshTimer = null;
+  let trafficTimer = null;
   let retryMs = 1000;
 
   function setState(state, text) {
@@ -38,6 +42,14 @@
 
   function scheduleRefresh() {
     if (refreshTimer === null) refreshTimer = setTimeout(refresh, REFRESH_DEBOUNCE_MS);
+  }
+
+  function scheduleTrafficRefresh() {
+    if (trafficTimer !== null) return;
+    trafficTimer = setTimeout(function () {
+      trafficTimer = null;
+      scheduleRefresh();
+    }, TRAFFIC_REFRESH_MS);
   }
 
   function startPolling() {
@@ -86,6 +98,7 @@
       const name = event.data.event;
       if (name === "file:update" || name === "file:synced" || name === "file:delete") appendSync(event);
       else if (name === "agent:log") appendLog(event);
+      if (!document.getElementById("sync-feed")) scheduleTrafficRefresh();
       return;
     }
     scheduleRefresh();
