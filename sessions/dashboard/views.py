@@ -19,7 +19,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from machines.models import Machine
+from machines.models import Machine, MachineState
 from machines.pricing import CENT
 from realtime_bridge import metrics as realtime_metrics
 from sessions.dashboard import audit_log, charts, playground, selectors, services
@@ -132,7 +132,7 @@ def machine_list(request: HttpRequest) -> HttpResponse:
     machines = Paginator(selectors.machine_list(state=state if state != "all" else ""), selectors.PAGE_SIZE)
     page = machines.get_page(request.GET.get("page"))
     rows = selectors.machine_rows(page.object_list, now=timezone.now())
-    context = {"nav": "machines", "page": page, "rows": rows, "state": state}
+    context = {"nav": "machines", "page": page, "rows": rows, "state": state, "states": MachineState.choices}
     return _page(request, "dashboard/machine_list.html", context, ["machine_rows"])
 
 
