@@ -72,7 +72,8 @@ class LocalProvider:
         (machine_dir / "project").mkdir(parents=True, exist_ok=True)
         guest = spec.guest or Guest()
         port = free_port()
-        env = {"PROJECT_DIR": str(machine_dir / "project"), **spec.env, "PORT": str(port)}
+        # A local machine answers on loopback only, like a Fly machine answers only on its private network.
+        env = {"PROJECT_DIR": str(machine_dir / "project"), **spec.env, "PORT": str(port), "HOST": "127.0.0.1"}
         config = {
             "name": spec.name,
             "env": env,
