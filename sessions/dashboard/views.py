@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from machines import services as machine_services
 from machines.models import Machine, MachineState
 from machines.pricing import CENT
 from realtime_bridge import metrics as realtime_metrics
@@ -144,7 +145,7 @@ def machine_kill(request: HttpRequest, machine_id: uuid.UUID) -> HttpResponse:
         raise Http404("no such machine")
     if request.method == "GET":
         return render(request, "dashboard/confirm.html", {"nav": "machines", "action": "kill", "machine": machine})
-    if services.machine_kill_by_operator(machine_id=machine.id, operator=request.user):
+    if machine_services.machine_kill(machine_id=machine.id, actor=request.user, now=timezone.now()):
         messages.success(request, "Machine killed.")
     else:
         messages.info(request, "The machine was already gone.")
@@ -194,7 +195,7 @@ def costs_csv(request: HttpRequest) -> HttpResponse:
 
 @staff_member_required
 def audit(request: HttpRequest) -> HttpResponse:
-    context = {"nav": "audit", "available": audit_log.available(), "records": audit_log.recent()}
+    context = {"nav": "audit", "records": audit_log.recent()}
     return render(request, "dashboard/audit.html", context)
 
 
