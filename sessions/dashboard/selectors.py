@@ -14,12 +14,13 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
-from machines.models import GONE_STATES, Machine, MachineEvent, MachineState
+from machines import selectors as machine_selectors
+from machines.models import GONE_STATES, Machine, MachineEvent
 from machines.providers import get_provider
 from machines.providers.base import MachineState as ProviderState
 from machines.providers.base import ProviderError
 from machines.reconcile import DriftReport, KnownMachine, compute_drift
-from sessions.dashboard import costs
+from machines.selectors import CostTotals
 from sessions.models import LIVE_STATUSES, PreviewSession, Quota
 from sessions.selectors import month_start
 
@@ -142,27 +143,27 @@ def machine_counts(*, now: datetime) -> dict[str, int]:
 def machine_list(*, state: str = "") -> QuerySet[Machine]:
     """Machines with their latest session's id, user and project (three subqueries, one query)."""
     latest = PreviewSession.objects.filter(machine=OuterRef("pk")).order_by("-created_at")
-    machines = Machine.objects.annotate(
-        session_id=Subquery(latest.values("id")[:1]),
-        session_user_id=Subquery(latest.values("user_id")[:1]),
-        session_project_id=Subquery(latest.values("project_id")[:1]),
-    ).order_by("-created_at")
+    machines = (
+        Machine.objects.annotate(
+            session_id=Subquery(latest.values("id")[:1]),
+            session_user_id=Subquery(latest.values("user_id")[:1]),
+            session_project_id=Subquery(latest.values("project_id")[:1]),
+        )
+        .order_by("-created_at")
+        .prefetch_related("events", "sessions")
+    )
     if state == "live":
         return machines.exclude(state__in=GONE_STATES)
     return machines.filter(state=state) if state else machines
 
 
 def machine_rows(machines: Iterable[Machine], *, now: datetime) -> list[dict[str, Any]]:
-    """Each machine with its uptime and cost so far (one query for all their events)."""
-    machines = list(machines)
-    events = _events_by_machine([m.id for m in machines])
+    """Each machine with its uptime and cost so far (from the events and sessions prefetched by the list)."""
     rows = []
     for machine in machines:
-        life = _life(machine, events.get(machine.id, []))
-        spans = costs.intervals(life.events, now=now)
-        running = machine.state == MachineState.STARTED and machine.started_at
-        uptime = (now - machine.started_at).total_seconds() if running and machine.started_at else None
-        rows.append({"machine": machine, "uptime": uptime, "cost": costs.spans_cost(life, spans)})
+        uptime = machine_selectors.machine_uptime(machine, now)
+        cost = machine_selectors.machine_cost_so_far(machine, now)
+        rows.append({"machine": machine, "uptime": uptime.total_seconds() if uptime else None, "cost": cost})
     return rows
 
 
@@ -181,46 +182,6 @@ def machine_activity_per_minute(*, now: datetime, minutes: int = 60) -> dict[str
 # --- cost --------------------------------------------------------------------------------------------
 
 
-def _events_by_machine(machine_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[str, datetime]]]:
-    events: dict[uuid.UUID, list[tuple[str, datetime]]] = defaultdict(list)
-    rows = MachineEvent.objects.filter(machine_id__in=machine_ids).order_by("at", "id")
-    for machine_id, state, at in rows.values_list("machine_id", "to_state", "at"):
-        events[machine_id].append((state, at))
-    return events
-
-
-def _life(machine: Machine, events: list[tuple[str, datetime]], **extra: Any) -> costs.MachineLife:
-    return costs.MachineLife(
-        machine_id=machine.id,
-        cpu_kind=machine.cpu_kind,
-        cpus=machine.cpus,
-        memory_mb=machine.memory_mb,
-        region=machine.region,
-        events=events,
-        **extra,
-    )
-
-
-def machine_lives(*, since: datetime) -> list[costs.MachineLife]:
-    """Every machine that existed after ``since``, with its events and its session's user (three queries)."""
-    alive = Machine.objects.filter(Q(destroyed_at__isnull=True) | Q(destroyed_at__gte=since)).exclude(
-        state__in=GONE_STATES, updated_at__lt=since
-    )
-    machines = list(alive)
-    events = _events_by_machine([m.id for m in machines])
-    owners = _owners([m.id for m in machines])
-    return [_life(m, events.get(m.id, []), **owners.get(m.id, {})) for m in machines]
-
-
-def _owners(machine_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-    rows = (
-        PreviewSession.objects.filter(machine_id__in=machine_ids)
-        .order_by("created_at")
-        .values_list("machine_id", "user_id", "last_activity_at")
-    )
-    return {machine_id: {"user_id": user, "last_activity_at": active} for machine_id, user, active in rows}
-
-
 @dataclass(frozen=True)
 class CostSummary:
     today: Decimal
@@ -228,45 +189,55 @@ class CostSummary:
     projected_month: Decimal
 
 
-def cost_summary(lives: list[costs.MachineLife], *, now: datetime) -> CostSummary:
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    day = sum((costs.life_cost(life, start=today, end=now, now=now) for life in lives), Decimal(0))
-    month = sum((costs.life_cost(life, start=month_start(now), end=now, now=now) for life in lives), Decimal(0))
-    return CostSummary(day, month, costs.projected_month(month, now=now))
+def cost_summary(*, now: datetime) -> CostSummary:
+    return CostSummary(
+        machine_selectors.cost_today(now).cost,
+        machine_selectors.cost_month_to_date(now).cost,
+        machine_selectors.cost_projected_month(now),
+    )
 
 
-@dataclass
+@dataclass(frozen=True)
 class UserCost:
-    user_id: uuid.UUID | None
-    cost: Decimal = Decimal(0)
-    machine_seconds: float = 0.0
-    idle_seconds: float = 0.0
-    budget: Decimal | None = None
+    user_id: str | None  # None: the warm pool
+    totals: CostTotals
+    budget: Decimal | None
+
+    @property
+    def cost(self) -> Decimal:
+        return self.totals.cost
+
+    @property
+    def machine_seconds(self) -> Decimal:
+        return self.totals.started_seconds
+
+    @property
+    def idle_seconds(self) -> Decimal:
+        return self.totals.idle_seconds
 
     @property
     def budget_used(self) -> float | None:
         return float(self.cost / self.budget) if self.budget else None
 
 
-def user_costs(lives: list[costs.MachineLife], *, now: datetime) -> list[UserCost]:
-    """Month-to-date cost per user (warm-pool machines under ``None``), dearest first (one query)."""
-    start = month_start(now)
-    by_user: dict[uuid.UUID | None, UserCost] = {}
-    for life in lives:
-        spans = costs.clip(costs.intervals(life.events, now=now), start, now)
-        row = by_user.setdefault(life.user_id, UserCost(life.user_id))
-        row.cost += costs.spans_cost(life, spans)
-        row.machine_seconds += costs.started_seconds(spans)
-        row.idle_seconds += costs.idle_seconds(life, spans, now=now)
-    budgets = _budgets([u for u in by_user if u is not None])
-    for user_id, row in by_user.items():
-        row.budget = budgets.get(user_id, budgets.get(None)) if user_id else None
-    return sorted(by_user.values(), key=lambda row: row.cost, reverse=True)
+def user_costs(*, now: datetime) -> list[UserCost]:
+    """Month-to-date cost per user, exact to now, against each one's budget; dearest first."""
+    by_user: dict[str | None, CostTotals] = defaultdict(CostTotals)
+    for (_, user_id), totals in machine_selectors.cost_by_day_and_user(
+        start=month_start(now), end=now, now=now
+    ).items():
+        by_user[user_id] += totals
+    budgets = _budgets([uuid.UUID(user_id) for user_id in by_user if user_id])
+    rows = [
+        UserCost(user_id, totals, budgets.get(user_id, budgets.get(None)) if user_id else None)
+        for user_id, totals in by_user.items()
+    ]
+    return sorted(rows, key=lambda row: row.cost, reverse=True)
 
 
-def _budgets(user_ids: list[uuid.UUID]) -> dict[uuid.UUID | None, Decimal]:
+def _budgets(user_ids: list[uuid.UUID]) -> dict[str | None, Decimal]:
     rows = Quota.objects.filter(Q(user_id__in=user_ids) | Q(user_id__isnull=True))
-    return {user: budget for user, budget in rows.values_list("user_id", "monthly_budget_usd")}
+    return {str(user) if user else None: budget for user, budget in rows.values_list("user_id", "monthly_budget_usd")}
 
 
 # --- reconciliation ----------------------------------------------------------------------------------

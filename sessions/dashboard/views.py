@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -19,12 +18,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from machines import selectors as machine_selectors
 from machines import services as machine_services
 from machines.models import Machine, MachineState
 from machines.pricing import CENT
 from realtime_bridge import metrics as realtime_metrics
 from sessions.dashboard import audit_log, charts, playground, selectors, services
-from sessions.dashboard import costs as costs_model
 from sessions.models import SessionStatus
 from sessions.selectors import session_deadlines
 from velocity import http_stats
@@ -45,7 +44,6 @@ def _page(request: HttpRequest, template: str, context: dict[str, Any], regions:
 @staff_member_required
 def overview(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    lives = selectors.machine_lives(since=selectors.month_start(now))
     activity = selectors.machine_activity_per_minute(now=now)
     context = {
         "nav": "overview",
@@ -55,8 +53,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "activity_chart": charts.line_chart({k: [float(v) for v in vs] for k, vs in activity.items()}, width=560),
         "realtime": _realtime_numbers(),
         "api": http_stats.api_stats(),
-        "cost": selectors.cost_summary(lives, now=now),
-        "top_users": selectors.user_costs(lives, now=now)[:5],
+        "cost": selectors.cost_summary(now=now),
+        "top_users": selectors.user_costs(now=now)[:5],
         "drift": selectors.drift_report(now=now),
         "live_sessions": selectors.session_search(status="").filter(status__in=["creating", "active"])[:20],
     }
@@ -155,8 +153,7 @@ def machine_kill(request: HttpRequest, machine_id: uuid.UUID) -> HttpResponse:
 @staff_member_required
 def costs(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    lives = selectors.machine_lives(since=now - timedelta(days=31))
-    days = costs_model.daily_costs(lives, now=now)
+    days = [(day, totals.cost) for day, totals in machine_selectors.cost_daily(now=now)]
     chart = charts.bar_chart(
         [float(cost) for _, cost in days], [day.strftime("%b %d") for day, _ in days], unit="$", min_top=0.01
     )
@@ -164,8 +161,8 @@ def costs(request: HttpRequest) -> HttpResponse:
         "nav": "costs",
         "days": days,
         "chart": chart,
-        "users": selectors.user_costs(lives, now=now),
-        "summary": selectors.cost_summary(lives, now=now),
+        "users": selectors.user_costs(now=now),
+        "summary": selectors.cost_summary(now=now),
     }
     return _page(request, "dashboard/costs.html", context, ["cost_users"])
 
@@ -173,12 +170,11 @@ def costs(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 def costs_csv(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    lives = selectors.machine_lives(since=selectors.month_start(now))
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="velocity-costs-{now:%Y-%m}.csv"'
     writer = csv.writer(response)
     writer.writerow(["user_id", "cost_usd", "machine_seconds", "budget_usd", "budget_used", "idle_minutes"])
-    for row in selectors.user_costs(lives, now=now):
+    for row in selectors.user_costs(now=now):
         used = "" if row.budget_used is None else f"{row.budget_used:.4f}"
         writer.writerow(
             [

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from machines.models import EventSource, Machine, MachineEvent, MachineState
-from machines.services import machine_prepare, machine_transition
+from machines.services import cost_rollup_refresh, machine_prepare, machine_transition
 from sessions.models import PreviewSession
 from sessions.services import session_activate, session_create, session_mark_step
 
@@ -35,7 +35,8 @@ def started(machine: Machine) -> None:
 
 
 def seed_history(*, days: int = 30, users: int = 4, now: datetime | None = None) -> int:
-    """Ended sessions on destroyed machines over the past ``days`` days, so cost pages have a history.
+    """Ended sessions on destroyed machines over the past ``days`` days, and their cost rollups, so the
+    cost pages have a history.
 
     Past moments cannot go through the services (they stamp the present), so the rows are written
     directly, shaped like the services write them. Deterministic: the same call gives the same history.
@@ -48,12 +49,13 @@ def seed_history(*, days: int = 30, users: int = 4, now: datetime | None = None)
             for index, owner in enumerate(owners[: 1 + (day * 7) % users]):
                 start = now - timedelta(days=day, hours=index * 2 + 1)
                 held = timedelta(minutes=20 + (day * 13 + index * 29) % 150)
-                _past_session(owner, f"history-{day}-{index}", start, held)
+                past_session(owner, f"history-{day}-{index}", start, held)
                 created += 1
+    cost_rollup_refresh(now=now, days=days + 1)  # what the rollup_costs schedule would have written
     return created
 
 
-def _past_session(owner: uuid.UUID, project: str, start: datetime, held: timedelta) -> None:
+def past_session(owner: uuid.UUID, project: str, start: datetime, held: timedelta) -> None:
     machine = Machine.objects.create(provider="local", region="iad", memory_mb=512, created_at=start, updated_at=start)
     steps = [("", "created", start), ("created", "starting", start + timedelta(seconds=2))]
     steps += [("starting", "started", start + timedelta(seconds=4)), ("started", "destroying", start + held)]

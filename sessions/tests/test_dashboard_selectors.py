@@ -9,6 +9,7 @@ import pytest
 
 from sessions.dashboard import selectors
 from sessions.models import PreviewSession, Quota
+from sessions.tests.dashboard_setup import past_session
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -49,11 +50,9 @@ def test_budget_used_compares_the_month_with_the_users_own_quota_or_the_default(
     own, other = uuid.uuid4(), uuid.uuid4()
     Quota.objects.create(user_id=own, monthly_budget_usd=2)
     Quota.objects.update_or_create(user_id=None, defaults={"monthly_budget_usd": 10})
-    lives = [
-        selectors.costs.MachineLife(uuid.uuid4(), "shared", 1, 512, "iad", [("started", T0 - timedelta(hours=9))], user)
-        for user in (own, other)
-    ]
-    rows = {row.user_id: row for row in selectors.user_costs(lives, now=T0)}
-    assert (rows[own].budget, rows[other].budget) == (2, 10)
-    assert rows[own].budget_used == pytest.approx(5 * (rows[other].budget_used or 0))
-    assert rows[own].machine_seconds == 9 * 3600
+    for user in (own, other):
+        past_session(user, f"p-{user}", T0 - timedelta(hours=9), timedelta(hours=8))
+    rows = {row.user_id: row for row in selectors.user_costs(now=T0)}
+    assert (rows[str(own)].budget, rows[str(other)].budget) == (2, 10)
+    assert rows[str(own)].budget_used == pytest.approx(5 * (rows[str(other)].budget_used or 0))
+    assert rows[str(own)].machine_seconds == 8 * 3600 - 4  # started 4 s after creation
