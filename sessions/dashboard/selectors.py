@@ -11,23 +11,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.core.cache import cache
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from machines import selectors as machine_selectors
 from machines.models import GONE_STATES, Machine, MachineEvent
-from machines.providers import get_provider
-from machines.providers.base import MachineState as ProviderState
-from machines.providers.base import ProviderError
-from machines.reconcile import DriftReport, KnownMachine, compute_drift
 from machines.selectors import CostTotals
 from sessions.models import LIVE_STATUSES, PreviewSession, Quota
 from sessions.selectors import month_start
 
 logger = logging.getLogger(__name__)
 
-DRIFT_CACHE_KEY = "dashboard:drift"
-DRIFT_CACHE_SECONDS = 60
 PAGE_SIZE = 50
 
 
@@ -238,36 +231,3 @@ def user_costs(*, now: datetime) -> list[UserCost]:
 def _budgets(user_ids: list[uuid.UUID]) -> dict[str | None, Decimal]:
     rows = Quota.objects.filter(Q(user_id__in=user_ids) | Q(user_id__isnull=True))
     return {str(user) if user else None: budget for user, budget in rows.values_list("user_id", "monthly_budget_usd")}
-
-
-# --- reconciliation ----------------------------------------------------------------------------------
-
-
-def drift_report(*, now: datetime) -> DriftReport | None:
-    """What the provider runs against what the database believes (cached a minute; None when unknown)."""
-    cached = cache.get(DRIFT_CACHE_KEY)
-    if cached is not None:
-        return cached
-    try:
-        listed = get_provider().list()
-    except (ProviderError, OSError):
-        logger.warning("drift report: the provider did not answer")
-        return None
-    report = compute_drift(listed, _known_machines(since=now - timedelta(days=7)), now=now)
-    cache.set(DRIFT_CACHE_KEY, report, DRIFT_CACHE_SECONDS)
-    return report
-
-
-def _known_machines(*, since: datetime) -> list[KnownMachine]:
-    rows = Machine.objects.filter(Q(destroyed_at__isnull=True) | Q(destroyed_at__gte=since))
-    return [
-        KnownMachine(
-            id=str(m.id),
-            name=f"velocity-{m.id.hex}",
-            provider_id=m.provider_machine_id or None,
-            state=ProviderState(m.state),
-            created_at=m.created_at,
-            ended_at=m.destroyed_at,
-        )
-        for m in rows.only("id", "provider_machine_id", "state", "created_at", "destroyed_at")
-    ]

@@ -55,7 +55,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "api": http_stats.api_stats(),
         "cost": selectors.cost_summary(now=now),
         "top_users": selectors.user_costs(now=now)[:5],
-        "drift": selectors.drift_report(now=now),
+        "drift": machine_selectors.reconcile_latest(),
         "live_sessions": selectors.session_search(status="").filter(status__in=["creating", "active"])[:20],
     }
     context["numbers"] = _overview_numbers(context)
