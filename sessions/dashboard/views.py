@@ -24,7 +24,7 @@ from machines.models import Machine, MachineState
 from machines.pricing import CENT
 from realtime_bridge import metrics as realtime_metrics
 from sessions.dashboard import audit_log, charts, playground, selectors, services
-from sessions.models import SessionStatus
+from sessions.models import LIVE_STATUSES, SessionStatus
 from sessions.selectors import session_deadlines
 from velocity import http_stats
 
@@ -56,7 +56,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "cost": selectors.cost_summary(now=now),
         "top_users": selectors.user_costs(now=now)[:5],
         "drift": machine_selectors.reconcile_latest(),
-        "live_sessions": selectors.session_search(status="").filter(status__in=["creating", "active"])[:20],
+        "live_sessions": selectors.session_search().filter(status__in=LIVE_STATUSES)[:20],
     }
     context["numbers"] = _overview_numbers(context)
     return _page(request, "dashboard/overview.html", context, ["overview_numbers", "overview_sessions"])
