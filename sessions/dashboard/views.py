@@ -49,7 +49,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "nav": "overview",
         "sessions": selectors.session_counts(now=now),
         "machines": selectors.machine_counts(now=now),
-        "activity": activity,
+        "activity_totals": {name: sum(counts) for name, counts in activity.items()},
         "activity_chart": charts.line_chart({k: [float(v) for v in vs] for k, vs in activity.items()}, width=560),
         "realtime": _realtime_numbers(),
         "api": http_stats.api_stats(),
