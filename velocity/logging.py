@@ -17,7 +17,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
-from velocity import http_stats
+from velocity import http_stats, metrics
 
 logger = logging.getLogger("velocity.request")
 
@@ -82,7 +82,10 @@ class ConsoleFormatter(logging.Formatter):
 
 
 class RequestLogMiddleware:
-    """One log line per HTTP request: method, path (never the query string), status and duration."""
+    """One log line per HTTP request: method, path (never the query string), status and duration.
+
+    The same measurement feeds the request-duration and error metrics, labelled by route pattern.
+    """
 
     async_capable = True
     sync_capable = True
@@ -109,7 +112,9 @@ class RequestLogMiddleware:
 
     @staticmethod
     def _log(request: HttpRequest, response: HttpResponse, started: float) -> None:
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        seconds = time.perf_counter() - started
+        metrics.http_request_observed(request, response, seconds)
+        duration_ms = round(seconds * 1000, 2)
         http_stats.record(request.path, response.status_code, duration_ms)
         level = logging.ERROR if response.status_code >= 500 else logging.INFO
         logger.log(
