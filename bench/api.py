@@ -12,14 +12,17 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from bench.results import Figure, Results, percentile
 from bench.stack import Stack
 from bench.time_to_preview import user_headers
+
+if TYPE_CHECKING:
+    from sessions.models import PreviewSession
 
 GROUP = "api"
 ROWS = 10_000
@@ -39,10 +42,10 @@ def seed_sessions(owner: uuid.UUID, total: int = ROWS) -> None:
     PreviewSession.objects.bulk_create(rows, batch_size=1000)
 
 
-def _row(user: uuid.UUID, index: int, now: object) -> object:
+def _row(user: uuid.UUID, index: int, now: datetime) -> PreviewSession:
     from sessions.models import PreviewSession
 
-    created = now - timedelta(minutes=index)  # type: ignore[operator]
+    created = now - timedelta(minutes=index)
     live = index % 10 == 0
     return PreviewSession(
         user_id=user,
@@ -52,7 +55,7 @@ def _row(user: uuid.UUID, index: int, now: object) -> object:
         created_at=created,
         updated_at=created,
         ended_at=None if live else created + timedelta(minutes=5),
-        expires_at=created + timedelta(hours=2),
+        expires_at=now + timedelta(hours=2),  # none expire during the run
         last_activity_at=created,
     )
 

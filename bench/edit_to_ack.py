@@ -41,14 +41,14 @@ class Editor:
     latest: dict[str, str] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
-    def on_broadcast(self, message: dict[str, Any]) -> None:
+    def on_broadcast(self, message: Any) -> None:
         payload = message.get("payload") or {}
         if message.get("event") == "agent:error":
             self.errors.append(payload)
             return
         if message.get("event") != "file:synced":
             return
-        sent = self.sent.get((payload.get("path"), payload.get("version")))
+        sent = self.sent.get((str(payload.get("path")), int(payload.get("version") or 0)))
         if sent is not None:
             self.latencies.append(time.perf_counter() - sent)
             if isinstance(payload.get("latency_ms"), int | float):
@@ -147,7 +147,15 @@ def figures(editor: Editor, rate: float, mismatched: int, seconds: float) -> lis
         Figure(GROUP, "p50", percentile(editor.latencies, 0.5) * 1000, "ms", 10, note=note),
         Figure(GROUP, "p99", percentile(editor.latencies, 0.99) * 1000, "ms", 50, note=note),
         Figure(GROUP, "max", max(editor.latencies, default=float("nan")) * 1000, "ms"),
-        Figure(GROUP, "rate_achieved", rate, "edits/s", RATE * 0.99, ">=", note="the load asked for: 100 edits/s (1 % pacing slack)"),
+        Figure(
+            GROUP,
+            "rate_achieved",
+            rate,
+            "edits/s",
+            RATE * 0.99,
+            ">=",
+            note="the load asked for: 100 edits/s (1 % pacing slack)",
+        ),
         Figure(GROUP, "acked_fraction", acked, "ratio", 1.0, ">=", note=f"{len(editor.errors)} agent:error replies"),
         Figure(
             GROUP, "files_mismatched_on_disk", mismatched, "files", 0, "<=", note="sha256 of each file after the run"

@@ -51,8 +51,9 @@ def fanout_figures(label: str, outcome: dict[str, Any]) -> list[Figure]:
     ]
 
 
-async def _hold(url: str, count: int, topics: int, hold: float) -> int:
-    """Open ``count`` joined sockets, keep them ``hold`` seconds, return how many still answer a heartbeat."""
+async def _hold(url: str, count: int, topics: int, hold: float, server_pid: int) -> tuple[int, float]:
+    """Open ``count`` joined sockets, keep them ``hold`` seconds; how many still answer a heartbeat, and
+    the server's memory while they are held."""
     sockets: list[Any] = []
     for start in range(0, count, 100):
         batch = range(start, min(count, start + 100))
@@ -60,9 +61,10 @@ async def _hold(url: str, count: int, topics: int, hold: float) -> int:
             *(realtime_fanout._join(url, [realtime_fanout.topic(i % topics)]) for i in batch)
         )
     await asyncio.sleep(hold)
+    memory = rss_mib(server_pid)
     alive = sum(await asyncio.gather(*(_answers_heartbeat(s) for s in sockets)))
     await asyncio.gather(*(s.close() for s in sockets))
-    return alive
+    return alive, memory
 
 
 async def _answers_heartbeat(socket: Any) -> bool:
@@ -82,12 +84,13 @@ def held_figures(stack: Stack, count: int, hold: float) -> list[Figure]:
     url = f"ws://127.0.0.1:{stack.port}/realtime/v1/websocket?apikey={_service_token()}&vsn=1.0.0"
     before = rss_mib(stack.server.pid)
     began = time.monotonic()
-    alive = asyncio.run(_hold(url, count, 100, hold))
+    alive, held = asyncio.run(_hold(url, count, 100, hold, stack.server.pid))
     note = f"{count} opened and joined over 100 topics, held {hold:.0f} s, then each sent a heartbeat"
     return [
         Figure(GROUP, "sockets_held", alive, "sockets", 2_000, ">=", note=note),
         Figure(GROUP, "sockets_held_seconds", time.monotonic() - began, "s", note="open, join, hold, check"),
         Figure(GROUP, "server_rss_before_sockets", before, "MiB", note="daphne before the held sockets"),
+        Figure(GROUP, "server_rss_with_sockets", held, "MiB", note=f"daphne holding {count} joined sockets"),
     ]
 
 
