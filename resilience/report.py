@@ -49,7 +49,7 @@ class Outcome:
         return ok
 
     def finish(self) -> None:
-        if self.status == "passed" and self.breaches:
+        if self.breaches and self.status != "error":
             self.status = "failed"
 
 

@@ -38,9 +38,9 @@ FAST: dict[str, Scenario] = {
     "attack_frames": attacks_frames.run,
     "attack_agent_paths": attacks_agent.run,
     "attack_markup_in_project_ids": attacks_html.run,
-    "fly_fault_burst": faults.run,
 }
 SLOW: dict[str, Scenario] = {
+    "fly_fault_burst": faults.run,
     "quota_race": quota_race.run,
     "agent_killed": crashes.agent_killed,
     "sigkill_mid_provisioning": crashes.sigkill_mid_provisioning,
