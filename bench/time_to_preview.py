@@ -8,7 +8,7 @@ a slow figure says where the time went.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import statistics
 import time
 import uuid
@@ -103,15 +103,8 @@ def cold(stack: Stack, count: int) -> list[Figure]:
 
 
 def warm_pool_available() -> bool:
-    return importlib.util.find_spec("machines.services") is not None and _has_pool()
-
-
-def _has_pool() -> bool:
-    try:
-        from machines.services import machine_claim_warm  # type: ignore[attr-defined]  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """The warm pool comes with branch machines2 (``machines.services.machine_claim_warm``)."""
+    return hasattr(importlib.import_module("machines.services"), "machine_claim_warm")
 
 
 def warm(stack: Stack, count: int, pool_size: int = 2) -> list[Figure]:
