@@ -114,7 +114,7 @@ def run(stack: Stack, results: Results, *, quick: bool) -> None:
     seed_sessions(owner)
     own, service = user_headers(owner), user_headers(None, role="service_role")
     sessions_url = f"{stack.base_url}/api/v1/sessions/"
-    count = 200 if quick else 1000
+    count = 100 if quick else 1000
     note = f"{count} sequential GETs, a user with {OWN_SESSIONS} of {ROWS:,} sessions"
     results.add(*latency_figures("list_user", timed_requests("GET", sessions_url, count, lambda: own), note, 30))
     note = f"{count} sequential GETs of the first page of all {ROWS:,} (with count)"
@@ -123,7 +123,7 @@ def run(stack: Stack, results: Results, *, quick: bool) -> None:
     )
     stack.stop_cluster()
     try:
-        creates = 100 if quick else 500
+        creates = 50 if quick else 500
         prefix = f"bench-api-{uuid.uuid4().hex[:6]}"
         seconds = timed_requests(
             "POST", sessions_url, creates, lambda: user_headers(uuid.uuid4()), lambda i: {"project_id": f"{prefix}-{i}"}

@@ -100,4 +100,4 @@ def run(stack: Stack, results: Results, *, quick: bool) -> None:
     results.add(*fanout_figures("one_topic", one))
     many = _run_fanout(stack, sockets=1000, topics=100, rate=1000, seconds=seconds)
     results.add(*fanout_figures("many_topics", many))
-    results.add(*held_figures(stack, 2000 if quick else 3000, 3.0 if quick else 15.0))
+    results.add(*held_figures(stack, 2000 if quick else 3000, 1.0 if quick else 15.0))
