@@ -4,7 +4,9 @@ import hashlib
 import secrets
 import uuid
 
+from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 
@@ -62,6 +64,9 @@ class Machine(models.Model):
     address = models.CharField(max_length=200, blank=True, help_text="Where the agent answers.")
     token_hash = models.CharField(max_length=64, blank=True, db_index=True)
     is_warm = models.BooleanField(default=False, help_text="Idle in the warm pool, without a project.")
+    assigned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it got its session (at creation, or when claimed from the pool)."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -107,3 +112,76 @@ class MachineEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_state or '-'} -> {self.to_state} ({self.source})"
+
+
+class AuditRecord(models.Model):
+    """Who changed what, by hand: operator kills and ends, quota changes. Written by ``audit_record`` only."""
+
+    id = models.BigAutoField(primary_key=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_type}:{self.target_id}"
+
+
+class ReconcileReport(models.Model):
+    """One reconciliation run: what drifted between the provider and the database, and what it cost."""
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    seen = models.PositiveIntegerField(default=0, help_text="Machines tagged as ours at the provider.")
+    orphans = models.PositiveIntegerField(default=0)
+    ghosts = models.PositiveIntegerField(default=0)
+    mismatches = models.PositiveIntegerField(default=0)
+    retried = models.PositiveIntegerField(default=0, help_text="Machines stuck in destroying, destroyed again.")
+    orphan_hourly_cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    orphan_cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    error = models.CharField(max_length=300, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"reconcile {self.at:%Y-%m-%d %H:%M} ({self.orphans} orphans, {self.ghosts} ghosts)"
+
+
+class CostRollup(models.Model):
+    """Machine cost of one day for one user (``user_id`` empty: the warm pool), refreshed by ``rollup_costs``."""
+
+    id = models.BigAutoField(primary_key=True)
+    day = models.DateField()
+    user_id = models.UUIDField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    started_seconds = models.DecimalField(max_digits=14, decimal_places=3, default=0)
+    idle_seconds = models.DecimalField(
+        max_digits=14, decimal_places=3, default=0, help_text="Paid started time that served no live session."
+    )
+    idle_cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-day", "user_id"]
+        constraints = [
+            models.UniqueConstraint(
+                "day",
+                Coalesce("user_id", models.Value(uuid.UUID(int=0), output_field=models.UUIDField())),
+                name="cost_rollup_one_per_day_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.user_id or 'pool'}: {self.cost}"

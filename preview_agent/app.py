@@ -16,7 +16,7 @@ from . import __version__
 from .config import Config
 from .devserver import DevServer, LogThrottle, free_port
 from .files import FileStore
-from .messages import Outgoing, handle_event, manifest_event
+from .messages import Outgoing, handle_event, manifest_events
 from .orchestrator import Orchestrator
 from .proxy import Front
 from .sync import RealtimeSync
@@ -37,11 +37,15 @@ class Activity:
         self.counts: Counter[str] = Counter()
 
     def touch(self, kind: str, count: int = 1) -> None:
-        self.last, self.last_at = self.clock(), datetime.now(UTC)
+        self.reset()
         self.counts[kind] += count
 
     def idle_seconds(self) -> float:
         return self.clock() - self.last
+
+    def reset(self) -> None:
+        """Idle time starts again without counting as reportable activity."""
+        self.last, self.last_at = self.clock(), datetime.now(UTC)
 
     def take_counts(self) -> dict[str, int]:
         counts, self.counts = dict(self.counts), Counter()
@@ -105,6 +109,10 @@ class Agent:
 
     async def _wait_for_assignment(self) -> None:
         """Warm pool: idle until the orchestrator assigns a project (or the machine is stopped)."""
+        if not self.config.orchestrator_url:
+            logger.error("no PROJECT_ID and no ORCHESTRATOR_URL to ask for one; waiting for a signal")
+            await self._stop.wait()
+            return
         poll = asyncio.create_task(self.orchestrator.wait_for_assignment(self.config.assignment_poll_interval))
         stop = asyncio.create_task(self._stop.wait())
         await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -115,7 +123,7 @@ class Agent:
         self.config = self.config.with_assignment(**poll.result())
         self.orchestrator.project_id = self.config.project_id
         self.orchestrator.session_id = self.config.session_id
-        self.activity.touch("assignment")
+        self.activity.reset()
         logger.info("assigned", extra={"project_id": self.config.project_id})
 
     def _make_sync(self) -> RealtimeSync:
@@ -124,7 +132,7 @@ class Agent:
             self.config.realtime_key,
             self.config.channel_name,
             handle=self._handle,
-            manifest=lambda: manifest_event(self.store, reason="join"),
+            manifest=lambda: manifest_events(self.store, reason="join"),
         )
 
     async def _step(self, name: str, awaitable: Any) -> Any:
@@ -216,9 +224,9 @@ class Agent:
             await asyncio.sleep(interval)
             counts = self.activity.take_counts()
             if counts:
-                await self.orchestrator.send(
-                    "activity", attempts=1, last_activity_at=self.activity.last_at.isoformat(), **counts
-                )
+                source = max(counts, key=counts.__getitem__)  # the orchestrator records one source
+                last_at = self.activity.last_at.isoformat()
+                await self.orchestrator.send("activity", attempts=1, source=source, last_activity_at=last_at, **counts)
 
     async def _watch_inactivity(self) -> None:
         timeout = self.config.inactivity_timeout

@@ -9,6 +9,7 @@ is the realistic worst case for memory short of a live channel.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -76,6 +77,8 @@ def measure(agent: subprocess.Popen[bytes], port: int, settle: float, requests: 
     for _ in range(requests):
         urllib.request.urlopen(url + "/", timeout=5).read()  # noqa: S310
     served = rss_kib(agent.pid)
+    health = json.loads(urllib.request.urlopen(url + "/health", timeout=5).read())  # noqa: S310
+    print(f"realtime joined: {health['supabaseConnected']}, dev server: {health['devServerKind']}")
     print(f"idle RSS: {idle['VmRSS'] / 1024:.1f} MiB")
     rss, peak = served["VmRSS"] / 1024, served["VmHWM"] / 1024
     print(f"after {requests} requests: RSS {rss:.1f} MiB, peak {peak:.1f} MiB")

@@ -55,6 +55,13 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     return value
 
 
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().rstrip("/")
+    if value and not value.lower().startswith(schemes):
+        raise ConfigError(f"{name} must start with {' or '.join(schemes)}")
+    return value
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     port = int(_number(env, "PORT", 8080, minimum=1))
@@ -63,9 +70,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     return Config(
         project_id=env.get("PROJECT_ID", "").strip(),
         session_id=env.get("SESSION_ID", "").strip(),
-        realtime_url=env.get("REALTIME_URL", "").strip(),
+        realtime_url=_url(env, "REALTIME_URL", ("http://", "https://", "ws://", "wss://")),
         realtime_key=env.get("REALTIME_KEY", "").strip(),
-        orchestrator_url=env.get("ORCHESTRATOR_URL", "").strip().rstrip("/"),
+        orchestrator_url=_url(env, "ORCHESTRATOR_URL", ("http://", "https://")),
         machine_token=env.get("MACHINE_TOKEN", "").strip(),
         project_dir=Path(env.get("PROJECT_DIR", "") or "/app/project").absolute(),
         port=port,

@@ -1,4 +1,4 @@
-"""Dev server: detect the project kind, install dependencies, run, watch and restart the server.
+"""Dev server: install dependencies, run, watch and restart the server (what to run: detection.py).
 
 Only what the proxy needs leaks out: ``port`` (where the dev server listens on loopback), ``is_up``
 and ``is_static`` (no dev server: the agent serves ``PROJECT_DIR`` itself).
@@ -8,28 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import re
-import shutil
 import signal
 import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .detection import (
+    INSTALL_MARKER,
+    INSTALL_TRIGGERS,
+    DevPlan,
+    detect,
+    install_hash,
+    manifest_signature,
+    needs_install,
+    read_bytes,
+)
 
 logger = logging.getLogger(__name__)
 
 LOG_LINES = 500
 MAX_LINE_CHARS = 2000
-LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json")
-INSTALL_TRIGGERS = frozenset({"package.json", *LOCKFILES})
-INSTALL_MARKER = ".velocity-install-hash"
 SECRET_ENV = ("REALTIME_KEY", "MACHINE_TOKEN")
 STABLE_AFTER_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 30.0
@@ -38,92 +42,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 LogSink = Callable[[str, str], None]
 
 
-@dataclass(frozen=True)
-class DevPlan:
-    kind: str  # vite | next | expo | cra | npm-dev | npm-start | custom | static
-    argv: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def is_static(self) -> bool:
-        return self.kind == "static"
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def read_package(project_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((project_dir / "package.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def detect(project_dir: Path, port: int, dev_command: str = "") -> DevPlan:
-    env = {"PORT": str(port), "HOST": "127.0.0.1", "BROWSER": "none", "NO_COLOR": "1", "FORCE_COLOR": "0"}
-    if dev_command:
-        return DevPlan("custom", ("/bin/sh", "-c", dev_command), env)
-    package = read_package(project_dir)
-    if package is None:
-        return DevPlan("static")
-    deps = {**_dict(package.get("devDependencies")), **_dict(package.get("dependencies"))}
-    scripts = _dict(package.get("scripts"))
-    plan = _framework_plan(project_dir, deps, port, env)
-    if plan is not None:
-        return plan
-    if "dev" in scripts:
-        return DevPlan("npm-dev", ("npm", "run", "dev"), env)
-    if "start" in scripts:
-        return DevPlan("npm-start", ("npm", "start"), env)
-    return DevPlan("static")
-
-
-def _framework_plan(project_dir: Path, deps: dict[str, Any], port: int, env: dict[str, str]) -> DevPlan | None:
-    def tool(name: str) -> str:
-        local = project_dir / "node_modules" / ".bin" / name
-        return str(local) if local.exists() else (shutil.which(name) or name)
-
-    p = str(port)
-    if "next" in deps:
-        return DevPlan("next", (tool("next"), "dev", "--hostname", "127.0.0.1", "--port", p), env)
-    if "expo" in deps:
-        argv = (tool("expo"), "start", "--web", "--port", p, "--host", "localhost")
-        return DevPlan("expo", argv, {**env, "CI": "1", "EXPO_NO_TELEMETRY": "1"})
-    if "vite" in deps:
-        return DevPlan("vite", (tool("vite"), "--host", "127.0.0.1", "--port", p, "--strictPort"), env)
-    if "react-scripts" in deps:
-        # WDS_SOCKET_PORT=0: the HMR socket uses the page's own port, i.e. comes through the proxy.
-        return DevPlan("cra", (tool("react-scripts"), "start"), {**env, "WDS_SOCKET_PORT": "0"})
-    return None
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def install_hash(project_dir: Path) -> str | None:
-    """Hash of package.json and the lockfile; None when there is nothing to install."""
-    if not (project_dir / "package.json").is_file():
-        return None
-    digest = hashlib.sha256()
-    for name in ("package.json", *LOCKFILES):
-        with contextlib.suppress(OSError):
-            digest.update(name.encode() + b"\0" + (project_dir / name).read_bytes())
-    return digest.hexdigest()
-
-
-def needs_install(project_dir: Path) -> bool:
-    wanted = install_hash(project_dir)
-    if wanted is None:
-        return False
-    try:
-        return (project_dir / "node_modules" / INSTALL_MARKER).read_text() != wanted
-    except OSError:
-        return True
 
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
@@ -184,6 +106,8 @@ class DevServer:
         self._stopping = False
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._signature: tuple[tuple[int, int] | None, ...] = ()
 
     @property
     def is_static(self) -> bool:
@@ -195,6 +119,17 @@ class DevServer:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._supervise(), name="devserver")
+        self._watcher = asyncio.create_task(self._watch_manifests(), name="devserver-watch")
+
+    async def _watch_manifests(self, interval: float = 1.0) -> None:
+        """Changes that arrive by realtime are notified at once; this catches any other writer."""
+        self._signature = manifest_signature(self.project_dir)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            current = manifest_signature(self.project_dir)
+            if current != self._signature:
+                self._signature = current
+                self._changed.set()
 
     async def wait_ready(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -210,10 +145,11 @@ class DevServer:
         self._stopping = True
         self._changed.set()
         await self._kill()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def _line(self, stream: str, line: str) -> None:
         self.logs.add(stream, line)
@@ -249,15 +185,20 @@ class DevServer:
 
     async def _install(self) -> None:
         self.state = "installing"
-        wanted = install_hash(self.project_dir)
+        package = read_bytes(self.project_dir / "package.json")
         self._line("agent", "npm install --no-audit --no-fund")
         started = time.monotonic()
         code = await self._run_to_end(("npm", "install", "--no-audit", "--no-fund"), {"NO_COLOR": "1"})
         self.install_seconds = round(time.monotonic() - started, 3)
-        if code == 0 and wanted is not None:
+        self._line("agent", f"npm install exited with {code} after {self.install_seconds:g}s")
+        # npm writes the lockfile itself: that is not a change to react to. An edit to package.json
+        # made during the install is, so then the marker is not written and the next pass reinstalls.
+        self._signature = manifest_signature(self.project_dir)
+        wanted = install_hash(self.project_dir)
+        if code == 0 and wanted is not None and package == read_bytes(self.project_dir / "package.json"):
             (self.project_dir / "node_modules").mkdir(exist_ok=True)
             (self.project_dir / "node_modules" / INSTALL_MARKER).write_text(wanted)
-        self._line("agent", f"npm install exited with {code} after {self.install_seconds:g}s")
+            self._changed.clear()
 
     async def _run_to_end(self, argv: tuple[str, ...], env: dict[str, str]) -> int:
         try:

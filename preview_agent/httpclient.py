@@ -59,11 +59,21 @@ async def _exchange(
         lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in head.items())]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data)
         await writer.drain()
-        return _parse_response(await reader.read(MAX_RESPONSE_BYTES))
+        return _parse_response(await _read_to_end(reader))
     finally:
         writer.close()
         with contextlib.suppress(OSError, ssl.SSLError):
             await writer.wait_closed()
+
+
+async def _read_to_end(reader: asyncio.StreamReader) -> bytes:
+    """``Connection: close``: the response ends where the connection does."""
+    raw = bytearray()
+    while chunk := await reader.read(65536):
+        raw += chunk
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise ValueError("response too large")
+    return bytes(raw)
 
 
 def _parse_response(raw: bytes) -> tuple[int, bytes]:

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 Outgoing = tuple[str, dict[str, Any]]
 MAX_ECHOED_PATH = 200
 SNAPSHOT_MAX_FILES = 5000
+MANIFEST_PART_SIZE = 1000
 
 
 @dataclass
@@ -41,8 +42,24 @@ def handle_event(store: FileStore, event: str, payload: Mapping[str, Any], now_m
     return result
 
 
-def manifest_event(store: FileStore, *, reason: str) -> Outgoing:
-    return "agent:manifest", {"reason": reason, "files": store.manifest(), "file_count": store.file_count}
+def manifest_events(store: FileStore, *, reason: str, part_size: int = MANIFEST_PART_SIZE) -> list[Outgoing]:
+    """The manifest, in parts of at most ``part_size`` paths (a big project's would pass the realtime
+    server's payload limit, and an oversize broadcast is dropped without a word)."""
+    items = list(store.manifest().items())
+    chunks = [items[start : start + part_size] for start in range(0, len(items), part_size)] or [[]]
+    return [
+        (
+            "agent:manifest",
+            {
+                "reason": reason,
+                "part": number,
+                "parts": len(chunks),
+                "files": dict(chunk),
+                "file_count": store.file_count,
+            },
+        )
+        for number, chunk in enumerate(chunks, start=1)
+    ]
 
 
 def _apply_update(store: FileStore, payload: Mapping[str, Any], now_ms: float, result: Result) -> None:

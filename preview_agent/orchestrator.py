@@ -89,5 +89,5 @@ class Orchestrator:
 
     def _identity(self) -> dict[str, str]:
         identity = {"project_id": self.project_id, "session_id": self.session_id}
-        machine = os.environ.get("FLY_MACHINE_ID", "")
+        machine = os.environ.get("MACHINE_ID") or os.environ.get("FLY_MACHINE_ID", "")
         return {**identity, "machine_id": machine} if machine else identity

@@ -193,8 +193,8 @@ class Front:
 
     async def _preview(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.devserver.is_static and not request.is_websocket:
-            status, body, kind, extra = static_file(self.root, request.path)
-            writer.write(response(status, b"" if request.method == "HEAD" else body, kind, extra))
+            raw = response(*static_file(self.root, request.path))
+            writer.write(raw[: raw.index(b"\r\n\r\n") + 4] if request.method == "HEAD" else raw)
         elif not (self.devserver.is_up and await self._pipe(request, reader, writer)):
             page = STARTING_PAGE.format(state=html.escape(self.devserver.state)).encode()
             writer.write(response(503, page, "text/html; charset=utf-8", {"Retry-After": "2"}))

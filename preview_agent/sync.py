@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -30,13 +31,32 @@ OUTBOX_LIMIT = 2000
 ACKS = frozenset({"file:synced", "files:synced"})
 STABLE_CONNECTION_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 15.0
-JOIN_TIMEOUT_SECONDS = 10
+SEND_RATE_PER_SECOND = 40.0  # Realtime closes a channel past 100 pushes a second per socket
+
 
 Handler = Callable[[str, dict[str, Any]], list[Outgoing]]
 
 
+class Pacer:
+    """Spaces sends to ``rate`` a second on average with bursts of ``rate``: any one-second window
+    then sees at most twice ``rate``, under the server's per-socket limit."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.clock = rate, clock
+        self.tokens, self.updated = rate, clock()
+
+    def delay(self) -> float:
+        """Take one send; how long to wait before making it."""
+        now = self.clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate) - 1
+        self.updated = now
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
 class RealtimeSync:
-    def __init__(self, url: str, key: str, channel: str, *, handle: Handler, manifest: Callable[[], Outgoing]) -> None:
+    def __init__(
+        self, url: str, key: str, channel: str, *, handle: Handler, manifest: Callable[[], list[Outgoing]]
+    ) -> None:
         self.url, self._key, self.channel_name = url, key, channel
         self.handle, self.manifest = handle, manifest
         self.connects = 0
@@ -46,6 +66,8 @@ class RealtimeSync:
         self._lost = asyncio.Event()
         self._wake = asyncio.Event()
         self._channel: AsyncRealtimeChannel | None = None
+        self._generation = 0
+        self._pacer = Pacer(SEND_RATE_PER_SECOND)
 
     @property
     def connected(self) -> bool:
@@ -77,12 +99,13 @@ class RealtimeSync:
         from realtime import AsyncRealtimeClient  # lazy: keeps pydantic out until it is needed
 
         client = AsyncRealtimeClient(self.url, token=self._key, auto_reconnect=False, max_retries=1)
+        self._generation += 1
         self._lost.clear()
         try:
             channel = client.channel(self.channel_name, _CHANNEL_OPTIONS)
             channel.on_broadcast("*", self._on_broadcast)
             await client.connect()
-            await channel.subscribe(self._on_state)
+            await channel.subscribe(functools.partial(self._on_state, self._generation))
             if not self._joined.is_set():
                 return False
             self._on_joined(channel, started)
@@ -112,7 +135,9 @@ class RealtimeSync:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.close(), 5)
 
-    def _on_state(self, state: Any, error: Exception | None) -> None:
+    def _on_state(self, generation: int, state: Any, error: Exception | None) -> None:
+        if generation != self._generation:
+            return  # a late timeout from a connection already given up must not end the current one
         if str(getattr(state, "value", state)) == "SUBSCRIBED":
             self._joined.set()
         else:
@@ -137,12 +162,14 @@ class RealtimeSync:
             self._wake.clear()
             while self._outbox and self._joined.is_set() and self._channel is not None:
                 event, payload = self._outbox.popleft()
-                if event == "agent:manifest":
-                    event, payload = self.manifest()
-                try:
-                    await self._channel.send_broadcast(event, payload)
-                except Exception:
-                    logger.warning("broadcast send failed", extra={"event": event})
+                # The manifest is built when sent, so it says what the agent has at that moment.
+                for name, body in self.manifest() if event == "agent:manifest" else [(event, payload)]:
+                    if wait := self._pacer.delay():
+                        await asyncio.sleep(wait)
+                    try:
+                        await self._channel.send_broadcast(name, body)
+                    except Exception:
+                        logger.warning("broadcast send failed", extra={"event": name})
 
 
 _CHANNEL_OPTIONS: Any = {

@@ -33,6 +33,11 @@ _PG_TYPES = {
     "PositiveIntegerField": "int4",
     "BooleanField": "bool",
     "DecimalField": "numeric",
+    "PositiveSmallIntegerField": "int2",
+    "SmallIntegerField": "int2",
+    "PositiveBigIntegerField": "int8",
+    "FloatField": "float8",
+    "JSONField": "jsonb",
 }
 
 

@@ -231,9 +231,11 @@ class Connection:
         token = None
         if isinstance(payload, dict):
             token = payload.get("access_token") or payload.get("user_token")
-        if not isinstance(token, str) or not token or token.startswith("sb_"):
-            return self.claims
-        return verify_token(token)
+        if isinstance(token, str) and token and not token.startswith("sb_"):
+            return verify_token(token)
+        if self.claims.exp <= time.time():
+            raise TokenError("auth.expired", "the token has expired")
+        return self.claims
 
     async def _accept_join(self, message: Message, claims: Claims) -> None:
         config = JoinConfig.parse(message.payload)
@@ -243,7 +245,7 @@ class Connection:
             join_ref=message.join_ref or message.ref,
             config=config,
             claims=claims,
-            presence_key=config.presence_key or str(uuid.uuid1()),
+            presence_key=config.presence_key or str(uuid.uuid4()),
             presence_enabled=config.presence_enabled,
         )
         self.channels[state.topic] = state

@@ -96,7 +96,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 class OpsConsumer(AsyncJsonWebsocketConsumer):
     """`/ws/ops/`: staff only; a snapshot, then every event published through `events.py`."""
 
-    groups_joined: list[str]
+    groups_joined: list[str] | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -112,14 +112,15 @@ class OpsConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         await self.send_json(await self.snapshot())
 
-    async def ops_groups(self) -> list[str]:
+    async def ops_groups(self) -> list[str] | None:
+        """The groups this stream follows, or None to refuse it."""
         return [events.OPS_GROUP]
 
     async def snapshot(self) -> dict[str, Any]:
         return {"type": "snapshot", "sessions": await _live_sessions(), "metrics": metrics.snapshot()}
 
     async def disconnect(self, code: int) -> None:
-        for group in getattr(self, "groups_joined", None) or []:
+        for group in self.groups_joined or []:
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def ops_event(self, message: dict[str, Any]) -> None:
@@ -131,11 +132,11 @@ class OpsSessionConsumer(OpsConsumer):
 
     session: dict[str, Any] | None = None
 
-    async def ops_groups(self) -> list[str]:
+    async def ops_groups(self) -> list[str] | None:
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
         self.session = await _session(uuid.UUID(str(session_id)))
         if self.session is None:
-            return None  # type: ignore[return-value]
+            return None
         return [
             events.session_group(self.session["id"]),
             events.project_group(self.session["project_id"]),

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 5.0
+# channels_redis forgets group members after `group_expiry` (a day by default): re-add ours hourly.
+GROUP_REFRESH_INTERVAL = 3600.0
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 
@@ -70,6 +72,7 @@ class Hub:
         self._ready: asyncio.Future[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._sweeping_every = SWEEP_INTERVAL
+        self._groups_refreshed_at = time.monotonic()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -79,7 +82,7 @@ class Hub:
             self._ready = asyncio.get_running_loop().create_future()
             if self.remote and self.layer is not None:
                 self.channel_name = await self.layer.new_channel()
-                await self.layer.group_add(PG_GROUP, self.channel_name)
+                await self._layer("group_add", PG_GROUP, self.channel_name)
                 self._spawn(self._listen())
             self._ready.set_result(None)
         await self._ready
@@ -117,7 +120,7 @@ class Hub:
         first = not members
         members[state.key] = state
         if first and self.remote and self.layer is not None and self.channel_name:
-            await self.layer.group_add(state.group, self.channel_name)
+            await self._layer("group_add", state.group, self.channel_name)
             await self._request_presence_sync(state.group)
 
     async def unsubscribe(self, state: ChannelState) -> None:
@@ -131,7 +134,16 @@ class Hub:
             if table is not None and not table.local_entries():
                 self.presence.pop(state.group, None)
             if self.remote and self.layer is not None and self.channel_name:
-                await self.layer.group_discard(state.group, self.channel_name)
+                await self._layer("group_discard", state.group, self.channel_name)
+
+    async def _layer(self, method: str, *args: Any) -> None:
+        """A channel-layer call that degrades to this process only when the layer (Redis) fails."""
+        if self.layer is None:
+            return
+        try:
+            await getattr(self.layer, method)(*args)
+        except Exception:
+            logger.exception("realtime channel layer call failed", extra={"method": method})
 
     def subscribers(self, group: str) -> Iterable[ChannelState]:
         return list(self.groups.get(group, {}).values())
@@ -140,8 +152,8 @@ class Hub:
 
     async def broadcast(self, group: str, frames: BroadcastFrames, *, sender: str | None) -> int:
         """Hand one message to the other processes first (they fan out in parallel), then deliver here."""
-        if self.remote and self.layer is not None:
-            await self.layer.group_send(group, _broadcast_message(self.id, group, frames))
+        if self.remote:
+            await self._layer("group_send", group, _broadcast_message(self.id, group, frames))
         return await self.deliver(group, frames, sender=sender)
 
     async def deliver(self, group: str, frames: BroadcastFrames, *, sender: str | None) -> int:
@@ -177,9 +189,9 @@ class Hub:
 
     async def _publish_presence(self, group: str, topic: str, diff: dict[str, Any]) -> None:
         await self.deliver_presence(group, topic, diff)
-        if self.remote and self.layer is not None:
+        if self.remote:
             message = {"type": "rt.presence", "origin": self.id, "group": group, "topic": topic}
-            await self.layer.group_send(group, {**message, "diff": diff})
+            await self._layer("group_send", group, {**message, "diff": diff})
 
     async def deliver_presence(self, group: str, topic: str, diff: dict[str, Any]) -> None:
         frames: dict[str, str] = {}
@@ -193,9 +205,8 @@ class Hub:
             await state.conn.send_frame(frame)
 
     async def _request_presence_sync(self, group: str) -> None:
-        if self.layer is not None:
-            message = {"type": "rt.presence_sync", "origin": self.id, "group": group}
-            await self.layer.group_send(group, {**message, "reply_to": self.channel_name})
+        message = {"type": "rt.presence_sync", "origin": self.id, "group": group}
+        await self._layer("group_send", group, {**message, "reply_to": self.channel_name})
 
     # --- postgres changes ------------------------------------------------------------------
 
@@ -218,7 +229,7 @@ class Hub:
                 raise
             except Exception:
                 logger.exception("realtime hub listener failed on a message")
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(1.0)  # a Redis outage must not spin
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -257,6 +268,19 @@ class Hub:
                     await conn.sweep(now)
                 except Exception:
                     logger.exception("realtime sweep failed on a socket")
+            if now - self._groups_refreshed_at > GROUP_REFRESH_INTERVAL:
+                await self.refresh_groups(now)
+
+    async def refresh_groups(self, now: float) -> None:
+        """Renew this process's membership of its topic groups in the channel layer."""
+        self._groups_refreshed_at = now
+        if not (self.remote and self.layer is not None and self.channel_name):
+            return
+        for group in [PG_GROUP, *self.groups]:
+            try:
+                await self.layer.group_add(group, self.channel_name)
+            except Exception:
+                logger.exception("realtime group refresh failed", extra={"group": group})
 
 
 def _broadcast_message(origin: str, group: str, frames: BroadcastFrames) -> dict[str, Any]:

@@ -102,6 +102,8 @@ class RealtimeServer:
 
     def start(self) -> RealtimeServer:
         argv = [sys.executable, "-m", "daphne", "--access-log", os.devnull, "-b", "127.0.0.1", "-p", str(self.port)]
+        # As velocity/run.py starts it: frames up to Realtime's 5 MB.
+        argv += ["--websocket-max-message-size", "5000000", "--websocket-max-frame-size", "5000000"]
         argv.append("velocity.asgi:application")
         self.process = subprocess.Popen(argv, cwd=REPO_ROOT, env=self.env)  # noqa: S603  (argv is ours)
         _wait_for_port(self.port, self.process)

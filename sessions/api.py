@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -13,12 +14,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from machines.services import machine_realtime_key
 from sessions import selectors, services
 from sessions.authentication import MachineCaller, MachineTokenAuthentication, TokenUser
 from sessions.errors import ApiError
 from sessions.models import EndReason, PreviewSession
 from sessions.permissions import IsMachine, IsServiceRole
 from sessions.serializers import (
+    AgentAssignmentSerializer,
     AgentEventSerializer,
     QuotaLimitsSerializer,
     QuotaStatusSerializer,
@@ -174,3 +177,46 @@ class AgentEventApi(APIView):
         serializer.is_valid(raise_exception=True)
         outcome = services.session_handle_agent_event(machine=machine, event=serializer.event(), now=timezone.now())
         return Response({"outcome": outcome}, status=status.HTTP_202_ACCEPTED)
+
+
+ASSIGNMENT_MAX_WAIT_SECONDS = 25
+ASSIGNMENT_POLL_SECONDS = 0.25
+
+
+class AgentAssignmentApi(APIView):
+    """A warm machine's agent asks which project it serves: 204 until a session claims it, then 200.
+
+    ``?wait=N`` (at most 25 s) holds the request open until the claim or the deadline, so a claimed
+    machine learns its project within a fraction of a second without hammering the API.
+    """
+
+    authentication_classes = [MachineTokenAuthentication]
+    permission_classes = [IsMachine]
+    throttle_scope = "agent"
+
+    @extend_schema(
+        parameters=[OpenApiParameter("wait", int, description="seconds to wait for an assignment (max 25)")],
+        responses={200: AgentAssignmentSerializer, 204: None},
+    )
+    def get(self, request: Request) -> Response:
+        assert isinstance(request.user, MachineCaller)  # noqa: S101  (IsMachine guarantees it)
+        machine = request.user.machine
+        deadline = time.monotonic() + _wait_seconds(request)
+        while (session := selectors.session_assigned_to_machine(machine.id)) is None:
+            if time.monotonic() >= deadline:
+                return Response(status=status.HTTP_204_NO_CONTENT)
+            time.sleep(ASSIGNMENT_POLL_SECONDS)
+        realtime_key = machine_realtime_key(machine=machine, project_id=session.project_id)
+        return Response(
+            AgentAssignmentSerializer(
+                {"project_id": session.project_id, "session_id": session.id, "realtime_key": realtime_key}
+            ).data
+        )
+
+
+def _wait_seconds(request: Request) -> float:
+    raw = request.query_params.get("wait", "0")
+    try:
+        return min(max(float(raw), 0.0), ASSIGNMENT_MAX_WAIT_SECONDS)
+    except ValueError:
+        raise ApiError(status_code=400, code="request.invalid", message="wait must be a number of seconds") from None

@@ -30,6 +30,16 @@ def session_get_for_user(caller: Any, session_id: uuid.UUID | str) -> PreviewSes
         return None
 
 
+def session_assigned_to_machine(machine_id: uuid.UUID) -> PreviewSession | None:
+    """The live session a machine serves (what a warm machine's agent waits to learn)."""
+    return PreviewSession.objects.filter(machine_id=machine_id, status__in=LIVE_STATUSES).first()
+
+
+def session_for_preview(session_id: uuid.UUID) -> PreviewSession | None:
+    """A session and its machine, for the preview route (which anyone holding the URL may use)."""
+    return PreviewSession.objects.select_related("machine").filter(id=session_id).first()
+
+
 def session_live_for_project(user_id: uuid.UUID, project_id: str) -> PreviewSession | None:
     return PreviewSession.objects.filter(user_id=user_id, project_id=project_id, status__in=LIVE_STATUSES).first()
 

@@ -111,3 +111,9 @@ class AgentEventSerializer(serializers.Serializer[Any]):
         data = dict(self.validated_data)
         data.setdefault("framework", data.get("dev_server_kind") or "")
         return data
+
+
+class AgentAssignmentSerializer(serializers.Serializer[dict[str, Any]]):
+    project_id = serializers.CharField()
+    session_id = serializers.UUIDField()
+    realtime_key = serializers.CharField()

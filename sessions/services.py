@@ -158,6 +158,16 @@ def session_end(*, session: PreviewSession, reason: str, now: datetime, detail: 
     return bool(updated)
 
 
+def session_end_for_machines(
+    *, machine_ids: list[uuid.UUID], reason: str, now: datetime, source: str, detail: str = ""
+) -> int:
+    """End every live session running on these machines (an operator's kill, a machine gone or failed)."""
+    live = PreviewSession.objects.filter(machine_id__in=machine_ids, status__in=LIVE_STATUSES)
+    return sum(
+        session_end(session=session, reason=reason, now=now, detail=detail, source=source) for session in list(live)
+    )
+
+
 def _release_machine(session: PreviewSession, *, source: str, reason: str) -> None:
     from machines.services import machine_destroy
 
@@ -266,14 +276,40 @@ def quota_set(*, user_id: uuid.UUID, values: dict[str, Any]) -> tuple[Quota, boo
 def session_provision(*, session_id: uuid.UUID | str, now: datetime) -> str:
     """Give a queued session a running machine; the agent's ``ready`` event then activates it.
 
-    Any failure ends the session as ``failed`` with the reason, and its machine is destroyed.
+    A started machine from the warm pool is claimed first (its agent learns the project from its
+    assignment poll); otherwise one is created. Any launch failure ends the session as ``failed`` with the
+    reason, and its machine is destroyed.
     """
-    from machines.providers.base import ProviderError
-    from machines.services import machine_launch, machine_prepare
-
     session = PreviewSession.objects.filter(id=session_id, status=SessionStatus.CREATING, machine__isnull=True).first()
     if session is None:
         return f"session {session_id}: nothing to provision"
+    return _claim_warm_machine(session, now=now) or _provision_new_machine(session, now=now)
+
+
+def _claim_warm_machine(session: PreviewSession, *, now: datetime) -> str | None:
+    """A summary once a warm machine is this session's; None when the pool has none to give."""
+    from machines.services import machine_claim_warm, machine_pool_enqueue_refill
+
+    with transaction.atomic():
+        machine = machine_claim_warm(memory_mb=session.memory_mb, session_id=str(session.id), now=now)
+        if machine is None:
+            return None
+        claimed = PreviewSession.objects.filter(
+            id=session.id, status=SessionStatus.CREATING, machine__isnull=True
+        ).update(machine=machine, machine_created_at=now, machine_started_at=now, updated_at=now)
+        if not claimed:
+            transaction.set_rollback(True)  # the machine goes back to the pool untouched
+            return f"session {session.id}: ended or claimed before provisioning"
+        machine_pool_enqueue_refill()
+    logger.info("session got a warm machine", extra={"session_id": str(session.id), "machine_id": str(machine.id)})
+    return f"session {session.id}: warm machine {machine.id} claimed"
+
+
+def _provision_new_machine(session: PreviewSession, *, now: datetime) -> str:
+    from machines.providers.base import ProviderError
+    from machines.services import machine_launch, machine_prepare
+
+    session_id = session.id
     machine, spec = machine_prepare(session=session, memory_mb=session.memory_mb)
     claimed = PreviewSession.objects.filter(id=session.id, status=SessionStatus.CREATING, machine__isnull=True).update(
         machine=machine, machine_created_at=machine.created_at, updated_at=now

@@ -11,6 +11,7 @@ urlpatterns = [
     path("quota/", api.OwnQuotaApi.as_view(), name="quota"),
     path("quotas/<uuid:user_id>/", api.UserQuotaApi.as_view(), name="user-quota"),
     path("agent/events/", api.AgentEventApi.as_view(), name="agent-events"),
+    path("agent/assignment/", api.AgentAssignmentApi.as_view(), name="agent-assignment"),
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "docs/",

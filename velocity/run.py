@@ -1,7 +1,9 @@
 """``make up``'s supervisor: runs the ASGI server and the django-q2 cluster, and stops all of it together.
 
 Each child gets its own process group, so Ctrl-C or SIGTERM here ends the children and everything they
-started (the local provider's agents included), and nothing is left running.
+started. The local provider's machines lead process groups of their own (a machine outlives the worker that
+created it, as a Fly machine would), so on the way out ``manage.py stop_local_machines`` destroys them and ends
+their sessions; nothing is left running.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from types import FrameType
 
 STOP_GRACE_SECONDS = 10
+MACHINES_STOP_TIMEOUT = 60
 
 
 def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
@@ -37,6 +40,12 @@ def _children() -> list[list[str]]:
             "--proxy-headers",
             "--access-log",
             os.devnull,
+            # Realtime accepts frames up to 5 MB (payloads up to REALTIME_MAX_PAYLOAD_BYTES); daphne's 1 MB
+            # default would drop the connection on a larger file:update instead of answering it.
+            "--websocket-max-message-size",
+            "5000000",
+            "--websocket-max-frame-size",
+            "5000000",
             "velocity.asgi:application",
         ],
         [python, "manage.py", "qcluster"],
@@ -65,6 +74,15 @@ def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(process.pid, sig)
 
 
+def _stop_local_machines() -> None:
+    try:
+        subprocess.run(  # noqa: S603  (argv is ours)
+            [sys.executable, "manage.py", "stop_local_machines"], timeout=MACHINES_STOP_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        print("velocity: stopping local machines timed out", flush=True)
+
+
 def main() -> int:
     processes = [_spawn(argv) for argv in _children()]
     stopping = False
@@ -84,6 +102,7 @@ def main() -> int:
             exit_code = 1
             break
     _stop(processes)
+    _stop_local_machines()
     print("velocity: stopped", flush=True)
     return exit_code
 

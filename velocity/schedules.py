@@ -30,6 +30,24 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         minutes=1,
         description="End sessions idle longer than PREVIEW_INACTIVITY_TIMEOUT (the seed's 30 minutes).",
     ),
+    ScheduleSpec(
+        name="reconcile_machines",
+        func="machines.tasks.reconcile_machines",
+        minutes=1,
+        description="Destroy orphans at the provider, bury ghosts here, finish stuck destroys; keep the report.",
+    ),
+    ScheduleSpec(
+        name="refill_warm_pool",
+        func="machines.tasks.refill_warm_pool",
+        minutes=1,
+        description="Keep WARM_POOL_SIZE started machines without a project (also enqueued after each claim).",
+    ),
+    ScheduleSpec(
+        name="rollup_costs",
+        func="machines.tasks.rollup_costs",
+        minutes=5,
+        description="Recompute today's and yesterday's cost per user and per day from the machine events.",
+    ),
 )
 
 

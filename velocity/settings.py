@@ -74,6 +74,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "velocity.logging.RequestLogMiddleware",
+    "sessions.middleware.PreviewHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -203,6 +204,11 @@ WARM_POOL_SIZE = env_int("WARM_POOL_SIZE", 0)
 ORCHESTRATOR_URL = os.environ.get("ORCHESTRATOR_URL", f"http://{HOST}:{PORT}").rstrip("/")
 # Where a Fly machine's preview is reached (a route on the orchestrator that answers with fly-replay).
 PREVIEW_BASE_URL = os.environ.get("PREVIEW_BASE_URL", f"{ORCHESTRATOR_URL}/preview").rstrip("/")
+# With a wildcard domain (``*.preview.example.com`` pointing at the orchestrator), each Fly preview is served at
+# ``https://<session id>.<suffix>/`` with its paths unchanged; empty: path routing under PREVIEW_BASE_URL.
+PREVIEW_HOST_SUFFIX = os.environ.get("PREVIEW_HOST_SUFFIX", "").strip().strip(".").lower()
+if PREVIEW_HOST_SUFFIX:
+    ALLOWED_HOSTS.append(f".{PREVIEW_HOST_SUFFIX}")
 PREVIEW_MACHINE_MEMORY_MB = env_int("PREVIEW_MACHINE_MEMORY_MB", 512)
 PROVISION_TIMEOUT = env_int("PROVISION_TIMEOUT", 180)
 

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from sessions.views import preview_by_path
 from velocity.health import health
 
 admin.site.site_header = "Velocity operations"
@@ -11,4 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("sessions.urls")),
     path("realtime/v1/", include("realtime_bridge.urls")),
+    path("preview/<uuid:session_id>/", preview_by_path, name="preview"),
+    path("preview/<uuid:session_id>/<path:path>", preview_by_path, name="preview-path"),
 ]

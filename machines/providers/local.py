@@ -169,12 +169,10 @@ class LocalProvider:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while _alive(pid, str(machine_dir)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        _reap(pid)
+        if not _wait_group_gone(pid, STOP_GRACE_SECONDS):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            _wait_group_gone(pid, 2.0)
 
     @staticmethod
     def _config(machine_dir: Path) -> dict[str, Any]:
@@ -212,7 +210,15 @@ class LocalProvider:
         )
 
 
-def _reap(pid: int) -> None:
-    """Collect the runner if it is our own child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+def _wait_group_gone(pgid: int, timeout: float) -> bool:
+    """Wait until no process of the group is left, collecting the leader if it is our own child."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pgid, os.WNOHANG)
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False

@@ -23,10 +23,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MACHINE_TOKEN = "test-machine-token"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: runs npm or a real dev server (still part of the default run)")
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -69,29 +65,33 @@ class AgentProcess:
             return self.process.wait()
 
 
+def spawn_agent(project: Path, log_dir: Path, *, wait: bool = True, **env: str) -> AgentProcess:
+    """``python -m preview_agent`` on a free port, its output in ``log_dir``; by default, once it answers."""
+    project.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    full_env = {**os.environ, "PROJECT_ID": "proj-1", "SESSION_ID": "sess-1", "PROJECT_DIR": str(project)}
+    full_env |= {"PORT": str(port), "HOST": "127.0.0.1", "MACHINE_TOKEN": MACHINE_TOKEN, "LOG_FORMAT": "json"}
+    full_env |= {"PYTHONPATH": str(REPO_ROOT), "REALTIME_URL": "", "ORCHESTRATOR_URL": "", **env}
+    log_path = log_dir / f"agent-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "preview_agent"], env=full_env, stdout=log, stderr=log)
+    agent = AgentProcess(process, f"http://127.0.0.1:{port}", project, log_path)
+    if wait:
+        try:
+            wait_until(lambda: _answers(agent), timeout=15)
+        except AssertionError:
+            agent.stop()
+            raise
+    return agent
+
+
 @pytest.fixture
 def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     started: list[AgentProcess] = []
 
     def start(project_dir: Path | None = None, wait: bool = True, **env: str) -> AgentProcess:
-        project = project_dir or tmp_path / "project"
-        project.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        full_env = {**os.environ, "PROJECT_ID": "proj-1", "SESSION_ID": "sess-1", "PROJECT_DIR": str(project)}
-        full_env |= {
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
-            "MACHINE_TOKEN": MACHINE_TOKEN,
-            "LOG_FORMAT": "json",
-        }
-        full_env |= {"PYTHONPATH": str(REPO_ROOT), "REALTIME_URL": "", "ORCHESTRATOR_URL": "", **env}
-        log_path = tmp_path / f"agent-{port}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen([sys.executable, "-m", "preview_agent"], env=full_env, stdout=log, stderr=log)
-        agent = AgentProcess(process, f"http://127.0.0.1:{port}", project, log_path)
+        agent = spawn_agent(project_dir or tmp_path / "project", tmp_path, wait=wait, **env)
         started.append(agent)
-        if wait:
-            wait_until(lambda: _answers(agent), timeout=15)
         return agent
 
     yield start

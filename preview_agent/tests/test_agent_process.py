@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from .conftest import MACHINE_TOKEN, AgentProcess, Recorder, free_port, wait_until
@@ -45,6 +46,8 @@ def test_it_serves_a_static_project_and_its_updated_content(start_agent: StartAg
     assert page.text == "<h1>version two</h1>"
     assert page.headers["cache-control"] == "no-store"
     assert agent.get("/missing.js").status_code == 404
+    head = httpx.head(agent.url + "/", timeout=10)
+    assert (head.headers["content-length"], head.content) == (str(len("<h1>version two</h1>")), b"")
 
 
 def test_it_never_serves_a_file_outside_the_project(start_agent: StartAgent, tmp_path: Path) -> None:
@@ -79,6 +82,30 @@ def test_it_proxies_requests_to_the_dev_server(start_agent: StartAgent, tmp_path
     assert reply.status_code == 200
     assert reply.json() == {"from": "dev server"}
     assert agent.health()["devServerKind"] == "custom"
+
+
+def test_it_proxies_bodies_and_forwarding_headers_and_rewrites_host(start_agent: StartAgent) -> None:
+    echo = Path(__file__).with_name("echo_server.py")
+    agent = start_agent(DEV_COMMAND=f"exec {sys.executable} {echo}")
+    wait_until(lambda: agent.health()["devServer"], timeout=15)
+    payload = "x" * 200_000
+    reply = httpx.post(
+        agent.url + "/api/items?q=1", content=payload, headers={"Host": "preview.example.com"}, timeout=10
+    )
+    assert (reply.status_code, reply.headers["x-dev-server"]) == (201, "echo")
+    seen = reply.json()
+    assert (seen["method"], seen["path"], len(seen["body"])) == ("POST", "/api/items?q=1", 200_000)
+    headers = {key.lower(): value for key, value in seen["headers"].items()}
+    assert headers["host"].startswith("127.0.0.1:")  # dev servers refuse hosts they do not know
+    assert (headers["x-forwarded-host"], headers["x-forwarded-for"]) == ("preview.example.com", "127.0.0.1")
+    assert headers["connection"] == "close"
+
+
+def test_it_reports_exit_and_ends_cleanly_on_sigterm(start_agent: StartAgent, orchestrator: Recorder) -> None:
+    agent = start_agent(ORCHESTRATOR_URL=orchestrator.url)
+    wait_until(lambda: orchestrator.of_type("ready"))
+    assert agent.stop() == 0
+    assert orchestrator.of_type("exit")[0]["reason"] == "signal"
 
 
 def test_it_keeps_the_agent_credentials_out_of_the_dev_server_environment(
@@ -128,7 +155,7 @@ def test_preview_requests_count_as_activity(start_agent: StartAgent, tmp_path: P
     project.mkdir()
     (project / "index.html").write_text("hi")
     agent = start_agent(project, INACTIVITY_TIMEOUT="2")
-    for _ in range(6):
+    for _ in range(5):  # 2.5 s of requests, each well inside the timeout of the one before
         assert agent.get("/").status_code == 200
         time.sleep(0.5)
     assert agent.process.poll() is None
@@ -148,12 +175,17 @@ def test_it_reports_ready_with_boot_steps_and_status_to_the_orchestrator(
 
 
 def test_it_reports_throttled_activity_for_preview_requests(start_agent: StartAgent, orchestrator: Recorder) -> None:
-    agent = start_agent(ORCHESTRATOR_URL=orchestrator.url, ACTIVITY_REPORT_INTERVAL="0.5")
+    agent = start_agent(ORCHESTRATOR_URL=orchestrator.url, ACTIVITY_REPORT_INTERVAL="1")
     for _ in range(5):
         agent.get("/")
-    activity = wait_until(lambda: orchestrator.of_type("activity"))
-    assert sum(event.get("preview_requests", 0) for event in activity) == 5
-    assert len(activity) <= 2
+
+    def reported() -> int:
+        return sum(event.get("preview_requests", 0) for event in orchestrator.of_type("activity"))
+
+    wait_until(lambda: reported() == 5)
+    activity = orchestrator.of_type("activity")
+    assert len(activity) <= 2  # one report per interval, not one per request
+    assert activity[0]["source"] == "preview_requests"
 
 
 def test_it_keeps_running_when_the_orchestrator_is_unreachable(start_agent: StartAgent) -> None:
@@ -181,6 +213,6 @@ def test_it_refuses_to_start_with_an_invalid_port(start_agent: StartAgent) -> No
 
 @pytest.mark.parametrize("path", ["/health", "/logs"])
 def test_health_and_logs_do_not_count_as_activity(start_agent: StartAgent, path: str) -> None:
-    agent = start_agent(INACTIVITY_TIMEOUT="1.5")
+    agent = start_agent(INACTIVITY_TIMEOUT="1")
     agent.get(path)
     assert agent.process.wait(15) == 0

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from .conftest import AgentProcess, wait_until
+from .conftest import AgentProcess, spawn_agent, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,10 +32,16 @@ def vite_project(root: Path) -> Path:
     return root
 
 
-def test_it_installs_a_vite_project_and_hot_reloads_it_through_the_proxy(
-    start_agent: Callable[..., AgentProcess], tmp_path: Path
-) -> None:
-    agent = start_agent(vite_project(tmp_path / "project"))
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    """One Vite agent for the module (an install and a boot each cost seconds); the tests run in order."""
+    root = tmp_path_factory.mktemp("vite")
+    agent = spawn_agent(vite_project(root / "project"), root)
+    yield agent
+    agent.stop()
+
+
+def test_it_installs_a_vite_project_and_hot_reloads_it_through_the_proxy(agent: AgentProcess) -> None:
     wait_until(lambda: agent.health()["devServer"], timeout=120)
     assert agent.health()["devServerKind"] == "vite"
     assert (agent.project_dir / "node_modules/.bin/vite").exists()
@@ -50,3 +56,16 @@ def test_it_installs_a_vite_project_and_hot_reloads_it_through_the_proxy(
         kind = json.loads(hmr.recv(10))["type"]
     assert kind in ("update", "full-reload")
     assert "'two'" in agent.get("/main.js").text
+
+
+def test_it_reinstalls_and_restarts_the_dev_server_when_package_json_changes(agent: AgentProcess) -> None:
+    wait_until(lambda: agent.health()["devServer"], timeout=120)
+
+    def log_lines() -> list[str]:
+        return [entry["line"] for entry in agent.get("/logs").json()["lines"]]
+
+    (agent.project_dir / "package.json").write_text(json.dumps({**PACKAGE, "description": "changed"}))
+    wait_until(lambda: sum(line.startswith("started vite dev server") for line in log_lines()) == 2, timeout=60)
+    assert sum(line.startswith("npm install exited with 0") for line in log_lines()) == 2
+    wait_until(lambda: agent.health()["devServer"], timeout=30)
+    assert agent.get("/").status_code == 200

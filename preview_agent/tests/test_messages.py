@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from preview_agent.files import FileStore
-from preview_agent.messages import handle_event, latency_ms, manifest_event
+from preview_agent.messages import handle_event, latency_ms, manifest_events
 
 NOW = 1_800_000_000_000.0
 
@@ -87,6 +87,18 @@ def test_it_reads_sent_at_as_epoch_milliseconds_or_iso_8601() -> None:
 
 def test_it_describes_the_files_it_has_in_the_manifest(store: FileStore) -> None:
     handle_event(store, "file:update", update("a.txt", "x", 3), NOW)
-    name, body = manifest_event(store, reason="connect")
+    [(name, body)] = manifest_events(store, reason="join")
     assert name == "agent:manifest"
+    assert (body["part"], body["parts"], body["file_count"]) == (1, 1, 1)
     assert body["files"] == {"a.txt": {"sha256": hashlib.sha256(b"x").hexdigest(), "version": 3}}
+
+
+def test_it_splits_a_large_manifest_into_parts(store: FileStore) -> None:
+    for index in range(5):
+        handle_event(store, "file:update", update(f"f{index}.txt", "x", 1), NOW)
+    parts = [body for _, body in manifest_events(store, reason="join", part_size=2)]
+    assert [(body["part"], body["parts"], len(body["files"])) for body in parts] == [(1, 3, 2), (2, 3, 2), (3, 3, 1)]
+
+
+def test_an_empty_project_still_sends_one_manifest(store: FileStore) -> None:
+    assert [body["files"] for _, body in manifest_events(store, reason="join")] == [{}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from realtime_bridge.testing import agent_token, service_token
 from sessions.models import PreviewSession
+from sessions.services import session_end
 from velocity.asgi import application
 from velocity.auth import issue_token
 
@@ -74,8 +76,7 @@ def live_session(user_id: uuid.UUID, project_id: str, status: str = "active") ->
 
 @database_sync_to_async
 def end_session(session: PreviewSession) -> None:
-    session.status, session.ended_at, session.end_reason = "ended", timezone.now(), "user"
-    session.save(update_fields=["status", "ended_at", "end_reason"])
+    session_end(session=session, reason="user", now=timezone.now())
 
 
 async def test_it_refuses_a_forged_apikey_at_the_handshake(connect):
@@ -244,3 +245,21 @@ async def test_postgres_changes_reach_only_subscribers_who_may_see_the_row(conne
     assert change["payload"]["data"]["record"]["status"] == "ended"
     assert (await other_agent.receive())["event"] == "system"  # "Subscribed to PostgreSQL"
     assert await other_agent.communicator.receive_nothing(0.3)
+
+
+async def test_a_join_without_its_own_token_is_refused_once_the_apikey_expired(connect):
+    socket = await connect(issue_token(sub=None, role="service_role", ttl=1))
+    await asyncio.sleep(1.1)
+    reply = await socket.join("late")
+    assert reply["payload"]["response"]["reason"].startswith("InvalidJWTToken")
+
+
+async def test_broadcasts_still_reach_local_sockets_when_redis_is_down(connect, settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+    }
+    sender, receiver = await connect(service_token()), await connect(service_token())
+    for socket in (sender, receiver):
+        assert (await socket.join("outage"))["payload"]["status"] == "ok"
+    await sender.push("realtime:outage", "broadcast", {"type": "broadcast", "event": "e", "payload": {"n": 1}}, "1")
+    assert (await receiver.receive_event("broadcast"))["payload"]["payload"] == {"n": 1}

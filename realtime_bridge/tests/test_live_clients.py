@@ -24,6 +24,7 @@ from realtime import (
 from realtime_bridge.testing import RealtimeServer, agent_token, service_token
 from realtime_bridge.tests.clients import JsClient
 from sessions.models import PreviewSession
+from sessions.services import session_end
 from velocity.auth import issue_token
 
 pytestmark = pytest.mark.slow
@@ -243,8 +244,7 @@ def create_session(user_id: uuid.UUID, project_id: str) -> PreviewSession:
 
 @database_sync_to_async
 def end_session(session: PreviewSession) -> None:
-    session.status, session.ended_at, session.end_reason = "ended", timezone.now(), "user"
-    session.save(update_fields=["status", "ended_at", "end_reason"])
+    session_end(session=session, reason="user", now=timezone.now())
 
 
 @needs_postgres_and_redis
@@ -302,3 +302,47 @@ async def test_two_server_processes_deliver_across_each_other_through_redis(real
     finally:
         await python.close()
         await js.close()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="two processes share presence through Redis")
+async def test_a_late_joiner_on_another_process_learns_the_existing_presences(realtime_server, second_server, project):
+    js = await JsClient.start(realtime_server.http_base, agent_token(project[8:]))
+    python = AsyncRealtimeClient(second_server.http_base, token=agent_token(project[8:]), auto_reconnect=False)
+    try:
+        await js.join(project, config={"presence": {"key": "early"}}, presence=True)
+        await js.call("track", topic=project, payload={"since": 1})
+        joins = Inbox()
+        channel = python.channel(project).on_presence_join(lambda key, current, new: joins.add(key))
+        await subscribe(channel)
+        assert await joins.wait_for(lambda key: key == "early") == "early"
+    finally:
+        await python.close()
+        await js.close()
+
+
+async def test_a_broadcast_larger_than_daphnes_default_1_mb_frame_is_delivered(realtime_server):
+    url = realtime_server.http_base.replace("http", "ws") + f"/websocket?apikey={service_token()}&vsn=1.0.0"
+    join = {"topic": "realtime:big", "event": "phx_join", "payload": {"config": {}}, "ref": "1", "join_ref": "1"}
+    async with websockets.connect(url, max_size=None) as sender, websockets.connect(url, max_size=None) as receiver:
+        for socket in (sender, receiver):
+            await socket.send(json.dumps(join))
+            await socket.recv()
+        payload = {"type": "broadcast", "event": "file:update", "payload": {"content": "x" * 1_200_000}}
+        await sender.send(json.dumps({"topic": "realtime:big", "event": "broadcast", "payload": payload, "ref": "2"}))
+        frame = json.loads(await asyncio.wait_for(receiver.recv(), 5))
+    assert len(frame["payload"]["payload"]["content"]) == 1_200_000
+
+
+async def test_realtime_js_in_vsn_1_0_0_mode_talks_with_a_vsn_2_0_0_client(realtime_server, js_client, project):
+    v1 = await JsClient.start(realtime_server.http_base, agent_token(project[8:]), vsn="1.0.0")
+    try:
+        assert (await v1.join(project, presence=True))["status"] == "SUBSCRIBED"
+        await js_client.join(project)
+        await js_client.call("send", topic=project, event="file:update", payload={"path": "b.ts"})
+        assert (await v1.expect(lambda e: e["type"] == "broadcast"))["payload"] == {"path": "b.ts"}
+        await v1.call("send", topic=project, event="file:synced", payload={"path": "b.ts"})
+        assert (await js_client.expect(lambda e: e["type"] == "broadcast"))["event"] == "file:synced"
+        await v1.call("track", topic=project, payload={"v": 1})
+        assert (await v1.expect(lambda e: e["type"] == "presence" and e["event"] == "join"))["msg"]["newPresences"]
+    finally:
+        await v1.close()

@@ -15,6 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from sessions.models import PreviewSession
+from sessions.services import session_end
 from velocity.asgi import application
 from velocity.auth import issue_token
 
@@ -97,8 +98,7 @@ async def test_the_session_stream_sees_its_project_traffic_and_status_changes(op
     await editor_broadcast(open_ws, owner, "proj-one", FILE_UPDATE)
     assert (await receive_event(ops, "realtime.message"))["data"]["version"] == "3"
 
-    session.status, session.ended_at, session.end_reason = "failed", timezone.now(), "failed"
-    await database_sync_to_async(session.save)(update_fields=["status", "ended_at", "end_reason"])
+    await database_sync_to_async(session_end)(session=session, reason="failed", now=timezone.now())
     assert (await receive_event(ops, "session.status"))["data"]["status"] == "failed"
 
 

@@ -1,7 +1,9 @@
 """``make up``'s supervisor run for real: the server answers, and Ctrl-C leaves no process behind."""
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -29,20 +31,42 @@ def processes_with_env(marker: str) -> list[int]:
     return pids
 
 
-def test_up_serves_health_and_admin_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a machine's runner outlives the command that made it, so init reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, check=True, timeout=120)
+
+
+def machine_states(var_dir: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(var_dir / "velocity.sqlite3")) as db:
+        return [row[0] for row in db.execute("SELECT state FROM machines_machine")]
+
+
+def test_up_serves_health_and_admin_and_ctrl_c_stops_everything_local_machines_included(tmp_path: Path) -> None:
     port = free_port()
-    env = embedded_env(tmp_path, PORT=str(port), HOST="127.0.0.1", VELOCITY_UP_MARKER=str(tmp_path))
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True, timeout=120)
+    env = embedded_env(tmp_path, PORT=str(port), HOST="127.0.0.1", WARM_POOL_SIZE="1", VELOCITY_UP_MARKER="1")
+    manage(env, "migrate", "-v0")
+    manage(env, "sweep", "--only", "refill_warm_pool")  # a real local machine, in a process group of its own
+    runner_pid = int(next((tmp_path / "machines").glob("*/runner.pid")).read_text())
     supervisor = subprocess.Popen([sys.executable, "-m", "velocity.run"], cwd=REPO_ROOT, env=env)
     try:
         health = wait_for_http(f"http://127.0.0.1:{port}/health", timeout=30).json()
         assert health["status"] == "ok"
         assert httpx.get(f"http://127.0.0.1:{port}/admin/login/").status_code == 200
-        assert len(processes_with_env(str(tmp_path))) >= 3  # supervisor, daphne, the cluster
+        assert running(runner_pid)
+        assert len(processes_with_env(str(tmp_path))) >= 4  # supervisor, daphne, the cluster, the machine
     finally:
         supervisor.send_signal(signal.SIGINT)
-        assert supervisor.wait(timeout=30) == 0
+        assert supervisor.wait(timeout=60) == 0
     deadline = time.monotonic() + 10
     while processes_with_env(str(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_with_env(str(tmp_path)) == []
+    assert not running(runner_pid)
+    assert machine_states(tmp_path) == ["destroyed"]  # destroyed through the services, so it is on record

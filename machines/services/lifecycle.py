@@ -1,4 +1,4 @@
-"""Machine lifecycle: create (or claim from the warm pool), record every transition, destroy, kill.
+"""Machine lifecycle: create, record every transition, destroy.
 
 Every state change is a conditional update (``filter(state__in=...)``) whose row count decides who won,
 and writes one ``MachineEvent`` with its source; the operator views hear about it through
@@ -17,7 +17,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from machines.models import GONE_STATES, EventSource, Machine, MachineEvent, MachineState, new_machine_token
+from machines.models import (
+    GONE_STATES,
+    EventSource,
+    Machine,
+    MachineEvent,
+    MachineState,
+    hash_token,
+    new_machine_token,
+)
 from machines.providers import get_provider
 from machines.providers.base import (
     Guest,
@@ -120,6 +128,7 @@ def machine_prepare(
     """The machine's row (``created``) and what to ask the provider for; the token lives only in the spec."""
     token, token_hash = new_machine_token()
     machine = Machine.objects.create(
+        assigned_at=None if session is None else timezone.now(),
         provider=settings.MACHINE_PROVIDER,
         app=settings.FLY_APP_NAME if settings.MACHINE_PROVIDER == "fly" else "",
         region=settings.FLY_REGION if settings.MACHINE_PROVIDER == "fly" else "local",
@@ -165,13 +174,20 @@ def _metadata(machine: Machine, session: Any | None) -> dict[str, str]:
 def _launch(machine: Machine, spec: MachineSpec, *, source: str) -> None:
     provider = get_provider(machine.provider)
     created = provider.create(spec)
-    machine.provider_machine_id = created.id
-    machine.address = created.private_address or ""
-    machine.save(update_fields=["provider_machine_id", "address", "updated_at"])
+    # Conditional: if the machine was destroyed while the provider was creating it (the session
+    # ended meanwhile), the new machine must not outlive this call.
+    recorded = Machine.objects.filter(id=machine.id, state=MachineState.CREATED).update(
+        provider_machine_id=created.id, address=created.private_address or "", updated_at=timezone.now()
+    )
+    if not recorded:
+        provider.destroy(created.id, force=True)
+        logger.info("machine launch cancelled", extra={"machine_id": str(machine.id)})
+        return
+    machine.provider_machine_id, machine.address = created.id, created.private_address or ""
     machine_transition(machine=machine, to_state=MachineState.STARTING, source=EventSource.PROVIDER)
     provider.wait_for_state(created.id, ProviderState.STARTED, timeout=START_TIMEOUT_SECONDS)
-    machine_transition(machine=machine, to_state=MachineState.STARTED, source=EventSource.PROVIDER)
-    logger.info("machine started", extra={"machine_id": str(machine.id), "provider_id": created.id})
+    if machine_transition(machine=machine, to_state=MachineState.STARTED, source=EventSource.PROVIDER):
+        logger.info("machine started", extra={"machine_id": str(machine.id), "provider_id": created.id})
 
 
 def _abandon(machine: Machine, *, error: ProviderError, source: str) -> None:
@@ -204,6 +220,9 @@ def machine_destroy(*, machine_id: uuid.UUID, source: str, detail: dict[str, Any
         machine=machine, to_state=MachineState.DESTROYING, source=source, from_states=live, detail=detail
     ):
         return 0
+    # Re-read under the new state: a launch that recorded its provider id a moment ago is seen here,
+    # and a launch that had not yet recorded it sees "destroying" and cleans up after itself.
+    machine.refresh_from_db(fields=["provider_machine_id"])
     if machine.provider_machine_id:
         try:
             get_provider(machine.provider).destroy(machine.provider_machine_id, force=True)
@@ -215,15 +234,93 @@ def machine_destroy(*, machine_id: uuid.UUID, source: str, detail: dict[str, Any
     return 1
 
 
-def machine_get_by_token(token: str) -> Machine | None:
-    from machines.models import hash_token
+def machine_kill(*, machine_id: uuid.UUID, actor: Any | None, now: datetime) -> bool:
+    """An operator's kill: end the machine's live session (reason ``operator``), destroy it, audit who did it.
 
+    False when the machine is unknown or already gone; the audit record is written only for a real kill.
+    """
+    from machines.services.audit import audit_record
+
+    machine = Machine.objects.filter(id=machine_id).first()
+    if machine is None or machine.is_gone:
+        return False
+    before = {"state": machine.state, "is_warm": machine.is_warm}
+    detail = {"actor": getattr(actor, "username", None) or "system"}
+    ended = end_sessions_of_machines(
+        [machine.id], reason="operator", now=now, source=EventSource.OPERATOR, detail="killed by an operator"
+    )
+    machine_destroy(machine_id=machine.id, source=EventSource.OPERATOR, detail=detail)
+    machine.refresh_from_db()
+    audit_record(
+        actor=actor,
+        action="machine.kill",
+        target=machine,
+        before=before,
+        after={"state": machine.state, "sessions_ended": ended},
+    )
+    logger.info("machine killed", extra={"machine_id": str(machine.id), **detail})
+    return True
+
+
+def machine_stop_all_local(*, now: datetime) -> int:
+    """On ``make up``'s exit: destroy every local machine (they run in their own process groups), ending sessions.
+
+    Machines the database knows are destroyed through ``machine_destroy`` (recorded, source ``operator``)
+    after their sessions end; any other machine directory the local provider still has is destroyed too.
+    """
+    live = Machine.objects.filter(provider="local").exclude(state__in=GONE_STATES)
+    machine_ids = list(live.values_list("id", flat=True))
+    end_sessions_of_machines(
+        machine_ids, reason="operator", now=now, source=EventSource.OPERATOR, detail="the orchestrator stopped"
+    )
+    stopped = sum(
+        machine_destroy(machine_id=machine_id, source=EventSource.OPERATOR, detail={"reason": "orchestrator stopped"})
+        for machine_id in machine_ids
+    )
+    provider = get_provider("local")
+    for leftover in provider.list():
+        provider.destroy(leftover.id, force=True)
+    return stopped
+
+
+def end_sessions_of_machines(
+    machine_ids: Iterable[uuid.UUID], *, reason: str, now: datetime, source: str, detail: str = ""
+) -> int:
+    """End the live sessions running on these machines; returns how many ended.
+
+    The one call from ``machines`` up into ``sessions``: a session's end (its status, reason, events and
+    the release of its machine) belongs to the sessions app, and the operator's kill and reconciliation
+    both start from a machine. Imported late, here only, so the apps still load in their one direction.
+    """
+    from sessions.services import session_end_for_machines
+
+    return session_end_for_machines(machine_ids=list(machine_ids), reason=reason, now=now, source=source, detail=detail)
+
+
+def machine_get_by_token(token: str) -> Machine | None:
     if not token:
         return None
     return Machine.objects.filter(token_hash=hash_token(token)).exclude(state__in=GONE_STATES).first()
 
 
 def machine_preview_url(machine: Machine, session: Any) -> str:
+    """Where the editor embeds the preview.
+
+    A local machine is reached directly on its loopback port. A Fly machine is reached through the
+    orchestrator's replay route, which answers ``fly-replay`` so Fly's proxy delivers the request (and
+    its websocket upgrades) straight to the machine: by host (``<session>.<PREVIEW_HOST_SUFFIX>``, paths
+    unchanged) when a wildcard domain is configured, else by path under ``PREVIEW_BASE_URL``.
+    """
     if machine.provider == "local":
         return f"{machine.address}/"
+    if settings.PREVIEW_HOST_SUFFIX:
+        return f"https://{session.id}.{settings.PREVIEW_HOST_SUFFIX}/"
     return f"{settings.PREVIEW_BASE_URL.rstrip('/')}/{session.id}/"
+
+
+def machine_replay_header(machine: Machine, *, state: str = "") -> str:
+    """Fly's ``fly-replay`` value that sends a request to exactly this machine of its app."""
+    fields = [f"app={machine.app or settings.FLY_APP_NAME}", f"instance={machine.provider_machine_id}"]
+    if state:
+        fields.append(f"state={state}")
+    return ";".join(fields)

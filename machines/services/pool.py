@@ -1,0 +1,89 @@
+"""The warm pool: machines started ahead of demand, without a project, claimed by sessions in one step.
+
+A warm machine's agent long-polls ``GET /api/v1/agent/assignment/`` until a session claims it; the
+claim is a row lock skipped by other claimers (PostgreSQL) plus a conditional update, so two sessions
+never get the same machine. Refills run under an instance lock, so two orchestrators do not overfill.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+
+from machines.models import EventSource, Machine, MachineEvent, MachineState
+from machines.providers.base import ProviderError
+from machines.services.lifecycle import machine_create, machine_destroy
+from machines.services.locks import instance_lock
+
+logger = logging.getLogger(__name__)
+
+REFILL_TASK = "machines.tasks.refill_warm_pool"
+POOLING_STATES = (MachineState.CREATED, MachineState.STARTING, MachineState.STARTED)
+CLAIM_ATTEMPTS = 3
+
+
+def machine_claim_warm(*, memory_mb: int, session_id: str, now: datetime) -> Machine | None:
+    """Take one started warm machine of this size out of the pool for ``session_id``; None when the pool is empty.
+
+    Runs inside the caller's transaction, so the claim commits (or rolls back) with the caller's use of it.
+    """
+    candidates = Machine.objects.filter(
+        is_warm=True, provider=settings.MACHINE_PROVIDER, memory_mb=memory_mb, state=MachineState.STARTED
+    ).order_by("created_at")
+    for _ in range(CLAIM_ATTEMPTS):
+        machine = candidates.select_for_update(skip_locked=True).first()
+        if machine is None:
+            return None
+        won = Machine.objects.filter(id=machine.id, is_warm=True, state=MachineState.STARTED).update(
+            is_warm=False, assigned_at=now, updated_at=now
+        )
+        if won:
+            machine.is_warm, machine.assigned_at = False, now
+            MachineEvent.objects.create(
+                machine=machine,
+                from_state=machine.state,
+                to_state=machine.state,
+                source=EventSource.API,
+                detail={"claimed_by_session": session_id},
+                at=now,
+            )
+            logger.info("warm machine claimed", extra={"machine_id": str(machine.id), "session_id": session_id})
+            return machine
+    return None
+
+
+def machine_pool_enqueue_refill() -> None:
+    """After a claim commits, top the pool up again (no-op when the pool is off)."""
+    if settings.WARM_POOL_SIZE <= 0:
+        return
+    from django_q.tasks import async_task
+
+    transaction.on_commit(lambda: async_task(REFILL_TASK, task_name="refill-warm-pool", group="pool"))
+
+
+def machine_pool_refill(*, size: int, memory_mb: int) -> tuple[int, int]:
+    """Make the pool hold ``size`` warm machines: (created, destroyed). Skipped while another instance refills."""
+    with instance_lock("machines.pool_refill") as held:
+        if not held:
+            return 0, 0
+        pooled = list(
+            Machine.objects.filter(is_warm=True, provider=settings.MACHINE_PROVIDER, state__in=POOLING_STATES)
+            .order_by("created_at")
+            .values_list("id", flat=True)
+        )
+        destroyed = sum(
+            machine_destroy(machine_id=machine_id, source=EventSource.SCHEDULE, detail={"reason": "pool shrunk"})
+            for machine_id in pooled[: max(len(pooled) - size, 0)]
+        )
+        created = 0
+        for _ in range(max(size - len(pooled), 0)):
+            try:
+                machine_create(session=None, memory_mb=memory_mb, source=EventSource.SCHEDULE)
+            except ProviderError as exc:
+                logger.warning("warm machine create failed", extra={"error": str(exc)})
+                break
+            created += 1
+        return created, destroyed

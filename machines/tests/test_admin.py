@@ -1,0 +1,92 @@
+"""The machines admin through the Django test client: the list, and the kill action with its confirmation."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from machines.models import AuditRecord, Machine, MachineEvent
+from machines.tests.factories import machine_with_history
+from machines.tests.fly_fake import FakeFly
+from sessions.models import PreviewSession, SessionStatus
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator() -> User:
+    return User.objects.create_superuser("ops", "ops@example.com", "pw")
+
+
+@pytest.fixture
+def admin_client(operator: User) -> Client:
+    client = Client()
+    client.force_login(operator)
+    return client
+
+
+def fly_machine_with_session(fly: FakeFly) -> tuple[Machine, PreviewSession]:
+    now = timezone.now()
+    provider_id = fly.add_machine("velocity-x", metadata={"velocity_managed": "true"})
+    machine = machine_with_history(
+        [("created", now - timedelta(minutes=5)), ("started", now - timedelta(minutes=4))],
+        provider="fly",
+        provider_machine_id=provider_id,
+        region="iad",
+        assigned_at=now - timedelta(minutes=5),
+    )
+    session = PreviewSession.objects.create(
+        user_id=uuid.uuid4(), project_id="p", machine=machine, status=SessionStatus.ACTIVE
+    )
+    return machine, session
+
+
+def test_the_kill_action_asks_for_confirmation_and_changes_nothing_yet(admin_client: Client, fly: FakeFly) -> None:
+    machine, session = fly_machine_with_session(fly)
+    response = admin_client.post(
+        "/admin/machines/machine/", {"action": "kill_machines", "_selected_action": [str(machine.id)]}
+    )
+    assert response.status_code == 200
+    assert b"Kill machines?" in response.content and str(session.id).encode() in response.content
+    machine.refresh_from_db()
+    assert machine.state == "started"
+    assert fly.calls("destroy") == []
+    assert not AuditRecord.objects.exists()
+
+
+def test_confirming_the_kill_destroys_the_machine_ends_the_session_and_audits_the_operator(
+    admin_client: Client, operator: User, fly: FakeFly
+) -> None:
+    machine, session = fly_machine_with_session(fly)
+    response = admin_client.post(
+        "/admin/machines/machine/",
+        {"action": "kill_machines", "_selected_action": [str(machine.id)], "post": "yes"},
+        follow=True,
+    )
+    assert b"Killed 1 machine(s)" in response.content
+    machine.refresh_from_db()
+    session.refresh_from_db()
+    assert machine.state == "destroyed"
+    assert fly.machines[machine.provider_machine_id]["state"] == "destroyed"
+    assert (session.status, session.end_reason) == ("ended", "operator")
+    assert MachineEvent.objects.filter(machine=machine, to_state="destroying", source="operator").exists()
+    record = AuditRecord.objects.get()
+    assert (record.actor, record.action, record.target_id) == (operator, "machine.kill", str(machine.id))
+    assert record.before["state"] == "started" and record.after == {"state": "destroyed", "sessions_ended": 1}
+
+
+def test_the_machines_list_shows_cost_and_owner_without_a_query_per_machine(
+    admin_client: Client, django_assert_max_num_queries: object
+) -> None:
+    now = timezone.now()
+    for _ in range(8):
+        machine = machine_with_history([("created", now - timedelta(hours=1)), ("started", now - timedelta(hours=1))])
+        PreviewSession.objects.create(user_id=uuid.uuid4(), project_id=uuid.uuid4().hex, machine=machine)
+    with django_assert_max_num_queries(12):  # type: ignore[operator]
+        response = admin_client.get("/admin/machines/machine/")
+    assert response.status_code == 200
+    assert response.content.count(b"shared-cpu-1x 512 MB") == 8
+    assert b"1:00:0" in response.content  # an uptime of about an hour
