@@ -90,10 +90,14 @@ def agent_killed(ctx: Context, out: Outcome) -> None:
         after = session_status(ctx, session["id"], headers)
         out.saw(f"session is {after['status']} ({after.get('end_reason')}: {after.get('end_detail')})")
         if after["status"] != "failed":
-            from resilience.faults import merged_service
-
-            merged_service("machine_reconcile")  # NotRun when the piece that would notice is missing
-            out.breach(f"the session is {after['status']}, not failed, after its machine failed")
+            out.step("reconcile as the schedule will once the machine's 2-minute grace has passed (now + 125 s)")
+            out.saw(reconcile_later())
+            after = session_status(ctx, session["id"], headers)
+        out.check(
+            after["status"] == "failed",
+            f"the session is failed ({after.get('end_detail')})",
+            f"the session is {after['status']}, not failed, after its machine failed",
+        )
         httpx.delete(f"{ctx.api}/sessions/{session['id']}/", headers=headers, timeout=10)
     finally:
         ctx.stack.stop_cluster()
@@ -174,3 +178,15 @@ def sigkill_mid_provisioning(ctx: Context, out: Outcome) -> None:
         for session_id, headers in created:
             httpx.delete(f"{ctx.api}/sessions/{session_id}/", headers=headers, timeout=30)
         ctx.stack.stop_cluster()
+
+
+def reconcile_later() -> str:
+    """One reconciliation as it will run after its grace period (so the scenario need not wait 2 minutes)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from resilience.faults import merged_service
+
+    report = merged_service("machine_reconcile")(now=timezone.now() + timedelta(seconds=125))
+    return f"reconciliation: {report}"

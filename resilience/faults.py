@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import logging
 import random
+import sys
 import time
 import uuid
 from collections import Counter
@@ -77,14 +78,18 @@ def make_provider(fake: FakeFly) -> Any:
 
 @contextlib.contextmanager
 def fly_provider(fake: FakeFly) -> Iterator[Any]:
+    """Every module that looked up ``get_provider`` gets the faulty one; provisioning is not enqueued
+    (the scenario runs it itself, as the task would)."""
     from django.test import override_settings
 
     provider = make_provider(fake)
-    with (
-        override_settings(MACHINE_PROVIDER="fly", FLY_APP_NAME="resilience", FLY_REGION="iad"),
-        mock.patch("machines.services.get_provider", lambda kind=None: provider),
-        mock.patch("sessions.services._enqueue_provisioning", lambda session_id: None),
-    ):
+    importlib.import_module("machines.services")
+    users = [m for name, m in list(sys.modules.items()) if name.startswith("machines.") and hasattr(m, "get_provider")]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(override_settings(MACHINE_PROVIDER="fly", FLY_APP_NAME="resilience", FLY_REGION="iad"))
+        for module in users:
+            stack.enter_context(mock.patch.object(module, "get_provider", lambda kind=None: provider))
+        stack.enter_context(mock.patch("sessions.services._enqueue_provisioning", lambda session_id: None))
         yield provider
     provider.close()
 
