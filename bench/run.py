@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -40,6 +41,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smaller counts and shorter runs (under 2 minutes)")
     parser.add_argument("--only", default="", help="comma-separated groups: " + ", ".join(groups(False)))
     parser.add_argument("--output", type=Path, default=None, help="directory for latest.json and latest.md")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (server and cluster logs) afterwards")
     return parser.parse_args(argv)
 
 
@@ -65,8 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         sys.exit(f"unknown group(s): {', '.join(sorted(unknown))}")
     results = Results(mode="quick" if args.quick else "full")
-    with tempfile.TemporaryDirectory(prefix="velocity-bench-") as root:
-        leaked = measure(Path(root), results, {name: every[name] for name in wanted})
+    root = Path(tempfile.mkdtemp(prefix="velocity-bench-"))
+    try:
+        leaked = measure(root, results, {name: every[name] for name in wanted})
+    finally:
+        if args.keep:
+            print(f"bench: kept {root} (logs in {root / 'logs'})")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     results.meta["leaked_processes"] = leaked
     results.add(*seed.figures(results))
     json_path, md_path = results.write(args.output) if args.output else results.write()
