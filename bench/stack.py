@@ -26,6 +26,8 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_REDIS_DB = os.environ.get("BENCH_REDIS_DB", "13")
 UNLIMITED_RATE = "1000000/min"
+# As velocity/run.py serves it (`make up`): frames up to 5 MB, so an oversize file:update is answered.
+DAPHNE_LIMITS = ["--websocket-max-message-size", "5000000", "--websocket-max-frame-size", "5000000"]
 
 
 def free_port() -> int:
@@ -161,6 +163,7 @@ class Stack:
 
     def start_server(self) -> None:
         argv = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "--access-log", os.devnull]
+        argv += DAPHNE_LIMITS
         self.server = self._spawn("daphne", [*argv, "velocity.asgi:application"])
         wait_until_answering(f"{self.base_url}/health")
 

@@ -16,7 +16,8 @@ import websockets
 from resilience.context import Context, connect, join, token
 from resilience.report import Outcome
 
-OVERSIZE_BYTES = 3_200 * 1024  # over REALTIME_MAX_PAYLOAD_BYTES (3,000 KB)
+OVERSIZE_BYTES = 3_200 * 1024  # over REALTIME_MAX_PAYLOAD_BYTES (3,000 KB), under daphne's 5 MB frame limit
+FRAME_LIMIT_BYTES = 6_000_000  # over daphne's frame limit: the server must drop the socket, nothing else
 
 
 def _broadcast(topic: str, payload: Any, ref: str | None = None) -> str:
@@ -29,6 +30,7 @@ def _broadcast(topic: str, payload: Any, ref: str | None = None) -> str:
 def hostile_frames(topic: str) -> dict[str, str | bytes]:
     return {
         "oversize broadcast (3.2 MB)": _broadcast(topic, {"content": "x" * OVERSIZE_BYTES}, ref="big"),
+        "frame over the server's limit (6 MB)": _broadcast(topic, {"content": "x" * FRAME_LIMIT_BYTES}, ref="huge"),
         "malformed JSON": '{"topic": "realtime:' + topic + '", "event": ',
         "JSON that is not an object": "[1, 2, 3]",
         "wrong field types": json.dumps({"topic": 5, "event": ["x"], "payload": "p", "ref": {}, "join_ref": 1}),
@@ -55,10 +57,11 @@ async def _attack(
     """Send one hostile frame; (what the attacker got back, what the listener got, the attacker socket's fate)."""
     url = ctx.ws_url(token(role="service_role"))
     attacker, listener = await connect(url), await connect(url)
-    await join(attacker, topic, ack=True)
+    await join(attacker, topic, broadcast={"self": False, "ack": True})
     await join(listener, topic)
-    await attacker.send(frame)
-    replies, heard = await asyncio.gather(_drain(attacker, 1), _drain(listener, 1))
+    with contextlib.suppress(websockets.ConnectionClosed):  # the server may drop it mid-send
+        await attacker.send(frame)
+    replies, heard = await asyncio.gather(_drain(attacker, 2), _drain(listener, 2))
     fate = f"closed ({attacker.close_code})" if attacker.close_code is not None else "open"
     await asyncio.gather(attacker.close(), listener.close())
     return replies, heard, fate
