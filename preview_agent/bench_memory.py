@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from preview_agent.devserver import free_port
 
 
 def rss_kib(pid: int) -> dict[str, int]:
@@ -27,12 +28,6 @@ def rss_kib(pid: int) -> dict[str, int]:
         if name in ("VmRSS", "VmHWM"):
             fields[name] = int(value.split()[0])
     return fields
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main() -> int:
@@ -78,6 +73,7 @@ def measure(agent: subprocess.Popen[bytes], port: int, settle: float, requests: 
         urllib.request.urlopen(url + "/", timeout=5).read()  # noqa: S310
     served = rss_kib(agent.pid)
     health = json.loads(urllib.request.urlopen(url + "/health", timeout=5).read())  # noqa: S310
+    print(f"python: {sys.executable}")
     print(f"realtime joined: {health['supabaseConnected']}, dev server: {health['devServerKind']}")
     print(f"idle RSS: {idle['VmRSS'] / 1024:.1f} MiB")
     rss, peak = served["VmRSS"] / 1024, served["VmHWM"] / 1024

@@ -22,7 +22,7 @@ class Config:
     orchestrator_url: str
     project_dir: Path
     port: int = 8080
-    host: str = "0.0.0.0"  # noqa: S104 - the container's only job is to serve this port
+    host: str = ""  # every interface, IPv4 and IPv6: Fly's private network (*.internal) is IPv6
     inactivity_timeout: float = 1800.0
     dev_command: str = ""
     dev_port: int = 0
@@ -76,7 +76,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         machine_token=env.get("MACHINE_TOKEN", "").strip(),
         project_dir=Path(env.get("PROJECT_DIR", "") or "/app/project").absolute(),
         port=port,
-        host=env.get("HOST", "").strip() or "0.0.0.0",  # noqa: S104
+        host=env.get("HOST", "").strip(),
         inactivity_timeout=_number(env, "INACTIVITY_TIMEOUT", 1800, minimum=0.1),
         dev_command=env.get("DEV_COMMAND", "").strip(),
         dev_port=int(_number(env, "DEV_PORT", 0)),

@@ -29,6 +29,7 @@ from .detection import (
     needs_install,
     read_bytes,
 )
+from .ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ MAX_LINE_CHARS = 2000
 SECRET_ENV = ("REALTIME_KEY", "MACHINE_TOKEN")
 STABLE_AFTER_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 30.0
+LOOPBACKS = ("127.0.0.1", "::1")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 LogSink = Callable[[str, str], None]
@@ -69,21 +71,17 @@ class LogBuffer:
 
 
 class LogThrottle:
-    """Token bucket for ``agent:log``: bursts pass, floods are counted and summarised."""
+    """Rate limit for ``agent:log``: bursts pass, floods are counted and summarised."""
 
     def __init__(self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate, self.capacity, self.clock = rate, burst or rate * 2, clock
-        self.tokens, self.updated, self.suppressed = self.capacity, clock(), 0
+        self.bucket = TokenBucket(rate, burst or rate * 2, clock)
+        self.suppressed = 0
 
     def take(self) -> tuple[bool, int]:
         """(allowed, lines suppressed since the last allowed line)."""
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens < 1:
+        if not self.bucket.try_take():
             self.suppressed += 1
             return False, 0
-        self.tokens -= 1
         dropped, self.suppressed = self.suppressed, 0
         return True, dropped
 
@@ -98,6 +96,7 @@ class DevServer:
         self.plan: DevPlan | None = None
         self.state = "idle"
         self.is_up = False
+        self.host = LOOPBACKS[0]  # where is_up last found the dev server
         self.starts = 0
         self.install_seconds: float | None = None
         self.started_seconds: float | None = None
@@ -161,7 +160,8 @@ class DevServer:
             self._changed.clear()
             self.plan = detect(self.project_dir, self.port, self.dev_command)
             if self.plan.is_static:
-                failures = await self._serve_static()
+                failures = 0
+                await self._serve_static()
                 continue
             if needs_install(self.project_dir):
                 await self._install()
@@ -170,11 +170,11 @@ class DevServer:
             if failures and not self._stopping:
                 await self._backoff(failures)
 
-    async def _serve_static(self) -> int:
+    async def _serve_static(self) -> None:
+        """Nothing to run: the agent serves the files until a package.json makes it a Node project."""
         self.state, self.is_up = "static", False
         self._ready.set()
         await self._changed.wait()
-        return 0
 
     async def _backoff(self, failures: int) -> None:
         delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (failures - 1))
@@ -239,7 +239,9 @@ class DevServer:
 
     async def _probe(self, process: asyncio.subprocess.Process, started: float) -> None:
         while process.returncode is None:
-            up = await port_open(self.port)
+            host = await listening_host(self.port)
+            up = host is not None
+            self.host = host or self.host
             if up and not self.is_up:
                 self.started_seconds = round(time.monotonic() - started, 3)
                 self.state, self.starts = "running", self.starts + 1
@@ -283,6 +285,15 @@ class DevServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), grace)
                 return
+
+
+async def listening_host(port: int) -> str | None:
+    """Which loopback address the dev server listens on: scripts that bind "localhost" may get
+    only ::1 (Node 17+ prefers IPv6 for it)."""
+    for host in LOOPBACKS:
+        if await port_open(port, host):
+            return host
+    return None
 
 
 async def port_open(port: int, host: str = "127.0.0.1") -> bool:

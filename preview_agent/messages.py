@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -77,8 +77,11 @@ def _delete(store: FileStore, payload: Mapping[str, Any]) -> tuple[str, FileStat
     return store.delete(payload.get("path"), version)  # type: ignore[arg-type]
 
 
+Operation = Callable[[FileStore, Mapping[str, Any]], tuple[str, FileState]]
+
+
 def _apply(
-    store: FileStore, event: str, payload: Mapping[str, Any], now_ms: float, result: Result, operation: Any
+    store: FileStore, event: str, payload: Mapping[str, Any], now_ms: float, result: Result, operation: Operation
 ) -> None:
     path = payload.get("path")
     try:

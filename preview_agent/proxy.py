@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from .devserver import DevServer
@@ -82,7 +82,7 @@ def parse_head(head: bytes) -> Request | None:
     return Request(method, target, version, headers)
 
 
-def upstream_head(request: Request, *, port: int, client_ip: str) -> bytes:
+def upstream_head(request: Request, *, host: str, port: int, client_ip: str) -> bytes:
     """The request head as the dev server sees it: loopback Host, forwarding headers, no hop-by-hop."""
     named = {token.strip().lower() for token in request.header("connection").split(",")}
     drop = HOP_BY_HOP | named | {"host", "x-forwarded-host", "x-forwarded-for", "x-forwarded-proto"}
@@ -93,7 +93,8 @@ def upstream_head(request: Request, *, port: int, client_ip: str) -> bytes:
         parts = urlsplit(target)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     forwarded_for = ", ".join(filter(None, [request.header("x-forwarded-for"), client_ip]))
-    lines = [f"{request.method} {target} {request.version}", f"Host: 127.0.0.1:{port}"]
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lines = [f"{request.method} {target} {request.version}", f"Host: {authority}"]
     lines += [f"{name}: {value}" for name, value in request.headers if name.lower() not in drop]
     lines += [
         f"X-Forwarded-Host: {request.header('x-forwarded-host') or request.header('host')}",
@@ -104,43 +105,42 @@ def upstream_head(request: Request, *, port: int, client_ip: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def response(status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> bytes:
+def response_head(status: int, length: int, content_type: str, extra: dict[str, str] | None = None) -> bytes:
     headers = {
         "Content-Type": content_type,
-        "Content-Length": str(len(body)),
+        "Content-Length": str(length),
         "Cache-Control": "no-store",
         "Connection": "close",
         **(extra or {}),
     }
     head = f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    return head.encode("latin-1") + b"\r\n" + body
+    return (head + "\r\n").encode("latin-1")
+
+
+def response(status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> bytes:
+    return response_head(status, len(body), content_type, extra) + body
 
 
 def json_response(status: int, data: Any) -> bytes:
     return response(status, json.dumps(data).encode(), "application/json")
 
 
-def static_file(root: Path, request_path: str) -> tuple[int, bytes, str, dict[str, str]]:
-    """Serve ``PROJECT_DIR`` itself when the project has no dev server."""
+def static_target(root: Path, request_path: str) -> str | tuple[int, dict[str, str]]:
+    """The file under ``PROJECT_DIR`` a request names, or the status to answer (404, or 301 to add a slash)."""
     relative = unquote(request_path).lstrip("/")
     if relative == "" or relative.endswith("/"):
         relative += "index.html"
     try:
         check_path(relative)
     except FileRefused:
-        return 404, b"not found", "text/plain", {}
+        return 404, {}
     full = os.path.realpath(root / relative)
     if not full.startswith(str(root) + os.sep):
-        return 404, b"not found", "text/plain", {}
+        return 404, {}
     if os.path.isdir(full):
-        return 301, b"", "text/plain", {"Location": request_path + "/"}
-    try:
-        with open(full, "rb") as handle:
-            body = handle.read()
-    except OSError:
-        return 404, b"not found", "text/plain", {}
-    return 200, body, mimetypes.guess_type(full)[0] or "application/octet-stream", {}
+        return 301, {"Location": request_path + "/"}
+    return full
 
 
 class Front:
@@ -157,7 +157,8 @@ class Front:
         self.devserver, self.root, self.health, self.on_request = devserver, root, health, on_request
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
-        return await asyncio.start_server(self.handle, host, port, limit=MAX_HEAD_BYTES)
+        # host "" → None: one listening socket per address family, so IPv6 (Fly's 6PN) works too.
+        return await asyncio.start_server(self.handle, host or None, port, limit=MAX_HEAD_BYTES)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -193,19 +194,36 @@ class Front:
 
     async def _preview(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.devserver.is_static and not request.is_websocket:
-            raw = response(*static_file(self.root, request.path))
-            writer.write(raw[: raw.index(b"\r\n\r\n") + 4] if request.method == "HEAD" else raw)
+            await self._static(request, writer)
         elif not (self.devserver.is_up and await self._pipe(request, reader, writer)):
             page = STARTING_PAGE.format(state=html.escape(self.devserver.state)).encode()
             writer.write(response(503, page, "text/html; charset=utf-8", {"Retry-After": "2"}))
 
+    async def _static(self, request: Request, writer: asyncio.StreamWriter) -> None:
+        """A project without a dev server, served from disk."""
+        target = static_target(self.root, request.path)
+        if isinstance(target, str):
+            try:
+                handle = open(target, "rb")  # noqa: SIM115 - closed by the with below, after the 404 path
+            except OSError:
+                target = (404, {})
+            else:
+                with handle:
+                    await _send_file(handle, writer, head_only=request.method == "HEAD")
+                return
+        status, extra = target
+        writer.write(response(status, b"not found" if status == 404 else b"", "text/plain", extra))
+
     async def _pipe(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.devserver.port)
+            up_reader, up_writer = await asyncio.open_connection(self.devserver.host, self.devserver.port)
         except OSError:
             return False
         peer = writer.get_extra_info("peername")
-        up_writer.write(upstream_head(request, port=self.devserver.port, client_ip=peer[0] if peer else ""))
+        head = upstream_head(
+            request, host=self.devserver.host, port=self.devserver.port, client_ip=peer[0] if peer else ""
+        )
+        up_writer.write(head)
         upload = asyncio.create_task(_copy(reader, up_writer, half_close=True))
         try:
             await _copy(up_reader, writer, half_close=False)
@@ -213,6 +231,15 @@ class Front:
             upload.cancel()
             await _close(up_writer)
         return True
+
+
+async def _send_file(handle: BinaryIO, writer: asyncio.StreamWriter, *, head_only: bool) -> None:
+    """In chunks: a big asset must not sit in the agent's memory."""
+    kind = mimetypes.guess_type(handle.name)[0] or "application/octet-stream"
+    writer.write(response_head(200, os.fstat(handle.fileno()).st_size, kind))
+    while not head_only and (chunk := handle.read(PIPE_CHUNK)):
+        writer.write(chunk)
+        await writer.drain()
 
 
 async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, half_close: bool) -> None:

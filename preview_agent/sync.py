@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .messages import Outgoing
+from .ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from realtime import AsyncRealtimeChannel, AsyncRealtimeClient
@@ -37,22 +38,6 @@ SEND_RATE_PER_SECOND = 40.0  # Realtime closes a channel past 100 pushes a secon
 Handler = Callable[[str, dict[str, Any]], list[Outgoing]]
 
 
-class Pacer:
-    """Spaces sends to ``rate`` a second on average with bursts of ``rate``: any one-second window
-    then sees at most twice ``rate``, under the server's per-socket limit."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate, self.clock = rate, clock
-        self.tokens, self.updated = rate, clock()
-
-    def delay(self) -> float:
-        """Take one send; how long to wait before making it."""
-        now = self.clock()
-        self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate) - 1
-        self.updated = now
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-
-
 class RealtimeSync:
     def __init__(
         self, url: str, key: str, channel: str, *, handle: Handler, manifest: Callable[[], list[Outgoing]]
@@ -67,7 +52,7 @@ class RealtimeSync:
         self._wake = asyncio.Event()
         self._channel: AsyncRealtimeChannel | None = None
         self._generation = 0
-        self._pacer = Pacer(SEND_RATE_PER_SECOND)
+        self._pacer = TokenBucket(SEND_RATE_PER_SECOND)  # bursts of 40: at most 80 in any second
 
     @property
     def connected(self) -> bool:
@@ -164,7 +149,7 @@ class RealtimeSync:
                 event, payload = self._outbox.popleft()
                 # The manifest is built when sent, so it says what the agent has at that moment.
                 for name, body in self.manifest() if event == "agent:manifest" else [(event, payload)]:
-                    if wait := self._pacer.delay():
+                    if wait := self._pacer.reserve():
                         await asyncio.sleep(wait)
                     try:
                         await self._channel.send_broadcast(name, body)

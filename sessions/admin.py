@@ -1,6 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
 
-from sessions.models import PreviewSession, Quota
+from sessions import services
+from sessions.models import PreviewFlag, PreviewSession, PreviewTarget, Quota
 
 
 @admin.register(PreviewSession)
@@ -26,3 +31,29 @@ class QuotaAdmin(admin.ModelAdmin):
     )
     search_fields = ("=user_id",)
     readonly_fields = ("id", "created_at", "updated_at")
+
+
+@admin.register(PreviewFlag)
+class PreviewFlagAdmin(admin.ModelAdmin):
+    """The rollback switch: flip ``target`` in the list, or select rows and use an action."""
+
+    list_display = ("__str__", "scope", "user_id", "project_id", "target", "legacy_url", "note", "updated_at")
+    list_editable = ("target",)
+    list_filter = ("scope", "target")
+    search_fields = ("=user_id", "project_id", "note")
+    readonly_fields = ("id", "created_at", "updated_at")
+    actions = ("route_to_legacy", "route_to_new")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    @admin.action(description="Route to the legacy previews (Appetize.io)")
+    def route_to_legacy(self, request: HttpRequest, queryset: QuerySet[PreviewFlag]) -> None:
+        self._route(request, queryset, PreviewTarget.LEGACY)
+
+    @admin.action(description="Route to the new previews (machines)")
+    def route_to_new(self, request: HttpRequest, queryset: QuerySet[PreviewFlag]) -> None:
+        self._route(request, queryset, PreviewTarget.NEW)
+
+    def _route(self, request: HttpRequest, queryset: QuerySet[PreviewFlag], target: str) -> None:
+        ids = list(queryset.values_list("id", flat=True))
+        changed = services.preview_flags_route(flag_ids=ids, target=target, now=timezone.now())
+        self.message_user(request, f"{changed} flag(s) now route to {target}.", messages.SUCCESS)

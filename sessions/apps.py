@@ -6,3 +6,6 @@ class PreviewSessionsConfig(AppConfig):
     name = "sessions"
     label = "preview_sessions"
     verbose_name = "Preview sessions"
+
+    def ready(self) -> None:
+        from sessions import schema  # noqa: F401  (registers the schema's authentication extensions)

@@ -86,6 +86,11 @@ class PreviewSession(models.Model):
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
 
+    @property
+    def is_legacy(self) -> bool:
+        """An Appetize.io preview handed out by the rollback flag: no machine behind it."""
+        return self.framework == "legacy" and self.machine_id is None
+
 
 class Quota(models.Model):
     """Limits for one user, or the default for everyone when ``user_id`` is null."""
@@ -118,3 +123,60 @@ class Quota(models.Model):
     @property
     def is_default(self) -> bool:
         return self.user_id is None
+
+
+class FlagScope(models.TextChoices):
+    EVERYONE = "everyone", "Everyone"
+    USER = "user", "One user"
+    PROJECT = "project", "One project"
+
+
+class PreviewTarget(models.TextChoices):
+    NEW = "new", "New previews (machines)"
+    LEGACY = "legacy", "Legacy previews (Appetize.io)"
+
+
+LEGACY_FRAMEWORK = "legacy"
+
+
+class PreviewFlag(models.Model):
+    """The rollback switch (seed §8.4): which preview system serves everyone, one user or one project.
+
+    The most specific flag wins (project, then user, then everyone); with no flag, the new previews serve.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    scope = models.CharField(max_length=16, choices=FlagScope.choices)
+    user_id = models.UUIDField(null=True, blank=True, help_text="For scope 'user' only.")
+    project_id = models.CharField(max_length=200, blank=True, help_text="For scope 'project' only.")
+    target = models.CharField(max_length=16, choices=PreviewTarget.choices, default=PreviewTarget.NEW)
+    legacy_url = models.URLField(
+        max_length=500, blank=True, help_text="The Appetize app to show; empty for APPETIZE_APP_URL."
+    )
+    note = models.CharField(max_length=200, blank=True, help_text="Why, for the next operator.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "preview_flags"
+        ordering = ["scope", "user_id", "project_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(scope="everyone", user_id__isnull=True, project_id="")
+                | Q(scope="user", user_id__isnull=False, project_id="")
+                | (Q(scope="project", user_id__isnull=True) & ~Q(project_id="")),
+                name="preview_flag_scope_matches_subject",
+                violation_error_message="'everyone' names nobody, 'user' a user only, 'project' a project only.",
+            ),
+            models.UniqueConstraint(
+                fields=["scope"], condition=Q(scope="everyone"), name="preview_flag_one_for_everyone"
+            ),
+            models.UniqueConstraint(fields=["user_id"], condition=Q(scope="user"), name="preview_flag_one_per_user"),
+            models.UniqueConstraint(
+                fields=["project_id"], condition=Q(scope="project"), name="preview_flag_one_per_project"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        subject = {"user": str(self.user_id), "project": self.project_id}.get(self.scope, "everyone")
+        return f"{subject} → {self.target}"

@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from machines.pricing import running_cost
-from sessions.models import LIVE_STATUSES, PreviewSession, Quota
+from sessions.models import LIVE_STATUSES, FlagScope, PreviewFlag, PreviewSession, PreviewTarget, Quota
 
 
 def session_visible_to(caller: Any) -> QuerySet[PreviewSession]:
@@ -143,3 +144,36 @@ def session_deadlines(session: PreviewSession, *, idle_timeout: int) -> dict[str
     """When the idle reaper and the expiry sweep would end this session ("why is this still running")."""
     activity = session.last_activity_at or session.started_at or session.created_at
     return {"idle_deadline": activity + timedelta(seconds=idle_timeout), "ttl_deadline": session.expires_at}
+
+
+@dataclass(frozen=True)
+class PreviewRoute:
+    """Where a user's preview of a project comes from, by the rollback flags."""
+
+    target: str
+    legacy_url: str = ""
+    flag: PreviewFlag | None = None
+
+    @property
+    def is_legacy(self) -> bool:
+        return self.target == PreviewTarget.LEGACY
+
+
+def preview_route_for(*, user_id: uuid.UUID, project_id: str) -> PreviewRoute:
+    """The most specific flag (project, user, everyone) decides; no flag means the new previews.
+
+    A legacy flag with no Appetize URL (its own or ``APPETIZE_APP_URL``) cannot be honoured: new previews.
+    """
+    flags = PreviewFlag.objects.filter(
+        Q(scope=FlagScope.PROJECT, project_id=project_id)
+        | Q(scope=FlagScope.USER, user_id=user_id)
+        | Q(scope=FlagScope.EVERYONE)
+    )
+    precedence = {FlagScope.PROJECT: 0, FlagScope.USER: 1, FlagScope.EVERYONE: 2}
+    flag = min(flags, key=lambda f: precedence[FlagScope(f.scope)], default=None)
+    if flag is None or flag.target == PreviewTarget.NEW:
+        return PreviewRoute(target=PreviewTarget.NEW, flag=flag)
+    url = (flag.legacy_url or settings.APPETIZE_APP_URL).replace("{project_id}", project_id)
+    if not url:
+        return PreviewRoute(target=PreviewTarget.NEW, flag=flag)
+    return PreviewRoute(target=PreviewTarget.LEGACY, legacy_url=url, flag=flag)

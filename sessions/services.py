@@ -14,8 +14,25 @@ from django.db.models import Q
 from django.utils import timezone
 
 from realtime_bridge import changes, relay
-from sessions.models import LIVE_STATUSES, EndReason, PreviewSession, Quota, SessionStatus
-from sessions.selectors import QuotaDecision, quota_evaluate, session_live_for_project, session_ttl_seconds
+from sessions.models import (
+    LEGACY_FRAMEWORK,
+    LIVE_STATUSES,
+    EndReason,
+    FlagScope,
+    PreviewFlag,
+    PreviewSession,
+    Quota,
+    SessionStatus,
+)
+from sessions.selectors import (
+    PreviewRoute,
+    QuotaDecision,
+    preview_route_for,
+    quota_evaluate,
+    session_live_for_project,
+    session_ttl_seconds,
+)
+from velocity import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +80,20 @@ def session_create(
     """The user's live session for the project, or a new one (``True``) queued for provisioning.
 
     Raises ``QuotaExceeded`` with every reason when the quota refuses; nothing is written then.
+    When the rollback flags route the caller to the legacy previews, the session is an active one pointing
+    at the Appetize app, and no machine is made. A live session of the other kind is ended first.
     """
+    route = preview_route_for(user_id=user_id, project_id=project_id)
     existing = session_live_for_project(user_id, project_id)
+    if existing is not None and existing.is_legacy != route.is_legacy:
+        session_end(
+            session=existing, reason=EndReason.OPERATOR, now=now, detail=_switch_detail(route), source="operator"
+        )
+        existing = None
     if existing is not None:
         return existing, False
+    if route.is_legacy:
+        return _legacy_session(user_id=user_id, project_id=project_id, route=route, now=now)
     try:
         with transaction.atomic():
             _lock_user(user_id)
@@ -81,6 +108,42 @@ def session_create(
             raise
         return existing, False
     logger.info("session created", extra={"session_id": str(session.id), "project_id": project_id})
+    metrics.session_created(kind="preview")
+    return session, True
+
+
+def _switch_detail(route: PreviewRoute) -> str:
+    flag = f" (flag {route.flag})" if route.flag is not None else ""
+    return f"preview switched to {route.target}{flag}"
+
+
+def _legacy_session(
+    *, user_id: uuid.UUID, project_id: str, route: PreviewRoute, now: datetime
+) -> tuple[PreviewSession, bool]:
+    """An active session whose preview is the Appetize app: no quota (it costs no machine), no provisioning."""
+    try:
+        with transaction.atomic():
+            session = PreviewSession.objects.create(
+                user_id=user_id,
+                project_id=project_id,
+                status=SessionStatus.ACTIVE,
+                preview_url=route.legacy_url,
+                framework=LEGACY_FRAMEWORK,
+                created_at=now,
+                updated_at=now,
+                started_at=now,
+                last_activity_at=now,
+                last_activity_source="create",
+                expires_at=now + timedelta(seconds=settings.PREVIEW_SESSION_TTL),
+            )
+            _publish_status(session, row_published=True)
+    except IntegrityError:
+        existing = session_live_for_project(user_id, project_id)
+        if existing is None:
+            raise
+        return existing, False
+    logger.info("legacy session created", extra={"session_id": str(session.id), "project_id": project_id})
+    metrics.session_created(kind="legacy")
     return session, True
 
 
@@ -121,6 +184,7 @@ def session_activate(*, session: PreviewSession, preview_url: str, boot_timings:
     if updated:
         session.refresh_from_db()
         _publish_status(session)
+        metrics.session_activated(created_at=session.created_at, now=now)
     return bool(updated)
 
 
@@ -154,6 +218,7 @@ def session_end(*, session: PreviewSession, reason: str, now: datetime, detail: 
             _publish_status(session)
     if updated:
         logger.info("session ended", extra={"session_id": str(session.id), "reason": reason})
+        metrics.sessions_ended(reason=reason)
         _release_machine(session, source=source, reason=reason)
     return bool(updated)
 
@@ -192,6 +257,7 @@ def session_end_expired(*, now: datetime) -> int:
                 _publish_status(session)
     if count:
         logger.info("expired sessions ended", extra={"count": count})
+        metrics.sessions_ended(reason=EndReason.EXPIRED, count=count)
         session_release_finished_machines(source="schedule")
     return count
 
@@ -245,6 +311,7 @@ def _reap_one(session_id: uuid.UUID, *, cutoff: datetime, now: datetime) -> bool
         session.save(update_fields=["status", "end_reason", "ended_at", "updated_at"])
         _publish_status(session, row_published=True)
     logger.info("idle session ended", extra={"session_id": str(session_id)})
+    metrics.sessions_ended(reason=EndReason.IDLE)
     return True
 
 
@@ -369,3 +436,24 @@ def session_handle_agent_event(*, machine: Any, event: dict[str, Any], now: date
         )
         return "ended" if ended else "ignored"
     return "noted"
+
+
+def preview_flag_set(
+    *, scope: str, target: str, user_id: uuid.UUID | None = None, project_id: str = "", legacy_url: str = ""
+) -> PreviewFlag:
+    """Create or change the flag for one subject (everyone, a user or a project)."""
+    flag, _ = PreviewFlag.objects.update_or_create(
+        scope=scope,
+        user_id=user_id if scope == FlagScope.USER else None,
+        project_id=project_id if scope == FlagScope.PROJECT else "",
+        defaults={"target": target, "legacy_url": legacy_url, "updated_at": timezone.now()},
+    )
+    logger.info("preview flag set", extra={"scope": scope, "target": target, "project_id": project_id})
+    return flag
+
+
+def preview_flags_route(*, flag_ids: list[uuid.UUID], target: str, now: datetime) -> int:
+    """Point the given flags at ``target``; returns how many changed."""
+    changed = PreviewFlag.objects.filter(id__in=flag_ids).exclude(target=target).update(target=target, updated_at=now)
+    logger.info("preview flags routed", extra={"target": target, "count": changed})
+    return changed

@@ -17,6 +17,8 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
+from velocity import metrics
+
 logger = logging.getLogger("velocity.request")
 
 _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -80,7 +82,10 @@ class ConsoleFormatter(logging.Formatter):
 
 
 class RequestLogMiddleware:
-    """One log line per HTTP request: method, path (never the query string), status and duration."""
+    """One log line per HTTP request: method, path (never the query string), status and duration.
+
+    The same measurement feeds the request-duration and error metrics, labelled by route pattern.
+    """
 
     async_capable = True
     sync_capable = True
@@ -107,7 +112,9 @@ class RequestLogMiddleware:
 
     @staticmethod
     def _log(request: HttpRequest, response: HttpResponse, started: float) -> None:
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        seconds = time.perf_counter() - started
+        metrics.http_request_observed(request, response, seconds)
+        duration_ms = round(seconds * 1000, 2)
         level = logging.ERROR if response.status_code >= 500 else logging.INFO
         logger.log(
             level,

@@ -4,6 +4,10 @@ Each child gets its own process group, so Ctrl-C or SIGTERM here ends the childr
 started. The local provider's machines lead process groups of their own (a machine outlives the worker that
 created it, as a Fly machine would), so on the way out ``manage.py stop_local_machines`` destroys them and ends
 their sessions; nothing is left running.
+
+``python -m velocity.run ROLE...`` runs only the named roles (``web``, ``worker``, ``bridge``): each Fly
+process group is one role. Either way the children share a fresh Prometheus multiprocess directory, and
+with ``PROMETHEUS_ENABLED`` this process serves their metrics on ``METRICS_PORT``.
 """
 
 from __future__ import annotations
@@ -24,12 +28,12 @@ def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, start_new_session=True)  # noqa: S603  (argv is ours)
 
 
-def _children() -> list[list[str]]:
+def _children(roles: list[str] | None = None) -> list[list[str]]:
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
     python = sys.executable
-    children = [
+    commands = {
         # Our request log middleware writes the access log (JSON in production); daphne's would duplicate it.
-        [
+        "web": [
             python,
             "-m",
             "daphne",
@@ -48,11 +52,15 @@ def _children() -> list[list[str]]:
             "5000000",
             "velocity.asgi:application",
         ],
-        [python, "manage.py", "qcluster"],
-    ]
-    if os.environ.get("SUPABASE_URL"):
-        children.append([python, "manage.py", "realtime_bridge"])
-    return children
+        "worker": [python, "manage.py", "qcluster"],
+        "bridge": [python, "manage.py", "realtime_bridge"],
+    }
+    if roles is None:
+        roles = ["web", "worker", "bridge"] if os.environ.get("SUPABASE_URL") else ["web", "worker"]
+    unknown = sorted(set(roles) - commands.keys())
+    if unknown:
+        raise SystemExit(f"velocity: unknown role(s) {', '.join(unknown)}; choose from {', '.join(commands)}")
+    return [commands[role] for role in roles]
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -83,8 +91,14 @@ def _stop_local_machines() -> None:
         print("velocity: stopping local machines timed out", flush=True)
 
 
-def main() -> int:
-    processes = [_spawn(argv) for argv in _children()]
+def main(argv: list[str] | None = None) -> int:
+    from velocity import metrics_exporter
+
+    roles = list(argv if argv is not None else sys.argv[1:]) or None
+    children = _children(roles)
+    metrics_exporter.prepare_multiprocess_dir()
+    metrics_exporter.start_if_enabled()
+    processes = [_spawn(argv) for argv in children]
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -30,6 +30,14 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_secret(name: str, default: str = "") -> str:
+    """``NAME``, or the content of the file named by ``NAME_FILE`` (Docker and Fly secrets mounted as files)."""
+    path = os.environ.get(f"{name}_FILE", "").strip()
+    if path:
+        return Path(path).read_text().strip()
+    return os.environ.get(name, default)
+
+
 def embedded_secret(name: str) -> str:
     """A random secret generated once into ``var/`` so the embedded mode needs no configuration."""
     path = VAR_DIR / name
@@ -46,7 +54,7 @@ DEBUG = env_bool("DEBUG", default=True)
 # A missing production secret is reported by the system check velocity.E001 rather than by a crash here;
 # the marker value is never accepted outside DEBUG.
 UNSET_SECRET_KEY = "velocity-unset-secret-key"  # noqa: S105  (a marker, not a secret)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or (embedded_secret("secret_key") if DEBUG else UNSET_SECRET_KEY)
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY") or (embedded_secret("secret_key") if DEBUG else UNSET_SECRET_KEY)
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
@@ -103,7 +111,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "")
+DATABASE_URL = env_secret("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:
@@ -117,7 +125,7 @@ else:
         }
     }
 
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env_secret("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -192,7 +200,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Machines -------------------------------------------------------------------------------------------
 MACHINE_PROVIDER = os.environ.get("MACHINE_PROVIDER", "local")
-FLY_API_TOKEN = os.environ.get("FLY_API_TOKEN", "")
+FLY_API_TOKEN = env_secret("FLY_API_TOKEN")
 FLY_APP_NAME = os.environ.get("FLY_APP_NAME", "")
 FLY_API_BASE_URL = os.environ.get("FLY_API_BASE_URL", "https://api.machines.dev")
 FLY_REGION = os.environ.get("FLY_REGION", "iad")
@@ -218,9 +226,9 @@ PREVIEW_SESSION_TTL = env_int("PREVIEW_SESSION_TTL", 7200)
 
 # --- Supabase / realtime --------------------------------------------------------------------------------
 SUPABASE_URL = os.environ.get("SUPABASE_URL", "").rstrip("/")
-SUPABASE_ANON_KEY = os.environ.get("SUPABASE_ANON_KEY", "")
-SUPABASE_SERVICE_ROLE_KEY = os.environ.get("SUPABASE_SERVICE_ROLE_KEY", "")
-SUPABASE_JWT_SECRET = os.environ.get("SUPABASE_JWT_SECRET") or (embedded_secret("jwt_secret") if DEBUG else "")
+SUPABASE_ANON_KEY = env_secret("SUPABASE_ANON_KEY")
+SUPABASE_SERVICE_ROLE_KEY = env_secret("SUPABASE_SERVICE_ROLE_KEY")
+SUPABASE_JWT_SECRET = env_secret("SUPABASE_JWT_SECRET") or (embedded_secret("jwt_secret") if DEBUG else "")
 SUPABASE_JWKS_URL = os.environ.get("SUPABASE_JWKS_URL") or (
     f"{SUPABASE_URL}/auth/v1/.well-known/jwks.json" if SUPABASE_URL else ""
 )
@@ -245,6 +253,16 @@ LOG_LEVEL = os.environ.get("LOG_LEVEL", "info").upper()
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "console")
 PROMETHEUS_ENABLED = env_bool("PROMETHEUS_ENABLED", default=False)
 METRICS_PORT = env_int("METRICS_PORT", 9091)
+# When set, ``GET /metrics`` on the web port wants ``Authorization: Bearer <token>``; the METRICS_PORT
+# listener is private (Fly scrapes it over the private network) and never asks.
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # A process started without ``velocity.run`` (manage.py shell, a one-off) must still find the directory.
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+
+# --- Rollback: legacy previews --------------------------------------------------------------------------
+# The Appetize.io app a PreviewFlag routes to "legacy" answers with ({project_id} is filled in).
+APPETIZE_APP_URL = os.environ.get("APPETIZE_APP_URL", "")
 
 LOGGING = {
     "version": 1,
@@ -272,3 +290,9 @@ if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
+    # Fly's checks, the image's HEALTHCHECK and the metrics scraper speak plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)

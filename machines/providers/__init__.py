@@ -17,6 +17,7 @@ def get_provider(kind: str | None = None) -> MachineProvider:
     kind = kind or settings.MACHINE_PROVIDER
     if kind == "fly":
         from machines.providers.fly import FlyConfig, FlyProvider
+        from velocity.metrics import fly_request_observed
 
         return FlyProvider(
             FlyConfig.from_env(
@@ -27,7 +28,8 @@ def get_provider(kind: str | None = None) -> MachineProvider:
                     "FLY_REGION": settings.FLY_REGION,
                     "PREVIEW_CONTAINER_IMAGE": settings.PREVIEW_CONTAINER_IMAGE,
                 }
-            )
+            ),
+            on_request=fly_request_observed,
         )
     from machines.providers.local import LocalProvider
 

@@ -55,6 +55,8 @@ VERSIONED_WAIT_STATES = frozenset({MachineState.STOPPED, MachineState.DESTROYED}
 ACTION_LIMIT = Limit(rate=1.0, burst=3)
 GET_LIMIT = Limit(rate=5.0, burst=10)
 LIST_PAGE_SIZE = 500
+# Told about every HTTP attempt: (operation, status or None when no answer came, seconds). Metrics use it.
+RequestHook = Callable[[str, int | None, float], None]
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,10 @@ class FlyProvider:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        on_request: RequestHook | None = None,
     ) -> None:
         self.config = config
+        self._on_request = on_request
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
@@ -334,6 +338,7 @@ class FlyProvider:
         """One paced request. Raises ``_Retryable`` or a final ``ProviderError``."""
         self._pacer.acquire(action, self.config.app_name if scope == "app" else scope)
         headers = {"Authorization": authorization_header(self.config.api_token)}
+        started = time.perf_counter()
         try:
             response = self._http.request(
                 method,
@@ -344,10 +349,20 @@ class FlyProvider:
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
+            self._report(action, None, started)
             raise self._transport_failure(action, scope, exc) from exc
+        self._report(action, response.status_code, started)
         if response.is_success:
             return response
         raise self._failure(action, scope, response)
+
+    def _report(self, action: str, status: int | None, started: float) -> None:
+        if self._on_request is None:
+            return
+        try:
+            self._on_request(action, status, time.perf_counter() - started)
+        except Exception:
+            logger.exception("fly request hook failed", extra={"fly_action": action})
 
     def _transport_failure(self, action: str, scope: str, exc: httpx.TransportError) -> _Retryable:
         # A connect error means nothing reached Fly: safe to send again, even a create. Any

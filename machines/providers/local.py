@@ -72,7 +72,8 @@ class LocalProvider:
         (machine_dir / "project").mkdir(parents=True, exist_ok=True)
         guest = spec.guest or Guest()
         port = free_port()
-        env = {"PROJECT_DIR": str(machine_dir / "project"), **spec.env, "PORT": str(port)}
+        # A local machine answers on loopback only, like a Fly machine answers only on its private network.
+        env = {"PROJECT_DIR": str(machine_dir / "project"), **spec.env, "PORT": str(port), "HOST": "127.0.0.1"}
         config = {
             "name": spec.name,
             "env": env,
@@ -211,14 +212,31 @@ class LocalProvider:
 
 
 def _wait_group_gone(pgid: int, timeout: float) -> bool:
-    """Wait until no process of the group is left, collecting the leader if it is our own child."""
+    """Wait until no process of the group is left running, collecting the leader if it is our own child."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pgid, os.WNOHANG)
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+        if not group_running(pgid):
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pgid, os.WNOHANG)  # it may have become a zombie since the collect above
             return True
         time.sleep(0.02)
+    return False
+
+
+def group_running(pgid: int) -> bool:
+    """Does any process of the group still run? Zombies do not count.
+
+    A runner is the child of whichever process created the machine (often a task worker), and only
+    that process (or init) can collect it; until then it is a zombie that ``killpg(pgid, 0)`` still
+    finds. Counting it as alive made every destroy from another process wait out the whole grace.
+    """
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue
+        if int(pgrp) == pgid and state != "Z":
+            return True
     return False

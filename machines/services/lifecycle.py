@@ -35,6 +35,7 @@ from machines.providers.base import (
 )
 from machines.providers.base import MachineState as ProviderState
 from realtime_bridge import events
+from velocity import metrics
 from velocity.auth import issue_token
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,17 @@ def machine_transition(
             machine=machine, from_state=previous, to_state=to_state, source=source, detail=detail or {}, at=now
         )
         events.publish_on_commit(_state_event(machine, source))
+    if to_state in GONE_STATES:
+        _count_gone(machine, source=source, detail=detail or {}, now=now)
     return True
+
+
+def _count_gone(machine: Machine, *, source: str, detail: dict[str, Any], now: datetime) -> None:
+    from machines.selectors import machine_cost_so_far
+
+    reason = str(detail.get("session_end_reason") or source)
+    cost = machine_cost_so_far(machine, now)
+    metrics.machine_gone(state=machine.state, reason=reason, source=source, provider=machine.provider, cost=cost)
 
 
 def _state_event(machine: Machine, source: str) -> events.Event:
@@ -138,6 +149,7 @@ def machine_prepare(
         is_warm=session is None,
     )
     MachineEvent.objects.create(machine=machine, from_state="", to_state=MachineState.CREATED, source=source)
+    metrics.machine_created(warm=session is None)
     spec = MachineSpec(
         name=f"velocity-{machine.id.hex}",
         image=settings.PREVIEW_CONTAINER_IMAGE,
@@ -230,7 +242,7 @@ def machine_destroy(*, machine_id: uuid.UUID, source: str, detail: dict[str, Any
             # Left in "destroying": reconciliation finishes the job once the provider answers again.
             logger.warning("machine destroy failed", extra={"machine_id": str(machine.id), "error": str(exc)})
             return 0
-    machine_transition(machine=machine, to_state=MachineState.DESTROYED, source=source)
+    machine_transition(machine=machine, to_state=MachineState.DESTROYED, source=source, detail=detail)
     return 1
 
 

@@ -6,7 +6,9 @@
 - ghosts (live here, gone at the provider) are marked destroyed and their sessions end ``orphaned``;
 - mismatches (both know the machine, in different states) take the provider's state, and a machine
   the provider reports failed ends its session ``failed``;
-- machines stuck in ``destroying`` (a destroy whose provider call failed) are destroyed again.
+- machines stuck in ``destroying`` (a destroy whose provider call failed) are destroyed again, and
+  ``failed`` ones the provider no longer has become ``destroyed``: their history ends and they stop
+  being priced (a failed machine that still exists pays storage, one that is gone pays nothing).
 
 One instance reconciles at a time (an advisory lock on PostgreSQL); a second one skips the run.
 """
@@ -32,6 +34,7 @@ from machines.services.locks import instance_lock
 logger = logging.getLogger(__name__)
 
 STUCK_DESTROYING_AFTER = timedelta(minutes=1)
+UNFINISHED_STATES = (MachineState.DESTROYING, MachineState.FAILED)
 REPORTS_KEPT_FOR = timedelta(days=7)
 DETAIL_LIMIT = 50
 LIVE_DB_STATES = [s for s in MachineState.values if s not in GONE_STATES]
@@ -57,7 +60,7 @@ def _reconcile(*, now: datetime, grace: timedelta) -> ReconcileReport:
     destroyed = _destroy_orphans(drift, rows, now=now)
     _bury_ghosts(drift, rows, now=now)
     _apply_mismatches(drift, rows, now=now, grace=grace)
-    retried = destroyed + _finish_stuck_destroying(kind, at_provider, now=now)
+    retried = destroyed + _finish_unfinished(kind, at_provider, now=now)
     report = _store(kind, drift, seen=len(at_provider), retried=retried, now=now)
     ReconcileReport.objects.filter(at__lt=now - REPORTS_KEPT_FOR).delete()
     return report
@@ -95,7 +98,7 @@ def _destroy_orphans(drift: DriftReport, rows: dict[str, Machine], *, now: datet
             continue
         logger.info("orphan destroyed", extra={"provider_id": orphan.machine.id, "reason": str(orphan.reason)})
         row = rows.get(orphan.known.id) if orphan.known else None
-        if row is not None and row.state == MachineState.DESTROYING:
+        if row is not None and row.state in UNFINISHED_STATES:
             finished += machine_transition(
                 machine=row, to_state=MachineState.DESTROYED, source=EventSource.SCHEDULE, now=now
             )
@@ -138,15 +141,15 @@ def _apply_mismatches(drift: DriftReport, rows: dict[str, Machine], *, now: date
         )
 
 
-def _finish_stuck_destroying(kind: str, at_provider: list[ProviderMachine], *, now: datetime) -> int:
-    """Rows left in ``destroying`` whose machine the provider no longer has are destroyed for good."""
+def _finish_unfinished(kind: str, at_provider: list[ProviderMachine], *, now: datetime) -> int:
+    """Rows left ``destroying`` or ``failed`` whose machine the provider no longer has are destroyed for good."""
     present = {m.id for m in at_provider}
     stuck = Machine.objects.filter(
-        provider=kind, state=MachineState.DESTROYING, updated_at__lt=now - STUCK_DESTROYING_AFTER
+        provider=kind, state__in=UNFINISHED_STATES, updated_at__lt=now - STUCK_DESTROYING_AFTER
     ).exclude(provider_machine_id__in=present)
+    gone, destroyed, source = {"reason": "gone at the provider"}, MachineState.DESTROYED, EventSource.SCHEDULE
     return sum(
-        machine_transition(machine=row, to_state=MachineState.DESTROYED, source=EventSource.SCHEDULE, now=now)
-        for row in stuck
+        machine_transition(machine=row, to_state=destroyed, source=source, detail=gone, now=now) for row in stuck
     )
 
 

@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ import httpx
 import pytest
 
 from machines.providers.base import Guest, MachineSpec, MachineState, NotFound
-from machines.providers.local import LocalProvider
+from machines.providers.local import LocalProvider, group_running
 from velocity.testing import wait_for_http
 
 pytestmark = pytest.mark.slow
@@ -121,3 +123,16 @@ def test_names_that_try_to_leave_the_machines_folder_are_not_found(provider: Loc
     for name in ("../x", ".", "a/b"):
         with pytest.raises(NotFound):
             provider.get(name)
+
+
+def test_a_group_left_with_only_a_zombie_no_longer_runs() -> None:
+    # The leader exits but nobody collects it yet: the kernel still finds the group, yet nothing runs.
+    child = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    wait_until(lambda: Path(f"/proc/{child.pid}/stat").read_text().split()[2] == "Z")
+    os.killpg(child.pid, 0)  # no error: a zombie keeps the group visible
+    assert not group_running(child.pid)
+    child.wait()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    assert group_running(sleeper.pid)
+    sleeper.kill()
+    sleeper.wait()

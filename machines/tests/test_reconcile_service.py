@@ -72,12 +72,13 @@ def test_both_directions_and_a_stuck_destroy_against_fly(fly: FakeFly) -> None:
         [("created", old()), ("started", old()), ("destroying", old(5))], provider="fly", provider_machine_id=stuck_id
     )
     ghost = machine_with_history([("created", old()), ("started", old())], provider="fly", provider_machine_id="gone1")
+    failed = machine_with_history([("created", old()), ("failed", old(5))], provider="fly", provider_machine_id="gone2")
     report = machine_reconcile(now=timezone.now(), grace=NO_GRACE)
     assert report is not None
-    assert (report.seen, report.orphans, report.ghosts, report.mismatches, report.retried) == (3, 2, 1, 0, 1)
+    assert (report.seen, report.orphans, report.ghosts, report.mismatches, report.retried) == (3, 2, 1, 0, 2)
     assert {fly.machines[i]["state"] for i in (orphan_id, stuck_id)} == {"destroyed"}
     assert fly.machines[known_id]["state"] == "started"
-    for row, state in ((known, "started"), (stuck, "destroyed"), (ghost, "destroyed")):
+    for row, state in ((known, "started"), (stuck, "destroyed"), (ghost, "destroyed"), (failed, "destroyed")):
         row.refresh_from_db()
         assert row.state == state
     assert {c.path.rsplit("/", 1)[-1] for c in fly.calls("destroy")} == {orphan_id, stuck_id}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -48,6 +49,15 @@ def test_it_serves_a_static_project_and_its_updated_content(start_agent: StartAg
     assert agent.get("/missing.js").status_code == 404
     head = httpx.head(agent.url + "/", timeout=10)
     assert (head.headers["content-length"], head.content) == (str(len("<h1>version two</h1>")), b"")
+
+
+def test_it_serves_a_large_static_asset_whole(start_agent: StartAgent, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "media").mkdir(parents=True)
+    video = os.urandom(3 * 1024 * 1024)
+    (project / "media/clip.mp4").write_bytes(video)
+    reply = start_agent(project).get("/media/clip.mp4")
+    assert (reply.headers["content-type"], reply.content == video) == ("video/mp4", True)
 
 
 def test_it_never_serves_a_file_outside_the_project(start_agent: StartAgent, tmp_path: Path) -> None:
@@ -106,6 +116,15 @@ def test_it_reports_exit_and_ends_cleanly_on_sigterm(start_agent: StartAgent, or
     wait_until(lambda: orchestrator.of_type("ready"))
     assert agent.stop() == 0
     assert orchestrator.of_type("exit")[0]["reason"] == "signal"
+
+
+def test_it_finds_a_dev_server_that_listens_only_on_ipv6_loopback(start_agent: StartAgent, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "hello.txt").write_text("over ipv6")
+    agent = start_agent(project, DEV_COMMAND=python_dev_server().replace("127.0.0.1", "::1"))
+    wait_until(lambda: agent.health()["devServer"], timeout=15)
+    assert agent.get("/hello.txt").text == "over ipv6"
 
 
 def test_it_keeps_the_agent_credentials_out_of_the_dev_server_environment(

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import AgentProcess
+from .conftest import AgentProcess, Recorder
 from .realtime_helpers import Editor, Relay
 from .test_files import ATTACKS
 
@@ -211,3 +211,22 @@ async def test_a_burst_of_edits_is_acknowledged_without_tripping_the_servers_rat
     acks = await until_count(session.editor, "file:synced", 200, timeout=30)
     assert len({body["path"] for body in acks}) == 200
     assert session.agent.output().count('"realtime joined"') == 1  # never closed for rate and rejoined
+
+
+async def test_a_warm_pool_agent_syncs_files_once_assigned(
+    realtime: tuple[str, Callable[[str], str]], start_agent: StartAgent, orchestrator: Recorder
+) -> None:
+    base_url, make_token = realtime
+    project_id = f"proj-{uuid.uuid4().hex[:8]}"
+    assignment = {"project_id": project_id, "session_id": "sess-warm", "realtime_key": make_token(project_id)}
+    orchestrator.assignments += [(204, None), (200, assignment)]
+    env = {"PROJECT_ID": "", "REALTIME_URL": base_url, "REALTIME_KEY": "", "ORCHESTRATOR_URL": orchestrator.url}
+    agent = await asyncio.to_thread(start_agent, ASSIGNMENT_POLL_INTERVAL="0.1", **env)
+    editor = await Editor.join(base_url, make_token(project_id), project_id)
+    try:
+        await until(lambda: agent.health()["supabaseConnected"])
+        await editor.edit("src/main.js", "warm")
+        await editor.synced("src/main.js", 1)
+        assert (agent.project_dir / "src/main.js").read_text() == "warm"
+    finally:
+        await editor.leave()

@@ -68,7 +68,7 @@ class JsClient:
             raise AssertionError(event["message"])
         return event["value"]
 
-    async def expect(self, predicate: Callable[[Event], bool], timeout: float = 5) -> Event:
+    async def expect(self, predicate: Callable[[Event], bool], timeout: float = 10) -> Event:
         """The first not yet consumed event matching `predicate`, waiting for it if needed."""
         async with asyncio.timeout(timeout), self._changed:
             while True:
@@ -78,7 +78,7 @@ class JsClient:
                         return event
                 await self._changed.wait()
 
-    async def join(self, topic: str, timeout: float = 5, **fields: Any) -> Event:
+    async def join(self, topic: str, timeout: float = 10, **fields: Any) -> Event:
         await self.command("join", topic=topic, **fields)
         return await self.expect(lambda e: e["type"] == "status" and e["topic"] == topic, timeout)
 

@@ -49,7 +49,7 @@ async def ops_listener() -> tuple[Any, str]:
 
 
 async def next_bridged(layer: Any, channel: str) -> dict[str, Any]:
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(10):  # generous: CI shares two cores
         while True:
             event = (await layer.receive(channel))["event"]
             if event["kind"] == "realtime.message" and event["data"]["source"] == "bridge":

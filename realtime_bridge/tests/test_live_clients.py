@@ -39,7 +39,7 @@ class Inbox:
     def add(self, item: Any) -> None:
         self.items.append(item)
 
-    async def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 5) -> Any:
+    async def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 10) -> Any:
         async with asyncio.timeout(timeout):
             while True:
                 for item in self.items:

@@ -1,0 +1,143 @@
+"""Serving the metrics: ``GET /metrics`` on the web port, and a separate listener on ``METRICS_PORT``.
+
+The web server, the django-q2 cluster (whose workers are forked processes) and the bridge all record
+metrics, so they run in prometheus_client's multiprocess mode: ``velocity.run`` points
+``PROMETHEUS_MULTIPROC_DIR`` at a directory it empties at start, every process writes its own files there,
+and a scrape sums them. Database gauges are computed at scrape time by ``DatabaseCollector``.
+
+prometheus_client picks its value class when it is first imported, so nothing here imports it at module
+level: ``prepare_multiprocess_dir`` must run before any metric exists in the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from django.http import HttpRequest, HttpResponse
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+TRUE_VALUES = {"1", "true", "yes", "on"}
+
+
+def prepare_multiprocess_dir() -> Path:
+    """Point ``PROMETHEUS_MULTIPROC_DIR`` (default ``var/prometheus``) at an empty directory; children inherit it."""
+    default = Path(os.environ.get("VELOCITY_VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
+    path = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(default / "prometheus")))
+    if path.exists():
+        # Files of processes from an earlier run would be summed into this run's counters.
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def start_if_enabled() -> Any | None:
+    """With ``PROMETHEUS_ENABLED``, serve the scrape registry on ``METRICS_HOST:METRICS_PORT`` from a thread."""
+    if os.environ.get("PROMETHEUS_ENABLED", "").strip().lower() not in TRUE_VALUES:
+        return None
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "velocity.settings")
+    django.setup()
+    from django.conf import settings
+    from prometheus_client import start_http_server
+
+    host = os.environ.get("METRICS_HOST") or settings.HOST
+    server, _thread = start_http_server(settings.METRICS_PORT, addr=host, registry=scrape_registry(close_db=True))
+    logger.info("metrics listener started", extra={"host": host, "port": settings.METRICS_PORT})
+    return server
+
+
+def scrape_registry(*, close_db: bool = False) -> Any:
+    """Every process's metrics (summed in multiprocess mode, else this process's) plus the database gauges."""
+    from prometheus_client import REGISTRY, CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        registry.register(cast("Collector", _Forward(REGISTRY)))
+    registry.register(cast("Collector", DatabaseCollector(close_db=close_db)))
+    return registry
+
+
+class _Forward:
+    """Expose another registry's metrics through this one (a registry cannot be registered in another)."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def collect(self) -> Iterable[Any]:
+        return self.source.collect()
+
+
+class DatabaseCollector:
+    """Gauges read from the database at scrape time, so every instance reports the same truth."""
+
+    def __init__(self, *, close_db: bool = False) -> None:
+        # The listener's request threads are not Django requests: nobody else would close their connection.
+        self.close_db = close_db
+
+    def collect(self) -> Iterator[Any]:
+        from django.db import connection
+
+        try:
+            yield from self._families()
+        except Exception:
+            logger.exception("database metrics failed")
+        finally:
+            if self.close_db:
+                connection.close()
+
+    def _families(self) -> list[Any]:
+        from django.db.models import Count
+        from django.utils import timezone
+        from prometheus_client.core import GaugeMetricFamily
+
+        from machines.models import GONE_STATES, Machine, MachineState
+        from machines.selectors import machine_cost_so_far
+        from sessions.models import PreviewSession, SessionStatus
+
+        sessions = GaugeMetricFamily("velocity_sessions", "Preview sessions by status.", labels=["status"])
+        counts = dict(PreviewSession.objects.values_list("status").annotate(n=Count("id")).order_by())
+        for status in SessionStatus.values:
+            sessions.add_metric([status], counts.get(status, 0))
+        machines = GaugeMetricFamily("velocity_machines", "Machines by state.", labels=["state"])
+        counts = dict(Machine.objects.values_list("state").annotate(n=Count("id")).order_by())
+        for state in MachineState.values:
+            machines.add_metric([state], counts.get(state, 0))
+        now = timezone.now()
+        live = Machine.objects.exclude(state__in=GONE_STATES).prefetch_related("events", "sessions")
+        cost = GaugeMetricFamily("velocity_machines_live_cost_usd", "Cost accrued so far by machines still live.")
+        cost.add_metric([], float(sum((machine_cost_so_far(m, now) for m in live), Decimal(0))))
+        return [sessions, machines, cost]
+
+
+def _authorized(request: HttpRequest) -> bool:
+    from django.conf import settings
+
+    token = getattr(settings, "METRICS_TOKEN", "")
+    if not token:
+        return True
+    offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return secrets.compare_digest(offered.encode(), token.encode())
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """``GET /metrics``: Prometheus text; a bearer ``METRICS_TOKEN`` is required when one is set."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    if not _authorized(request):
+        return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+    return HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_LATEST)

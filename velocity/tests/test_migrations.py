@@ -1,0 +1,210 @@
+"""Rollback (seed §8.4): every migration reverses, and the Supabase objects come and go with theirs.
+
+The Supabase test runs ``manage.py migrate`` against a throwaway PostgreSQL database prepared like a
+Supabase one: an ``auth`` schema with ``auth.uid()``/``auth.jwt()`` reading the request's JWT claims the
+way Supabase's do, a ``realtime`` schema with ``realtime.topic()`` and a ``realtime.messages`` table, and
+a ``supabase_realtime`` publication. It is dropped afterwards.
+"""
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from velocity.testing import REPO_ROOT, embedded_env
+
+SUPABASE_STUB = """
+CREATE SCHEMA auth;
+CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE
+  AS $$ SELECT coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb $$;
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE
+  AS $$ SELECT nullif(auth.jwt() ->> 'sub', '')::uuid $$;
+CREATE SCHEMA realtime;
+CREATE FUNCTION realtime.topic() RETURNS text LANGUAGE sql STABLE
+  AS $$ SELECT nullif(current_setting('realtime.topic', true), '') $$;
+CREATE TABLE realtime.messages (
+  id uuid NOT NULL DEFAULT gen_random_uuid(),
+  topic text NOT NULL,
+  extension text NOT NULL,
+  payload jsonb,
+  event text,
+  private boolean DEFAULT false,
+  updated_at timestamp without time zone NOT NULL DEFAULT now(),
+  inserted_at timestamp without time zone NOT NULL DEFAULT now(),
+  PRIMARY KEY (id, inserted_at)
+);
+ALTER TABLE realtime.messages ENABLE ROW LEVEL SECURITY;
+CREATE PUBLICATION supabase_realtime;
+"""
+SESSION_POLICIES = {"Users can access own sessions", "Service role can manage sessions"}
+
+
+def our_tables() -> set[str]:
+    return {t for t in connection.introspection.table_names() if t.startswith(("preview_", "machines_"))}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_whole_schema_migrates_to_zero_and_back() -> None:
+    executor = MigrationExecutor(connection)
+    leaves = executor.loader.graph.leaf_nodes()
+    assert "preview_flags" in our_tables()
+    executor.migrate([(app, None) for app, _ in leaves])
+    assert our_tables() == set()
+    assert "django_migrations" in connection.introspection.table_names()
+    executor = MigrationExecutor(connection)
+    executor.migrate(leaves)
+    assert {"preview_sessions", "preview_flags", "preview_quotas", "machines_machine"} <= our_tables()
+    assert MigrationExecutor(connection).migration_plan(leaves) == []
+
+
+def server_params() -> dict[str, Any]:
+    settings = connection.settings_dict
+    return {
+        "host": settings["HOST"] or "127.0.0.1",
+        "port": settings["PORT"] or 5432,
+        "user": settings["USER"] or "postgres",
+        "password": settings["PASSWORD"] or None,
+    }
+
+
+@pytest.fixture
+def supabase_db() -> Iterator[dict[str, Any]]:
+    if connection.vendor != "postgresql":
+        pytest.skip("the Supabase migration needs PostgreSQL (run ./.ci/run, which sets DATABASE_URL)")
+    params, name = server_params(), f"velocity_supabase_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(dbname=name, autocommit=True, **params) as db:
+            db.execute(SUPABASE_STUB)
+        yield {**params, "dbname": name}
+    finally:
+        with psycopg.connect(dbname="postgres", autocommit=True, **params) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def manage(db: dict[str, Any], tmp_path: Path, *args: str) -> None:
+    password = f":{db['password']}" if db["password"] else ""
+    url = f"postgres://{db['user']}{password}@{db['host']}:{db['port']}/{db['dbname']}"
+    env = embedded_env(tmp_path, DATABASE_URL=url)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def supabase_state(db: dict[str, Any]) -> dict[str, Any]:
+    with psycopg.connect(**db) as conn:
+        rls = conn.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'public.preview_sessions'::regclass")
+        published = conn.execute(
+            "SELECT count(*) FROM pg_publication_tables WHERE pubname = 'supabase_realtime'"
+            " AND tablename = 'preview_sessions'"
+        )
+        policies = conn.execute("SELECT schemaname, tablename, policyname FROM pg_policies")
+        return {
+            "rls": rls.fetchone()[0],  # type: ignore[index]
+            "published": published.fetchone()[0] == 1,  # type: ignore[index]
+            "session_policies": {p for s, t, p in policies.fetchall() if t == "preview_sessions"},
+            "channel_policies": conn.execute(
+                "SELECT count(*) FROM pg_policies WHERE schemaname = 'realtime' AND tablename = 'messages'"
+            ).fetchone()[0],  # type: ignore[index]
+        }
+
+
+def as_claims(conn: psycopg.Connection[Any], role: str, claims: dict[str, str], topic: str) -> None:
+    """Act as Supabase does for a request: a non-owner role, the JWT's claims, the channel's topic."""
+    conn.execute(f'SET LOCAL ROLE "{role}"')
+    conn.execute("SELECT set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
+    conn.execute("SELECT set_config('realtime.topic', %s, true)", [topic])
+
+
+def may_join(db: dict[str, Any], role: str, claims: dict[str, str], topic: str) -> bool:
+    with psycopg.connect(**db) as conn:
+        as_claims(conn, role, claims, topic)
+        try:
+            conn.execute(
+                "INSERT INTO realtime.messages (topic, extension, private) VALUES (%s, 'broadcast', true)", [topic]
+            )
+        except psycopg.errors.InsufficientPrivilege:
+            return False
+        conn.rollback()
+        return True
+
+
+def visible_sessions(db: dict[str, Any], role: str, claims: dict[str, str]) -> int:
+    with psycopg.connect(**db) as conn:
+        as_claims(conn, role, claims, "")
+        return int(conn.execute("SELECT count(*) FROM public.preview_sessions").fetchone()[0])  # type: ignore[index]
+
+
+@pytest.fixture
+def probe_role(supabase_db: dict[str, Any]) -> Iterator[str]:
+    """A role like Supabase's ``authenticated``: not the tables' owner, so row-level security applies."""
+    role = f"velocity_probe_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(autocommit=True, **supabase_db) as conn:
+        conn.execute(f'CREATE ROLE "{role}" NOLOGIN')
+    yield role
+    with psycopg.connect(dbname="postgres", autocommit=True, **server_params()) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{supabase_db["dbname"]}" WITH (FORCE)')
+        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def grant_and_seed(db: dict[str, Any], role: str, owner: uuid.UUID) -> None:
+    with psycopg.connect(autocommit=True, **db) as conn:
+        for schema in ("public", "auth", "realtime"):
+            conn.execute(f'GRANT USAGE ON SCHEMA {schema} TO "{role}"')
+        conn.execute(f'GRANT SELECT ON public.preview_sessions TO "{role}"')
+        conn.execute(f'GRANT SELECT, INSERT ON realtime.messages TO "{role}"')
+        conn.execute(
+            "INSERT INTO public.preview_sessions (id, user_id, project_id, status, preview_url, framework,"
+            " created_at, updated_at, last_activity_source, end_reason, end_detail, memory_mb, boot_timings)"
+            " VALUES (%s, %s, 'p1', 'active', '', '', now(), now(), '', '', '', 512, '{}')",
+            [uuid.uuid4(), owner],
+        )
+
+
+def test_the_supabase_migration_secures_sessions_and_channels_and_reverses(
+    supabase_db: dict[str, Any], probe_role: str, tmp_path: Path
+) -> None:
+    manage(supabase_db, tmp_path, "migrate", "--no-input")
+    state = supabase_state(supabase_db)
+    assert (state["rls"], state["published"], state["session_policies"]) == (True, True, SESSION_POLICIES)
+    assert state["channel_policies"] == 1
+
+    owner, stranger = uuid.uuid4(), uuid.uuid4()
+    grant_and_seed(supabase_db, probe_role, owner)
+    assert visible_sessions(supabase_db, probe_role, {"sub": str(owner)}) == 1
+    assert visible_sessions(supabase_db, probe_role, {"sub": str(stranger)}) == 0
+    assert visible_sessions(supabase_db, probe_role, {"role": "service_role"}) == 1
+    assert may_join(supabase_db, probe_role, {"sub": str(owner)}, "project:p1")
+    assert not may_join(supabase_db, probe_role, {"sub": str(stranger)}, "project:p1")
+    assert not may_join(supabase_db, probe_role, {"sub": str(owner)}, "project:p2")
+    assert may_join(supabase_db, probe_role, {"sub": str(uuid.uuid4()), "velocity_project": "p1"}, "project:p1")
+    assert may_join(supabase_db, probe_role, {"role": "service_role"}, "project:p2")
+
+    manage(supabase_db, tmp_path, "migrate", "preview_sessions", "0004", "--no-input")
+    state = supabase_state(supabase_db)
+    assert (state["rls"], state["published"], state["session_policies"], state["channel_policies"]) == (
+        False,
+        False,
+        set(),
+        0,
+    )
+
+
+@pytest.mark.django_db
+def test_the_supabase_migration_does_nothing_on_a_plain_database() -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT count(*) FROM pg_policies WHERE tablename = 'preview_sessions'")
+            assert cursor.fetchone()[0] == 0
+    executor = MigrationExecutor(connection)
+    assert ("preview_sessions", "0005_supabase_realtime") in executor.loader.applied_migrations
