@@ -29,6 +29,7 @@ ACTIVE_TIMEOUT = 60.0
 class Preview:
     seconds: float
     session: dict[str, Any]
+    end_seconds: float = float("nan")  # the DELETE that ended it (destroys the machine before answering)
 
 
 def user_headers(user_id: uuid.UUID | None = None, role: str = "authenticated") -> dict[str, str]:
@@ -63,7 +64,9 @@ def _measure(stack: Stack, count: int, prefix: str) -> list[Preview]:
         for index in range(count):
             headers = user_headers()
             preview = create_and_wait(client, stack.base_url, headers, f"{prefix}-{index}")
+            began = time.perf_counter()
             end_session(client, stack.base_url, headers, preview.session["id"])
+            preview.end_seconds = time.perf_counter() - began
             previews.append(preview)
     return previews
 
@@ -99,6 +102,13 @@ def cold(stack: Stack, count: int) -> list[Figure]:
         Figure(GROUP, "cold_p50", percentile(seconds, 0.5), "s", 1.5, note=note),
         Figure(GROUP, "cold_p95", percentile(seconds, 0.95), "s", note=note),
         *waterfall(previews, "cold"),
+        Figure(
+            "api",
+            "end_live_session_p50",
+            percentile([p.end_seconds for p in previews], 0.5),
+            "s",
+            note="DELETE of an active session: its machine is destroyed before the answer",
+        ),
     ]
 
 
