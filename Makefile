@@ -45,3 +45,13 @@ test: lint $(JS_HARNESS)/node_modules/.package-lock.json
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks and resilience (bench/, resilience/): each starts its own orchestrator in a temp var dir.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
+
+resilience: $(STAMP)
+	$(BIN)/python -m resilience

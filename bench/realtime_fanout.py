@@ -1,8 +1,9 @@
 """Fan-out benchmark of the embedded realtime endpoint: many sockets on one topic, one sender.
 
 Starts daphne on a free port (embedded mode, its own var dir), opens `--sockets` vsn 1.0.0 sockets
-on `realtime:project:bench`, sends `--rate` broadcasts per second for `--seconds` from one more
-socket, and prints deliveries per second and the send-to-receive latency percentiles.
+spread over `--topics` topics `realtime:project:bench-<n>` (default one), sends `--rate` broadcasts
+per second in turn on each topic for `--seconds` from one more socket, and prints deliveries per
+second and the send-to-receive latency percentiles. `make bench` runs it through `bench/fanout.py`.
 
     .venv/bin/python bench/realtime_fanout.py --sockets 1000 --rate 10 --seconds 10
 """
@@ -27,6 +28,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "velocity.settings")
 TOPIC = "realtime:project:bench"
 
 
+def topic(index: int) -> str:
+    return f"{TOPIC}-{index}"
+
+
 def _setup(var_dir: str) -> str:
     os.environ["VELOCITY_VAR_DIR"] = var_dir
     import django
@@ -37,11 +42,12 @@ def _setup(var_dir: str) -> str:
     return service_token(ttl=3600)
 
 
-async def _join(url: str) -> Any:
+async def _join(url: str, topics: list[str]) -> Any:
     socket = await websockets.connect(url, max_queue=None)
-    join = {"topic": TOPIC, "event": "phx_join", "payload": {"config": {}}, "ref": "1", "join_ref": "1"}
-    await socket.send(json.dumps(join))
-    await socket.recv()
+    for name in topics:
+        join = {"topic": name, "event": "phx_join", "payload": {"config": {}}, "ref": "1", "join_ref": "1"}
+        await socket.send(json.dumps(join))
+        await socket.recv()
     return socket
 
 
@@ -57,11 +63,11 @@ async def _receive(socket: Any, latencies: list[float], stop: asyncio.Event) -> 
             latencies.append(time.time() - frame["payload"]["payload"]["t"])
 
 
-async def _send(socket: Any, rate: float, seconds: float) -> int:
+async def _send(socket: Any, rate: float, seconds: float, topics: int = 1) -> int:
     sent, start = 0, time.monotonic()
     while time.monotonic() - start < seconds:
         payload = {"type": "broadcast", "event": "file:update", "payload": {"t": time.time(), "path": "a.ts"}}
-        frame = {"topic": TOPIC, "event": "broadcast", "payload": payload, "ref": None, "join_ref": "1"}
+        frame = {"topic": topic(sent % topics), "event": "broadcast", "payload": payload, "ref": None, "join_ref": "1"}
         await socket.send(json.dumps(frame))
         sent += 1
         await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic()))
@@ -75,26 +81,29 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 async def bench(args: argparse.Namespace, token: str, server: Any) -> dict[str, Any]:
     url = f"ws://127.0.0.1:{server.port}/realtime/v1/websocket?apikey={token}&vsn=1.0.0"
-    sockets = []
+    topics = getattr(args, "topics", 1)
+    sockets: list[Any] = []
     for start in range(0, args.sockets, 100):
-        sockets += await asyncio.gather(*(_join(url) for _ in range(min(100, args.sockets - start))))
-    sender = await _join(url)
+        batch = range(start, min(args.sockets, start + 100))
+        sockets += await asyncio.gather(*(_join(url, [topic(i % topics)]) for i in batch))
+    sender = await _join(url, [topic(i) for i in range(topics)])
     latencies: list[float] = []
     stop = asyncio.Event()
     readers = [asyncio.create_task(_receive(s, latencies, stop)) for s in sockets]
-    begin, cpu = time.monotonic(), _cpu_seconds(server)
-    sent = await _send(sender, args.rate, args.seconds)
+    begin, cpu, client_cpu = time.monotonic(), _cpu_seconds(server), time.process_time()
+    sent = await _send(sender, args.rate, args.seconds, topics)
     await asyncio.sleep(2)
-    elapsed, cpu = time.monotonic() - begin, _cpu_seconds(server) - cpu
+    elapsed, cpu, client_cpu = time.monotonic() - begin, _cpu_seconds(server) - cpu, time.process_time() - client_cpu
     stop.set()
     await asyncio.gather(*readers)
     for socket in [*sockets, sender]:
         await socket.close()
     return {
         "sockets": args.sockets,
+        "topics": topics,
         "broadcasts": sent,
         "deliveries": len(latencies),
-        "expected": sent * args.sockets,
+        "expected": sent * args.sockets // topics,
         "deliveries_per_s": round(len(latencies) / args.seconds),
         "elapsed_s": round(elapsed, 1),
         "p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
@@ -102,6 +111,8 @@ async def bench(args: argparse.Namespace, token: str, server: Any) -> dict[str, 
         "max_ms": round(max(latencies, default=float("nan")) * 1000, 1),
         "server_cpu_s": round(cpu, 2),
         "server_cpu_us_per_delivery": round(cpu / max(1, len(latencies)) * 1e6, 1),
+        # The clients share the machine's cores with the server: what they take, the server cannot use.
+        "client_cpu_us_per_delivery": round(client_cpu / max(1, len(latencies)) * 1e6, 1),
     }
 
 
@@ -114,6 +125,7 @@ def _cpu_seconds(server: Any) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sockets", type=int, default=1000)
+    parser.add_argument("--topics", type=int, default=1, help="topics the sockets are spread over (at most 100)")
     parser.add_argument("--rate", type=float, default=10.0, help="broadcasts per second")
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()

@@ -1,0 +1,139 @@
+"""REST latency with 10,000 sessions in the database, and requests per second under concurrent load.
+
+The rows are bulk-inserted (no signals, no publications): 1,000 users with ten sessions each, one
+in ten live, plus the measured user's own 50. Creates run with the task cluster stopped, so each one
+costs what the API costs (quota check, insert, enqueue, status publication) and no agent is started;
+the sessions are ended in the database afterwards and the cluster is started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from bench.results import Figure, Results, percentile
+from bench.stack import Stack
+from bench.time_to_preview import user_headers
+
+if TYPE_CHECKING:
+    from sessions.models import PreviewSession
+
+GROUP = "api"
+ROWS = 10_000
+OWN_SESSIONS = 50
+CONCURRENCY = 16
+
+
+def seed_sessions(owner: uuid.UUID, total: int = ROWS) -> None:
+    from django.utils import timezone
+
+    from sessions.models import PreviewSession
+
+    now = timezone.now()
+    rows = [_row(owner, index, now) for index in range(OWN_SESSIONS)]
+    users = [uuid.uuid4() for _ in range((total - OWN_SESSIONS) // 10)]
+    rows += [_row(users[index // 10], index, now) for index in range(len(users) * 10)]
+    PreviewSession.objects.bulk_create(rows, batch_size=1000)
+
+
+def _row(user: uuid.UUID, index: int, now: datetime) -> PreviewSession:
+    from sessions.models import PreviewSession
+
+    created = now - timedelta(minutes=index)
+    live = index % 10 == 0
+    return PreviewSession(
+        user_id=user,
+        project_id=f"project-{index}",
+        status="active" if live else "ended",
+        end_reason="" if live else "user",
+        created_at=created,
+        updated_at=created,
+        ended_at=None if live else created + timedelta(minutes=5),
+        expires_at=now + timedelta(hours=2),  # none expire during the run
+        last_activity_at=created,
+    )
+
+
+def timed_requests(
+    method: str, url: str, count: int, headers: Callable[[], dict[str, str]], body: Callable[[int], Any] | None = None
+) -> list[float]:
+    """Sequential requests on one keep-alive connection; the seconds each took."""
+    seconds = []
+    with httpx.Client(timeout=30) as client:
+        for index in range(count):
+            request = client.build_request(method, url, headers=headers(), json=body(index) if body else None)
+            began = time.perf_counter()
+            response = client.send(request)
+            seconds.append(time.perf_counter() - began)
+            if response.status_code >= 400:
+                raise RuntimeError(f"{method} {url} answered {response.status_code}: {response.text[:300]}")
+    return seconds
+
+
+async def _load(url: str, headers: dict[str, str], seconds: float) -> tuple[int, list[float]]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while time.perf_counter() < deadline:
+            began = time.perf_counter()
+            (await client.get(url, headers=headers)).raise_for_status()
+            latencies.append(time.perf_counter() - began)
+
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY)) as client:
+        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
+    return len(latencies), latencies
+
+
+def latency_figures(name: str, seconds: list[float], note: str, p99_target: float | None = None) -> list[Figure]:
+    return [
+        Figure(GROUP, f"{name}_p50", percentile(seconds, 0.5) * 1000, "ms", note=note),
+        Figure(GROUP, f"{name}_p99", percentile(seconds, 0.99) * 1000, "ms", p99_target, note=note),
+    ]
+
+
+def _end_bench_creates(prefix: str) -> None:
+    from django.utils import timezone
+
+    from sessions.models import PreviewSession
+
+    now = timezone.now()
+    PreviewSession.objects.filter(project_id__startswith=prefix, status__in=["creating", "active"]).update(
+        status="ended", end_reason="user", ended_at=now, updated_at=now
+    )
+
+
+def run(stack: Stack, results: Results, *, quick: bool) -> None:
+    owner = uuid.uuid4()
+    seed_sessions(owner)
+    own, service = user_headers(owner), user_headers(None, role="service_role")
+    sessions_url = f"{stack.base_url}/api/v1/sessions/"
+    count = 100 if quick else 1000
+    note = f"{count} sequential GETs, a user with {OWN_SESSIONS} of {ROWS:,} sessions"
+    results.add(*latency_figures("list_user", timed_requests("GET", sessions_url, count, lambda: own), note, 30))
+    note = f"{count} sequential GETs of the first page of all {ROWS:,} (with count)"
+    results.add(
+        *latency_figures("list_service_role", timed_requests("GET", sessions_url, count, lambda: service), note)
+    )
+    stack.stop_cluster()
+    try:
+        creates = 50 if quick else 500
+        prefix = f"bench-api-{uuid.uuid4().hex[:6]}"
+        seconds = timed_requests(
+            "POST", sessions_url, creates, lambda: user_headers(uuid.uuid4()), lambda i: {"project_id": f"{prefix}-{i}"}
+        )
+        results.add(*latency_figures("create", seconds, f"{creates} sequential creates by new users, cluster stopped"))
+        _end_bench_creates(prefix)
+    finally:
+        stack.start_cluster()
+    duration = 3.0 if quick else 10.0
+    done, latencies = asyncio.run(_load(sessions_url, own, duration))
+    note = f"{CONCURRENCY} concurrent clients listing for {duration:.0f} s"
+    results.add(Figure(GROUP, "list_under_load_rps", done / duration, "requests/s", note=note))
+    results.add(Figure(GROUP, "list_under_load_p99", percentile(latencies, 0.99) * 1000, "ms", note=note))

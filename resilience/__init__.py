@@ -1,0 +1,1 @@
+"""Resilience: fault injection and hostile input (``python -m resilience``, ``make resilience``)."""

@@ -1,0 +1,5 @@
+import sys
+
+from resilience.run import main
+
+sys.exit(main())

@@ -1,0 +1,83 @@
+"""Other users' ids on every endpoint: user B tries user A's session, quota, project channel and topic.
+
+A's session is created through the API (the task cluster is not needed: a ``creating`` session is live
+and owns its project's channel). Every attempt by B must be refused (404 for another's session, 403
+for service-role endpoints, 401 for machine endpoints, an error reply for the channel), and A's session
+must be untouched afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+
+from resilience.context import Context, bearer, connect, error_code, join, token
+from resilience.report import Outcome
+
+
+def create_session(ctx: Context, user: uuid.UUID, project: str) -> dict[str, object]:
+    response = httpx.post(f"{ctx.api}/sessions/", json={"project_id": project}, headers=bearer(token(user)), timeout=10)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def rest_attempts(session_id: str, owner: uuid.UUID, intruder: uuid.UUID) -> list[tuple[str, str, object, int]]:
+    return [
+        ("GET", f"/sessions/{session_id}/", None, 404),
+        ("DELETE", f"/sessions/{session_id}/", None, 404),
+        ("POST", f"/sessions/{session_id}/heartbeat/", None, 404),
+        ("GET", f"/quotas/{owner}/", None, 403),
+        ("PUT", f"/quotas/{owner}/", {"max_concurrent_sessions": 99}, 403),
+        ("PUT", f"/quotas/{intruder}/", {"max_concurrent_sessions": 99}, 403),
+        ("POST", "/agent/events/", {"type": "ready"}, 401),
+        ("GET", f"/sessions/{uuid.uuid4()}/", None, 404),
+    ]
+
+
+def check_rest(ctx: Context, out: Outcome, session_id: str, owner: uuid.UUID, intruder: uuid.UUID) -> None:
+    headers = bearer(token(intruder))
+    for method, path, body, expected in rest_attempts(session_id, owner, intruder):
+        response = httpx.request(method, ctx.api + path, json=body, headers=headers, timeout=10)
+        code = error_code(response)
+        out.check(
+            response.status_code == expected and not code.startswith("<"),
+            f"{method} {path.replace(session_id, '<A>').replace(str(owner), '<A>')}: {expected} {code}",
+            f"{method} {path}: {response.status_code} {code} (expected {expected})",
+        )
+    listed = httpx.get(f"{ctx.api}/sessions/", headers=headers, timeout=10).json()
+    ids = [row["id"] for row in listed.get("results", [])]
+    out.check(session_id not in ids, "B's list does not show A's session", "B's list shows A's session")
+
+
+async def _channel_attempts(ctx: Context, project: str, intruder: uuid.UUID) -> tuple[dict[str, Any], int]:
+    socket = await connect(ctx.ws_url(token(intruder)))
+    try:
+        answer = await join(socket, f"project:{project}")
+    finally:
+        await socket.close()
+    url = f"{ctx.stack.base_url}/realtime/v1/api/broadcast/project:{project}/events/file:update"
+    async with httpx.AsyncClient() as client:
+        rest = await client.post(url, json={"path": "a", "content": "x"}, headers=bearer(token(intruder)))
+    return answer, rest.status_code
+
+
+def check_realtime(ctx: Context, out: Outcome, project: str, intruder: uuid.UUID) -> None:
+    answer, rest_status = asyncio.run(_channel_attempts(ctx, project, intruder))
+    reason = str(answer.get("response", {}).get("reason", ""))
+    out.check(answer.get("status") == "error", f"B joins project:<A's>: error '{reason[:80]}'", f"B joined: {answer}")
+    out.check(rest_status == 403, "B's REST broadcast on A's topic: 403", f"B's REST broadcast: {rest_status}")
+
+
+def run(ctx: Context, out: Outcome) -> None:
+    owner, intruder = uuid.uuid4(), uuid.uuid4()
+    project = f"victim-{uuid.uuid4().hex[:8]}"
+    session = create_session(ctx, owner, project)
+    out.step(f"user A created session {session['id']} for project {project}; user B tries it everywhere")
+    check_rest(ctx, out, str(session["id"]), owner, intruder)
+    check_realtime(ctx, out, project, intruder)
+    after = httpx.get(f"{ctx.api}/sessions/{session['id']}/", headers=bearer(token(owner)), timeout=10).json()
+    out.check(after["status"] == session["status"], "A's session is untouched", f"A's session is now {after['status']}")
+    httpx.delete(f"{ctx.api}/sessions/{session['id']}/", headers=bearer(token(owner)), timeout=10)
