@@ -10,8 +10,11 @@ project's REST broadcast API.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -27,6 +30,7 @@ from velocity.auth import TokenError, issue_token, verify_token
 logger = logging.getLogger(__name__)
 RELAY_PATH = "/realtime/v1/internal/relay"
 _server_process = False
+_local = threading.local()
 
 
 def mark_server_process() -> None:
@@ -43,14 +47,38 @@ def _service_token() -> str:
     return issue_token(sub=None, role="service_role", ttl=60)
 
 
+@contextlib.contextmanager
+def batched() -> Iterator[None]:
+    """Within this block, relayed publications are collected and sent as one request at the end."""
+    if getattr(_local, "batch", None) is not None:
+        yield
+        return
+    _local.batch = []
+    try:
+        yield
+    finally:
+        items, _local.batch = _local.batch, None
+        if items:
+            _send({"kind": "batch", "items": items})
+
+
 def post(kind: str, body: dict[str, Any]) -> None:
     """Hand one publication to the server process; a failure is logged, never raised."""
+    batch = getattr(_local, "batch", None)
+    if batch is not None:
+        batch.append({"kind": kind, **body})
+        return
+    _send({"kind": kind, **body})
+
+
+def _send(body: dict[str, Any]) -> None:
+    kind = body["kind"]
     try:
         httpx.post(
             settings.ORCHESTRATOR_URL + RELAY_PATH,
-            json={"kind": kind, **body},
+            json=body,
             headers={"Authorization": f"Bearer {_service_token()}"},
-            timeout=3,
+            timeout=10,
         ).raise_for_status()
     except httpx.HTTPError as exc:
         logger.warning("relay to the server failed", extra={"kind": kind, "error": type(exc).__name__})
@@ -95,7 +123,10 @@ async def _local_broadcast(message: dict[str, Any]) -> None:
 async def _dispatch(body: dict[str, Any]) -> None:
     from realtime_bridge import events
 
-    if body["kind"] == "event":
+    if body["kind"] == "batch":
+        for item in body["items"]:
+            await _dispatch(item)
+    elif body["kind"] == "event":
         await events.apublish(events.Event(**body["event"]))
     elif body["kind"] == "row_change":
         await events.apublish_row_change(body["change"])

@@ -272,15 +272,18 @@ def session_end_expired(*, now: datetime) -> int:
     The ``status__in`` condition is the claim: a second sweeper running at the same moment updates
     nothing that the first already ended, so no session is ended twice.
     """
-    with transaction.atomic():
+    # One relay request for all the announcements (the cluster's case in the embedded mode), not one each.
+    with relay.batched(), transaction.atomic():
         count = PreviewSession.objects.filter(status__in=LIVE_STATUSES, expires_at__lt=now).update(
             status=SessionStatus.ENDED, end_reason=EndReason.EXPIRED, ended_at=now, updated_at=now
         )
         if count:
-            for session in PreviewSession.objects.filter(end_reason=EndReason.EXPIRED, ended_at=now)[
-                :STATUS_FANOUT_LIMIT
-            ]:
-                _publish_status(session)
+            ended = list(
+                PreviewSession.objects.filter(end_reason=EndReason.EXPIRED, ended_at=now)[:STATUS_FANOUT_LIMIT]
+            )
+            changes.session_rows_changed([session.id for session in ended])
+            for session in ended:
+                _publish_status(session, row_published=True)
     if count:
         logger.info("expired sessions ended", extra={"count": count})
         metrics.sessions_ended(reason=EndReason.EXPIRED, count=count)

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -65,3 +66,35 @@ def test_the_relay_endpoint_refuses_anything_but_the_service_role(realtime_serve
     assert ok.status_code == 202
     bad = httpx.post(url, json={"kind": "event"}, headers={"Authorization": f"Bearer {service_token()}"})
     assert bad.status_code == 400
+
+
+async def test_a_batch_of_publications_arrives_whole_in_one_relay_request(
+    realtime_server: RealtimeServer, outside_the_server: None
+) -> None:
+    project = str(uuid.uuid4())
+    received: list[Any] = []
+    client = AsyncRealtimeClient(realtime_server.http_base, token=agent_token(project), auto_reconnect=False)
+    await client.connect()
+    sent: list[Any] = []
+    real_send = relay._send
+
+    def counting_send(body: dict[str, Any]) -> None:
+        sent.append(body)
+        real_send(body)
+
+    def announce_three() -> None:
+        with mock.patch.object(relay, "_send", counting_send), relay.batched():
+            for status in ("creating", "active", "ended"):
+                relay.broadcast(topic=f"project:{project}", event="session:status", payload={"status": status})
+
+    try:
+        await client.channel(f"project:{project}").on_broadcast("session:status", received.append).subscribe()
+        await asyncio.sleep(0.2)
+        await sync_to_async(announce_three)()
+        async with asyncio.timeout(5):
+            while len(received) < 3:
+                await asyncio.sleep(0.02)
+    finally:
+        await client.close()
+    assert [m["payload"]["status"] for m in received] == ["creating", "active", "ended"]
+    assert [body["kind"] for body in sent] == ["batch"]
