@@ -22,7 +22,7 @@ up: $(STAMP)
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(BIN)/python manage.py ensure_operator
 	$(BIN)/python manage.py sync_schedules
-	@echo "velocity: dashboard http://$(HOST):$(PORT)/admin/  health http://$(HOST):$(PORT)/health"
+	@echo "velocity: dashboard http://$(HOST):$(PORT)/dashboard/  admin http://$(HOST):$(PORT)/admin/  health http://$(HOST):$(PORT)/health"
 	$(BIN)/python -m velocity.run
 
 lint: $(STAMP)

@@ -133,6 +133,7 @@ class Agent:
             self.config.channel_name,
             handle=self._handle,
             manifest=lambda: manifest_events(self.store, reason="join"),
+            send_rate=self.config.realtime_send_rate,
         )
 
     async def _step(self, name: str, awaitable: Any) -> Any:

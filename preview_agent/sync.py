@@ -32,7 +32,9 @@ OUTBOX_LIMIT = 2000
 ACKS = frozenset({"file:synced", "files:synced"})
 STABLE_CONNECTION_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 15.0
-SEND_RATE_PER_SECOND = 40.0  # Realtime closes a channel past 100 pushes a second per socket
+# The default stays under the embedded endpoint's per-socket limit (1,000 a second) with room for an
+# editor's 100 edits a second and their acks; against a Supabase project set it to the plan's limit.
+SEND_RATE_PER_SECOND = 400.0
 
 
 Handler = Callable[[str, dict[str, Any]], list[Outgoing]]
@@ -40,7 +42,14 @@ Handler = Callable[[str, dict[str, Any]], list[Outgoing]]
 
 class RealtimeSync:
     def __init__(
-        self, url: str, key: str, channel: str, *, handle: Handler, manifest: Callable[[], list[Outgoing]]
+        self,
+        url: str,
+        key: str,
+        channel: str,
+        *,
+        handle: Handler,
+        manifest: Callable[[], list[Outgoing]],
+        send_rate: float = SEND_RATE_PER_SECOND,
     ) -> None:
         self.url, self._key, self.channel_name = url, key, channel
         self.handle, self.manifest = handle, manifest
@@ -52,7 +61,7 @@ class RealtimeSync:
         self._wake = asyncio.Event()
         self._channel: AsyncRealtimeChannel | None = None
         self._generation = 0
-        self._pacer = TokenBucket(SEND_RATE_PER_SECOND)  # bursts of 40: at most 80 in any second
+        self._pacer = TokenBucket(send_rate)  # bursts of one second's worth: at most twice the rate in a second
 
     @property
     def connected(self) -> bool:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
@@ -5,6 +7,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from sessions import services
+from sessions.dashboard.services import quota_delete_by_operator, quota_save_by_operator
 from sessions.models import PreviewFlag, PreviewSession, PreviewTarget, Quota
 
 
@@ -31,6 +34,17 @@ class QuotaAdmin(admin.ModelAdmin):
     )
     search_fields = ("=user_id",)
     readonly_fields = ("id", "created_at", "updated_at")
+
+    # Every change is audited (who, when, the values before and after) through the service.
+    def save_model(self, request: HttpRequest, obj: Quota, form: Any, change: bool) -> None:
+        quota_save_by_operator(quota=obj, operator=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Quota) -> None:
+        quota_delete_by_operator(quota=obj, operator=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Quota]) -> None:
+        for quota in queryset:
+            quota_delete_by_operator(quota=quota, operator=request.user)
 
 
 @admin.register(PreviewFlag)

@@ -203,9 +203,19 @@ def session_touch(*, session_id: uuid.UUID, source: str, now: datetime) -> bool:
     )
 
 
-def session_end(*, session: PreviewSession, reason: str, now: datetime, detail: str = "", source: str = "api") -> bool:
+def session_end(
+    *,
+    session: PreviewSession,
+    reason: str,
+    now: datetime,
+    detail: str = "",
+    source: str = "api",
+    release_later: bool = False,
+) -> bool:
     """End a live session (``failed`` when the reason is a failure) and destroy its machine.
 
+    ``release_later`` destroys the machine in the task cluster instead of now: for callers that are the
+    machine itself (its agent's exit report), which must not wait on their own destruction.
     Ending a finished session changes nothing and returns False.
     """
     status = SessionStatus.FAILED if reason == EndReason.FAILED else SessionStatus.ENDED
@@ -219,7 +229,10 @@ def session_end(*, session: PreviewSession, reason: str, now: datetime, detail: 
     if updated:
         logger.info("session ended", extra={"session_id": str(session.id), "reason": reason})
         metrics.sessions_ended(reason=reason)
-        _release_machine(session, source=source, reason=reason)
+        if release_later:
+            _release_machine_later(session, source=source, reason=reason)
+        else:
+            _release_machine(session, source=source, reason=reason)
     return bool(updated)
 
 
@@ -238,6 +251,19 @@ def _release_machine(session: PreviewSession, *, source: str, reason: str) -> No
 
     if session.machine_id is not None:
         machine_destroy(machine_id=session.machine_id, source=source, detail={"session_end_reason": reason})
+
+
+def _release_machine_later(session: PreviewSession, *, source: str, reason: str) -> None:
+    from django_q.tasks import async_task
+
+    if session.machine_id is not None:
+        async_task(
+            "machines.services.machine_destroy",
+            machine_id=session.machine_id,
+            source=source,
+            detail={"session_end_reason": reason},
+            task_name=f"release-{session.machine_id}",
+        )
 
 
 def session_end_expired(*, now: datetime) -> int:
@@ -431,9 +457,8 @@ def session_handle_agent_event(*, machine: Any, event: dict[str, Any], now: date
         )
     if kind == "exit":
         reason = EndReason.IDLE if event.get("reason") == "idle" else EndReason.FAILED
-        ended = session_end(
-            session=session, reason=reason, now=now, detail=f"agent exited: {event.get('reason')}", source="agent"
-        )
+        detail = f"agent exited: {event.get('reason')}"
+        ended = session_end(session=session, reason=reason, now=now, detail=detail, source="agent", release_later=True)
         return "ended" if ended else "ignored"
     return "noted"
 

@@ -17,7 +17,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
-from velocity import metrics
+from velocity import http_stats, metrics
 
 logger = logging.getLogger("velocity.request")
 
@@ -115,6 +115,7 @@ class RequestLogMiddleware:
         seconds = time.perf_counter() - started
         metrics.http_request_observed(request, response, seconds)
         duration_ms = round(seconds * 1000, 2)
+        http_stats.record(request.path, response.status_code, duration_ms)
         level = logging.ERROR if response.status_code >= 500 else logging.INFO
         logger.log(
             level,

@@ -242,7 +242,9 @@ REALTIME_URL = os.environ.get("REALTIME_URL") or (
 # The endpoint serves /realtime/v1 when SUPABASE_URL is unset, or always with REALTIME_EMBEDDED_ALWAYS.
 REALTIME_EMBEDDED_ALWAYS = env_bool("REALTIME_EMBEDDED_ALWAYS", default=False)
 REALTIME_MAX_PAYLOAD_BYTES = env_int("REALTIME_MAX_PAYLOAD_BYTES", 3000 * 1024)
-REALTIME_MAX_EVENTS_PER_SECOND = env_int("REALTIME_MAX_EVENTS_PER_SECOND", 100)
+# Per socket. Supabase counts 100 a second per project by default; ours is per socket and higher so one
+# editor can send 100 edits a second while its agent acks each (preview agents pace at REALTIME_SEND_RATE).
+REALTIME_MAX_EVENTS_PER_SECOND = env_int("REALTIME_MAX_EVENTS_PER_SECOND", 1000)
 REALTIME_MAX_CHANNELS_PER_SOCKET = env_int("REALTIME_MAX_CHANNELS_PER_SOCKET", 100)
 REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT") or 60)
 REALTIME_JOIN_ERROR_DELAY = float(os.environ.get("REALTIME_JOIN_ERROR_DELAY") or 0)

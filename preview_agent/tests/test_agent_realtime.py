@@ -199,7 +199,7 @@ async def until_count(editor: Editor, event: str, count: int, timeout: float = 1
 
 
 async def test_a_burst_of_edits_is_acknowledged_without_tripping_the_servers_rate_limit(session: Session) -> None:
-    """Two editors at 80 edits a second each: the agent's acks must still stay under 100 a second."""
+    """Two editors at 80 edits a second each: the agent's paced acks never trip the server's limit."""
     second = await session.join_editor()
 
     async def burst(editor: Editor, name: str) -> None:

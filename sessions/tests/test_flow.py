@@ -5,6 +5,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
@@ -110,3 +111,26 @@ def test_agent_events_need_the_machines_own_token(api: APIClient) -> None:
     response = api.post("/api/v1/agent/events/", {"type": "ready"}, format="json", HTTP_AUTHORIZATION="Bearer nope")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "auth.machine_token"
+
+
+def test_an_agents_idle_exit_ends_the_session_and_its_machine_is_released_by_the_cluster(
+    local_machines: Path, as_user: Callable[..., APIClient]
+) -> None:
+    from django_q.conf import Conf
+
+    from sessions import services
+
+    session_id = as_user().post("/api/v1/sessions/", {"project_id": "demo"}, format="json").json()["id"]
+    tasks.provision_session(session_id)
+    session = wait_for_status(session_id, "active")
+    assert session.machine_id is not None and session.agent_ready_at is not None
+    machine = Machine.objects.get(id=session.machine_id)
+    with mock.patch.object(Conf, "SYNC", True):  # run the queued release in process, as the cluster would
+        outcome = services.session_handle_agent_event(
+            machine=machine, event={"type": "exit", "reason": "idle"}, now=session.agent_ready_at
+        )
+    session.refresh_from_db()
+    machine.refresh_from_db()
+    assert outcome == "ended"
+    assert (session.status, session.end_reason) == ("ended", "idle")
+    assert machine.state == "destroyed"

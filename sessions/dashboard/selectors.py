@@ -1,0 +1,233 @@
+"""Reads for the operator dashboard. Every list runs a fixed number of queries whatever its length."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+
+from machines import selectors as machine_selectors
+from machines.models import GONE_STATES, Machine, MachineEvent
+from machines.selectors import CostTotals
+from sessions.models import LIVE_STATUSES, PreviewSession, Quota
+from sessions.selectors import month_start
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+
+
+# --- sessions --------------------------------------------------------------------------------------
+
+
+def session_counts(*, now: datetime) -> dict[str, int]:
+    """Live sessions, and those that finished in the last 24 hours, by status."""
+    recent = Q(status__in=LIVE_STATUSES) | Q(ended_at__gte=now - timedelta(hours=24))
+    rows = PreviewSession.objects.filter(recent).order_by().values("status").annotate(n=Count("id"))
+    counts = {status: 0 for status in ("creating", "active", "ended", "failed")}
+    counts.update({row["status"]: row["n"] for row in rows})
+    return counts
+
+
+def session_search(*, status: str = "", user: str = "", project: str = "", query: str = "") -> QuerySet[PreviewSession]:
+    """The sessions list's rows: filter by status, user and project, search ids and project names."""
+    sessions = PreviewSession.objects.select_related("machine").order_by("-created_at", "-id")
+    if status:
+        sessions = sessions.filter(status=status)
+    if user:
+        sessions = sessions.filter(user_id=_uuid_or_nil(user))
+    if project:
+        sessions = sessions.filter(project_id=project)
+    if query:
+        sessions = sessions.filter(_search(query))
+    return sessions
+
+
+def _search(query: str) -> Q:
+    match = Q(project_id__icontains=query)
+    as_uuid = _uuid_or_none(query)
+    if as_uuid is not None:
+        match |= Q(id=as_uuid) | Q(user_id=as_uuid) | Q(machine_id=as_uuid)
+    return match
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        return None
+
+
+def _uuid_or_nil(value: str) -> uuid.UUID:
+    return _uuid_or_none(value) or uuid.UUID(int=0)
+
+
+def session_for_operator(session_id: uuid.UUID) -> PreviewSession | None:
+    return PreviewSession.objects.select_related("machine").filter(id=session_id).first()
+
+
+def session_machine_events(session: PreviewSession) -> list[MachineEvent]:
+    if session.machine_id is None:
+        return []
+    return list(MachineEvent.objects.filter(machine_id=session.machine_id).order_by("at", "id"))
+
+
+@dataclass(frozen=True)
+class WaterfallStep:
+    label: str
+    at: datetime | None
+    offset_ms: float | None
+    duration_ms: float | None
+    percent: int = 0  # of the whole wait, for the bar
+
+
+def session_waterfall(session: PreviewSession) -> list[WaterfallStep]:
+    """Queued → machine created → started → agent ready → dev server ready, each with its offset."""
+    marks: list[tuple[str, datetime | None]] = [
+        ("queued", session.queued_at or session.created_at),
+        ("machine created", session.machine_created_at),
+        ("machine started", session.machine_started_at),
+        ("agent ready", _agent_up(session)),
+        ("dev server ready", session.agent_ready_at),
+    ]
+    origin = marks[0][1]
+    steps, previous = [], origin
+    for label, at in marks:
+        offset = _ms(at - origin) if at and origin else None
+        duration = _ms(at - previous) if at and previous else None
+        steps.append(WaterfallStep(label, at, offset, duration))
+        previous = at or previous
+    total = max((step.offset_ms or 0 for step in steps), default=0) or 1
+    return [replace(step, percent=round(100 * (step.duration_ms or 0) / total)) for step in steps]
+
+
+def _agent_up(session: PreviewSession) -> datetime | None:
+    """When the agent was up and turned to the dev server: it reports ``ready`` once the dev server
+    answers, with how long ``npm_install`` and ``dev_server_start`` took in its boot steps."""
+    if session.agent_ready_at is None:
+        return None
+    steps = session.boot_timings or {}
+    spent = sum(float(steps.get(name) or 0) for name in ("npm_install", "dev_server_start"))
+    moment = session.agent_ready_at - timedelta(seconds=spent)
+    return max(moment, session.machine_started_at) if session.machine_started_at else moment
+
+
+def _ms(delta: timedelta) -> float:
+    return round(delta.total_seconds() * 1000, 1)
+
+
+# --- machines --------------------------------------------------------------------------------------
+
+
+def machine_counts(*, now: datetime) -> dict[str, int]:
+    """Machines by state; gone ones only when they went in the last 24 hours."""
+    recent = ~Q(state__in=GONE_STATES) | Q(updated_at__gte=now - timedelta(hours=24))
+    rows = Machine.objects.filter(recent).order_by().values("state").annotate(n=Count("id"))
+    return {row["state"]: row["n"] for row in rows}
+
+
+def machine_list(*, state: str = "") -> QuerySet[Machine]:
+    """Machines with their latest session's id, user and project (three subqueries, one query)."""
+    latest = PreviewSession.objects.filter(machine=OuterRef("pk")).order_by("-created_at")
+    machines = (
+        Machine.objects.annotate(
+            session_id=Subquery(latest.values("id")[:1]),
+            session_user_id=Subquery(latest.values("user_id")[:1]),
+            session_project_id=Subquery(latest.values("project_id")[:1]),
+        )
+        .order_by("-created_at")
+        .prefetch_related("events", "sessions")
+    )
+    if state == "live":
+        return machines.exclude(state__in=GONE_STATES)
+    return machines.filter(state=state) if state else machines
+
+
+def machine_rows(machines: Iterable[Machine], *, now: datetime) -> list[dict[str, Any]]:
+    """Each machine with its uptime and cost so far (from the events and sessions prefetched by the list)."""
+    rows = []
+    for machine in machines:
+        uptime = machine_selectors.machine_uptime(machine, now)
+        cost = machine_selectors.machine_cost_so_far(machine, now)
+        rows.append({"machine": machine, "uptime": uptime.total_seconds() if uptime else None, "cost": cost})
+    return rows
+
+
+def machine_activity_per_minute(*, now: datetime, minutes: int = 60) -> dict[str, list[int]]:
+    """Creations and destructions in each of the last ``minutes`` minutes, oldest first."""
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+    series = {"created": [0] * minutes, "destroyed": [0] * minutes}
+    rows = MachineEvent.objects.filter(at__gte=start, to_state__in=list(series)).values_list("to_state", "at")
+    for state, at in rows:
+        index = int((at - start).total_seconds() // 60)
+        if 0 <= index < minutes:
+            series[state][index] += 1
+    return series
+
+
+# --- cost --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CostSummary:
+    today: Decimal
+    month_to_date: Decimal
+    projected_month: Decimal
+
+
+def cost_summary(*, now: datetime) -> CostSummary:
+    return CostSummary(
+        machine_selectors.cost_today(now).cost,
+        machine_selectors.cost_month_to_date(now).cost,
+        machine_selectors.cost_projected_month(now),
+    )
+
+
+@dataclass(frozen=True)
+class UserCost:
+    user_id: str | None  # None: the warm pool
+    totals: CostTotals
+    budget: Decimal | None
+
+    @property
+    def cost(self) -> Decimal:
+        return self.totals.cost
+
+    @property
+    def machine_seconds(self) -> Decimal:
+        return self.totals.started_seconds
+
+    @property
+    def idle_seconds(self) -> Decimal:
+        return self.totals.idle_seconds
+
+    @property
+    def budget_used(self) -> float | None:
+        return float(self.cost / self.budget) if self.budget else None
+
+
+def user_costs(*, now: datetime) -> list[UserCost]:
+    """Month-to-date cost per user, exact to now, against each one's budget; dearest first."""
+    by_user: dict[str | None, CostTotals] = defaultdict(CostTotals)
+    for (_, user_id), totals in machine_selectors.cost_by_day_and_user(
+        start=month_start(now), end=now, now=now
+    ).items():
+        by_user[user_id] += totals
+    budgets = _budgets([uuid.UUID(user_id) for user_id in by_user if user_id])
+    rows = [
+        UserCost(user_id, totals, budgets.get(user_id, budgets.get(None)) if user_id else None)
+        for user_id, totals in by_user.items()
+    ]
+    return sorted(rows, key=lambda row: row.cost, reverse=True)
+
+
+def _budgets(user_ids: list[uuid.UUID]) -> dict[str | None, Decimal]:
+    rows = Quota.objects.filter(Q(user_id__in=user_ids) | Q(user_id__isnull=True))
+    return {str(user) if user else None: budget for user, budget in rows.values_list("user_id", "monthly_budget_usd")}
