@@ -7,8 +7,10 @@ dashboard when it is there, are fetched as a logged-in operator and searched for
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
+from datetime import timedelta
 
 import httpx
 
@@ -41,7 +43,7 @@ def plant_rows() -> list[str]:
     now = timezone.now()
     rows = [
         PreviewSession.objects.create(
-            user_id=uuid.uuid4(), project_id=p, status="ended", end_reason="user", ended_at=now, end_detail=p
+            user_id=uuid.uuid4(), project_id=p, status="active", started_at=now, expires_at=now + timedelta(minutes=5)
         )
         for p in PAYLOADS
     ]
@@ -72,9 +74,12 @@ def check_pages(ctx: Context, out: Outcome, ids: list[str]) -> None:
                 out.saw("/dashboard/ answers 404: the dashboard is not merged here; not checked")
                 continue
             raw = [p for p in PAYLOADS if p in response.text]
+            shown = sum(
+                html.escape(p, quote=False) in response.text or html.escape(p) in response.text for p in PAYLOADS
+            )
             out.check(
                 response.status_code == 200 and "/admin/login/" not in str(response.url) and not raw,
-                f"{path[:60]}: 200, markup shown escaped",
+                f"{path[:60]}: 200, no raw markup; {shown} of {len(PAYLOADS)} ids shown escaped",
                 f"{path}: status {response.status_code} at {response.url}, raw markup {raw}",
             )
     finally:

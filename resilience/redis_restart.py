@@ -26,6 +26,7 @@ import httpx
 import websockets
 
 from bench.stack import Stack, free_port, signal_group
+from resilience.attacks_frames import round_trip
 from resilience.context import Context, connect, join, token
 from resilience.report import NotRun, Outcome
 
@@ -161,6 +162,8 @@ async def outage(redis: Redis, a: Stack, b: Stack, out: Outcome) -> None:
         f"broadcasts reach B again {flowing or 0:.1f} s after the restart",
         f"no broadcast reached B within {RECOVERY_SECONDS} s of the restart",
     )
+    fresh = await round_trip(Context(b))
+    out.saw(f"a fresh pair of sockets on B {'does' if fresh else 'does not'} round-trip a broadcast after the restart")
     healthy = await until(lambda: health(a) == 200 and health(b) == 200, RECOVERY_SECONDS)
     if not out.check(healthy is not None, "both instances report healthy again", "an instance stays unhealthy"):
         later = await until(lambda: health(a) == 200 and health(b) == 200, 45)
