@@ -62,7 +62,8 @@ class SupabaseJWTAuthentication(BaseAuthentication):
             claims = verify_token(token)
         except TokenError as exc:
             raise AuthFailed(exc.code, exc.message) from exc
-        if claims.sub is None and not claims.is_service_role:
+        # The public anon key speaks for nobody, whatever claims it carries; a user needs a subject.
+        if claims.role == "anon" or (claims.sub is None and not claims.is_service_role):
             raise AuthFailed("auth.anonymous", "an anonymous token cannot use this API; sign in first")
         return TokenUser(id=claims.sub, role=claims.role, claims=claims), claims
 

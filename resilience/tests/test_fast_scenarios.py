@@ -14,11 +14,8 @@ from resilience.run import FAST
 from velocity.testing import REPO_ROOT, embedded_env
 
 pytestmark = pytest.mark.slow
-KNOWN_BREACHES = {
-    # A token with role "anon" and a sub is let into the API as that user; docs/api.md says anon is refused.
-    # sessions/authentication.py checks for a missing sub, not the role. Remove once fixed (strict xfail).
-    "attack_tokens": "a role=anon token with a sub is accepted by the REST API",
-}
+# Scenario name -> reason, for breaches found and not fixed yet (each runs as a strict xfail).
+KNOWN_BREACHES: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

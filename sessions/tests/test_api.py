@@ -34,6 +34,7 @@ def bad_tokens() -> dict[str, str]:
         "expired": jwt.encode({**claims, "exp": int(time.time()) - 60}, secret, algorithm="HS256"),
         "forged": jwt.encode(claims, "not-the-secret-but-long-enough-0123456789abcdef", algorithm="HS256"),
         "anon": jwt.encode({**claims, "role": "anon", "sub": None}, secret, algorithm="HS256"),
+        "anon-with-sub": jwt.encode({**claims, "role": "anon"}, secret, algorithm="HS256"),
         "garbage": "abc",
     }
 
@@ -46,7 +47,7 @@ def test_every_endpoint_refuses_a_missing_token_with_401(api: APIClient, method:
 
 
 @pytest.mark.parametrize(("method", "url"), ENDPOINTS)
-@pytest.mark.parametrize("kind", ["expired", "forged", "anon", "garbage"])
+@pytest.mark.parametrize("kind", ["expired", "forged", "anon", "anon-with-sub", "garbage"])
 def test_every_endpoint_refuses_a_bad_token_with_401(api: APIClient, method: str, url: str, kind: str) -> None:
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {bad_tokens()[kind]}")
     response = getattr(api, method)(url, {}, format="json")
