@@ -230,6 +230,14 @@ class Hub:
             except Exception:
                 logger.exception("realtime hub listener failed on a message")
                 await asyncio.sleep(1.0)  # a Redis outage must not spin
+                await self._rejoin_groups()
+
+    async def _rejoin_groups(self) -> None:
+        """Re-add this process to every group it follows: a Redis restarted without persistence forgot them."""
+        if self.layer is None or self.channel_name is None:
+            return
+        for group in [PG_GROUP, *self.groups]:
+            await self._layer("group_add", group, self.channel_name)
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
