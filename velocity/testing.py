@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,6 +63,27 @@ def make_token() -> Callable[..., str]:
         return issue_token(sub=sub or uuid.uuid4(), role=role, ttl=ttl)
 
     return make
+
+
+@pytest.fixture
+def fly() -> Iterator[Any]:
+    """The Fly provider configured against the fake Fly API (``machines/tests/fly_fake.py``, a real
+    loopback HTTP server), so provisioning makes real Fly HTTP requests."""
+    from django.test import override_settings
+
+    from machines.providers import get_provider
+    from machines.tests.fly_fake import FakeFly, running
+
+    fake_token = "fo1_test"  # noqa: S105  (the fake accepts any token)
+    with (
+        running(FakeFly()) as fake,
+        override_settings(
+            MACHINE_PROVIDER="fly", FLY_API_TOKEN=fake_token, FLY_APP_NAME="previews", FLY_API_BASE_URL=fake.base_url
+        ),
+    ):
+        get_provider.cache_clear()
+        yield fake
+    get_provider.cache_clear()
 
 
 @pytest.fixture

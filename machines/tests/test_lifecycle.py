@@ -1,26 +1,14 @@
 """Lifecycle services against the real local provider: races between a launch and a destroy."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 
 from machines import services
 from machines.models import Machine, MachineState
 from machines.providers import get_provider
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
-
-
-@pytest.fixture
-def local(tmp_path: Path) -> Iterator[Path]:
-    with override_settings(VAR_DIR=tmp_path, MACHINE_PROVIDER="local", REALTIME_URL=""):
-        get_provider.cache_clear()
-        yield tmp_path / "machines"
-        for machine in get_provider().list():
-            get_provider().destroy(machine.id)
-    get_provider.cache_clear()
 
 
 def test_a_machine_destroyed_while_it_was_being_created_is_not_left_running(local: Path) -> None:

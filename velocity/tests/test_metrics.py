@@ -3,7 +3,7 @@
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from machines.models import Machine
-from machines.providers import get_provider
 from machines.tests.fly_fake import FakeFly, running
 from sessions import services, tasks
 from sessions.models import PreviewSession
@@ -44,20 +43,6 @@ def scrape(client: APIClient) -> tuple[set[str], Samples]:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-@pytest.fixture
-def fly() -> Iterator[FakeFly]:
-    """The fake Fly API (machines/tests/fly_fake.py) so provisioning makes real Fly HTTP requests."""
-    with (
-        running(FakeFly()) as fake,
-        override_settings(
-            MACHINE_PROVIDER="fly", FLY_API_TOKEN="t", FLY_APP_NAME="previews", FLY_API_BASE_URL=fake.base_url
-        ),
-    ):
-        get_provider.cache_clear()
-        yield fake
-    get_provider.cache_clear()
 
 
 def live_cycle(client: APIClient) -> PreviewSession:
