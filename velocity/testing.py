@@ -52,6 +52,16 @@ def python_executable() -> str:
     return sys.executable
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """On PostgreSQL, a test database of this run's own: two suites on one server must not drop each other's."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("postgresql") and not db.get("TEST", {}).get("NAME"):
+        db.setdefault("TEST", {})["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
+
+
 @pytest.fixture
 def user_id() -> uuid.UUID:
     return uuid.uuid4()
