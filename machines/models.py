@@ -121,6 +121,9 @@ class AuditRecord(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    actor_label = models.CharField(
+        max_length=100, blank=True, help_text="Who acted when it was not an operator: e.g. the service role."
+    )
     action = models.CharField(max_length=64)
     target_type = models.CharField(max_length=64)
     target_id = models.CharField(max_length=64)

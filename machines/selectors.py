@@ -8,6 +8,7 @@ read ``CostRollup`` rows, which ``rollup_costs`` refreshes every few minutes.
 from __future__ import annotations
 
 import calendar
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 
-from machines.models import CostRollup, Machine, MachineState, ReconcileReport
+from machines.models import GONE_STATES, CostRollup, Machine, MachineState, ReconcileReport
 from machines.pricing import DEFAULT_ROOTFS_GB, machine_cost
 from machines.usage import MachineUsage, Slice, machine_intervals, usage_slices
 
@@ -195,3 +196,13 @@ def warm_pool_status() -> PoolStatus:
         ready=warm.filter(state=MachineState.STARTED).count(),
         booting=warm.filter(state__in=[MachineState.CREATED, MachineState.STARTING]).count(),
     )
+
+
+def machine_is_running(machine_id: str | uuid.UUID) -> bool:
+    """Whether a machine may still act: known, and neither being destroyed nor gone (its keys die with it)."""
+    try:
+        key = uuid.UUID(str(machine_id))
+    except ValueError:
+        return False
+    ending = (*GONE_STATES, MachineState.DESTROYING)
+    return Machine.objects.filter(id=key).exclude(state__in=ending).exists()

@@ -170,6 +170,6 @@ _CHANNEL_OPTIONS: Any = {
     "config": {
         "broadcast": {"self": False, "ack": False},
         "presence": {"key": "", "enabled": False},
-        "private": False,
+        "private": True,
     }
 }

@@ -33,7 +33,7 @@ CHANNEL_OPTIONS: Any = {
     "config": {
         "broadcast": {"self": False, "ack": False},
         "presence": {"key": "", "enabled": False},
-        "private": False,
+        "private": True,
     }
 }
 

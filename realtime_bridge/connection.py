@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from realtime_bridge import events, metrics
+from realtime_bridge import events, metrics, policies
 from realtime_bridge.hub import Hub, topic_group
 from realtime_bridge.protocol import (
     BinaryBroadcast,
@@ -24,13 +24,15 @@ from realtime_bridge.protocol import (
     dumps,
     reply,
 )
-from velocity.auth import Claims, TokenError, verify_token
+from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
 
 logger = logging.getLogger(__name__)
 
 TOPIC_PREFIX = "realtime:"
 
-Authorizer = Callable[[Claims, str], Awaitable[bool]]
+# (claims, topic without `realtime:`, "read" | "write") -> allowed
+Authorizer = Callable[[Claims, str, str], Awaitable[bool]]
+PRIVATE_ONLY = "PrivateOnly: This project only allows private channels"
 
 
 class Transport(Protocol):
@@ -50,11 +52,11 @@ class Limits:
     @classmethod
     def from_settings(cls) -> Limits:
         return cls(
-            max_payload_bytes=getattr(settings, "REALTIME_MAX_PAYLOAD_BYTES", 3_000 * 1024),
-            max_events_per_second=getattr(settings, "REALTIME_MAX_EVENTS_PER_SECOND", 100),
-            max_channels=getattr(settings, "REALTIME_MAX_CHANNELS_PER_SOCKET", 100),
-            idle_timeout=getattr(settings, "REALTIME_IDLE_TIMEOUT", 60.0),
-            join_error_delay=getattr(settings, "REALTIME_JOIN_ERROR_DELAY", 0.0),
+            max_payload_bytes=settings.REALTIME_MAX_PAYLOAD_BYTES,
+            max_events_per_second=settings.REALTIME_MAX_EVENTS_PER_SECOND,
+            max_channels=settings.REALTIME_MAX_CHANNELS_PER_SOCKET,
+            idle_timeout=settings.REALTIME_IDLE_TIMEOUT,
+            join_error_delay=settings.REALTIME_JOIN_ERROR_DELAY,
         )
 
 
@@ -119,6 +121,8 @@ class ChannelState:
     presence_enabled: bool
     group: str = ""
     key: str = ""
+    # Write access, asked at the first broadcast or track and kept until the token or the access changes.
+    can_write: bool | None = None
 
     def __post_init__(self) -> None:
         self.group = topic_group(self.topic, private=self.config.private)
@@ -219,11 +223,13 @@ class Connection:
             return "TopicNameRequired: You must provide a topic name"
         if len(self.channels) >= self.limits.max_channels:
             return "ChannelRateLimitReached: Too many channels"
+        if policies.private_only(sub_topic) and not JoinConfig.parse(message.payload).private:
+            return PRIVATE_ONLY
         try:
             claims = self._join_claims(message.payload)
         except TokenError as exc:
             return f"{_join_error_code(exc.code)}: {exc.message}"
-        if not await self.authorize(claims, sub_topic):
+        if not await self.authorize(claims, sub_topic, policies.READ):
             return f"Unauthorized: You do not have permissions to read from this Channel topic: {sub_topic}"
         return claims
 
@@ -232,7 +238,7 @@ class Connection:
         if isinstance(payload, dict):
             token = payload.get("access_token") or payload.get("user_token")
         if isinstance(token, str) and token and not token.startswith("sb_"):
-            return verify_token(token)
+            return verify_token(token, audiences=realtime_audiences())
         if self.claims.exp <= time.time():
             raise TokenError("auth.expired", "the token has expired")
         return self.claims
@@ -300,10 +306,18 @@ class Connection:
         self._window_count += 1
         return self._window_count > self.limits.max_events_per_second
 
+    async def may_write(self, state: ChannelState) -> bool:
+        """Write access, asked once per channel and token (Realtime caches its RLS insert check so)."""
+        if state.can_write is None:
+            state.can_write = await self.authorize(state.claims, state.sub_topic, policies.WRITE)
+        return state.can_write
+
     async def broadcast(self, state: ChannelState, message: Message) -> None:
         if self._over_rate():
             await self.fail_channel(state, "Too many messages per second")
             return
+        if not await self.may_write(state):
+            return  # Realtime drops a broadcast without write access, with no reply even when acked
         frames = _frames_for(state.topic, message.payload)
         if frames is None:
             return
@@ -324,6 +338,9 @@ class Connection:
         kind = str(payload.get("event", "")).lower()
         if self._over_rate():
             await self.fail_channel(state, "Too many messages per second")
+        elif kind == "track" and not await self.may_write(state):
+            reason = f"Unauthorized: You do not have permissions to write to this Channel topic: {state.sub_topic}"
+            await self.push(reply(message, "error", {"reason": reason}))
         elif kind == "track":
             await self._track(state, message, payload.get("payload", {}))
         elif kind == "untrack":
@@ -349,15 +366,25 @@ class Connection:
         if not isinstance(token, str) or not token or token.startswith("sb_"):
             return
         try:
-            claims = verify_token(token)
+            claims = verify_token(token, audiences=realtime_audiences())
         except TokenError as exc:
             await self.fail_channel(state, exc.message)
             return
-        if not await self.authorize(claims, state.sub_topic):
-            text = f"You no longer have permission to read from this Channel topic: {state.sub_topic}"
-            await self.fail_channel(state, text)
+        if not await self.authorize(claims, state.sub_topic, policies.READ):
+            await self.fail_channel(state, _no_longer(state))
             return
-        state.claims = claims
+        state.claims, state.can_write = claims, None
+
+    async def recheck(self, state: ChannelState) -> bool:
+        """Access to the topic changed: keep the channel if its token may still read it, else end it."""
+        if self.channels.get(state.topic) is not state:
+            return True
+        if await self.authorize(state.claims, state.sub_topic, policies.READ):
+            state.can_write = None
+            return True
+        logger.info("realtime channel lost access", extra={"conn": self.id, "topic": state.topic})
+        await self.fail_channel(state, _no_longer(state))
+        return False
 
     # --- housekeeping ----------------------------------------------------------------------
 
@@ -378,6 +405,10 @@ class Connection:
             self.channels.pop(state.topic, None)
             await self.hub.unsubscribe(state)
         self.hub.unregister(self)
+
+
+def _no_longer(state: ChannelState) -> str:
+    return f"You no longer have permission to read from this Channel topic: {state.sub_topic}"
 
 
 def _join_error_code(code: str) -> str:

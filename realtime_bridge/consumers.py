@@ -11,19 +11,19 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.db import DatabaseError
 
-from realtime_bridge import events, metrics, selectors
+from realtime_bridge import events, metrics, policies, selectors
 from realtime_bridge.connection import Connection, Limits
 from realtime_bridge.hub import get_hub
 from realtime_bridge.protocol import serializer_for
-from velocity.auth import Claims, TokenError, verify_token
+from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
 
 logger = logging.getLogger(__name__)
 
 
 @database_sync_to_async
-def _authorize(claims: Claims, topic: str) -> bool:
+def _authorize(claims: Claims, topic: str, action: str) -> bool:
     try:
-        return selectors.channel_authorize(claims, topic)
+        return policies.authorize(claims, topic, action)
     except DatabaseError:
         logger.exception("realtime authorization query failed", extra={"topic": topic})
         return False
@@ -61,7 +61,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         vsn, apikey = _handshake(self.scope)
         serializer = serializer_for(vsn)
         try:
-            claims = verify_token(apikey)
+            claims = verify_token(apikey, audiences=realtime_audiences())
         except TokenError as exc:
             metrics.join_refused()
             logger.info("realtime handshake refused", extra={"code": exc.code})

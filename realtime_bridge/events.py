@@ -23,8 +23,14 @@ from realtime_bridge import metrics
 logger = logging.getLogger(__name__)
 
 OPS_GROUP = "ops"
-MIRRORED_PREFIX = "project:"
+PROJECT_TOPIC_PREFIX = "project:"
+MIRRORED_PREFIX = PROJECT_TOPIC_PREFIX
 PG_GROUP = "rt.pg"
+
+
+def project_topic(project_id: str) -> str:
+    """The realtime channel of one project (what the editor and the agent join)."""
+    return f"{PROJECT_TOPIC_PREFIX}{project_id}"
 
 
 def _now_iso() -> str:
@@ -180,6 +186,37 @@ async def apublish_row_change(change: dict[str, Any]) -> None:
     if layer is not None and (hub is None or hub.remote):
         origin = hub.id if hub is not None else None
         await layer.group_send(PG_GROUP, {"type": "rt.pg", "change": change, "origin": origin})
+
+
+def reauthorize_on_commit(*, topic: str, using: str | None = None) -> None:
+    """After commit, every process re-checks every channel joined on ``topic`` (without ``realtime:``)
+    and closes those whose token lost access (a member removed, a machine destroyed)."""
+    transaction.on_commit(partial(reauthorize, topic), using=using)
+
+
+def reauthorize(topic: str) -> None:
+    from realtime_bridge import relay
+
+    if relay.needed():
+        relay.post("reauthorize", {"topic": topic})
+        return
+    try:
+        async_to_sync(areauthorize)(topic)
+    except Exception:
+        logger.exception("reauthorize publish failed", extra={"topic": topic})
+
+
+async def areauthorize(topic: str) -> None:
+    """Local endpoint sockets directly; other processes through the layer's `rt.pg` group."""
+    from realtime_bridge.hub import existing_hub
+
+    hub = existing_hub()
+    if hub is not None:
+        await hub.reauthorize(topic)
+    layer = get_channel_layer()
+    if layer is not None and (hub is None or hub.remote):
+        origin = hub.id if hub is not None else None
+        await layer.group_send(PG_GROUP, {"type": "rt.reauth", "topic": topic, "origin": origin})
 
 
 # --- broadcasts mirrored into the operator views -------------------------------------------

@@ -215,6 +215,17 @@ class Hub:
 
         await deliver_change(self, change)
 
+    # --- access changes --------------------------------------------------------------------
+
+    async def reauthorize(self, topic: str) -> int:
+        """Re-check every local channel on ``topic``; returns how many were closed."""
+        closed = 0
+        for members in list(self.groups.values()):
+            for state in list(members.values()):
+                if state.sub_topic == topic and not await state.conn.recheck(state):
+                    closed += 1
+        return closed
+
     # --- cross-process listener ------------------------------------------------------------
 
     async def _listen(self) -> None:
@@ -253,6 +264,8 @@ class Hub:
             await self.deliver_presence(message["group"], message["topic"], message["diff"])
         elif kind == "rt.presence_sync":
             await self._answer_presence_sync(message)
+        elif kind == "rt.reauth":
+            await self.reauthorize(message["topic"])
 
     async def _answer_presence_sync(self, message: dict[str, Any]) -> None:
         table = self.presence.get(message["group"])

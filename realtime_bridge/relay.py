@@ -90,7 +90,8 @@ def broadcast_on_commit(*, topic: str, event: str, payload: dict[str, Any]) -> N
 
 
 def broadcast(*, topic: str, event: str, payload: dict[str, Any]) -> None:
-    message = {"topic": topic, "event": event, "payload": payload, "private": False}
+    # Project channels are private (the editor and the agent join them so); the service role may send.
+    message = {"topic": topic, "event": event, "payload": payload, "private": True}
     if settings.SUPABASE_URL:
         _supabase_broadcast(message)
     elif needed():
@@ -132,6 +133,8 @@ async def _dispatch(body: dict[str, Any]) -> None:
         await events.apublish_row_change(body["change"])
     elif body["kind"] == "broadcast":
         await _local_broadcast(body["message"])
+    elif body["kind"] == "reauthorize":
+        await events.areauthorize(str(body["topic"]))
 
 
 @csrf_exempt

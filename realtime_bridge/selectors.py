@@ -1,4 +1,4 @@
-"""Reads for the realtime endpoint and the operator views; the channel authorization rule."""
+"""Reads for the realtime endpoint and the operator views; the row visibility rule of `postgres_changes`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from django.conf import settings
 from sessions.models import PreviewSession
 from velocity.auth import Claims
 
-SERVICE_ROLE = "service_role"
 PROJECT_PREFIX = "project:"
 LIVE_STATUSES = ("creating", "active")
-AGENT_PROJECT_CLAIM = "velocity_project"
 
 
 def embedded_endpoint_enabled() -> bool:
@@ -22,39 +20,15 @@ def embedded_endpoint_enabled() -> bool:
     return not settings.SUPABASE_URL or bool(getattr(settings, "REALTIME_EMBEDDED_ALWAYS", False))
 
 
-def agent_project(claims: Claims) -> str | None:
-    """The project a preview agent's token is scoped to (None for other tokens)."""
-    project = claims.claims.get(AGENT_PROJECT_CLAIM)
-    return str(project) if project else None
-
-
-def channel_authorize(claims: Claims, topic: str) -> bool:
-    """May these claims join `topic` (the channel name, without `realtime:`)?
-
-    Service role: anything. A preview agent's token: only `project:{its project}`. A user:
-    `project:{id}` while they own a live (creating/active) session of it. Nothing else.
-    """
-    if claims.role == SERVICE_ROLE:
-        return True
-    if not topic.startswith(PROJECT_PREFIX):
-        return False
-    project_id = topic.removeprefix(PROJECT_PREFIX)
-    scoped = agent_project(claims)
-    if scoped is not None:
-        return scoped == project_id
-    if claims.sub is None or not project_id:
-        return False
-    return PreviewSession.objects.filter(user_id=claims.sub, project_id=project_id, status__in=LIVE_STATUSES).exists()
-
-
 def row_visible(claims: Claims, row: Mapping[str, Any]) -> bool:
-    """May these claims see this `preview_sessions` row in `postgres_changes`? (no query)"""
-    if claims.role == SERVICE_ROLE:
+    """May these claims see this `preview_sessions` row in `postgres_changes`? The seed's RLS, no query:
+    the service role sees every row, a user their own (`auth.uid() = user_id`), anyone else none (a
+    preview agent's key included: it speaks for a machine, not a user)."""
+    if claims.is_service_role:
         return True
-    scoped = agent_project(claims)
-    if scoped is not None:
-        return str(row.get("project_id")) == scoped
-    return claims.sub is not None and str(row.get("user_id")) == str(claims.sub)
+    if claims.is_agent or claims.role != "authenticated" or claims.sub is None:
+        return False
+    return str(row.get("user_id")) == str(claims.sub)
 
 
 def live_sessions(*, limit: int = 200) -> list[dict[str, Any]]:

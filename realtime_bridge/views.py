@@ -9,11 +9,11 @@ from channels.db import database_sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from realtime_bridge import events, metrics, selectors
+from realtime_bridge import events, metrics, policies, selectors
 from realtime_bridge.connection import TOPIC_PREFIX, Limits
 from realtime_bridge.hub import get_hub, topic_group
 from realtime_bridge.protocol import ENCODING_BINARY, BinaryBroadcast, BroadcastFrames
-from velocity.auth import Claims, TokenError, verify_token
+from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -50,14 +50,21 @@ def _claims(request: HttpRequest) -> Claims | None:
     token = bearer[7:] if bearer[:7].lower() == "bearer " else ""
     token = token or request.headers.get("apikey", "") or request.GET.get("apikey", "")
     try:
-        return verify_token(token.strip())
+        return verify_token(token.strip(), audiences=realtime_audiences())
     except TokenError:
         return None
 
 
 @database_sync_to_async
 def _allowed(claims: Claims, topics: set[str]) -> set[str]:
-    return {topic for topic in topics if selectors.channel_authorize(claims, topic)}
+    """The topics these claims may write to. A project's topic is private only: nobody can be subscribed to
+    its public twin, so a public message there is not delivered at all."""
+    return {topic for topic in topics if policies.authorize(claims, topic, policies.WRITE)}
+
+
+def _deliverable(message: dict[str, Any], allowed: set[str]) -> bool:
+    private = bool(message.get("private"))
+    return message["topic"] in allowed and (private or not policies.private_only(message["topic"]))
 
 
 def _errors(messages: Any) -> list[dict[str, list[str]]] | None:
@@ -117,7 +124,7 @@ async def broadcast(request: HttpRequest) -> HttpResponse:
         return _message("Payload too large", 422)
     allowed = await _allowed(claims, {m["topic"] for m in messages})
     for message in messages:
-        if message["topic"] in allowed:
+        if _deliverable(message, allowed):
             frames = _json_frames(message["topic"], message)
             await _publish(message["topic"], bool(message.get("private")), frames)
     return _cors(HttpResponse(status=202))
@@ -139,9 +146,9 @@ async def broadcast_single(request: HttpRequest, topic: str, event: str) -> Http
     frames = _single_frames(request, topic, event)
     if isinstance(frames, HttpResponse):
         return frames
-    if topic not in await _allowed(claims, {topic}):
-        return _message("Unauthorized", 403)
     private = request.GET.get("private", "").lower() == "true"
+    if not _deliverable({"topic": topic, "private": private}, await _allowed(claims, {topic})):
+        return _message("Unauthorized", 403)
     await _publish(topic, private, frames)
     return _cors(HttpResponse(status=202))
 

@@ -101,10 +101,12 @@ def one_session(index: int) -> str:
 
     from sessions.models import EndReason, PreviewSession
     from sessions.services import session_create, session_end, session_provision
+    from velocity.auth import user_claims
 
     try:
+        user = uuid.uuid4()
         session, _ = session_create(
-            user_id=uuid.uuid4(), project_id=f"burst-{index}", memory_mb=512, now=timezone.now()
+            claims=user_claims(user), user_id=user, project_id=f"burst-{index}", memory_mb=512, now=timezone.now()
         )
         session_provision(session_id=session.id, now=timezone.now())
         session = PreviewSession.objects.get(id=session.id)

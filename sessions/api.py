@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -16,13 +17,20 @@ from rest_framework.views import APIView
 
 from machines.services import machine_realtime_key
 from sessions import selectors, services
+from sessions.access import ProjectAccessUnavailable, ProjectForbidden
 from sessions.authentication import MachineCaller, MachineTokenAuthentication, TokenUser
 from sessions.errors import ApiError
-from sessions.models import EndReason, PreviewSession
+from sessions.models import EndReason, PreviewSession, Project
 from sessions.permissions import IsMachine, IsServiceRole
+from sessions.projects import project_member_remove, project_member_set, project_set_owner
 from sessions.serializers import (
+    PROJECT_ID_PATTERN,
     AgentAssignmentSerializer,
     AgentEventSerializer,
+    ProjectMemberSerializer,
+    ProjectMemberWriteSerializer,
+    ProjectOwnerSerializer,
+    ProjectSerializer,
     QuotaLimitsSerializer,
     QuotaStatusSerializer,
     SessionCreateSerializer,
@@ -75,11 +83,20 @@ class SessionListCreateApi(generics.ListAPIView[PreviewSession]):
         serializer.is_valid(raise_exception=True)
         try:
             session, created = services.session_create(
+                claims=user.claims,
                 user_id=user.id,
                 project_id=serializer.validated_data["project_id"],
                 memory_mb=serializer.validated_memory_mb(),
                 now=timezone.now(),
             )
+        except ProjectForbidden as exc:
+            raise ApiError(status_code=403, code="project.forbidden", message="you may not use this project") from exc
+        except ProjectAccessUnavailable as exc:
+            raise ApiError(
+                status_code=503,
+                code="project.access_unavailable",
+                message="project access cannot be checked right now; try again",
+            ) from exc
         except services.QuotaExceeded as exc:
             first = exc.decision.reasons[0]
             raise ApiError(
@@ -179,6 +196,7 @@ class AgentEventApi(APIView):
         return Response({"outcome": outcome}, status=status.HTTP_202_ACCEPTED)
 
 
+PROJECT_ID_RE = re.compile(PROJECT_ID_PATTERN)
 ASSIGNMENT_MAX_WAIT_SECONDS = 25
 ASSIGNMENT_POLL_SECONDS = 0.25
 
@@ -220,3 +238,105 @@ def _wait_seconds(request: Request) -> float:
         return min(max(float(raw), 0.0), ASSIGNMENT_MAX_WAIT_SECONDS)
     except ValueError:
         raise ApiError(status_code=400, code="request.invalid", message="wait must be a number of seconds") from None
+
+
+def _actor(request: Request) -> str:
+    """The audit trail's name for a service-role caller (its subject when the token has one)."""
+    user: Any = request.user
+    return f"service_role:{user.id}" if getattr(user, "id", None) else "service_role"
+
+
+def _project_id(raw: str) -> str:
+    if not PROJECT_ID_RE.fullmatch(raw) or set(raw) == {"."}:
+        raise ApiError(status_code=400, code="request.invalid", message="not a project id")
+    return raw
+
+
+def _project_or_404(request: Request, project_id: str) -> Project:
+    project = selectors.project_get_for_user(request.user, _project_id(project_id))
+    if project is None:
+        raise NotFound("no such project")
+    return project
+
+
+class ProjectListApi(generics.ListAPIView[Project]):
+    """The projects the caller owns or is a member of (all of them for the service role)."""
+
+    serializer_class = ProjectSerializer
+    throttle_scope = "sessions"
+
+    def get_queryset(self) -> Any:
+        projects = selectors.project_visible_to(self.request.user)
+        owner = self.request.query_params.get("owner_id")
+        if owner:
+            projects = projects.filter(owner_id=_uuid_param(owner, "owner_id"))
+        return projects.order_by("project_id")
+
+
+class ProjectDetailApi(APIView):
+    throttle_scope = "sessions"
+
+    def get_permissions(self) -> list[Any]:
+        return [IsServiceRole()] if self.request.method == "PUT" else list(super().get_permissions())
+
+    @extend_schema(responses=ProjectSerializer)
+    def get(self, request: Request, project_id: str) -> Response:
+        return Response(ProjectSerializer(_project_or_404(request, project_id)).data)
+
+    @extend_schema(request=ProjectOwnerSerializer, responses={200: ProjectSerializer, 201: ProjectSerializer})
+    def put(self, request: Request, project_id: str) -> Response:
+        serializer = ProjectOwnerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project, created = project_set_owner(
+            project_id=_project_id(project_id),
+            owner_id=serializer.validated_data["owner_id"],
+            actor=_actor(request),
+            now=timezone.now(),
+        )
+        project = selectors.project_get_for_user(request.user, project.project_id) or project
+        return Response(
+            ProjectSerializer(project).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class ProjectMembersApi(APIView):
+    throttle_scope = "sessions"
+
+    def get_permissions(self) -> list[Any]:
+        return [IsServiceRole()] if self.request.method == "POST" else list(super().get_permissions())
+
+    @extend_schema(responses=ProjectMemberSerializer(many=True))
+    def get(self, request: Request, project_id: str) -> Response:
+        project = _project_or_404(request, project_id)
+        return Response(ProjectMemberSerializer(project.members.all(), many=True).data)
+
+    @extend_schema(request=ProjectMemberWriteSerializer, responses={200: ProjectMemberSerializer})
+    def post(self, request: Request, project_id: str) -> Response:
+        project = _project_or_404(request, project_id)
+        serializer = ProjectMemberWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if serializer.validated_data["user_id"] == project.owner_id:
+            raise ApiError(status_code=409, code="project.owner", message="the owner is not a member")
+        member = project_member_set(
+            project=project, actor=_actor(request), now=timezone.now(), **serializer.validated_data
+        )
+        return Response(ProjectMemberSerializer(member).data)
+
+
+class ProjectMemberApi(APIView):
+    permission_classes = [IsServiceRole]
+    throttle_scope = "sessions"
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, project_id: str, user_id: uuid.UUID) -> Response:
+        project = _project_or_404(request, project_id)
+        if not project_member_remove(project=project, user_id=user_id, actor=_actor(request), now=timezone.now()):
+            raise NotFound("no such member")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _uuid_param(raw: str, name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ApiError(status_code=400, code="request.invalid", message=f"{name} must be a UUID") from None

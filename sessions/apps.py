@@ -8,4 +8,8 @@ class PreviewSessionsConfig(AppConfig):
     verbose_name = "Preview sessions"
 
     def ready(self) -> None:
+        from realtime_bridge import events, policies
         from sessions import schema  # noqa: F401  (registers the schema's authentication extensions)
+        from sessions.access import project_channel_allowed
+
+        policies.register(events.PROJECT_TOPIC_PREFIX, project_channel_allowed)

@@ -180,3 +180,49 @@ class PreviewFlag(models.Model):
     def __str__(self) -> str:
         subject = {"user": str(self.user_id), "project": self.project_id}.get(self.scope, "everyone")
         return f"{subject} → {self.target}"
+
+
+class ProjectRole(models.TextChoices):
+    EDITOR = "editor", "Editor: previews, reads and writes its files"
+    VIEWER = "viewer", "Viewer: joins its channel and reads"
+
+
+class Project(models.Model):
+    """The embedded registry's record of who may use a project id (``PROJECT_ACCESS_BACKEND=registry``).
+
+    Created, owned by the caller, by the first session for an id nobody holds; afterwards only its owner and
+    members may create sessions for it, join ``project:{id}`` or see its traffic.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project_id = models.CharField(max_length=200, unique=True)
+    owner_id = models.UUIDField(db_index=True, help_text="The Supabase user who owns it.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "preview_projects"
+        ordering = ["project_id"]
+
+    def __str__(self) -> str:
+        return self.project_id
+
+
+class ProjectMember(models.Model):
+    """A user other than the owner who may use a project, with a role."""
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="members")
+    user_id = models.UUIDField(db_index=True)
+    role = models.CharField(max_length=16, choices=ProjectRole.choices, default=ProjectRole.EDITOR)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "preview_project_members"
+        ordering = ["project", "user_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user_id"], name="preview_project_one_membership"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on {self.project_id} ({self.role})"

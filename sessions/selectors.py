@@ -12,7 +12,16 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from machines.pricing import running_cost
-from sessions.models import LIVE_STATUSES, FlagScope, PreviewFlag, PreviewSession, PreviewTarget, Quota
+from sessions.models import (
+    LIVE_STATUSES,
+    FlagScope,
+    PreviewFlag,
+    PreviewSession,
+    PreviewTarget,
+    Project,
+    ProjectMember,
+    Quota,
+)
 
 
 def session_visible_to(caller: Any) -> QuerySet[PreviewSession]:
@@ -177,3 +186,17 @@ def preview_route_for(*, user_id: uuid.UUID, project_id: str) -> PreviewRoute:
     if not url:
         return PreviewRoute(target=PreviewTarget.NEW, flag=flag)
     return PreviewRoute(target=PreviewTarget.LEGACY, legacy_url=url, flag=flag)
+
+
+def project_visible_to(caller: Any) -> QuerySet[Project]:
+    """Projects the caller may see: all for the service role, else those they own or are a member of."""
+    projects = Project.objects.prefetch_related("members")
+    if getattr(caller, "is_service_role", False):
+        return projects
+    member_of = ProjectMember.objects.filter(user_id=caller.id).values("project_id")
+    return projects.filter(Q(owner_id=caller.id) | Q(pk__in=member_of))
+
+
+def project_get_for_user(caller: Any, project_id: str) -> Project | None:
+    """The one ownership check for projects: another user's project is indistinguishable from a missing one."""
+    return project_visible_to(caller).filter(project_id=project_id).first()

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from sessions.models import PreviewSession, Quota
+from sessions.models import PreviewSession, Project, ProjectMember, ProjectRole, Quota
 
 PROJECT_ID_PATTERN = r"^[A-Za-z0-9\-_.:]{1,200}$"
 
@@ -117,3 +117,28 @@ class AgentAssignmentSerializer(serializers.Serializer[dict[str, Any]]):
     project_id = serializers.CharField()
     session_id = serializers.UUIDField()
     realtime_key = serializers.CharField()
+
+
+class ProjectMemberSerializer(serializers.ModelSerializer[ProjectMember]):
+    class Meta:
+        model = ProjectMember
+        fields = ["user_id", "role", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class ProjectSerializer(serializers.ModelSerializer[Project]):
+    members = ProjectMemberSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Project
+        fields = ["project_id", "owner_id", "members", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class ProjectOwnerSerializer(serializers.Serializer[Any]):
+    owner_id = serializers.UUIDField()
+
+
+class ProjectMemberWriteSerializer(serializers.Serializer[Any]):
+    user_id = serializers.UUIDField()
+    role = serializers.ChoiceField(choices=ProjectRole.choices, default=ProjectRole.EDITOR)

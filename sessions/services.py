@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from realtime_bridge import changes, relay
+from sessions.access import project_check_use, project_claim
 from sessions.models import (
     LEGACY_FRAMEWORK,
     LIVE_STATUSES,
@@ -33,6 +34,7 @@ from sessions.selectors import (
     session_ttl_seconds,
 )
 from velocity import metrics
+from velocity.auth import Claims
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +77,17 @@ def _enqueue_provisioning(session_id: uuid.UUID) -> None:
 
 
 def session_create(
-    *, user_id: uuid.UUID, project_id: str, memory_mb: int, now: datetime
+    *, claims: Claims, user_id: uuid.UUID, project_id: str, memory_mb: int, now: datetime
 ) -> tuple[PreviewSession, bool]:
     """The user's live session for the project, or a new one (``True``) queued for provisioning.
 
-    Raises ``QuotaExceeded`` with every reason when the quota refuses; nothing is written then.
+    Raises ``ProjectForbidden`` unless ``claims`` may use the project (an id nobody holds is claimed for
+    the caller in the same transaction as the session), ``QuotaExceeded`` with every reason when the quota
+    refuses; nothing is written then.
     When the rollback flags route the caller to the legacy previews, the session is an active one pointing
     at the Appetize app, and no machine is made. A live session of the other kind is ended first.
     """
+    project_check_use(claims=claims, project_id=project_id)
     route = preview_route_for(user_id=user_id, project_id=project_id)
     existing = session_live_for_project(user_id, project_id)
     if existing is not None and existing.is_legacy != route.is_legacy:
@@ -93,13 +98,14 @@ def session_create(
     if existing is not None:
         return existing, False
     if route.is_legacy:
-        return _legacy_session(user_id=user_id, project_id=project_id, route=route, now=now)
+        return _legacy_session(claims=claims, user_id=user_id, project_id=project_id, route=route, now=now)
     try:
         with transaction.atomic():
             _lock_user(user_id)
             existing = session_live_for_project(user_id, project_id)
             if existing is not None:
                 return existing, False
+            project_claim(claims=claims, project_id=project_id, now=now)
             session = _insert_session(user_id=user_id, project_id=project_id, memory_mb=memory_mb, now=now)
     except IntegrityError:
         # Another request for the same project won between our check and insert: theirs is ours.
@@ -118,11 +124,12 @@ def _switch_detail(route: PreviewRoute) -> str:
 
 
 def _legacy_session(
-    *, user_id: uuid.UUID, project_id: str, route: PreviewRoute, now: datetime
+    *, claims: Claims, user_id: uuid.UUID, project_id: str, route: PreviewRoute, now: datetime
 ) -> tuple[PreviewSession, bool]:
     """An active session whose preview is the Appetize app: no quota (it costs no machine), no provisioning."""
     try:
         with transaction.atomic():
+            project_claim(claims=claims, project_id=project_id, now=now)
             session = PreviewSession.objects.create(
                 user_id=user_id,
                 project_id=project_id,

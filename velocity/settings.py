@@ -237,6 +237,17 @@ SUPABASE_JWKS_URL = os.environ.get("SUPABASE_JWKS_URL") or (
     f"{SUPABASE_URL}/auth/v1/.well-known/jwks.json" if SUPABASE_URL else ""
 )
 
+# Every door checks `aud` (user tokens must carry this one) and, with a Supabase project, `iss`: its Auth
+# server, its API keys ("supabase") and the tokens this orchestrator signs itself ("velocity").
+SUPABASE_JWT_AUDIENCE = os.environ.get("SUPABASE_JWT_AUDIENCE", "authenticated")
+SUPABASE_JWT_ISSUERS = [
+    issuer.strip()
+    for issuer in os.environ.get(
+        "SUPABASE_JWT_ISSUERS", f"{SUPABASE_URL}/auth/v1,supabase,velocity" if SUPABASE_URL else ""
+    ).split(",")
+    if issuer.strip()
+]
+
 # The editor and the agents talk through this: the embedded endpoint unless a Supabase project is set.
 REALTIME_URL = os.environ.get("REALTIME_URL") or (
     f"{SUPABASE_URL}/realtime/v1" if SUPABASE_URL else f"{ORCHESTRATOR_URL}/realtime/v1"

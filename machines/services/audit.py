@@ -16,6 +16,7 @@ def audit_record(
     target: models.Model | tuple[str, str],
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    actor_label: str = "",
 ) -> AuditRecord:
     """Record that ``actor`` (a user, or None for the system) did ``action`` to ``target``.
 
@@ -27,6 +28,7 @@ def audit_record(
         target_type, target_id = target[0], str(target[1])
     return AuditRecord.objects.create(
         actor=actor if getattr(actor, "pk", None) else None,
+        actor_label=actor_label[:100],
         action=action,
         target_type=target_type,
         target_id=target_id,

@@ -36,11 +36,12 @@ from machines.providers.base import (
 from machines.providers.base import MachineState as ProviderState
 from realtime_bridge import events
 from velocity import metrics
-from velocity.auth import issue_token
+from velocity.auth import AGENT_AUDIENCE, AGENT_MACHINE_CLAIM, AGENT_PROJECT_CLAIM, issue_token
 
 logger = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 60
+KEY_ENDING_STATES = (*GONE_STATES, MachineState.DESTROYING)
 STATE_TIMESTAMPS: dict[str, str] = {
     MachineState.STARTED: "started_at",
     MachineState.STOPPED: "stopped_at",
@@ -73,7 +74,11 @@ def machine_transition(
         MachineEvent.objects.create(
             machine=machine, from_state=previous, to_state=to_state, source=source, detail=detail or {}, at=now
         )
-        events.publish_on_commit(_state_event(machine, source))
+        state_event = _state_event(machine, source)
+        events.publish_on_commit(state_event)
+        if to_state in KEY_ENDING_STATES and state_event.project_id:
+            # The agent's realtime key dies with its machine: its open channels are closed now.
+            events.reauthorize_on_commit(topic=events.project_topic(state_event.project_id))
     if to_state in GONE_STATES:
         _count_gone(machine, source=source, detail=detail or {}, now=now)
     return True
@@ -117,12 +122,17 @@ def agent_environment(*, machine: Machine, token: str, session: Any | None) -> d
 
 
 def machine_realtime_key(*, machine: Machine, project_id: str) -> str:
-    """A token that lets this machine's agent join only its own project's channel."""
+    """A key that lets this machine's agent use only its own project's channel, while the machine lives.
+
+    Its audience is the agents' (the REST API refuses it); the channel policy checks the project claim
+    and that the machine is not gone.
+    """
     return issue_token(
         sub=machine.id,
         role="authenticated",
+        audience=AGENT_AUDIENCE,
         ttl=settings.PREVIEW_SESSION_TTL + 3600,
-        extra={"velocity_project": project_id, "velocity_machine": str(machine.id)},
+        extra={AGENT_PROJECT_CLAIM: project_id, AGENT_MACHINE_CLAIM: str(machine.id)},
     )
 
 

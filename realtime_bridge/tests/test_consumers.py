@@ -9,13 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.utils import timezone
 
-from realtime_bridge.testing import agent_token, service_token
-from sessions.models import PreviewSession
-from sessions.services import session_end
+from realtime_bridge.testing import service_token
 from velocity.asgi import application
 from velocity.auth import issue_token
 
@@ -67,16 +63,6 @@ async def connect() -> AsyncIterator[Connect]:
     yield open_socket
     for communicator in communicators:
         await communicator.disconnect()
-
-
-@database_sync_to_async
-def live_session(user_id: uuid.UUID, project_id: str, status: str = "active") -> PreviewSession:
-    return PreviewSession.objects.create(user_id=user_id, project_id=project_id, status=status)
-
-
-@database_sync_to_async
-def end_session(session: PreviewSession) -> None:
-    session_end(session=session, reason="user", now=timezone.now())
 
 
 async def test_it_refuses_a_forged_apikey_at_the_handshake(connect):
@@ -131,41 +117,31 @@ async def test_leave_replies_then_closes_with_the_join_ref(connect):
 
 
 async def test_other_topics_than_projects_are_for_the_service_role_only(connect):
-    socket = await connect(agent_token("p1"))
+    socket = await connect(issue_token(sub=uuid.uuid4()))
     reply = await socket.join("room-1")
     assert reply["payload"]["status"] == "error"
     assert reply["payload"]["response"]["reason"].startswith("Unauthorized")
 
 
-@pytest.mark.django_db(transaction=True)
-async def test_a_user_joins_a_project_only_while_owning_a_live_session(connect):
-    owner, stranger = uuid.uuid4(), uuid.uuid4()
-    await live_session(owner, "proj-1", status="creating")
-    owner_socket = await connect(issue_token(sub=owner))
-    stranger_socket = await connect(issue_token(sub=stranger))
-    assert (await owner_socket.join("project:proj-1"))["payload"]["status"] == "ok"
-    assert (await stranger_socket.join("project:proj-1"))["payload"]["status"] == "error"
-    assert (await owner_socket.join("project:proj-2"))["payload"]["status"] == "error"
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_an_ended_session_no_longer_lets_its_owner_join(connect):
-    owner = uuid.uuid4()
-    await end_session(await live_session(owner, "proj-1"))
-    socket = await connect(issue_token(sub=owner))
-    assert (await socket.join("project:proj-1"))["payload"]["status"] == "error"
+async def test_a_public_join_to_a_project_topic_is_refused_as_on_a_private_only_supabase_project(connect):
+    socket = await connect(service_token())
+    reply = await socket.join("project:p1", {"private": False})
+    reason = "PrivateOnly: This project only allows private channels"
+    assert reply["payload"] == {"status": "error", "response": {"reason": reason}}
+    assert (await socket.join("project:p1", {"private": True}))["payload"]["status"] == "ok"
 
 
 async def test_the_join_token_overrides_the_apikey(connect):
     socket = await connect(issue_token(sub=None, role="anon"))
-    reply = await socket.join("project:p9", access_token=agent_token("p9"))
+    assert (await socket.join("project:p9", {"private": True}))["payload"]["status"] == "error"
+    reply = await socket.join("project:p9", {"private": True}, access_token=service_token())
     assert reply["payload"]["status"] == "ok"
 
 
 async def test_a_refreshed_expired_token_ends_the_channel_with_a_system_error(connect):
-    socket = await connect(agent_token("p1"))
-    await socket.join("project:p1")
-    expired = issue_token(sub=uuid.uuid4(), ttl=-60, extra={"velocity_project": "p1"})
+    socket = await connect(service_token())
+    await socket.join("project:p1", {"private": True})
+    expired = issue_token(sub=None, role="service_role", ttl=-60)
     await socket.push("realtime:project:p1", "access_token", {"access_token": expired}, join_ref="1")
     system = await socket.receive_event("system")
     assert system["payload"]["status"] == "error"
@@ -227,24 +203,6 @@ async def test_a_malformed_frame_is_dropped_and_the_socket_stays_open(connect):
     await socket.communicator.send_to(text_data="not json")
     await socket.communicator.send_to(text_data='{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"7"}')
     assert (await socket.receive())["ref"] == "7"
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_postgres_changes_reach_only_subscribers_who_may_see_the_row(connect):
-    owner = uuid.uuid4()
-    session = await live_session(owner, "proj-pg")
-    binding = {"event": "UPDATE", "schema": "public", "table": "preview_sessions", "filter": f"user_id=eq.{owner}"}
-    owner_socket, other_agent = await connect(issue_token(sub=owner)), await connect(agent_token("other"))
-    reply = await owner_socket.join("project:proj-pg", {"postgres_changes": [binding]})
-    binding_id = reply["payload"]["response"]["postgres_changes"][0]["id"]
-    await other_agent.join("project:other", {"postgres_changes": [{"event": "*", "schema": "public", "table": "*"}]})
-
-    await end_session(session)
-    change = await owner_socket.receive_event("postgres_changes")
-    assert change["payload"]["ids"] == [binding_id]
-    assert change["payload"]["data"]["record"]["status"] == "ended"
-    assert (await other_agent.receive())["event"] == "system"  # "Subscribed to PostgreSQL"
-    assert await other_agent.communicator.receive_nothing(0.3)
 
 
 async def test_a_join_without_its_own_token_is_refused_once_the_apikey_expired(connect):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
 
-from realtime_bridge.testing import agent_token, service_token
+from realtime_bridge.testing import service_token
 from velocity.asgi import application
+from velocity.auth import issue_token
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +23,7 @@ BATCH = "/realtime/v1/api/broadcast"
 async def subscriber() -> AsyncIterator[WebsocketCommunicator]:
     communicator = WebsocketCommunicator(application, f"/realtime/v1/websocket?apikey={service_token()}&vsn=2.0.0")
     await communicator.connect()
-    await communicator.send_to(text_data='["1","1","realtime:project:p1","phx_join",{"config":{}}]')
+    await communicator.send_to(text_data='["1","1","realtime:project:p1","phx_join",{"config":{"private":true}}]')
     assert json.loads(await communicator.receive_from())[4]["status"] == "ok"
     yield communicator
     await communicator.disconnect()
@@ -32,9 +34,12 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_a_batch_broadcast_is_accepted_and_delivered(subscriber):
-    body = {"messages": [{"topic": "project:p1", "event": "session:status", "payload": {"status": "active"}}]}
+    message = {"topic": "project:p1", "event": "session:status", "payload": {"status": "active"}, "private": True}
     response = await AsyncClient().post(
-        BATCH + "?apikey=ignored&vsn=2.0.0", body, content_type="application/json", headers=bearer(agent_token("p1"))
+        BATCH + "?apikey=ignored&vsn=2.0.0",
+        {"messages": [message]},
+        content_type="application/json",
+        headers=bearer(service_token()),
     )
     assert response.status_code == 202
     assert response["Access-Control-Allow-Origin"] == "*"
@@ -49,10 +54,16 @@ async def test_a_batch_broadcast_is_accepted_and_delivered(subscriber):
 
 
 async def test_a_batch_skips_topics_the_token_may_not_write(subscriber):
-    body = {"messages": [{"topic": "project:p1", "event": "e", "payload": {}}]}
-    response = await AsyncClient().post(
-        BATCH, body, content_type="application/json", headers={"apikey": agent_token("p2")}
-    )
+    stranger = issue_token(sub=uuid.uuid4())
+    body = {"messages": [{"topic": "project:p1", "event": "e", "payload": {}, "private": True}]}
+    response = await AsyncClient().post(BATCH, body, content_type="application/json", headers={"apikey": stranger})
+    assert response.status_code == 202
+    assert await subscriber.receive_nothing(0.2)
+
+
+async def test_a_public_message_to_a_project_topic_reaches_nobody(subscriber):
+    body = {"messages": [{"topic": "project:p1", "event": "e", "payload": {}, "private": False}]}
+    response = await AsyncClient().post(BATCH, body, content_type="application/json", headers=bearer(service_token()))
     assert response.status_code == 202
     assert await subscriber.receive_nothing(0.2)
 
@@ -74,7 +85,7 @@ async def test_the_preflight_allows_the_headers_realtime_js_sends():
 
 
 async def test_the_single_form_delivers_raw_bytes_as_kind_4(subscriber):
-    url = "/realtime/v1/api/broadcast/project%3Ap1/events/blob"
+    url = "/realtime/v1/api/broadcast/project%3Ap1/events/blob?private=true"
     response = await AsyncClient().post(
         url, b"\xca\xfe", content_type="application/octet-stream", headers=bearer(service_token())
     )
@@ -84,10 +95,15 @@ async def test_the_single_form_delivers_raw_bytes_as_kind_4(subscriber):
 
 
 async def test_the_single_form_refuses_a_foreign_project_and_other_media_types():
-    url = "/realtime/v1/api/broadcast/project%3Ap1/events/e"
+    url = "/realtime/v1/api/broadcast/project%3Ap1/events/e?private=true"
     client = AsyncClient()
-    foreign = await client.post(url, {}, content_type="application/json", headers=bearer(agent_token("p2")))
+    stranger = bearer(issue_token(sub=uuid.uuid4()))
+    foreign = await client.post(url, {}, content_type="application/json", headers=stranger)
     assert foreign.status_code == 403
+    public = await client.post(
+        url.removesuffix("?private=true"), {}, content_type="application/json", headers=bearer(service_token())
+    )
+    assert public.status_code == 403
     text = await client.post(url, "hi", content_type="text/plain", headers=bearer(service_token()))
     assert text.status_code == 415
 

@@ -3,6 +3,8 @@ token that lets the operator's browser use the public API and the realtime endpo
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,13 @@ SKIPPED_DIRS = frozenset({"node_modules", ".vite", "dist"})
 def operator_user_id(user: Any) -> uuid.UUID:
     """A stable Supabase-style user id for a Django operator, so their playground sessions are theirs."""
     return uuid.uuid5(OPERATOR_NAMESPACE, f"operator:{user.pk}")
+
+
+def playground_project_id(user_id: uuid.UUID, sample: str) -> str:
+    """The operator's own project for a sample: stable for them, not guessable by anyone else (keyed by the
+    server's secret), and owned by them in the registry from its first session."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"playground:{user_id}:{sample}".encode(), hashlib.sha256)
+    return f"playground-{sample}-{digest.hexdigest()[:24]}"
 
 
 def sample_files(name: str) -> list[dict[str, str]]:
@@ -46,7 +55,7 @@ def page_config(user: Any, sample: str) -> dict[str, Any]:
     return {
         "token": issue_token(sub=user_id, role="authenticated", ttl=TOKEN_TTL),
         "user_id": str(user_id),
-        "project_id": f"playground-{sample}-{user_id.hex[:8]}",
+        "project_id": playground_project_id(user_id, sample),
         "api_url": "/api/v1/",
         "realtime_url": realtime_socket_url(),
         "files": files,

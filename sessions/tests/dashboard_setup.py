@@ -12,6 +12,7 @@ from machines.models import EventSource, Machine, MachineEvent, MachineState
 from machines.services import cost_rollup_refresh, machine_prepare, machine_transition
 from sessions.models import PreviewSession
 from sessions.services import session_activate, session_create, session_mark_step
+from velocity.auth import user_claims
 
 
 def live_session(
@@ -19,7 +20,8 @@ def live_session(
 ) -> PreviewSession:
     """An active session with a started machine (the provider step left out: nothing to run)."""
     now = now or timezone.now()
-    session, _ = session_create(user_id=user_id or uuid.uuid4(), project_id=project, memory_mb=512, now=now)
+    user = user_id or uuid.uuid4()
+    session, _ = session_create(claims=user_claims(user), user_id=user, project_id=project, memory_mb=512, now=now)
     machine, _spec = machine_prepare(session=session, memory_mb=512)
     PreviewSession.objects.filter(id=session.id).update(machine=machine, machine_created_at=machine.created_at)
     started(machine)

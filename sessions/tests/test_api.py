@@ -105,7 +105,7 @@ def test_another_users_session_answers_404_everywhere(as_user: Callable[..., API
 def test_list_shows_only_own_sessions_with_filters_and_pages(as_user: Callable[..., APIClient]) -> None:
     user = uuid.uuid4()
     Quota.objects.create(user_id=user, max_concurrent_sessions=5)
-    as_user().post("/api/v1/sessions/", {"project_id": "a"}, format="json")
+    as_user().post("/api/v1/sessions/", {"project_id": "someone-elses"}, format="json")
     client = as_user(user)
     for project in ("a", "b", "c"):
         assert client.post("/api/v1/sessions/", {"project_id": project}, format="json").status_code == 201

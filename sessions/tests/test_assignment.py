@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from machines.models import Machine
 from machines.services import machine_prepare
 from sessions.models import PreviewSession, SessionStatus
-from velocity.auth import verify_token
+from velocity.auth import realtime_audiences, verify_token
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,10 @@ def test_a_claimed_machine_gets_its_project_session_and_a_realtime_key_for_that_
     body = response.json()
     assert response.status_code == 200
     assert (body["project_id"], body["session_id"]) == ("proj-7", str(session.id))
-    assert verify_token(body["realtime_key"]).claims["velocity_project"] == "proj-7"
+    key = verify_token(body["realtime_key"], audiences=realtime_audiences())
+    assert (key.agent_project, key.agent_machine) == ("proj-7", str(machine.id))
+    refused = api.get("/api/v1/sessions/", HTTP_AUTHORIZATION=f"Bearer {body['realtime_key']}")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (401, "auth.bad_audience")
 
 
 def test_an_ended_sessions_machine_is_unassigned_and_a_bad_token_is_refused(

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from sessions import services
 from sessions.models import PreviewSession, Quota, SessionStatus
 from sessions.tests.conftest import error_code
+from velocity.auth import user_claims
 
 pytestmark = pytest.mark.django_db
 
@@ -121,7 +122,9 @@ def test_simultaneous_creates_never_exceed_the_concurrent_limit() -> None:
     def create(index: int) -> None:
         barrier.wait()
         try:
-            services.session_create(user_id=user, project_id=f"p{index}", memory_mb=512, now=timezone.now())
+            services.session_create(
+                claims=user_claims(user), user_id=user, project_id=f"p{index}", memory_mb=512, now=timezone.now()
+            )
             outcomes.append("created")
         except services.QuotaExceeded:
             outcomes.append("refused")

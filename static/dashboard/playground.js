@@ -66,7 +66,7 @@
         joinRef = String(ref);
         socket.send(JSON.stringify({
           topic: topic, event: "phx_join", ref: joinRef, join_ref: joinRef,
-          payload: { config: { broadcast: { self: false, ack: false }, presence: { key: "", enabled: false }, private: false, postgres_changes: [] }, access_token: config.token },
+          payload: { config: { broadcast: { self: false, ack: false }, presence: { key: "", enabled: false }, private: true, postgres_changes: [] }, access_token: config.token },
         }));
         setInterval(function () { push("heartbeat", {}); }, HEARTBEAT_MS);
       };

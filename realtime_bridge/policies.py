@@ -1,0 +1,42 @@
+"""Who may read or write a channel: policies registered by the apps that own the topics.
+
+The endpoint knows no app's models. An app registers a policy for a topic prefix (``sessions`` registers
+``project:``); the endpoint asks it at join (``read``), at the first broadcast or presence track of a
+channel (``write``, then cached until the token changes), on a token refresh, and whenever the owner
+announces that access to a topic changed (``events.reauthorize_on_commit``). The service role may use
+every topic; a topic no policy claims is refused to everyone else. Policies run in a worker thread and
+may query the database; they must answer False, not raise, when they cannot decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from velocity.auth import Claims
+
+READ = "read"
+WRITE = "write"
+
+Policy = Callable[[Claims, str, str], bool]
+_policies: dict[str, Policy] = {}
+
+
+def register(prefix: str, policy: Policy) -> None:
+    """``policy(claims, rest_of_topic, action)`` decides for every topic that starts with ``prefix``."""
+    _policies[prefix] = policy
+
+
+def private_only(topic: str) -> bool:
+    """Topics that refuse public joins, as a Supabase project with "Allow public access" switched off."""
+    return any(topic.startswith(prefix) for prefix in _policies)
+
+
+def authorize(claims: Claims, topic: str, action: str) -> bool:
+    """May ``claims`` do ``action`` (``read`` or ``write``) on ``topic`` (without ``realtime:``)?"""
+    if claims.is_service_role:
+        return True
+    for prefix, policy in _policies.items():
+        if topic.startswith(prefix):
+            rest = topic.removeprefix(prefix)
+            return bool(rest) and policy(claims, rest, action)
+    return False
