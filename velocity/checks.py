@@ -66,7 +66,7 @@ def _supabase_project_access_errors() -> list[CheckMessage]:
     from sessions.project_access_supabase import quoted_identifier, quoted_table
 
     errors: list[CheckMessage] = []
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         errors.append(
             Error(
                 "PROJECT_ACCESS_BACKEND is 'supabase' but the database is not PostgreSQL.",
