@@ -50,3 +50,33 @@ def check_log_format(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     if settings.LOG_FORMAT not in ("json", "console"):
         return [Error("LOG_FORMAT must be 'json' or 'console'.", id="velocity.E005")]
     return []
+
+
+@register()
+def check_project_access(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    backend = settings.PROJECT_ACCESS_BACKEND
+    if backend not in ("registry", "supabase"):
+        return [Error("PROJECT_ACCESS_BACKEND must be 'registry' or 'supabase'.", id="velocity.E006")]
+    if backend == "supabase":
+        return _supabase_project_access_errors()
+    return []
+
+
+def _supabase_project_access_errors() -> list[CheckMessage]:
+    from sessions.project_access_supabase import quoted_identifier, quoted_table
+
+    errors: list[CheckMessage] = []
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        errors.append(
+            Error(
+                "PROJECT_ACCESS_BACKEND is 'supabase' but the database is not PostgreSQL.",
+                hint="The frontend's projects table is asked with row-level security: set DATABASE_URL.",
+                id="velocity.E007",
+            )
+        )
+    for name, validate in (("TABLE", quoted_table), ("ID_COLUMN", quoted_identifier)):
+        try:
+            validate(getattr(settings, f"PROJECT_ACCESS_SUPABASE_{name}"))
+        except ValueError as exc:
+            errors.append(Error(f"PROJECT_ACCESS_SUPABASE_{name} is not a valid name: {exc}.", id="velocity.E008"))
+    return errors

@@ -228,6 +228,15 @@ PROVISION_TIMEOUT = env_int("PROVISION_TIMEOUT", 180)
 PREVIEW_INACTIVITY_TIMEOUT = env_int("PREVIEW_INACTIVITY_TIMEOUT", 1800)
 PREVIEW_SESSION_TTL = env_int("PREVIEW_SESSION_TTL", 7200)
 
+# --- Project access -------------------------------------------------------------------------------------
+# Who may use a project: ``registry`` (our Project/ProjectMember tables) or ``supabase`` (the frontend's
+# projects table, asked as the caller under its own row-level security; PostgreSQL only, velocity.E007).
+PROJECT_ACCESS_BACKEND = os.environ.get("PROJECT_ACCESS_BACKEND", "registry").strip().lower()
+PROJECT_ACCESS_CACHE_SECONDS = env_int("PROJECT_ACCESS_CACHE_SECONDS", 10)
+PROJECT_ACCESS_SUPABASE_TABLE = os.environ.get("PROJECT_ACCESS_SUPABASE_TABLE", "public.projects").strip()
+PROJECT_ACCESS_SUPABASE_ID_COLUMN = os.environ.get("PROJECT_ACCESS_SUPABASE_ID_COLUMN", "id").strip()
+PROJECT_ACCESS_SUPABASE_TIMEOUT_MS = env_int("PROJECT_ACCESS_SUPABASE_TIMEOUT_MS", 2000)
+
 # --- Supabase / realtime --------------------------------------------------------------------------------
 SUPABASE_URL = os.environ.get("SUPABASE_URL", "").rstrip("/")
 SUPABASE_ANON_KEY = env_secret("SUPABASE_ANON_KEY")

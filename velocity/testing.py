@@ -19,6 +19,17 @@ from velocity.auth import issue_token
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+# Supabase's auth helpers as policies use them: ``auth.uid()``/``auth.jwt()`` read the request's JWT claims
+# (what PostgREST and Realtime set) the way Supabase's own functions do.
+SUPABASE_AUTH_STUB = """
+CREATE SCHEMA auth;
+CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE
+  AS $$ SELECT coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb $$;
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE
+  AS $$ SELECT nullif(auth.jwt() ->> 'sub', '')::uuid $$;
+"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -2,10 +2,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.core.checks import CheckMessage
 from django.test import override_settings
 
-from velocity.checks import check_log_format, check_machine_provider, check_production_secrets
+from velocity.checks import check_log_format, check_machine_provider, check_production_secrets, check_project_access
 from velocity.testing import REPO_ROOT, embedded_env
 
 
@@ -35,6 +36,30 @@ def test_unknown_log_format_is_error_e005() -> None:
         assert ids(check_log_format(None)) == ["velocity.E005"]
 
 
+def test_project_access_backend_must_be_registry_or_supabase_e006() -> None:
+    assert ids(check_project_access(None)) == []
+    with override_settings(PROJECT_ACCESS_BACKEND="ldap"):
+        assert ids(check_project_access(None)) == ["velocity.E006"]
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "valid"),
+    [
+        ("public.projects", "id", True),
+        ("Projects_2", "project_id", True),
+        ('public."projects"', "id", False),
+        ("a.b.c", "id", False),
+        ("", "id", False),
+        ("projects", "id; drop table x", False),
+    ],
+)
+def test_the_supabase_backend_needs_plain_table_and_column_names_e008(table: str, column: str, valid: bool) -> None:
+    with override_settings(
+        PROJECT_ACCESS_BACKEND="supabase", PROJECT_ACCESS_SUPABASE_TABLE=table, PROJECT_ACCESS_SUPABASE_ID_COLUMN=column
+    ):
+        assert ("velocity.E008" in ids(check_project_access(None))) is not valid
+
+
 def run_check(var_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
@@ -59,3 +84,9 @@ def test_embedded_mode_generates_its_secrets_once_into_var(tmp_path: Path) -> No
     assert run_check(tmp_path, DJANGO_SECRET_KEY="", SUPABASE_JWT_SECRET="").returncode == 0
     assert ((tmp_path / "secret_key").read_text(), (tmp_path / "jwt_secret").read_text()) == first
     assert len(first[0]) >= 50
+
+
+def test_the_supabase_backend_on_sqlite_fails_the_check_e007(tmp_path: Path) -> None:
+    result = run_check(tmp_path, PROJECT_ACCESS_BACKEND="supabase")
+    assert result.returncode != 0
+    assert "velocity.E007" in result.stderr and "PostgreSQL" in result.stderr

@@ -19,14 +19,11 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from velocity.testing import REPO_ROOT, embedded_env
+from velocity.testing import REPO_ROOT, SUPABASE_AUTH_STUB, embedded_env
 
-SUPABASE_STUB = """
-CREATE SCHEMA auth;
-CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE
-  AS $$ SELECT coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb $$;
-CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE
-  AS $$ SELECT nullif(auth.jwt() ->> 'sub', '')::uuid $$;
+SUPABASE_STUB = (
+    SUPABASE_AUTH_STUB
+    + """
 CREATE SCHEMA realtime;
 CREATE FUNCTION realtime.topic() RETURNS text LANGUAGE sql STABLE
   AS $$ SELECT nullif(current_setting('realtime.topic', true), '') $$;
@@ -44,6 +41,7 @@ CREATE TABLE realtime.messages (
 ALTER TABLE realtime.messages ENABLE ROW LEVEL SECURITY;
 CREATE PUBLICATION supabase_realtime;
 """
+)
 SESSION_POLICIES = {"Users can access own sessions", "Service role can manage sessions"}
 
 
