@@ -22,7 +22,7 @@ SECRET_SETTINGS = {"SUPABASE_JWT_SECRET": "test-secret-0123456789-0123456789-012
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
-    base = {"sub": str(uuid.uuid4()), "role": "authenticated", "exp": int(time.time()) + 600}
+    base = {"sub": str(uuid.uuid4()), "role": "authenticated", "aud": "authenticated", "exp": int(time.time()) + 600}
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -71,6 +71,17 @@ def test_issue_token_round_trips_through_verification() -> None:
         ),
         (lambda: "not.a.jwt", "auth.malformed"),
         (lambda: "", "auth.missing"),
+        (lambda: hs256(claims(aud=None)), "auth.bad_audience"),
+        (lambda: hs256(claims(aud="velocity_agent")), "auth.bad_audience"),
+        (lambda: hs256(claims(aud=["other", 7])), "auth.bad_audience"),
+        (lambda: hs256(claims(exp=str(int(time.time()) + 600))), "auth.invalid"),
+        (lambda: hs256(claims(iat=True)), "auth.invalid"),
+        (lambda: hs256(claims(nbf="0")), "auth.invalid"),
+        (lambda: hs256(claims(sub=str(uuid.uuid4()).upper())), "auth.bad_subject"),
+        (lambda: hs256(claims(sub="{" + str(uuid.uuid4()) + "}")), "auth.bad_subject"),
+        (lambda: hs256(claims(sub=7)), "auth.bad_subject"),
+        (lambda: hs256(claims(role="supabase_admin")), "auth.bad_role"),
+        (lambda: hs256(claims(role="anon", aud=None)), "auth.anonymous"),
     ],
     ids=[
         "expired",
@@ -83,6 +94,17 @@ def test_issue_token_round_trips_through_verification() -> None:
         "hs512",
         "garbage",
         "empty",
+        "no-aud-for-a-user",
+        "agent-aud-at-a-user-door",
+        "aud-not-strings",
+        "string-exp",
+        "boolean-iat",
+        "string-nbf",
+        "upper-case-sub",
+        "braced-sub",
+        "numeric-sub",
+        "unknown-role",
+        "anon-with-a-sub",
     ],
 )
 def test_it_refuses_bad_tokens(token_factory: Any, code: str) -> None:
@@ -178,3 +200,38 @@ def test_it_refuses_an_hs256_token_signed_with_the_public_key(jwks: str, rsa_key
     with override_settings(SUPABASE_JWT_SECRET=""), pytest.raises(TokenError) as excinfo:
         verify_token(f"{signing_input}.{b64(signature)}")
     assert excinfo.value.code == "auth.unsupported_algorithm"
+
+
+def test_supabase_api_keys_without_aud_are_accepted_and_a_list_aud_needs_one_match() -> None:
+    anon = verify_token(hs256({"role": "anon", "iss": "supabase", "exp": int(time.time()) + 60}))
+    assert (anon.role, anon.sub, anon.aud) == ("anon", None, None)
+    user = verify_token(hs256(claims(aud=["other", "authenticated"])))
+    assert user.aud == "authenticated"
+
+
+def test_the_issuer_is_checked_when_a_supabase_project_is_set() -> None:
+    with override_settings(SUPABASE_JWT_ISSUERS=["https://ref.supabase.co/auth/v1", "supabase", "velocity"]):
+        assert verify_token(hs256(claims(iss="https://ref.supabase.co/auth/v1"))).sub is not None
+        for bad in ({"iss": "https://evil.example/auth/v1"}, {"iss": None}):
+            with pytest.raises(TokenError) as excinfo:
+                verify_token(hs256(claims(**bad)))
+            assert excinfo.value.code == "auth.bad_issuer"
+
+
+def test_an_agent_key_is_accepted_only_where_the_agents_audience_is() -> None:
+    machine = uuid.uuid4()
+    key = issue_token(
+        sub=machine,
+        audience=auth.AGENT_AUDIENCE,
+        extra={auth.AGENT_PROJECT_CLAIM: "p1", auth.AGENT_MACHINE_CLAIM: str(machine)},
+    )
+    with pytest.raises(TokenError) as excinfo:
+        verify_token(key)
+    assert excinfo.value.code == "auth.bad_audience"
+    agent = verify_token(key, audiences=auth.realtime_audiences())
+    assert (agent.is_agent, agent.agent_project, agent.agent_machine) == (True, "p1", str(machine))
+
+
+def test_a_user_token_carrying_agent_claims_is_not_an_agent() -> None:
+    forged = verify_token(hs256(claims(velocity_project="p1", velocity_machine=str(uuid.uuid4()))))
+    assert (forged.is_agent, forged.agent_project) == (False, None)
