@@ -92,7 +92,7 @@ def test_a_preview_host_names_one_session_by_its_canonical_uuid() -> None:
 
 
 @pytest.mark.slow
-def test_check_deploy_fails_on_fly_without_a_suffix_and_passes_with_one(tmp_path: Path) -> None:
+def test_check_deploy_fails_on_fly_without_a_suffix_or_with_one_on_the_orchestrators_domain(tmp_path: Path) -> None:
     env = production_env(tmp_path)
     del env["PREVIEW_HOST_SUFFIX"]
     failed = manage(env, "check", "--deploy")
