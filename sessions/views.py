@@ -26,9 +26,10 @@ def preview_replay(
     """Send the request to the session's machine, or say plainly why not.
 
     A Fly machine gets an empty answer carrying ``fly-replay: app=…;instance=…``: Fly's proxy then
-    replays the request (websocket upgrades included) to that machine, so preview traffic never
-    flows through the orchestrator. That answer is given only on the preview's own host: anywhere
-    else the preview's scripts would share an origin with the orchestrator. A local machine is a
+    replays the request to that machine, so preview traffic never flows through the orchestrator
+    (websocket handshakes go to daphne's websocket side instead: a known gap, docs/machines.md).
+    That answer is given only on the preview's own host: anywhere else the preview's scripts would
+    share an origin with the orchestrator. A local machine is a
     redirect to its loopback address. An unknown session is a 404 page, an ended one a 410 page, one
     still booting a 503 that retries.
     """
