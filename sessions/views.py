@@ -29,9 +29,8 @@ def preview_replay(
     replays the request to that machine, so preview traffic never flows through the orchestrator
     (websocket handshakes go to daphne's websocket side instead: a known gap, docs/machines.md).
     That answer is given only on the preview's own host: anywhere else the preview's scripts would
-    share an origin with the orchestrator. A local machine is a
-    redirect to its loopback address. An unknown session is a 404 page, an ended one a 410 page, one
-    still booting a 503 that retries.
+    share an origin with the orchestrator. A local machine is a redirect to its loopback address.
+    An unknown session is a 404 page, an ended one a 410 page, one still booting a 503 that retries.
     """
     session = session_for_preview(session_id)
     if session is None:
