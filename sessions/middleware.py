@@ -1,36 +1,28 @@
-"""Wildcard preview hosts: ``<session id>.<PREVIEW_HOST_SUFFIX>`` is answered by the preview route, any path."""
+"""Preview hosts (``<session id>.<PREVIEW_HOST_SUFFIX>``) reach the preview route and nothing else."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from sessions.views import preview_replay
+from sessions.views import preview_not_found, preview_replay
+from velocity.preview_hosts import is_preview_host, normalize_host, preview_session_id
 
 
 class PreviewHostMiddleware:
+    """Early in the chain, so no view, static file or admin page of the orchestrator ever answers on a
+    preview host: a preview's scripts are strangers' code, and every path there is the preview's own."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        session_id = _preview_session(request)
-        if session_id is None:
+        # get_host() validates against ALLOWED_HOSTS; the normalized form also catches "host." and "HOST".
+        host = normalize_host(request.get_host())
+        if not is_preview_host(host):
             return self.get_response(request)
-        return preview_replay(request, session_id, path=request.path.lstrip("/"))
-
-
-def _preview_session(request: HttpRequest) -> uuid.UUID | None:
-    suffix = settings.PREVIEW_HOST_SUFFIX
-    if not suffix:
-        return None
-    host = request.get_host().split(":")[0].lower()
-    label, _, rest = host.partition(".")
-    if rest != suffix:
-        return None
-    try:
-        return uuid.UUID(label)
-    except ValueError:
-        return None
+        session_id = preview_session_id(host)
+        if session_id is None:
+            return preview_not_found(request)
+        return preview_replay(request, session_id, path=request.path.lstrip("/"), on_preview_host=True)

@@ -10,9 +10,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry ready)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import WebsocketDenier  # noqa: E402
 
 from realtime_bridge import relay  # noqa: E402
 from realtime_bridge.routing import realtime_urlpatterns, websocket_urlpatterns  # noqa: E402
+from velocity.preview_hosts import is_preview_host, scope_host  # noqa: E402
 
 relay.mark_server_process()
 
@@ -20,9 +22,13 @@ relay.mark_server_process()
 # AuthMiddlewareStack saves that middleware's work on every socket (about 15% of a fan-out's CPU).
 realtime_websockets = URLRouter(realtime_urlpatterns)
 session_websockets = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+denied_websockets = WebsocketDenier.as_asgi()
 
 
 async def websocket_router(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    if is_preview_host(scope_host(scope)):
+        # A preview host serves strangers' code: neither /ws/ops/ nor the realtime endpoint answers there.
+        return await denied_websockets(scope, receive, send)
     app = realtime_websockets if scope["path"].startswith("/realtime/") else session_websockets
     return await app(scope, receive, send)
 

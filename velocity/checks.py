@@ -7,6 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
+from velocity.preview_hosts import orchestrator_hosts, registrable_domain
+
 
 @register()
 def check_production_secrets(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
@@ -80,3 +82,38 @@ def _supabase_project_access_errors() -> list[CheckMessage]:
         except ValueError as exc:
             errors.append(Error(f"PROJECT_ACCESS_SUPABASE_{name} is not a valid name: {exc}.", id="velocity.E008"))
     return errors
+
+
+@register()
+def check_preview_hosts(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    # A preview runs strangers' scripts: on the orchestrator's origin, or even its registrable domain (cookies,
+    # SameSite), they would act in a logged-in operator's browser next to /admin/ and /dashboard/.
+    suffix = settings.PREVIEW_HOST_SUFFIX
+    if settings.MACHINE_PROVIDER == "fly" and not suffix:
+        return [
+            Error(
+                "MACHINE_PROVIDER is 'fly' but PREVIEW_HOST_SUFFIX is empty: Fly previews need hosts of their own.",
+                hint="Set PREVIEW_HOST_SUFFIX to a wildcard domain on another registrable domain than the "
+                "orchestrator's (e.g. example-previews.dev for velocity.example.com); see docs/deploy.md.",
+                id="velocity.E009",
+            )
+        ]
+    if suffix:
+        return _previews_sharing_a_site(suffix)
+    return []
+
+
+def _previews_sharing_a_site(suffix: str) -> list[CheckMessage]:
+    preview_site = registrable_domain(f"preview.{suffix}")
+    shared = [host for host in orchestrator_hosts() if registrable_domain(host) == preview_site]
+    if not shared:
+        return []
+    return [
+        Error(
+            f"PREVIEW_HOST_SUFFIX {suffix!r} is on the registrable domain {preview_site!r}, "
+            f"shared with the orchestrator's {', '.join(shared)}.",
+            hint="Previews on the orchestrator's registrable domain can set its cookies and make same-site "
+            "requests to it. Serve them under a domain registered separately (by the Public Suffix List).",
+            id="velocity.E010",
+        )
+    ]

@@ -214,10 +214,9 @@ PREVIEW_CONTAINER_IMAGE = os.environ.get(
 WARM_POOL_SIZE = env_int("WARM_POOL_SIZE", 0)
 
 ORCHESTRATOR_URL = os.environ.get("ORCHESTRATOR_URL", f"http://{HOST}:{PORT}").rstrip("/")
-# Where a Fly machine's preview is reached (a route on the orchestrator that answers with fly-replay).
-PREVIEW_BASE_URL = os.environ.get("PREVIEW_BASE_URL", f"{ORCHESTRATOR_URL}/preview").rstrip("/")
-# With a wildcard domain (``*.preview.example.com`` pointing at the orchestrator), each Fly preview is served at
-# ``https://<session id>.<suffix>/`` with its paths unchanged; empty: path routing under PREVIEW_BASE_URL.
+# With a wildcard domain (``*.example-previews.dev`` pointing at the orchestrator), each Fly preview is served at
+# ``https://<session id>.<suffix>/`` with its paths unchanged, and only there: required with MACHINE_PROVIDER=fly,
+# on another registrable domain than the orchestrator's (velocity.E009, E010). PREVIEW_BASE_URL is no longer read.
 PREVIEW_HOST_SUFFIX = os.environ.get("PREVIEW_HOST_SUFFIX", "").strip().strip(".").lower()
 if PREVIEW_HOST_SUFFIX:
     ALLOWED_HOSTS.append(f".{PREVIEW_HOST_SUFFIX}")

@@ -17,6 +17,7 @@ import pytest
 from velocity.auth import issue_token
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+FLY_PREVIEW_SUFFIX = "example-previews.dev"  # the `fly` fixture's preview domain, apart from the orchestrator's
 
 
 # Supabase's auth helpers as policies use them: ``auth.uid()``/``auth.jwt()`` read the request's JWT claims
@@ -89,7 +90,9 @@ def make_token() -> Callable[..., str]:
 @pytest.fixture
 def fly() -> Iterator[Any]:
     """The Fly provider configured against the fake Fly API (``machines/tests/fly_fake.py``, a real
-    loopback HTTP server), so provisioning makes real Fly HTTP requests."""
+    loopback HTTP server), so provisioning makes real Fly HTTP requests. Previews get their own hosts under
+    ``FLY_PREVIEW_SUFFIX``, as every Fly deployment must (velocity.E009)."""
+    from django.conf import settings
     from django.test import override_settings
 
     from machines.providers import get_provider
@@ -99,7 +102,12 @@ def fly() -> Iterator[Any]:
     with (
         running(FakeFly()) as fake,
         override_settings(
-            MACHINE_PROVIDER="fly", FLY_API_TOKEN=fake_token, FLY_APP_NAME="previews", FLY_API_BASE_URL=fake.base_url
+            MACHINE_PROVIDER="fly",
+            FLY_API_TOKEN=fake_token,
+            FLY_APP_NAME="previews",
+            FLY_API_BASE_URL=fake.base_url,
+            PREVIEW_HOST_SUFFIX=FLY_PREVIEW_SUFFIX,
+            ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, f".{FLY_PREVIEW_SUFFIX}"],
         ),
     ):
         get_provider.cache_clear()

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
@@ -328,16 +329,17 @@ def machine_get_by_token(token: str) -> Machine | None:
 def machine_preview_url(machine: Machine, session: Any) -> str:
     """Where the editor embeds the preview.
 
-    A local machine is reached directly on its loopback port. A Fly machine is reached through the
-    orchestrator's replay route, which answers ``fly-replay`` so Fly's proxy delivers the request (and
-    its websocket upgrades) straight to the machine: by host (``<session>.<PREVIEW_HOST_SUFFIX>``, paths
-    unchanged) when a wildcard domain is configured, else by path under ``PREVIEW_BASE_URL``.
+    A local machine is reached directly on its loopback port (another origin by port). A Fly machine
+    is reached on a host of its own, ``https://<session>.<PREVIEW_HOST_SUFFIX>/`` with paths unchanged,
+    whose replay route answers ``fly-replay`` so Fly's proxy delivers the request straight to the
+    machine. There is no fallback onto the orchestrator's origin: a preview's scripts would run next
+    to /admin/ there (velocity.E009 reports the missing suffix at startup).
     """
     if machine.provider == "local":
         return f"{machine.address}/"
-    if settings.PREVIEW_HOST_SUFFIX:
-        return f"https://{session.id}.{settings.PREVIEW_HOST_SUFFIX}/"
-    return f"{settings.PREVIEW_BASE_URL.rstrip('/')}/{session.id}/"
+    if not settings.PREVIEW_HOST_SUFFIX:
+        raise ImproperlyConfigured("Fly previews need PREVIEW_HOST_SUFFIX (velocity.E009).")
+    return f"https://{session.id}.{settings.PREVIEW_HOST_SUFFIX}/"
 
 
 def machine_replay_header(machine: Machine, *, state: str = "") -> str:

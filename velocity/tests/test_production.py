@@ -28,6 +28,7 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         SUPABASE_URL="https://project.supabase.co",
         MACHINE_PROVIDER="fly",
         FLY_APP_NAME="velocity-previews",
+        PREVIEW_HOST_SUFFIX="velocity-previews.dev",  # another registrable domain (velocity.E009, E010)
         DJANGO_SECRET_KEY_FILE=str(secrets / "django_secret_key"),
         FLY_API_TOKEN_FILE=str(secrets / "fly_api_token"),
         PROMETHEUS_ENABLED="true",
