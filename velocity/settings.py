@@ -176,7 +176,7 @@ LOGIN_URL = "/admin/login/"
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["sessions.parsers.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["sessions.authentication.SupabaseJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["sessions.permissions.IsTokenUser"],
     "DEFAULT_THROTTLE_CLASSES": ["sessions.throttles.UserScopedThrottle", "sessions.throttles.IPThrottle"],

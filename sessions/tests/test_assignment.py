@@ -74,7 +74,9 @@ def test_a_long_poll_answers_as_soon_as_the_machine_is_claimed(api: APIClient, w
 
 
 @pytest.mark.parametrize("wait", ["nan", "NaN", "inf", "-inf", "1e999", "soon"])
-def test_a_wait_that_is_not_a_finite_number_is_refused_at_once(api: APIClient, warm: tuple[Machine, str], wait: str) -> None:
+def test_a_wait_that_is_not_a_finite_number_is_refused_at_once(
+    api: APIClient, warm: tuple[Machine, str], wait: str
+) -> None:
     _, token = warm
     started = time.monotonic()
     response = api.get(f"/api/v1/agent/assignment/?wait={wait}", HTTP_AUTHORIZATION=f"Bearer {token}")
