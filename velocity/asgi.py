@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from realtime_bridge import relay  # noqa: E402
 from realtime_bridge.routing import realtime_urlpatterns, websocket_urlpatterns  # noqa: E402
+from velocity.middleware import BodySizeLimit  # noqa: E402
 
 relay.mark_server_process()
 
@@ -27,4 +28,4 @@ async def websocket_router(scope: dict[str, Any], receive: Any, send: Any) -> An
     return await app(scope, receive, send)
 
 
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_router})
+application = ProtocolTypeRouter({"http": BodySizeLimit(django_asgi_app), "websocket": websocket_router})

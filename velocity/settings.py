@@ -82,6 +82,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "velocity.logging.RequestLogMiddleware",
+    "velocity.middleware.ApiErrorShapeMiddleware",
     "sessions.middleware.PreviewHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -246,6 +247,10 @@ REALTIME_URL = os.environ.get("REALTIME_URL") or (
 # The endpoint serves /realtime/v1 when SUPABASE_URL is unset, or always with REALTIME_EMBEDDED_ALWAYS.
 REALTIME_EMBEDDED_ALWAYS = env_bool("REALTIME_EMBEDDED_ALWAYS", default=False)
 REALTIME_MAX_PAYLOAD_BYTES = env_int("REALTIME_MAX_PAYLOAD_BYTES", 3000 * 1024)
+# Request bodies on /api/ and /realtime/ (velocity.middleware): a REST broadcast of a full-size realtime
+# payload (3000 KB) with its envelope still fits. Django's own limit for request.body follows it.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 4 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # Per socket. Supabase counts 100 a second per project by default; ours is per socket and higher so one
 # editor can send 100 edits a second while its agent acks each (preview agents pace at REALTIME_SEND_RATE).
 REALTIME_MAX_EVENTS_PER_SECOND = env_int("REALTIME_MAX_EVENTS_PER_SECOND", 1000)
