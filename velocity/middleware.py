@@ -1,4 +1,5 @@
-"""Guards in front of the views: a request body size limit, and the API's error shape on every failure.
+"""Guards in front of the views: a request body size limit, the API's error shape on every failure, and
+the operator sockets' Origin check.
 
 daphne (Twisted) receives a whole request body before the application sees any of it, and Django's
 ASGI handler then copies it into a temporary file before any middleware runs. `BodySizeLimit` sits
@@ -14,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -148,3 +150,22 @@ def _in_error_shape(response: HttpResponse) -> HttpResponse:
         if name.lower() not in ("content-type", "content-length"):
             shaped[name] = value
     return shaped
+
+
+class BrowserOriginValidator(OriginValidator):
+    """channels' ``AllowedHostsOriginValidator``, read per connection, that lets clients without ``Origin`` in.
+
+    Browsers send ``Origin`` on every websocket handshake: a foreign one is another site's page riding the
+    operator's session cookie (cross-site websocket hijacking), and is refused. A client without one is
+    not a browser and has no ambient cookie to abuse; the consumer still asks for a staff session.
+    """
+
+    def __init__(self, application: Any) -> None:
+        super().__init__(application, [])
+
+    def valid_origin(self, parsed_origin: Any) -> bool:
+        return parsed_origin is None or self.validate_origin(parsed_origin)
+
+    def validate_origin(self, parsed_origin: Any) -> bool:
+        hosts = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+        return any(pattern == "*" or self.match_allowed_origin(parsed_origin, pattern) for pattern in hosts)
