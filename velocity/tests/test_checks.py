@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.checks import CheckMessage
 from django.test import override_settings
 
-from velocity.checks import check_log_format, check_machine_provider, check_production_secrets
+from velocity.checks import check_log_format, check_machine_provider, check_metrics_token, check_production_secrets
 from velocity.testing import REPO_ROOT, embedded_env
 
 
@@ -33,6 +33,15 @@ def test_fly_provider_without_credentials_is_error_e004() -> None:
 def test_unknown_log_format_is_error_e005() -> None:
     with override_settings(LOG_FORMAT="xml"):
         assert ids(check_log_format(None)) == ["velocity.E005"]
+
+
+def test_public_metrics_in_production_is_error_e006() -> None:
+    with override_settings(DEBUG=False, METRICS_TOKEN=""):
+        assert ids(check_metrics_token(None)) == ["velocity.E006"]
+    with override_settings(DEBUG=False, METRICS_TOKEN="a-scrape-token"):
+        assert ids(check_metrics_token(None)) == []
+    with override_settings(DEBUG=True, METRICS_TOKEN=""):
+        assert ids(check_metrics_token(None)) == []
 
 
 def run_check(var_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
