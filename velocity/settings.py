@@ -112,6 +112,9 @@ TEMPLATES = [
     },
 ]
 
+# The web server, the cluster and the local agents share one file: wait for locks, don't fail. IMMEDIATE
+# takes the write lock at BEGIN, so a transaction never has to upgrade a read lock (which fails at once).
+SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
 DATABASE_URL = env_secret("DATABASE_URL")
 if DATABASE_URL:
     # Under ASGI, sync views run in a thread pool and persistent connections accumulate per thread until
@@ -119,14 +122,15 @@ if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 0), conn_health_checks=True)
     }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(VAR_DIR / "velocity.sqlite3"),
-            # The web server, the cluster and the local agents share one file: wait for locks, don't fail.
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+            "OPTIONS": SQLITE_OPTIONS,
         }
     }
 
