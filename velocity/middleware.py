@@ -60,7 +60,7 @@ def too_large_body(path: str) -> tuple[dict[str, Any], dict[str, str]]:
 class BodySizeLimit:
     """ASGI middleware for HTTP: 413 for bodies over ``API_MAX_BODY_BYTES`` on the limited paths."""
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -21,7 +21,7 @@ PROBE = "import json, django; django.setup(); from django.conf import settings; 
 
 
 def run(env: dict[str, str], *argv: str) -> str:
-    result = subprocess.run(  # noqa: S603  (argv is ours)
+    result = subprocess.run(
         [sys.executable, *argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=True
     )
     return result.stdout
