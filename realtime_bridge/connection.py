@@ -29,6 +29,8 @@ from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
 logger = logging.getLogger(__name__)
 
 TOPIC_PREFIX = "realtime:"
+# The ack error for a broadcast that cannot be delivered as sent (not a map, or not Unicode).
+MALFORMED_REASON = "Malformed message"
 
 # (claims, topic without `realtime:`, "read" | "write") -> allowed
 Authorizer = Callable[[Claims, str, str], Awaitable[bool]]
@@ -173,8 +175,16 @@ class Connection:
             message = self.serializer.decode(text, data)
         except ProtocolError as exc:
             logger.info("realtime malformed frame dropped", extra={"reason": str(exc)})
+            if exc.request is not None:
+                await self._refuse_malformed(exc.request)
             return
         await self.handle(message)
+
+    async def _refuse_malformed(self, envelope: Message) -> None:
+        """A broadcast whose payload was unreadable still gets its ack, as an error, when it asked for one."""
+        state = self.channels.get(envelope.topic)
+        if envelope.event == "broadcast" and state is not None and state.config.ack:
+            await self.push(reply(envelope, "error", {"reason": MALFORMED_REASON}))
 
     async def handle(self, message: Message) -> None:
         if message.event == "heartbeat" and message.topic == "phoenix":
@@ -320,6 +330,7 @@ class Connection:
             return  # Realtime drops a broadcast without write access, with no reply even when acked
         frames = _frames_for(state.topic, message.payload)
         if frames is None:
+            await self._refuse_malformed(message)
             return
         if frames.size() > self.limits.max_payload_bytes:
             if state.config.ack:

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from velocity import json_input
+
 VSN_1 = "1.0.0"
 VSN_2 = "2.0.0"
 
@@ -26,7 +28,15 @@ _COMPACT = {"separators": (",", ":"), "ensure_ascii": False}
 
 
 class ProtocolError(ValueError):
-    """A frame that does not decode; the connection drops it and stays open."""
+    """A frame that does not decode; the connection drops it and stays open.
+
+    `request` is the frame's envelope (payload None) when only its payload was unreadable, so the
+    connection can still answer a broadcast that asked for an ack.
+    """
+
+    def __init__(self, reason: str, request: Message | None = None) -> None:
+        super().__init__(reason)
+        self.request = request
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +64,7 @@ class BinaryBroadcast:
         if self.encoding != ENCODING_JSON:
             raise ProtocolError("raw binary payload has no JSON form")
         try:
-            return json.loads(self.data)
+            return json_input.loads(self.data)
         except ValueError as exc:
             raise ProtocolError("binary broadcast payload is not JSON") from exc
 
@@ -80,9 +90,25 @@ def _require_str(value: Any, name: str) -> str:
 
 def _loads(text: str | bytes) -> Any:
     try:
-        return json.loads(text)
+        return json_input.loads(text, unicode_only=False)
     except ValueError as exc:
         raise ProtocolError("frame is not JSON") from exc
+
+
+def _unicode_only(message: Message, text: str | bytes) -> Message:
+    """The message, or ProtocolError when a string in it is not Unicode (a lone surrogate escape).
+
+    Such a string cannot be encoded into any outgoing frame; refusing it here keeps the sender's socket
+    and every receiver's open. The envelope rides along when only the payload is at fault.
+    """
+    if not json_input.may_hold_surrogates(text):
+        return message
+    envelope = Message(message.topic, message.event, None, ref=message.ref, join_ref=message.join_ref)
+    if not json_input.is_unicode([envelope.topic, envelope.event, envelope.ref, envelope.join_ref]):
+        raise ProtocolError("frame holds a lone surrogate")
+    if not json_input.is_unicode(message.payload):
+        raise ProtocolError("payload holds a lone surrogate", request=envelope)
+    return message
 
 
 # --- vsn 1.0.0 -------------------------------------------------------------------------------
@@ -95,13 +121,14 @@ def decode_v1(text: str | bytes) -> Message:
         raise ProtocolError("v1 frame must be a JSON object")
     if not {"topic", "event", "payload", "ref"} <= obj.keys():
         raise ProtocolError("v1 frame lacks topic, event, payload or ref")
-    return Message(
+    message = Message(
         topic=_require_str(obj["topic"], "topic"),
         event=_require_str(obj["event"], "event"),
         payload=obj["payload"],
         ref=_optional_str(obj["ref"], "ref"),
         join_ref=_optional_str(obj.get("join_ref"), "join_ref"),
     )
+    return _unicode_only(message, text)
 
 
 def encode_v1(message: Message) -> str:
@@ -125,13 +152,14 @@ def decode_v2_text(text: str | bytes) -> Message:
     if not isinstance(arr, list) or len(arr) < 5:
         raise ProtocolError("v2 text frame must be an array of 5 elements")
     join_ref, ref, topic, event, payload = arr[:5]
-    return Message(
+    message = Message(
         topic=_require_str(topic, "topic"),
         event=_require_str(event, "event"),
         payload=payload,
         ref=_optional_str(ref, "ref"),
         join_ref=_optional_str(join_ref, "join_ref"),
     )
+    return _unicode_only(message, text)
 
 
 def encode_v2_text(message: Message) -> str:

@@ -11,7 +11,6 @@ project's REST broadcast API.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from velocity import json_input
 from velocity.auth import TokenError, issue_token, verify_token
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ async def relay_view(request: HttpRequest) -> HttpResponse:
     if not claims.is_service_role or request.method != "POST":
         return JsonResponse({"error": "forbidden"}, status=403)
     try:
-        body = json.loads(request.body)
+        body = json_input.loads(request.body)
         await _dispatch(body)
     except (ValueError, KeyError, TypeError):
         return JsonResponse({"error": "bad relay message"}, status=400)

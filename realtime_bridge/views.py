@@ -13,6 +13,7 @@ from realtime_bridge import events, metrics, policies, selectors
 from realtime_bridge.connection import TOPIC_PREFIX, Limits
 from realtime_bridge.hub import get_hub, topic_group
 from realtime_bridge.protocol import ENCODING_BINARY, BinaryBroadcast, BroadcastFrames
+from velocity import json_input
 from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
 
 CORS_HEADERS = {
@@ -113,7 +114,7 @@ async def broadcast(request: HttpRequest) -> HttpResponse:
     if claims is None:
         return _message("Unauthorized", 401)
     try:
-        body = json.loads(request.body or b"{}")
+        body = json_input.loads(request.body or b"{}")
     except ValueError:
         return _message("Invalid JSON", 400)
     messages = body.get("messages") if isinstance(body, dict) else None
@@ -163,7 +164,7 @@ def _single_frames(request: HttpRequest, topic: str, event: str) -> BroadcastFra
     if content_type != "application/json":
         return _message("Unsupported media type", 415)
     try:
-        payload = json.loads(request.body)
+        payload = json_input.loads(request.body)
     except ValueError:
         return _message("Invalid JSON", 422)
     return _json_frames(topic, {"event": event, "payload": payload})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -235,9 +236,13 @@ class AgentAssignmentApi(APIView):
 def _wait_seconds(request: Request) -> float:
     raw = request.query_params.get("wait", "0")
     try:
-        return min(max(float(raw), 0.0), ASSIGNMENT_MAX_WAIT_SECONDS)
+        wait = float(raw)
     except ValueError:
-        raise ApiError(status_code=400, code="request.invalid", message="wait must be a number of seconds") from None
+        wait = math.nan
+    # NaN compares false with everything: it would survive the clamp and make the deadline unreachable.
+    if not math.isfinite(wait):
+        raise ApiError(status_code=400, code="request.invalid", message="wait must be a number of seconds")
+    return min(max(wait, 0.0), ASSIGNMENT_MAX_WAIT_SECONDS)
 
 
 def _actor(request: Request) -> str:

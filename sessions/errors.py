@@ -21,6 +21,7 @@ DEFAULT_CODES = {
     status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: "request.too_large",
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "request.unsupported_media_type",
     status.HTTP_429_TOO_MANY_REQUESTS: "rate_limited",
+    status.HTTP_500_INTERNAL_SERVER_ERROR: "internal_error",
     status.HTTP_503_SERVICE_UNAVAILABLE: "unavailable",
 }
 

@@ -7,7 +7,8 @@ from rest_framework import serializers
 
 from sessions.models import PreviewSession, Project, ProjectMember, ProjectRole, Quota
 
-PROJECT_ID_PATTERN = r"^[A-Za-z0-9\-_.:]{1,200}$"
+# Ids made only of dots are refused: "." and ".." name directories wherever an id becomes a path segment.
+PROJECT_ID_PATTERN = r"^(?!\.+$)[A-Za-z0-9\-_.:]{1,200}$"
 
 
 class StrictRegexField(serializers.RegexField):
@@ -23,7 +24,7 @@ class SessionCreateSerializer(serializers.Serializer[Any]):
     project_id = StrictRegexField(
         PROJECT_ID_PATTERN,
         max_length=200,
-        error_messages={"invalid": "1 to 200 letters, digits, '-', '_', '.' or ':'."},
+        error_messages={"invalid": "1 to 200 letters, digits, '-', '_', '.' or ':', not only dots."},
     )
     memory_mb = serializers.ChoiceField(choices=[256, 512, 1024, 2048, 4096], required=False)
 

@@ -14,6 +14,7 @@ from channels.security.websocket import WebsocketDenier  # noqa: E402
 
 from realtime_bridge import relay  # noqa: E402
 from realtime_bridge.routing import realtime_urlpatterns, websocket_urlpatterns  # noqa: E402
+from velocity.middleware import BodySizeLimit, BrowserOriginValidator  # noqa: E402
 from velocity.preview_hosts import is_preview_host, scope_host  # noqa: E402
 
 relay.mark_server_process()
@@ -21,7 +22,9 @@ relay.mark_server_process()
 # The realtime endpoint authenticates with Supabase tokens, not Django sessions: routing it outside
 # AuthMiddlewareStack saves that middleware's work on every socket (about 15% of a fan-out's CPU).
 realtime_websockets = URLRouter(realtime_urlpatterns)
-session_websockets = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+# The operator streams ride a session cookie, so a page on another site must not open them (the realtime
+# endpoint authenticates each socket with a token and, like Supabase, serves every origin).
+session_websockets = BrowserOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
 denied_websockets = WebsocketDenier.as_asgi()
 
 
@@ -33,4 +36,4 @@ async def websocket_router(scope: dict[str, Any], receive: Any, send: Any) -> An
     return await app(scope, receive, send)
 
 
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_router})
+application = ProtocolTypeRouter({"http": BodySizeLimit(django_asgi_app), "websocket": websocket_router})

@@ -117,3 +117,18 @@ def _previews_sharing_a_site(suffix: str) -> list[CheckMessage]:
             id="velocity.E010",
         )
     ]
+
+
+@register()
+def check_metrics_token(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    # GET /metrics is routed on the web port in every configuration (PROMETHEUS_ENABLED only adds the
+    # private METRICS_PORT listener), so without a token anyone who reaches the site reads it.
+    if settings.DEBUG or settings.METRICS_TOKEN:
+        return []
+    return [
+        Error(
+            "METRICS_TOKEN is not set: GET /metrics on the web port is public.",
+            hint="Set METRICS_TOKEN (or METRICS_TOKEN_FILE); scrapers send it as 'Authorization: Bearer <token>'.",
+            id="velocity.E011",
+        )
+    ]

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "velocity.logging.RequestLogMiddleware",
+    "velocity.middleware.ApiErrorShapeMiddleware",
     "sessions.middleware.PreviewHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -111,6 +112,9 @@ TEMPLATES = [
     },
 ]
 
+# The web server, the cluster and the local agents share one file: wait for locks, don't fail. IMMEDIATE
+# takes the write lock at BEGIN, so a transaction never has to upgrade a read lock (which fails at once).
+SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
 DATABASE_URL = env_secret("DATABASE_URL")
 if DATABASE_URL:
     # Under ASGI, sync views run in a thread pool and persistent connections accumulate per thread until
@@ -118,14 +122,15 @@ if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 0), conn_health_checks=True)
     }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(VAR_DIR / "velocity.sqlite3"),
-            # The web server, the cluster and the local agents share one file: wait for locks, don't fail.
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+            "OPTIONS": SQLITE_OPTIONS,
         }
     }
 
@@ -176,7 +181,7 @@ LOGIN_URL = "/admin/login/"
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["sessions.parsers.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["sessions.authentication.SupabaseJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["sessions.permissions.IsTokenUser"],
     "DEFAULT_THROTTLE_CLASSES": ["sessions.throttles.UserScopedThrottle", "sessions.throttles.IPThrottle"],
@@ -265,6 +270,10 @@ REALTIME_URL = os.environ.get("REALTIME_URL") or (
 # The endpoint serves /realtime/v1 when SUPABASE_URL is unset, or always with REALTIME_EMBEDDED_ALWAYS.
 REALTIME_EMBEDDED_ALWAYS = env_bool("REALTIME_EMBEDDED_ALWAYS", default=False)
 REALTIME_MAX_PAYLOAD_BYTES = env_int("REALTIME_MAX_PAYLOAD_BYTES", 3000 * 1024)
+# Request bodies on /api/ and /realtime/ (velocity.middleware): a REST broadcast of a full-size realtime
+# payload (3000 KB) with its envelope still fits. Django's own limit for request.body follows it.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 4 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # Per socket. Supabase counts 100 a second per project by default; ours is per socket and higher so one
 # editor can send 100 edits a second while its agent acks each (preview agents pace at REALTIME_SEND_RATE).
 REALTIME_MAX_EVENTS_PER_SECOND = env_int("REALTIME_MAX_EVENTS_PER_SECOND", 1000)

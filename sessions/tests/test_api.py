@@ -69,7 +69,7 @@ def test_create_queues_a_session_and_a_repeat_returns_it(as_user: Callable[..., 
     assert body["expires_at"] and body["queued_at"]
 
 
-@pytest.mark.parametrize("project_id", ["", "a" * 201, "../etc", "white space", "emoji-🙂", None, 12])
+@pytest.mark.parametrize("project_id", ["", "a" * 201, "../etc", ".", "..", "...", "white space", "emoji-🙂", None, 12])
 def test_create_refuses_a_bad_project_id_and_writes_nothing(
     as_user: Callable[..., APIClient], project_id: object
 ) -> None:
@@ -82,6 +82,12 @@ def test_create_refuses_a_bad_project_id_and_writes_nothing(
 
 def test_create_accepts_the_full_project_id_alphabet(as_user: Callable[..., APIClient]) -> None:
     response = as_user().post("/api/v1/sessions/", {"project_id": "Ab9-_.:" + "x" * 193}, format="json")
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("project_id", [".a", "a..", "..-"])
+def test_create_accepts_dots_beside_other_characters(as_user: Callable[..., APIClient], project_id: str) -> None:
+    response = as_user().post("/api/v1/sessions/", {"project_id": project_id}, format="json")
     assert response.status_code == 201
 
 

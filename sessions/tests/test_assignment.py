@@ -3,6 +3,7 @@
 import threading
 import time
 import uuid
+from unittest import mock
 
 import pytest
 from django.db import connection
@@ -73,3 +74,22 @@ def test_a_long_poll_answers_as_soon_as_the_machine_is_claimed(api: APIClient, w
     claimer.join()
     assert response.status_code == 200 and response.json()["project_id"] == "late"
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("wait", ["nan", "NaN", "inf", "-inf", "1e999", "soon"])
+def test_a_wait_that_is_not_a_finite_number_is_refused_at_once(
+    api: APIClient, warm: tuple[Machine, str], wait: str
+) -> None:
+    _, token = warm
+    started = time.monotonic()
+    response = api.get(f"/api/v1/agent/assignment/?wait={wait}", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "request.invalid"
+    assert time.monotonic() - started < 5
+
+
+def test_a_huge_finite_wait_is_held_to_the_maximum() -> None:
+    from sessions.api import ASSIGNMENT_MAX_WAIT_SECONDS, _wait_seconds
+
+    request = mock.Mock(query_params={"wait": "1e300"})
+    assert _wait_seconds(request) == ASSIGNMENT_MAX_WAIT_SECONDS

@@ -6,7 +6,13 @@ import pytest
 from django.core.checks import CheckMessage
 from django.test import override_settings
 
-from velocity.checks import check_log_format, check_machine_provider, check_production_secrets, check_project_access
+from velocity.checks import (
+    check_log_format,
+    check_machine_provider,
+    check_metrics_token,
+    check_production_secrets,
+    check_project_access,
+)
 from velocity.testing import REPO_ROOT, embedded_env
 
 
@@ -58,6 +64,15 @@ def test_the_supabase_backend_needs_plain_table_and_column_names_e008(table: str
         PROJECT_ACCESS_BACKEND="supabase", PROJECT_ACCESS_SUPABASE_TABLE=table, PROJECT_ACCESS_SUPABASE_ID_COLUMN=column
     ):
         assert ("velocity.E008" in ids(check_project_access(None))) is not valid
+
+
+def test_public_metrics_in_production_is_error_e011() -> None:
+    with override_settings(DEBUG=False, METRICS_TOKEN=""):
+        assert ids(check_metrics_token(None)) == ["velocity.E011"]
+    with override_settings(DEBUG=False, METRICS_TOKEN="a-scrape-token"):
+        assert ids(check_metrics_token(None)) == []
+    with override_settings(DEBUG=True, METRICS_TOKEN=""):
+        assert ids(check_metrics_token(None)) == []
 
 
 def run_check(var_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -20,6 +20,7 @@ def production_env(tmp_path: Path) -> dict[str, str]:
     secrets.mkdir()
     (secrets / "django_secret_key").write_text("k" * 20 + "-a-long-random-production-secret-0123456789\n")
     (secrets / "fly_api_token").write_text("FlyV1 fm2_token\n")
+    (secrets / "metrics_token").write_text("a-scrape-token\n")
     return embedded_env(
         tmp_path,
         DEBUG="false",
@@ -31,6 +32,7 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         PREVIEW_HOST_SUFFIX="velocity-previews.dev",  # another registrable domain (velocity.E009, E010)
         DJANGO_SECRET_KEY_FILE=str(secrets / "django_secret_key"),
         FLY_API_TOKEN_FILE=str(secrets / "fly_api_token"),
+        METRICS_TOKEN_FILE=str(secrets / "metrics_token"),
         PROMETHEUS_ENABLED="true",
     )
 
@@ -60,6 +62,14 @@ def test_a_missing_production_secret_still_fails_the_check(tmp_path: Path) -> No
     result = manage(env, "check", "--deploy")
     assert result.returncode != 0
     assert "velocity.E001" in result.stderr
+
+
+def test_production_without_a_metrics_token_fails_the_check(tmp_path: Path) -> None:
+    env = production_env(tmp_path)
+    del env["METRICS_TOKEN_FILE"]
+    result = manage(env, "check", "--deploy")
+    assert result.returncode != 0
+    assert "velocity.E011" in result.stderr
 
 
 @pytest.mark.django_db

@@ -1,0 +1,171 @@
+"""Guards in front of the views: a request body size limit, the API's error shape on every failure, and
+the operator sockets' Origin check.
+
+daphne (Twisted) receives a whole request body before the application sees any of it, and Django's
+ASGI handler then copies it into a temporary file before any middleware runs. `BodySizeLimit` sits
+between the two, in the ASGI application: it refuses a body over ``API_MAX_BODY_BYTES`` from its
+``Content-Length``, or, for chunked bodies without one, as soon as the bytes received pass the limit,
+so an oversized body is never spooled by Django nor parsed by a view.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from sessions.errors import DEFAULT_CODES, error_body
+
+logger = logging.getLogger(__name__)
+
+# Paths whose views read request bodies themselves; others keep Django's own limits.
+LIMITED_PREFIXES = ("/api/", "/realtime/")
+API_PREFIX = "/api/"
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def _preview_host(host: str) -> bool:
+    """``<session>.<PREVIEW_HOST_SUFFIX>`` serves a preview's own paths (its own /api/ included)."""
+    suffix = settings.PREVIEW_HOST_SUFFIX
+    return bool(suffix) and host.split(":")[0].lower().endswith("." + suffix)
+
+
+def _declared_length(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def too_large_body(path: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The 413 body and extra headers for ``path``: the API's error shape, or Realtime's message."""
+    limit = settings.API_MAX_BODY_BYTES
+    if path.startswith(API_PREFIX):
+        message = "the request body is larger than the limit"
+        return error_body("request.too_large", message, {"limit_bytes": limit}), {}
+    from realtime_bridge.views import CORS_HEADERS  # the REST broadcast answers every origin
+
+    return {"message": "Payload too large"}, CORS_HEADERS
+
+
+class BodySizeLimit:
+    """ASGI middleware for HTTP: 413 for bodies over ``API_MAX_BODY_BYTES`` on the limited paths."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._limited(scope):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if _declared_length(headers.get(b"content-length", b"").decode("latin-1")) > settings.API_MAX_BODY_BYTES:
+            await self._refuse(scope, send)
+            return
+        messages = await self._read_within_limit(receive)
+        if messages is None:
+            await self._refuse(scope, send)
+            return
+        await self.app(scope, _replay(messages, receive), send)
+
+    @staticmethod
+    def _limited(scope: Scope) -> bool:
+        host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+        return str(scope.get("path", "")).startswith(LIMITED_PREFIXES) and not _preview_host(host)
+
+    @staticmethod
+    async def _read_within_limit(receive: Receive) -> list[Message] | None:
+        """The body's messages, or None once more bytes arrived than the limit allows."""
+        messages: list[Message] = []
+        received = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":  # a disconnect: Django handles it
+                return messages
+            received += len(message.get("body", b""))
+            if received > settings.API_MAX_BODY_BYTES:
+                return None
+            if not message.get("more_body", False):
+                return messages
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send) -> None:
+        logger.info("request body too large", extra={"path": scope.get("path"), "limit": settings.API_MAX_BODY_BYTES})
+        body, extra = too_large_body(str(scope.get("path", "")))
+        content = json.dumps(body).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+        headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A receive that hands out the buffered messages, then the connection's own (disconnects)."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+class ApiErrorShapeMiddleware:
+    """Under ``/api/``, every error is the contract's JSON, whatever raised it and whatever ``DEBUG`` says.
+
+    Django turns exceptions raised outside DRF (a disallowed host, an unhandled error, an oversized body
+    read through ``request.body``) into HTML pages, with tracebacks when ``DEBUG`` is on. This runs
+    outside those conversions and replaces any non-JSON error response with ``{"error": ...}``.
+    It also refuses a declared ``Content-Length`` over the limit for servers without `BodySizeLimit`.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(API_PREFIX) or _preview_host(request.META.get("HTTP_HOST", "")):
+            return self.get_response(request)
+        if _declared_length(request.META.get("CONTENT_LENGTH")) > settings.API_MAX_BODY_BYTES:
+            body, _ = too_large_body(request.path)
+            return JsonResponse(body, status=413)
+        response = self.get_response(request)
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
+            return _in_error_shape(response)
+        return response
+
+
+def _in_error_shape(response: HttpResponse) -> HttpResponse:
+    status = response.status_code
+    shaped = JsonResponse(error_body(DEFAULT_CODES.get(status, "error"), response.reason_phrase.lower()), status=status)
+    for name, value in response.items():  # Allow, Retry-After, Vary... keep their meaning
+        if name.lower() not in ("content-type", "content-length"):
+            shaped[name] = value
+    return shaped
+
+
+class BrowserOriginValidator(OriginValidator):
+    """channels' ``AllowedHostsOriginValidator``, read per connection, that lets clients without ``Origin`` in.
+
+    Browsers send ``Origin`` on every websocket handshake: a foreign one is another site's page riding the
+    operator's session cookie (cross-site websocket hijacking), and is refused. A client without one is
+    not a browser and has no ambient cookie to abuse; the consumer still asks for a staff session.
+    """
+
+    def __init__(self, application: Any) -> None:
+        super().__init__(application, [])
+
+    def valid_origin(self, parsed_origin: Any) -> bool:
+        return parsed_origin is None or self.validate_origin(parsed_origin)
+
+    def validate_origin(self, parsed_origin: Any) -> bool:
+        hosts = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+        return any(pattern == "*" or self.match_allowed_origin(parsed_origin, pattern) for pattern in hosts)
