@@ -109,7 +109,7 @@ def _decode(token: str) -> dict[str, Any]:
         raise TokenError("auth.missing_claim", f"the token has no '{exc.claim}' claim") from exc
     except jwt.InvalidSignatureError as exc:
         raise TokenError("auth.bad_signature", "the token's signature does not verify") from exc
-    except jwt.InvalidSubjectError as exc:
+    except jwt.exceptions.InvalidSubjectError as exc:
         raise TokenError("auth.bad_subject", "the token's subject is not a canonical UUID") from exc
     except (jwt.InvalidTokenError, TypeError, ValueError) as exc:
         raise TokenError("auth.invalid", "the token is not valid") from exc
