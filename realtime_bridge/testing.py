@@ -2,26 +2,28 @@
 
 Registered by the root conftest (`pytest_plugins`). `realtime_endpoint` yields
 `(realtime_http_base, make_token)`: the base is `http://127.0.0.1:PORT/realtime/v1` and
-`make_token(project_id)` mints a preview agent's token scoped to that project (what the
-orchestrator gives a machine). The server process sees the test database on PostgreSQL
-(commit rows with `django_db(transaction=True)` tests); on SQLite it runs on its own empty
-file, which is enough for agent and service-role tokens (they need no row).
+`make_token(project_id)` a token that may use that project. The server process sees the test
+database on PostgreSQL (commit rows with `django_db(transaction=True)` tests); on SQLite it runs
+on its own empty file, which is enough for service-role tokens (they need no row). `connect`
+opens in-process sockets through the real ASGI application (`Socket`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connection
 
@@ -47,13 +49,6 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
                 return
         time.sleep(0.05)
     raise RuntimeError(f"daphne did not listen on {port} within {timeout}s")
-
-
-def agent_token(project_id: str, *, ttl: int = 3600) -> str:
-    """A preview agent's token: `sub` is the machine, scoped to one project."""
-    machine = uuid.uuid4()
-    extra = {"velocity_project": str(project_id), "velocity_machine": str(machine)}
-    return issue_token(sub=machine, role="authenticated", ttl=ttl, extra=extra)
 
 
 def service_token(*, ttl: int = 3600) -> str:
@@ -140,5 +135,60 @@ def realtime_server(django_db_setup: None) -> Iterator[RealtimeServer]:
 
 @pytest.fixture(scope="session")
 def realtime_endpoint(realtime_server: RealtimeServer) -> tuple[str, Callable[[str], str]]:
-    """`(realtime_http_base, make_token)` for end-to-end tests against the embedded endpoint."""
-    return realtime_server.http_base, agent_token
+    """`(realtime_http_base, make_token)` for end-to-end tests against the embedded endpoint.
+
+    `make_token(project_id)` is a service-role key: the server process may not share the test database
+    (SQLite), and these tests are about the protocol. Project access has its own tests with the keys the
+    orchestrator really issues (`sessions/tests/test_project_channels.py`, the resilience attack suite).
+    """
+    return realtime_server.http_base, lambda project_id: service_token()
+
+
+# --- in-process sockets through the real ASGI application -------------------------------------
+
+
+class Socket:
+    """A vsn 1.0.0 socket with push/receive helpers."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.communicator = communicator
+        self.refs = 0
+
+    async def push(self, topic: str, event: str, payload: Any, join_ref: str | None = None) -> str:
+        self.refs += 1
+        frame = {"topic": topic, "event": event, "payload": payload, "ref": str(self.refs), "join_ref": join_ref}
+        await self.communicator.send_to(text_data=json.dumps(frame))
+        return str(self.refs)
+
+    async def receive(self, timeout: float = 2) -> dict[str, Any]:
+        return json.loads(await self.communicator.receive_from(timeout))
+
+    async def receive_event(self, event: str, timeout: float = 2) -> dict[str, Any]:
+        while True:
+            frame = await self.receive(timeout)
+            if frame["event"] == event:
+                return frame
+
+    async def join(self, topic: str, config: dict[str, Any] | None = None, **payload: Any) -> dict[str, Any]:
+        await self.push(f"realtime:{topic}", "phx_join", {"config": config or {}, **payload})
+        return await self.receive_event("phx_reply")
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[..., Any]]:
+    communicators: list[WebsocketCommunicator] = []
+
+    # Imported here, not at the top: loading the ASGI app marks the process as the realtime server
+    # (relay.mark_server_process), which only the tests that open sockets should see.
+    from velocity.asgi import application
+
+    async def open_socket(token: str, vsn: str = "1.0.0", headers: list[Any] | None = None) -> Socket | None:
+        path = f"/realtime/v1/websocket?apikey={token}&vsn={vsn}"
+        communicator = WebsocketCommunicator(application, path, headers=headers or [])
+        communicators.append(communicator)
+        connected, _ = await communicator.connect()
+        return Socket(communicator) if connected else None
+
+    yield open_socket
+    for communicator in communicators:
+        await communicator.disconnect()

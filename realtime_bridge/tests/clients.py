@@ -79,6 +79,8 @@ class JsClient:
                 await self._changed.wait()
 
     async def join(self, topic: str, timeout: float = 10, **fields: Any) -> Event:
+        """Join like the agent and the editor do: private unless the config says otherwise."""
+        fields["config"] = {"private": True, **fields.get("config", {})}
         await self.command("join", topic=topic, **fields)
         return await self.expect(lambda e: e["type"] == "status" and e["topic"] == topic, timeout)
 

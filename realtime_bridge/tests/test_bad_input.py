@@ -7,11 +7,7 @@ import json
 import pytest
 from django.test import AsyncClient
 
-from realtime_bridge.testing import service_token
-from realtime_bridge.tests import test_consumers
-from realtime_bridge.tests.test_consumers import Socket
-
-connect = test_consumers.connect  # the fixture, shared with the endpoint's own tests
+from realtime_bridge.testing import Socket, service_token
 
 pytestmark = pytest.mark.django_db
 

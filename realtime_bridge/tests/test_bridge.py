@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from realtime_bridge import selectors, services
 from realtime_bridge.bridge import Bridge, run_bridge
-from realtime_bridge.testing import RealtimeServer, agent_token, service_token
+from realtime_bridge.testing import RealtimeServer, service_token
 from realtime_bridge.tests.clients import JsClient
 from sessions.models import PreviewSession
 
@@ -63,7 +63,7 @@ async def test_the_bridge_mirrors_a_live_projects_broadcasts_to_the_operators(re
     await bridge.reconcile(await wanted())
     assert bridge.joined == {f"project:{project}"}
 
-    agent = await JsClient.start(realtime_server.http_base, agent_token(project))
+    agent = await JsClient.start(realtime_server.http_base, service_token())
     try:
         await agent.join(f"project:{project}")
         payload = {"path": "a.ts", "version": 2, "sha256": "00", "latency_ms": 12}
@@ -122,7 +122,7 @@ async def test_run_bridge_joins_live_projects_and_gives_the_lease_back(realtime_
     layer, channel = await ops_listener()
     stop = asyncio.Event()
     task = asyncio.create_task(run_bridge(stop, interval=0.1, ttl=5))
-    agent = await JsClient.start(realtime_server.http_base, agent_token(project))
+    agent = await JsClient.start(realtime_server.http_base, service_token())
     try:
         await agent.join(f"project:{project}")
         await asyncio.sleep(0.5)

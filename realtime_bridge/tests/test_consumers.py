@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from channels.testing import WebsocketCommunicator
 
 from realtime_bridge.testing import service_token
-from velocity.asgi import application
 from velocity.auth import issue_token
 
 Connect = Callable[..., Any]
@@ -20,49 +18,6 @@ Connect = Callable[..., Any]
 # Channels closes stale database connections around every consumer event, so even tests that
 # never query need database access allowed.
 pytestmark = pytest.mark.django_db
-
-
-class Socket:
-    """A vsn 1.0.0 socket with push/receive helpers."""
-
-    def __init__(self, communicator: WebsocketCommunicator) -> None:
-        self.communicator = communicator
-        self.refs = 0
-
-    async def push(self, topic: str, event: str, payload: Any, join_ref: str | None = None) -> str:
-        self.refs += 1
-        frame = {"topic": topic, "event": event, "payload": payload, "ref": str(self.refs), "join_ref": join_ref}
-        await self.communicator.send_to(text_data=json.dumps(frame))
-        return str(self.refs)
-
-    async def receive(self, timeout: float = 2) -> dict[str, Any]:
-        return json.loads(await self.communicator.receive_from(timeout))
-
-    async def receive_event(self, event: str, timeout: float = 2) -> dict[str, Any]:
-        while True:
-            frame = await self.receive(timeout)
-            if frame["event"] == event:
-                return frame
-
-    async def join(self, topic: str, config: dict[str, Any] | None = None, **payload: Any) -> dict[str, Any]:
-        await self.push(f"realtime:{topic}", "phx_join", {"config": config or {}, **payload})
-        return await self.receive_event("phx_reply")
-
-
-@pytest.fixture
-async def connect() -> AsyncIterator[Connect]:
-    communicators: list[WebsocketCommunicator] = []
-
-    async def open_socket(token: str, vsn: str = "1.0.0", headers: list[Any] | None = None) -> Socket | None:
-        path = f"/realtime/v1/websocket?apikey={token}&vsn={vsn}"
-        communicator = WebsocketCommunicator(application, path, headers=headers or [])
-        communicators.append(communicator)
-        connected, _ = await communicator.connect()
-        return Socket(communicator) if connected else None
-
-    yield open_socket
-    for communicator in communicators:
-        await communicator.disconnect()
 
 
 async def test_it_refuses_a_forged_apikey_at_the_handshake(connect):

@@ -21,9 +21,9 @@ from realtime import (
     RealtimeSubscribeStates,
 )
 
-from realtime_bridge.testing import RealtimeServer, agent_token, service_token
+from realtime_bridge.testing import RealtimeServer, service_token
 from realtime_bridge.tests.clients import JsClient
-from sessions.models import PreviewSession
+from sessions.models import PreviewSession, Project
 from sessions.services import session_end
 from velocity.auth import issue_token
 
@@ -49,6 +49,12 @@ class Inbox:
                 await asyncio.sleep(0.02)
 
 
+def private(options: Any | None = None) -> Any:
+    """Channel options for a project topic: project channels are private only, as the agent joins them."""
+    options = options or {}
+    return {**options, "config": {**options.get("config", {}), "private": True}}
+
+
 @pytest.fixture
 def project() -> str:
     return f"project:{uuid.uuid4()}"
@@ -56,7 +62,7 @@ def project() -> str:
 
 @pytest.fixture
 async def py_client(realtime_server: RealtimeServer, project: str) -> AsyncIterator[AsyncRealtimeClient]:
-    client = AsyncRealtimeClient(realtime_server.http_base, token=agent_token(project[8:]), auto_reconnect=False)
+    client = AsyncRealtimeClient(realtime_server.http_base, token=service_token(), auto_reconnect=False)
     await client.connect()
     yield client
     await client.close()
@@ -64,7 +70,7 @@ async def py_client(realtime_server: RealtimeServer, project: str) -> AsyncItera
 
 @pytest.fixture
 async def js_client(realtime_server: RealtimeServer, project: str) -> AsyncIterator[JsClient]:
-    client = await JsClient.start(realtime_server.http_base, agent_token(project[8:]))
+    client = await JsClient.start(realtime_server.http_base, service_token())
     yield client
     await client.close()
 
@@ -77,7 +83,7 @@ async def subscribe(channel: AsyncRealtimeChannel) -> tuple[RealtimeSubscribeSta
 
 async def test_python_and_js_exchange_broadcasts_both_ways(py_client, js_client, project):
     inbox = Inbox()
-    channel = py_client.channel(project).on_broadcast("*", inbox.add)
+    channel = py_client.channel(project, private()).on_broadcast("*", inbox.add)
     assert (await subscribe(channel))[0] == RealtimeSubscribeStates.SUBSCRIBED
     assert (await js_client.join(project))["status"] == "SUBSCRIBED"
 
@@ -93,7 +99,7 @@ async def test_python_and_js_exchange_broadcasts_both_ways(py_client, js_client,
 async def test_self_and_ack_are_honoured_for_both_clients(py_client, js_client, project):
     inbox = Inbox()
     config = {"config": {"broadcast": {"self": True, "ack": True}}}
-    channel = py_client.channel(project, config).on_broadcast("echo", inbox.add)
+    channel = py_client.channel(project, private(config)).on_broadcast("echo", inbox.add)
     await subscribe(channel)
     await js_client.join(project, config={"broadcast": {"self": True, "ack": True}})
 
@@ -113,8 +119,8 @@ async def test_a_sender_without_self_does_not_hear_itself(js_client, project):
 
 async def test_raw_bytes_from_js_reach_js_as_kind_4_and_skip_python(realtime_server, py_client, js_client, project):
     inbox = Inbox()
-    await subscribe(py_client.channel(project).on_broadcast("*", inbox.add))
-    other = await JsClient.start(realtime_server.http_base, agent_token(project[8:]))
+    await subscribe(py_client.channel(project, private()).on_broadcast("*", inbox.add))
+    other = await JsClient.start(realtime_server.http_base, service_token())
     try:
         await other.join(project)
         await js_client.join(project)
@@ -128,7 +134,7 @@ async def test_raw_bytes_from_js_reach_js_as_kind_4_and_skip_python(realtime_ser
 
 
 async def test_presence_state_and_diffs_reach_both_clients(py_client, js_client, project):
-    channel = py_client.channel(project, {"config": {"presence": {"key": "py-user"}}})
+    channel = py_client.channel(project, private({"config": {"presence": {"key": "py-user"}}}))
     joins, leaves = Inbox(), Inbox()
     channel.on_presence_join(lambda key, current, new: joins.add((key, new)))
     channel.on_presence_leave(lambda key, current, left: leaves.add(key))
@@ -149,7 +155,7 @@ async def test_presence_state_and_diffs_reach_both_clients(py_client, js_client,
 async def test_a_late_joiner_gets_the_presence_state(realtime_server, js_client, project):
     await js_client.join(project, config={"presence": {"key": "first"}}, presence=True)
     await js_client.call("track", topic=project, payload={"n": 1})
-    late = await JsClient.start(realtime_server.http_base, agent_token(project[8:]))
+    late = await JsClient.start(realtime_server.http_base, service_token())
     try:
         await late.join(project, presence=True)
         synced = await late.expect(lambda e: e["type"] == "presence" and "first" in e["state"])
@@ -160,7 +166,7 @@ async def test_a_late_joiner_gets_the_presence_state(realtime_server, js_client,
 
 async def test_rest_broadcasts_reach_both_clients(realtime_server, py_client, js_client, project):
     inbox = Inbox()
-    await subscribe(py_client.channel(project).on_broadcast("*", inbox.add))
+    await subscribe(py_client.channel(project, private()).on_broadcast("*", inbox.add))
     await js_client.join(project)
     body = {"messages": [{"topic": project, "event": "session:status", "payload": {"status": "active"}}]}
     headers = {"Authorization": f"Bearer {service_token()}"}
@@ -176,8 +182,15 @@ async def test_rest_broadcasts_reach_both_clients(realtime_server, py_client, js
     assert (await inbox.wait_for(lambda m: m["event"] == "agent:log"))["payload"] == {"line": "hi"}
 
 
-async def test_a_foreign_project_is_refused_to_an_agent(realtime_server, project):
-    client = await JsClient.start(realtime_server.http_base, agent_token(str(uuid.uuid4())))
+async def test_a_project_is_refused_to_a_stranger_and_a_public_join_to_anyone(realtime_server, project):
+    service = await JsClient.start(realtime_server.http_base, service_token())
+    try:
+        public = await service.join(project, config={"private": False})
+        assert public["status"] == "CHANNEL_ERROR"
+        assert "This project only allows private channels" in public["error"]
+    finally:
+        await service.close()
+    client = await JsClient.start(realtime_server.http_base, issue_token(sub=uuid.uuid4()))
     try:
         status = await client.join(project)
         assert status["status"] == "CHANNEL_ERROR"
@@ -187,13 +200,13 @@ async def test_a_foreign_project_is_refused_to_an_agent(realtime_server, project
 
 
 async def test_forged_and_expired_tokens_are_refused(realtime_server, project):
-    forged = agent_token(project[8:])[:-4] + "AAAA"
+    forged = service_token()[:-4] + "AAAA"
     python = AsyncRealtimeClient(realtime_server.http_base, token=forged, auto_reconnect=False)
     with pytest.raises(Exception, match=r"403|rejected"):
         await python.connect()
 
-    expired = issue_token(sub=uuid.uuid4(), ttl=-60, extra={"velocity_project": project[8:]})
-    client = await JsClient.start(realtime_server.http_base, agent_token(project[8:]))
+    expired = issue_token(sub=None, role="service_role", ttl=-60)
+    client = await JsClient.start(realtime_server.http_base, service_token())
     try:
         await client.call("set_auth", token=expired)
         status = await client.join(project)
@@ -210,7 +223,7 @@ async def raw_exchange(url: str, frame: str) -> Any:
 
 
 async def test_heartbeats_are_answered_in_both_versions_even_with_a_null_ref(realtime_server, project):
-    ws_base = realtime_server.http_base.replace("http", "ws") + f"/websocket?apikey={agent_token(project[8:])}"
+    ws_base = realtime_server.http_base.replace("http", "ws") + f"/websocket?apikey={service_token()}"
     v1 = await raw_exchange(ws_base + "&vsn=1.0.0", '{"topic":"phoenix","event":"heartbeat","payload":{},"ref":null}')
     assert v1 == {"topic": "phoenix", "event": "phx_reply", "payload": {"status": "ok", "response": {}}, "ref": None}
     v2 = await raw_exchange(ws_base + "&vsn=2.0.0", '[null,"12","phoenix","heartbeat",{}]')
@@ -218,7 +231,7 @@ async def test_heartbeats_are_answered_in_both_versions_even_with_a_null_ref(rea
 
 
 async def test_leaving_closes_the_channel_for_both_clients(py_client, js_client, project):
-    channel = py_client.channel(project)
+    channel = py_client.channel(project, private())
     states: list[RealtimeSubscribeStates] = []
     await channel.subscribe(lambda state, error: states.append(state))
     await channel.unsubscribe()
@@ -239,6 +252,7 @@ needs_postgres_and_redis = pytest.mark.skipif(
 
 @database_sync_to_async
 def create_session(user_id: uuid.UUID, project_id: str) -> PreviewSession:
+    Project.objects.create(project_id=project_id, owner_id=user_id)
     return PreviewSession.objects.create(user_id=user_id, project_id=project_id, status="active")
 
 
@@ -258,7 +272,7 @@ async def test_a_session_status_change_reaches_both_clients_as_postgres_changes(
     js = await JsClient.start(realtime_server.http_base, token)
     try:
         inbox = Inbox()
-        channel = python.channel(project).on_postgres_changes(
+        channel = python.channel(project, private()).on_postgres_changes(
             RealtimePostgresChangesListenEvent.Update, inbox.add, table="preview_sessions", filter=binding["filter"]
         )
         assert (await subscribe(channel))[0] == RealtimeSubscribeStates.SUBSCRIBED
@@ -283,13 +297,13 @@ def second_server(realtime_server: RealtimeServer, tmp_path_factory: pytest.Temp
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="two processes share broadcasts through Redis")
 async def test_two_server_processes_deliver_across_each_other_through_redis(realtime_server, second_server, project):
-    token = agent_token(project[8:])
+    token = service_token()
     python = AsyncRealtimeClient(second_server.http_base, token=token, auto_reconnect=False)
     js = await JsClient.start(realtime_server.http_base, token)
     try:
         inbox = Inbox()
         options: Any = {"config": {"presence": {"key": "py"}}}
-        channel = python.channel(project, options).on_broadcast("*", inbox.add)
+        channel = python.channel(project, private(options)).on_broadcast("*", inbox.add)
         await subscribe(channel)
         await js.join(project, presence=True)
         assert await js.call("send", topic=project, event="file:update", payload={"path": "x"}) == "ok"
@@ -306,13 +320,13 @@ async def test_two_server_processes_deliver_across_each_other_through_redis(real
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="two processes share presence through Redis")
 async def test_a_late_joiner_on_another_process_learns_the_existing_presences(realtime_server, second_server, project):
-    js = await JsClient.start(realtime_server.http_base, agent_token(project[8:]))
-    python = AsyncRealtimeClient(second_server.http_base, token=agent_token(project[8:]), auto_reconnect=False)
+    js = await JsClient.start(realtime_server.http_base, service_token())
+    python = AsyncRealtimeClient(second_server.http_base, token=service_token(), auto_reconnect=False)
     try:
         await js.join(project, config={"presence": {"key": "early"}}, presence=True)
         await js.call("track", topic=project, payload={"since": 1})
         joins = Inbox()
-        channel = python.channel(project).on_presence_join(lambda key, current, new: joins.add(key))
+        channel = python.channel(project, private()).on_presence_join(lambda key, current, new: joins.add(key))
         await subscribe(channel)
         assert await joins.wait_for(lambda key: key == "early") == "early"
     finally:
@@ -334,7 +348,7 @@ async def test_a_broadcast_larger_than_daphnes_default_1_mb_frame_is_delivered(r
 
 
 async def test_realtime_js_in_vsn_1_0_0_mode_talks_with_a_vsn_2_0_0_client(realtime_server, js_client, project):
-    v1 = await JsClient.start(realtime_server.http_base, agent_token(project[8:]), vsn="1.0.0")
+    v1 = await JsClient.start(realtime_server.http_base, service_token(), vsn="1.0.0")
     try:
         assert (await v1.join(project, presence=True))["status"] == "SUBSCRIBED"
         await js_client.join(project)

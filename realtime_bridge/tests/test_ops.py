@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from sessions.models import PreviewSession
+from sessions.models import PreviewSession, Project
 from sessions.services import session_end
 from velocity.asgi import application
 from velocity.auth import issue_token
@@ -32,6 +32,7 @@ def session_cookie(*, is_staff: bool) -> bytes:
 
 @database_sync_to_async
 def live_session(user_id: uuid.UUID, project_id: str) -> PreviewSession:
+    Project.objects.create(project_id=project_id, owner_id=user_id)
     return PreviewSession.objects.create(user_id=user_id, project_id=project_id, status="active")
 
 
@@ -54,7 +55,7 @@ async def open_ws() -> AsyncIterator[Callable[..., Any]]:
 async def editor_broadcast(open_ws: Callable[..., Any], user_id: uuid.UUID, project_id: str, event: dict) -> None:
     editor = await open_ws(f"/realtime/v1/websocket?apikey={issue_token(sub=user_id)}&vsn=1.0.0")
     topic = f"realtime:project:{project_id}"
-    join = {"topic": topic, "event": "phx_join", "payload": {"config": {}}, "ref": "1", "join_ref": "1"}
+    join = {"topic": topic, "event": "phx_join", "payload": {"config": {"private": True}}, "ref": "1", "join_ref": "1"}
     await editor.send_to(text_data=json.dumps(join))
     assert json.loads(await editor.receive_from())["payload"]["status"] == "ok"
     push = {"topic": topic, "event": "broadcast", "payload": event, "ref": "2", "join_ref": "1"}

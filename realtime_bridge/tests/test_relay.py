@@ -15,9 +15,13 @@ from django.test import override_settings
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 
 from realtime_bridge import relay
-from realtime_bridge.testing import RealtimeServer, agent_token, service_token
+from realtime_bridge.testing import RealtimeServer, service_token
+from velocity.auth import issue_token
 
 pytestmark = pytest.mark.slow
+
+
+PRIVATE: Any = {"config": {"private": True}}  # project channels are private only
 
 
 @pytest.fixture
@@ -37,12 +41,12 @@ async def test_a_status_broadcast_from_the_cluster_reaches_the_projects_subscrib
 ) -> None:
     project = str(uuid.uuid4())
     received: list[Any] = []
-    client = AsyncRealtimeClient(realtime_server.http_base, token=agent_token(project), auto_reconnect=False)
+    client = AsyncRealtimeClient(realtime_server.http_base, token=service_token(), auto_reconnect=False)
     await client.connect()
     try:
         states: list[RealtimeSubscribeStates] = []
         await (
-            client.channel(f"project:{project}")
+            client.channel(f"project:{project}", PRIVATE)
             .on_broadcast("session:status", received.append)
             .subscribe(lambda state, error: states.append(state))
         )
@@ -61,7 +65,7 @@ def test_the_relay_endpoint_refuses_anything_but_the_service_role(realtime_serve
     url = f"http://127.0.0.1:{realtime_server.port}{relay.RELAY_PATH}"
     body = {"kind": "broadcast", "message": {"topic": "project:x", "event": "e", "payload": {}}}
     assert httpx.post(url, json=body).status_code == 401
-    user = agent_token("x")
+    user = issue_token(sub=uuid.uuid4())
     assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {user}"}).status_code == 403
     ok = httpx.post(url, json=body, headers={"Authorization": f"Bearer {service_token()}"})
     assert ok.status_code == 202
@@ -74,7 +78,7 @@ async def test_a_batch_of_publications_arrives_whole_in_one_relay_request(
 ) -> None:
     project = str(uuid.uuid4())
     received: list[Any] = []
-    client = AsyncRealtimeClient(realtime_server.http_base, token=agent_token(project), auto_reconnect=False)
+    client = AsyncRealtimeClient(realtime_server.http_base, token=service_token(), auto_reconnect=False)
     await client.connect()
     sent: list[Any] = []
     real_send = relay._send
@@ -89,7 +93,11 @@ async def test_a_batch_of_publications_arrives_whole_in_one_relay_request(
                 relay.broadcast(topic=f"project:{project}", event="session:status", payload={"status": status})
 
     try:
-        await client.channel(f"project:{project}").on_broadcast("session:status", received.append).subscribe()
+        await (
+            client.channel(f"project:{project}", PRIVATE)
+            .on_broadcast("session:status", received.append)
+            .subscribe()
+        )
         await asyncio.sleep(0.2)
         await sync_to_async(announce_three)()
         async with asyncio.timeout(5):
