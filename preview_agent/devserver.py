@@ -29,7 +29,7 @@ from .detection import (
     needs_install,
     read_bytes,
 )
-from .files import write_inside
+from .files import FileRefused, write_inside
 from .ratelimit import TokenBucket
 from .sandbox import Sandbox
 
@@ -206,7 +206,11 @@ class DevServer:
         if code == 0 and wanted is not None and package == read_bytes(self.project_dir / "package.json"):
             # node_modules is the user's: written like an edit, so a symlink there cannot send it elsewhere.
             owner = self.sandbox.owner if self.sandbox else None
-            write_inside(self.project_dir, ("node_modules", INSTALL_MARKER), wanted.encode(), owner=owner)
+            try:
+                write_inside(self.project_dir, ("node_modules", INSTALL_MARKER), wanted.encode(), owner=owner)
+            except (FileRefused, OSError):
+                self._line("agent", "node_modules is not a folder of the project; not marking the install")
+                return
             self._changed.clear()
 
     async def _run_to_end(self, argv: tuple[str, ...], env: dict[str, str]) -> int:
