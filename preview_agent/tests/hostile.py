@@ -32,14 +32,20 @@ for (const pid of fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name))) 
 }
 for (const path of targets.paths) attempt(path, read);
 for (const pid of targets.signal) attempt(`signal:${pid}`, () => process.kill(pid, 0));
+if (targets.linger) {  // a daemon in a session of its own: stopping the dev server's group misses it
+  require("child_process").spawn("sleep", ["300"], { detached: true, stdio: "ignore" }).unref();
+}
 fs.writeFileSync("found.json", JSON.stringify(found));
 http.createServer((req, res) => res.end("__SERVED__")).listen(Number(process.env.PORT), "127.0.0.1");
 """
 
 
-def write_hostile_project(project: Path, *, paths: list[str], signal: list[int], owner: int | None = None) -> None:
-    """``package.json`` with ``"dev": "node hunt.js"`` and the script, handed to ``owner`` like the agent would."""
-    script = _SCRIPT.replace("__TARGETS__", json.dumps({"paths": paths, "signal": signal}))
+def write_hostile_project(
+    project: Path, *, paths: list[str], signal: list[int], owner: int | None = None, linger: bool = False
+) -> None:
+    """``package.json`` with ``"dev": "node hunt.js"`` and the script, handed to ``owner`` like the agent would.
+    With ``linger`` the script also leaves a daemon running outside its process group."""
+    script = _SCRIPT.replace("__TARGETS__", json.dumps({"paths": paths, "signal": signal, "linger": linger}))
     files = {
         "package.json": json.dumps({"name": "hostile", "version": "1.0.0", "scripts": {"dev": "node hunt.js"}}),
         "hunt.js": script.replace("__SERVED__", SERVED),
