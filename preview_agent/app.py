@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from .files import FileStore
 from .messages import Outgoing, handle_event, manifest_events
 from .orchestrator import Orchestrator
 from .proxy import Front
+from .sandbox import sandbox_warning
 from .sync import RealtimeSync
 
 logger = logging.getLogger(__name__)
@@ -58,13 +60,19 @@ class Agent:
         self.started = time.monotonic()
         self.boot: dict[str, float] = {}
         self.activity = Activity()
-        self.store = FileStore(config.project_dir, max_bytes=config.max_file_bytes)
+        sandbox = config.sandbox
+        self.store = FileStore(
+            config.project_dir, max_bytes=config.max_file_bytes, owner=sandbox.owner if sandbox else None
+        )
+        if sandbox is not None:
+            sandbox.prepare(self.store.root)
         self.throttle = LogThrottle(config.log_rate_per_second)
         self.devserver = DevServer(
             self.store.root,
             port=config.dev_port or free_port(),
             dev_command=config.dev_command,
             on_line=self._on_line,
+            sandbox=sandbox,
         )
         self.orchestrator = Orchestrator(
             config.orchestrator_url,
@@ -81,11 +89,20 @@ class Agent:
         front = Front(devserver=self.devserver, root=self.store.root, health=self.health, on_request=self._on_request)
         server = await self._step("http", front.serve(self.config.host, self.config.port))
         logger.info("agent listening", extra={"port": self.config.port, "dev_port": self.devserver.port})
+        self._log_identity()
         try:
             await self._boot_and_wait()
         finally:
             await self._shutdown(server)
         return 0
+
+    def _log_identity(self) -> None:
+        sandbox = self.config.sandbox
+        if sandbox is not None:
+            logger.info("user code runs as an unprivileged uid", extra={"uid": sandbox.uid, "gid": sandbox.gid})
+        warning = sandbox_warning(os.environ, euid=os.geteuid())
+        if warning is not None:
+            logger.warning(warning)
 
     async def _boot_and_wait(self) -> None:
         if not self.config.project_id:

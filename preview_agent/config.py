@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .sandbox import Sandbox, SandboxError, sandbox_from_env
+
 DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
 
 
@@ -33,6 +35,7 @@ class Config:
     assignment_poll_interval: float = 2.0
     realtime_key: str = field(default="", repr=False)
     machine_token: str = field(default="", repr=False)
+    sandbox: Sandbox | None = None  # who runs the user's code; None: the agent's own user
 
     @property
     def channel_name(self) -> str:
@@ -63,7 +66,14 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
-def load_config(env: Mapping[str, str] | None = None) -> Config:
+def _sandbox(env: Mapping[str, str], euid: int) -> Sandbox | None:
+    try:
+        return sandbox_from_env(env, euid=euid)
+    except SandboxError as error:
+        raise ConfigError(str(error)) from None
+
+
+def load_config(env: Mapping[str, str] | None = None, *, euid: int | None = None) -> Config:
     env = os.environ if env is None else env
     port = int(_number(env, "PORT", 8080, minimum=1))
     if port > 65535:
@@ -86,4 +96,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         realtime_send_rate=_number(env, "REALTIME_SEND_RATE", 400, minimum=1),
         activity_report_interval=_number(env, "ACTIVITY_REPORT_INTERVAL", 30),
         assignment_poll_interval=_number(env, "ASSIGNMENT_POLL_INTERVAL", 2, minimum=0.05),
+        sandbox=_sandbox(env, os.geteuid() if euid is None else euid),
     )

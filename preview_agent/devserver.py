@@ -29,7 +29,9 @@ from .detection import (
     needs_install,
     read_bytes,
 )
+from .files import FileRefused, write_inside
 from .ratelimit import TokenBucket
+from .sandbox import Sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +52,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def child_env(extra: dict[str, str]) -> dict[str, str]:
-    """The dev server runs the user's code: it never sees the agent's credentials."""
+def child_env(extra: dict[str, str], sandbox: Sandbox | None = None) -> dict[str, str]:
+    """The dev server runs the user's code: it never sees the agent's credentials (nor, sandboxed,
+    anything of the agent's environment beyond the basics)."""
     env = {key: value for key, value in os.environ.items() if key not in SECRET_ENV}
+    if sandbox is not None:
+        env = sandbox.environment(env)
     return {**env, **extra}
 
 
@@ -89,8 +94,11 @@ class LogThrottle:
 class DevServer:
     """Supervises install + dev server: restarts with backoff on crash and on package changes."""
 
-    def __init__(self, project_dir: Path, *, port: int, dev_command: str, on_line: LogSink) -> None:
+    def __init__(
+        self, project_dir: Path, *, port: int, dev_command: str, on_line: LogSink, sandbox: Sandbox | None = None
+    ) -> None:
         self.project_dir, self.port, self.dev_command = project_dir, port, dev_command
+        self.sandbox = sandbox
         self.logs = LogBuffer()
         self.on_line = on_line
         self.plan: DevPlan | None = None
@@ -196,8 +204,13 @@ class DevServer:
         self._signature = manifest_signature(self.project_dir)
         wanted = install_hash(self.project_dir)
         if code == 0 and wanted is not None and package == read_bytes(self.project_dir / "package.json"):
-            (self.project_dir / "node_modules").mkdir(exist_ok=True)
-            (self.project_dir / "node_modules" / INSTALL_MARKER).write_text(wanted)
+            # node_modules is the user's: written like an edit, so a symlink there cannot send it elsewhere.
+            owner = self.sandbox.owner if self.sandbox else None
+            try:
+                write_inside(self.project_dir, ("node_modules", INSTALL_MARKER), wanted.encode(), owner=owner)
+            except (FileRefused, OSError):
+                self._line("agent", "node_modules is not a folder of the project; not marking the install")
+                return
             self._changed.clear()
 
     async def _run_to_end(self, argv: tuple[str, ...], env: dict[str, str]) -> int:
@@ -250,10 +263,12 @@ class DevServer:
             await asyncio.sleep(5.0 if up else 0.2)
 
     async def _spawn(self, argv: tuple[str, ...], env: dict[str, str]) -> asyncio.subprocess.Process:
+        identity = self.sandbox.popen_kwargs() if self.sandbox is not None else {}
         return await asyncio.create_subprocess_exec(
             *argv,
             cwd=self.project_dir,
-            env=child_env(env),
+            env=child_env(env, self.sandbox),
+            **identity,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

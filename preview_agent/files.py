@@ -4,6 +4,10 @@ Nothing here is async and nothing talks to the network, so every rule is unit-te
 the project tree with directory file descriptors and ``O_NOFOLLOW``: a symlink anywhere on the way is
 refused outright (not resolved and compared), so swapping a directory for a link between the check
 and the write cannot redirect a write outside ``PROJECT_DIR``.
+
+When the agent runs as root and the dev server as an unprivileged uid (``sandbox.py``), everything the
+agent creates here is handed to that uid (``owner``): files with ``fchown`` before the rename, new
+directories right after they are opened, so ``npm install`` and the dev server can still change them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ _INVISIBLE = frozenset("\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Outcome = Literal["written", "unchanged", "stale", "deleted"]
+Owner = tuple[int, int] | None  # (uid, gid) to give created files and directories; None: keep the agent's
 
 
 class FileRefused(Exception):
@@ -118,10 +123,11 @@ def sha256_hex(data: bytes) -> str:
 class FileStore:
     """The project folder plus what the agent knows of each path's version and content hash."""
 
-    def __init__(self, root: Path, *, max_bytes: int) -> None:
+    def __init__(self, root: Path, *, max_bytes: int, owner: Owner = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
         self.max_bytes = max_bytes
+        self.owner = owner
         self.entries: dict[str, FileState] = {}
 
     @property
@@ -141,8 +147,7 @@ class FileStore:
         current = self.entries.get(path)
         if current is not None and _is_stale(current, version):
             return ("unchanged" if current.sha256 == digest else "stale"), current
-        with _parent_dir(self.root, segments, create=True) as dir_fd:
-            _atomic_write(dir_fd, segments[-1], data)
+        write_inside(self.root, segments, data, owner=self.owner)
         state = FileState(version, digest)
         self.entries[path] = state
         return "written", state
@@ -167,11 +172,31 @@ class FileStore:
         for relative, full in _walk(self.root):
             if count >= limit:
                 break
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, FileRefused):
                 if os.lstat(full).st_size <= self.max_bytes:
-                    self.entries.setdefault(relative, FileState(0, _hash_file(full)))
+                    self.entries.setdefault(relative, FileState(0, _hash_file(self.root, relative)))
                     count += 1
         return count
+
+
+def write_inside(root: Path, segments: tuple[str, ...], data: bytes, *, owner: Owner = None) -> None:
+    """Atomically write ``root/segments`` without following any symlink on the way."""
+    with _parent_dir(root, segments, create=True, owner=owner) as dir_fd:
+        _atomic_write(dir_fd, segments[-1], data, owner)
+
+
+def open_inside(root: Path, segments: tuple[str, ...]) -> int:
+    """A read-only descriptor of the regular file ``root/segments``, reached without following symlinks.
+
+    The agent may run as root while the user's code can rename things under ``root``: resolving a path
+    and then opening it could be redirected in between (to ``/proc/1/environ``, say); this cannot.
+    """
+    with _parent_dir(root, segments, create=False) as dir_fd:
+        fd = os.open(segments[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileRefused("not_a_file", "path is not a regular file")
+    return fd
 
 
 def _is_stale(current: FileState, version: int) -> bool:
@@ -180,11 +205,11 @@ def _is_stale(current: FileState, version: int) -> bool:
 
 
 @contextlib.contextmanager
-def _parent_dir(root: Path, segments: tuple[str, ...], *, create: bool) -> Iterator[int]:
+def _parent_dir(root: Path, segments: tuple[str, ...], *, create: bool, owner: Owner = None) -> Iterator[int]:
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for name in segments[:-1]:
-            next_fd = _open_child_dir(fd, name, create=create)
+            next_fd = _open_child_dir(fd, name, create=create, owner=owner)
             os.close(fd)
             fd = next_fd
         yield fd
@@ -192,7 +217,7 @@ def _parent_dir(root: Path, segments: tuple[str, ...], *, create: bool) -> Itera
         os.close(fd)
 
 
-def _open_child_dir(dir_fd: int, name: str, *, create: bool) -> int:
+def _open_child_dir(dir_fd: int, name: str, *, create: bool, owner: Owner = None) -> int:
     try:
         return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -200,7 +225,10 @@ def _open_child_dir(dir_fd: int, name: str, *, create: bool) -> int:
             raise
         with contextlib.suppress(FileExistsError):
             os.mkdir(name, 0o755, dir_fd=dir_fd)
-        return _open_child_dir(dir_fd, name, create=False)
+        child = _open_child_dir(dir_fd, name, create=False)
+        if owner is not None:
+            os.fchown(child, *owner)  # the descriptor, not the name: a swapped name cannot redirect it
+        return child
     except OSError as error:
         if error.errno in (errno.ELOOP, errno.ENOTDIR):
             raise _refuse_existing(dir_fd, name) from None
@@ -224,12 +252,14 @@ def _check_target(dir_fd: int, name: str) -> None:
         raise FileRefused("is_directory", "path is a directory")
 
 
-def _atomic_write(dir_fd: int, name: str, data: bytes) -> None:
+def _atomic_write(dir_fd: int, name: str, data: bytes, owner: Owner = None) -> None:
     _check_target(dir_fd, name)
     temp = f".{name[:32]}.{secrets.token_hex(6)}.velocity-tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(temp, flags, 0o644, dir_fd=dir_fd)
     try:
+        if owner is not None:
+            os.fchown(fd, *owner)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -254,9 +284,9 @@ def _walk(root: Path) -> Iterator[tuple[str, str]]:
             yield os.path.relpath(full, root).replace(os.sep, "/"), full
 
 
-def _hash_file(full: str) -> str:
+def _hash_file(root: Path, relative: str) -> str:
     digest = hashlib.sha256()
-    with open(full, "rb") as handle:
+    with os.fdopen(open_inside(root, tuple(relative.split("/"))), "rb") as handle:
         for block in iter(lambda: handle.read(65536), b""):
             digest.update(block)
     return digest.hexdigest()

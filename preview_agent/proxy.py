@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from .devserver import DevServer
-from .files import FileRefused, check_path
+from .files import FileRefused, check_path, open_inside
 
 logger = logging.getLogger(__name__)
 
@@ -203,13 +203,16 @@ class Front:
         """A project without a dev server, served from disk."""
         target = static_target(self.root, request.path)
         if isinstance(target, str):
+            # Opened again from the root without following links: the agent may be root, and the user's
+            # code could swap a folder for a symlink between the check above and this open.
+            segments = tuple(os.path.relpath(target, self.root).split(os.sep))
             try:
-                handle = open(target, "rb")  # noqa: SIM115 - closed by the with below, after the 404 path
-            except OSError:
+                handle = os.fdopen(open_inside(self.root, segments), "rb")
+            except (OSError, FileRefused):
                 target = (404, {})
             else:
                 with handle:
-                    await _send_file(handle, writer, head_only=request.method == "HEAD")
+                    await _send_file(handle, writer, name=target, head_only=request.method == "HEAD")
                 return
         status, extra = target
         writer.write(response(status, b"not found" if status == 404 else b"", "text/plain", extra))
@@ -233,9 +236,9 @@ class Front:
         return True
 
 
-async def _send_file(handle: BinaryIO, writer: asyncio.StreamWriter, *, head_only: bool) -> None:
+async def _send_file(handle: BinaryIO, writer: asyncio.StreamWriter, *, name: str, head_only: bool) -> None:
     """In chunks: a big asset must not sit in the agent's memory."""
-    kind = mimetypes.guess_type(handle.name)[0] or "application/octet-stream"
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
     writer.write(response_head(200, os.fstat(handle.fileno()).st_size, kind))
     while not head_only and (chunk := handle.read(PIPE_CHUNK)):
         writer.write(chunk)

@@ -8,11 +8,16 @@ their sessions; nothing is left running.
 ``python -m velocity.run ROLE...`` runs only the named roles (``web``, ``worker``, ``bridge``): each Fly
 process group is one role. Either way the children share a fresh Prometheus multiprocess directory, and
 with ``PROMETHEUS_ENABLED`` this process serves their metrics on ``METRICS_PORT``.
+
+With the local provider, the machines run strangers' code on this host: at startup it warns when that
+code cannot be given uids of its own (not root) and when ``HOST`` serves beyond loopback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import logging
 import os
 import signal
 import subprocess
@@ -22,6 +27,33 @@ from types import FrameType
 
 STOP_GRACE_SECONDS = 10
 MACHINES_STOP_TIMEOUT = 60
+PUBLIC_HOST = (
+    "HOST is not a loopback address while the local provider runs untrusted code on this machine: "
+    "serve on 127.0.0.1, or use the fly provider"
+)
+
+logger = logging.getLogger("velocity.run")
+
+
+def startup_warnings(*, euid: int, host: str, provider: str) -> list[str]:
+    """What is unsafe about running the local provider here (nothing for the fly provider)."""
+    from machines.providers.local_sandbox import privilege_warning
+
+    if provider != "local":
+        return []
+    warnings = [privilege_warning(euid=euid)]
+    if not is_loopback(host):
+        warnings.append(PUBLIC_HOST)
+    return [warning for warning in warnings if warning]
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve to anything
 
 
 def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
@@ -96,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
     roles = list(argv if argv is not None else sys.argv[1:]) or None
     children = _children(roles)
+    logging.basicConfig(level=logging.INFO, format="velocity: %(levelname)s %(message)s")
+    provider = os.environ.get("MACHINE_PROVIDER", "local")
+    for warning in startup_warnings(euid=os.geteuid(), host=os.environ.get("HOST", "127.0.0.1"), provider=provider):
+        logger.warning(warning)
     metrics_exporter.prepare_multiprocess_dir()
     metrics_exporter.start_if_enabled()
     processes = [_spawn(argv) for argv in children]

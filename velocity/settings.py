@@ -8,14 +8,16 @@ realtime endpoint. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and R
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import dj_database_url
 
+from velocity.var_dir import read_or_create_secret, secure_var_dir
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VELOCITY_VAR_DIR", BASE_DIR / "var"))
 VERSION = "0.1.0"
+secure_var_dir(VAR_DIR)  # 0700, its files 0600, on every start: the local provider runs strangers' code here
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -40,14 +42,7 @@ def env_secret(name: str, default: str = "") -> str:
 
 def embedded_secret(name: str) -> str:
     """A random secret generated once into ``var/`` so the embedded mode needs no configuration."""
-    path = VAR_DIR / name
-    if path.exists():
-        return path.read_text().strip()
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
-    path.write_text(value)
-    path.chmod(0o600)
-    return value
+    return read_or_create_secret(VAR_DIR, name)
 
 
 DEBUG = env_bool("DEBUG", default=True)
@@ -209,6 +204,11 @@ SPECTACULAR_SETTINGS = {
 
 # --- Machines -------------------------------------------------------------------------------------------
 MACHINE_PROVIDER = os.environ.get("MACHINE_PROVIDER", "local")
+# Local provider as root: each machine's user code runs as its own uid from this range, its project under
+# this folder (outside VAR_DIR, which only the orchestrator may enter; see machines/providers/local_sandbox.py).
+LOCAL_SANDBOX_DIR = Path(os.environ.get("LOCAL_SANDBOX_DIR", "/tmp/velocity-sandboxes"))  # noqa: S108  (0711, checked)
+LOCAL_SANDBOX_UID_BASE = env_int("LOCAL_SANDBOX_UID_BASE", 2_000_000_000)
+LOCAL_SANDBOX_UID_COUNT = env_int("LOCAL_SANDBOX_UID_COUNT", 65_536)
 FLY_API_TOKEN = env_secret("FLY_API_TOKEN")
 FLY_APP_NAME = os.environ.get("FLY_APP_NAME", "")
 FLY_API_BASE_URL = os.environ.get("FLY_API_BASE_URL", "https://api.machines.dev")

@@ -32,5 +32,11 @@ def get_provider(kind: str | None = None) -> MachineProvider:
             on_request=fly_request_observed,
         )
     from machines.providers.local import LocalProvider
+    from machines.providers.local_sandbox import SandboxConfig
 
-    return LocalProvider(settings.VAR_DIR / "machines")
+    sandbox = SandboxConfig(
+        root=settings.LOCAL_SANDBOX_DIR,
+        uid_base=settings.LOCAL_SANDBOX_UID_BASE,
+        uid_count=settings.LOCAL_SANDBOX_UID_COUNT,
+    )
+    return LocalProvider(settings.VAR_DIR / "machines", sandbox=sandbox)

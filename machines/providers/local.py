@@ -5,6 +5,10 @@ A machine is a directory ``VAR_DIR/machines/<name>/`` holding ``config.json`` (w
 (``local_runner``) leads its own process group, so stop and destroy end the agent and its dev server
 together. Nothing lives only in memory: after an orchestrator restart, ``list`` and ``get`` rediscover
 every machine from its directory, and a machine whose process is gone reads as stopped or failed.
+
+When the orchestrator runs as root, each machine's project lives in a sandbox of its own uid instead
+(``local_sandbox``): the agent stays root and runs the user's code as that uid. Otherwise the provider
+says at startup that it cannot.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -32,6 +37,16 @@ from machines.providers.base import (
     ProviderMachine,
     WaitTimeout,
 )
+from machines.providers.local_sandbox import (
+    MachineSandbox,
+    SandboxConfig,
+    kill_uid,
+    privilege_warning,
+    sandbox_claim,
+    sandbox_release,
+)
+
+logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
 HOST_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "npm_config_cache", "NODE_OPTIONS"})
@@ -58,10 +73,23 @@ def _alive(pid: int | None, marker: str) -> bool:
 
 
 class LocalProvider:
-    def __init__(self, root: Path, *, python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        python: str = sys.executable,
+        sandbox: SandboxConfig | None = None,
+        euid: int | None = None,
+    ) -> None:
         self.root = root
         self.python = python
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        euid = os.geteuid() if euid is None else euid
+        warning = privilege_warning(euid=euid)
+        if warning is not None:
+            logger.warning(warning)
+        # Only root can start processes as other uids; without it there is nothing to configure.
+        self.sandbox = (sandbox or SandboxConfig()) if warning is None else None
 
     # --- interface ------------------------------------------------------------------------------
 
@@ -69,11 +97,13 @@ class LocalProvider:
         machine_dir = self.root / spec.name
         if (machine_dir / "config.json").exists():
             return self.get(spec.name)  # a retried create finds the first one
-        (machine_dir / "project").mkdir(parents=True, exist_ok=True)
+        machine_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        sandbox, project = self._project(spec.name, machine_dir)
         guest = spec.guest or Guest()
         port = free_port()
         # A local machine answers on loopback only, like a Fly machine answers only on its private network.
-        env = {"PROJECT_DIR": str(machine_dir / "project"), **spec.env, "PORT": str(port), "HOST": "127.0.0.1"}
+        env = {"PROJECT_DIR": str(project), **spec.env, "PORT": str(port), "HOST": "127.0.0.1"}
+        env |= sandbox.agent_env() if sandbox else {}
         config = {
             "name": spec.name,
             "env": env,
@@ -84,10 +114,21 @@ class LocalProvider:
             "created_at": time.time(),
             "image": spec.image,
             "region": "local",
+            "sandbox": {"uid": sandbox.uid, "folder": str(sandbox.folder)} if sandbox else None,
         }
-        (machine_dir / "config.json").write_text(json.dumps(config))
+        _write_private(machine_dir / "config.json", json.dumps(config))
         self._spawn(machine_dir, env)
         return self.get(spec.name)
+
+    def _project(self, name: str, machine_dir: Path) -> tuple[MachineSandbox | None, Path]:
+        if self.sandbox is None:
+            (machine_dir / "project").mkdir(exist_ok=True)
+            return None, machine_dir / "project"
+        sandbox = sandbox_claim(name, config=self.sandbox)
+        # For people and tools that look in the machine's folder; the agent is given the real path.
+        with contextlib.suppress(FileExistsError):
+            (machine_dir / "project").symlink_to(sandbox.project)
+        return sandbox, sandbox.project
 
     def start(self, machine_id: str) -> None:
         machine = self.get(machine_id)
@@ -105,7 +146,10 @@ class LocalProvider:
         machine_dir = self.root / machine_id
         if not machine_dir.exists():
             return
+        sandbox = self._sandbox_of(machine_dir)
         self._kill(machine_dir)
+        if sandbox is not None:
+            sandbox_release(sandbox)
         shutil.rmtree(machine_dir, ignore_errors=True)
 
     def get(self, machine_id: str) -> ProviderMachine:
@@ -165,6 +209,12 @@ class LocalProvider:
         (machine_dir / "runner.pid").write_text(str(runner.pid))
 
     def _kill(self, machine_dir: Path) -> None:
+        sandbox = self._sandbox_of(machine_dir)
+        self._kill_runner(machine_dir)
+        if sandbox is not None:
+            kill_uid(sandbox.uid)  # what the user's code left running outside the runner's process group
+
+    def _kill_runner(self, machine_dir: Path) -> None:
         pid = self._pid(machine_dir)
         if pid is None or not _alive(pid, str(machine_dir)):
             return
@@ -178,6 +228,13 @@ class LocalProvider:
     @staticmethod
     def _config(machine_dir: Path) -> dict[str, Any]:
         return dict(json.loads((machine_dir / "config.json").read_text()))
+
+    @classmethod
+    def _sandbox_of(cls, machine_dir: Path) -> MachineSandbox | None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            claimed = cls._config(machine_dir)["sandbox"]
+            return MachineSandbox(int(claimed["uid"]), Path(claimed["folder"]))
+        return None
 
     @staticmethod
     def _state(machine_dir: Path) -> dict[str, Any]:
@@ -209,6 +266,13 @@ class LocalProvider:
             guest=Guest(guest["cpu_kind"], guest["cpus"], guest["memory_mb"]),
             created_at=datetime.fromtimestamp(config["created_at"], tz=UTC),
         )
+
+
+def _write_private(path: Path, text: str) -> None:
+    """0600 from the start: config.json holds the machine's token and realtime key."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
 
 
 def _wait_group_gone(pgid: int, timeout: float) -> bool:

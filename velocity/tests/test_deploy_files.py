@@ -127,10 +127,20 @@ def test_the_preview_dockerfile_runs_the_python_agent_on_8080_with_node_for_dev_
     assert arguments(steps, "EXPOSE") == ["8080"]
     [healthcheck] = arguments(steps, "HEALTHCHECK")
     assert "/health" in healthcheck and "8080" in healthcheck and "--start-period=5s" in healthcheck
-    [user] = arguments(steps, "USER")
-    assert user not in ("root", "0", "0:0")
     assert arguments(steps, "CMD") == ['["python", "-m", "preview_agent"]']
     assert env_of(steps)["PORT"] == "8080"
+
+
+def test_the_preview_image_runs_user_code_as_preview_and_hides_the_agent_from_it() -> None:
+    steps = dockerfile(REPO_ROOT / "preview_agent" / "Dockerfile")
+    runs = " ".join(arguments(steps, "RUN")).split()
+    # The agent is root so that it can start the dev server as preview; preview is fixed and unprivileged.
+    assert arguments(steps, "USER") == ["0:0"]
+    assert env_of(steps)["DEV_SERVER_USER"] == "preview"
+    assert runs[runs.index("useradd") :][:3] == ["useradd", "--uid", "10001"]
+    assert "chmod -R go-rwx /opt/agent" in " ".join(runs)
+    assert env_of(steps)["PYTHONPATH"] == "/opt/agent/app"
+    assert "chown preview:preview /app/project" in " ".join(runs)
 
 
 def test_the_preview_image_copies_only_files_that_exist_in_its_context() -> None:

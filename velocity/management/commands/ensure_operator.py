@@ -6,6 +6,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from velocity.var_dir import write_secret
+
 
 class Command(BaseCommand):
     help = "Create the operator account 'admin' if it is missing (password from VELOCITY_ADMIN_PASSWORD)."
@@ -18,8 +20,7 @@ class Command(BaseCommand):
         if user is None:
             if not password:
                 password = secrets.token_urlsafe(12)
-                password_file.write_text(password)
-                password_file.chmod(0o600)
+                write_secret(password_file, password)
             user_model.objects.create_superuser("admin", email="", password=password)
             self.stdout.write("created operator 'admin'")
         elif password and not user.check_password(password):
