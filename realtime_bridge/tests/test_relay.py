@@ -93,11 +93,7 @@ async def test_a_batch_of_publications_arrives_whole_in_one_relay_request(
                 relay.broadcast(topic=f"project:{project}", event="session:status", payload={"status": status})
 
     try:
-        await (
-            client.channel(f"project:{project}", PRIVATE)
-            .on_broadcast("session:status", received.append)
-            .subscribe()
-        )
+        await client.channel(f"project:{project}", PRIVATE).on_broadcast("session:status", received.append).subscribe()
         await asyncio.sleep(0.2)
         await sync_to_async(announce_three)()
         async with asyncio.timeout(5):
