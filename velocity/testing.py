@@ -31,6 +31,24 @@ CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE
 """
 
 
+# Supabase's API roles, as a Supabase database has them (cluster-wide: created once, never dropped).
+SUPABASE_ROLES_SQL = """
+DO $$ BEGIN
+  CREATE ROLE authenticated NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;  -- created meanwhile by another run
+END $$;
+DO $$ BEGIN
+  CREATE ROLE anon NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END $$;
+DO $$ BEGIN
+  IF NOT pg_has_role(current_user, 'authenticated', 'MEMBER') THEN
+    EXECUTE format('GRANT authenticated TO %I', current_user);
+  END IF;
+END $$;
+"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

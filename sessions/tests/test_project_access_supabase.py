@@ -22,25 +22,10 @@ from pytest_django.fixtures import SettingsWrapper
 
 from sessions.project_access_supabase import ProjectAccessUnavailable, id_condition, supabase_project_has_access
 from velocity.auth import Claims, issue_token, verify_token
-from velocity.testing import SUPABASE_AUTH_STUB
+from velocity.testing import SUPABASE_AUTH_STUB, SUPABASE_ROLES_SQL
 
 pg = pytest.mark.django_db(transaction=True)
 
-ROLES_SQL = """
-DO $$ BEGIN
-  CREATE ROLE authenticated NOLOGIN;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;  -- created meanwhile by another run
-END $$;
-DO $$ BEGIN
-  CREATE ROLE anon NOLOGIN;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-END $$;
-DO $$ BEGIN
-  IF NOT pg_has_role(current_user, 'authenticated', 'MEMBER') THEN
-    EXECUTE format('GRANT authenticated TO %I', current_user);
-  END IF;
-END $$;
-"""
 FRONTEND_SQL = """
 CREATE SCHEMA frontend;
 CREATE TABLE frontend.projects (id uuid PRIMARY KEY, owner_id uuid NOT NULL, name text NOT NULL DEFAULT '');
@@ -89,7 +74,7 @@ def frontend(settings: SettingsWrapper) -> Iterator[Frontend]:
     settings.PROJECT_ACCESS_SUPABASE_TABLE = "frontend.projects"
     settings.PROJECT_ACCESS_CACHE_SECONDS = 10
     tables = Frontend()
-    tables.sql(ROLES_SQL + SUPABASE_AUTH_STUB + FRONTEND_SQL)
+    tables.sql(SUPABASE_ROLES_SQL + SUPABASE_AUTH_STUB + FRONTEND_SQL)
     yield tables
     tables.sql("DROP SCHEMA frontend CASCADE; DROP SCHEMA auth CASCADE")
 

@@ -19,11 +19,14 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from velocity.testing import REPO_ROOT, SUPABASE_AUTH_STUB, embedded_env
+from velocity.testing import REPO_ROOT, SUPABASE_AUTH_STUB, SUPABASE_ROLES_SQL, embedded_env
 
 SUPABASE_STUB = (
-    SUPABASE_AUTH_STUB
+    SUPABASE_ROLES_SQL
+    + SUPABASE_AUTH_STUB
     + """
+-- As on Supabase: new tables in public are granted to the Data API's roles.
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated;
 CREATE SCHEMA realtime;
 CREATE FUNCTION realtime.topic() RETURNS text LANGUAGE sql STABLE
   AS $$ SELECT nullif(current_setting('realtime.topic', true), '') $$;
@@ -124,16 +127,22 @@ def as_claims(conn: psycopg.Connection[Any], role: str, claims: dict[str, str], 
     conn.execute("SELECT set_config('realtime.topic', %s, true)", [topic])
 
 
-def may_join(db: dict[str, Any], role: str, claims: dict[str, str], topic: str) -> bool:
+def may(db: dict[str, Any], role: str, claims: dict[str, str], topic: str, action: str) -> bool:
+    """Realtime's checks: `read` selects a message of the topic back under RLS, `write` inserts one."""
     with psycopg.connect(**db) as conn:
+        probe = conn.execute(
+            "INSERT INTO realtime.messages (topic, extension, private) VALUES (%s, 'broadcast', true) RETURNING id",
+            [topic],
+        ).fetchone()[0]  # type: ignore[index]
         as_claims(conn, role, claims, topic)
+        if action == "read":
+            return conn.execute("SELECT count(*) FROM realtime.messages WHERE id = %s", [probe]).fetchone()[0] == 1  # type: ignore[index]
         try:
             conn.execute(
                 "INSERT INTO realtime.messages (topic, extension, private) VALUES (%s, 'broadcast', true)", [topic]
             )
         except psycopg.errors.InsufficientPrivilege:
             return False
-        conn.rollback()
         return True
 
 
@@ -155,7 +164,9 @@ def probe_role(supabase_db: dict[str, Any]) -> Iterator[str]:
         admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
-def grant_and_seed(db: dict[str, Any], role: str, owner: uuid.UUID) -> None:
+def grant_and_seed(db: dict[str, Any], role: str, people: dict[str, uuid.UUID]) -> dict[str, uuid.UUID]:
+    """Project p1 (owner, an editor, a viewer), a session, and machines: live on p1, destroyed on p1, live on p2."""
+    machines = {"live": uuid.uuid4(), "destroyed": uuid.uuid4(), "other": uuid.uuid4()}
     with psycopg.connect(autocommit=True, **db) as conn:
         for schema in ("public", "auth", "realtime"):
             conn.execute(f'GRANT USAGE ON SCHEMA {schema} TO "{role}"')
@@ -165,8 +176,52 @@ def grant_and_seed(db: dict[str, Any], role: str, owner: uuid.UUID) -> None:
             "INSERT INTO public.preview_sessions (id, user_id, project_id, status, preview_url, framework,"
             " created_at, updated_at, last_activity_source, end_reason, end_detail, memory_mb, boot_timings)"
             " VALUES (%s, %s, 'p1', 'active', '', '', now(), now(), '', '', '', 512, '{}')",
-            [uuid.uuid4(), owner],
+            [uuid.uuid4(), people["owner"]],
         )
+        project = conn.execute(
+            "INSERT INTO public.preview_projects (id, project_id, owner_id, created_at, updated_at)"
+            " VALUES (%s, 'p1', %s, now(), now()) RETURNING id",
+            [uuid.uuid4(), people["owner"]],
+        ).fetchone()[0]  # type: ignore[index]
+        for name in ("editor", "viewer"):
+            conn.execute(
+                "INSERT INTO public.preview_project_members (project_id, user_id, role, created_at)"
+                " VALUES (%s, %s, %s, now())",
+                [project, people[name], name],
+            )
+        for name, state in (("live", "started"), ("destroyed", "destroyed"), ("other", "started")):
+            conn.execute(
+                "INSERT INTO public.machines_machine (id, provider, provider_machine_id, app, region, image,"
+                " cpu_kind, cpus, memory_mb, state, address, token_hash, is_warm, created_at, updated_at)"
+                " VALUES (%s, 'fly', %s, '', '', '', 'shared', 1, 512, %s, '', '', false, now(), now())",
+                [machines[name], name, state],
+            )
+    return machines
+
+
+def agent(machine: uuid.UUID, project: str) -> dict[str, str]:
+    """The claims of a machine's realtime key (machines.services.machine_realtime_key)."""
+    return {
+        "role": "authenticated",
+        "aud": "velocity_agent",
+        "sub": str(machine),
+        "velocity_project": project,
+        "velocity_machine": str(machine),
+    }
+
+
+def user(sub: uuid.UUID) -> dict[str, str]:
+    return {"role": "authenticated", "aud": "authenticated", "sub": str(sub)}
+
+
+def table_access(db: dict[str, Any]) -> dict[str, tuple[bool, bool]]:
+    """(row-level security on, `authenticated` may select) for each table of ours."""
+    with psycopg.connect(**db) as conn:
+        rows = conn.execute(
+            "SELECT relname, relrowsecurity, has_table_privilege('authenticated', oid, 'SELECT')"
+            " FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
+        ).fetchall()
+    return {name: (rls, select) for name, rls, select in rows}
 
 
 def test_the_supabase_migration_secures_sessions_and_channels_and_reverses(
@@ -175,18 +230,36 @@ def test_the_supabase_migration_secures_sessions_and_channels_and_reverses(
     manage(supabase_db, tmp_path, "migrate", "--no-input")
     state = supabase_state(supabase_db)
     assert (state["rls"], state["published"], state["session_policies"]) == (True, True, SESSION_POLICIES)
-    assert state["channel_policies"] == 1
+    assert state["channel_policies"] == 2
 
-    owner, stranger = uuid.uuid4(), uuid.uuid4()
-    grant_and_seed(supabase_db, probe_role, owner)
-    assert visible_sessions(supabase_db, probe_role, {"sub": str(owner)}) == 1
-    assert visible_sessions(supabase_db, probe_role, {"sub": str(stranger)}) == 0
+    people = {name: uuid.uuid4() for name in ("owner", "editor", "viewer", "stranger")}
+    machines = grant_and_seed(supabase_db, probe_role, people)
+    assert visible_sessions(supabase_db, probe_role, {"sub": str(people["owner"])}) == 1
+    assert visible_sessions(supabase_db, probe_role, {"sub": str(people["stranger"])}) == 0
     assert visible_sessions(supabase_db, probe_role, {"role": "service_role"}) == 1
-    assert may_join(supabase_db, probe_role, {"sub": str(owner)}, "project:p1")
-    assert not may_join(supabase_db, probe_role, {"sub": str(stranger)}, "project:p1")
-    assert not may_join(supabase_db, probe_role, {"sub": str(owner)}, "project:p2")
-    assert may_join(supabase_db, probe_role, {"sub": str(uuid.uuid4()), "velocity_project": "p1"}, "project:p1")
-    assert may_join(supabase_db, probe_role, {"role": "service_role"}, "project:p2")
+    expected = {
+        "owner": (user(people["owner"]), True, True),
+        "editor": (user(people["editor"]), True, True),
+        "viewer": (user(people["viewer"]), True, False),
+        "stranger": (user(people["stranger"]), False, False),
+        "the project's agent": (agent(machines["live"], "p1"), True, True),
+        "a destroyed machine's agent": (agent(machines["destroyed"], "p1"), False, False),
+        "another project's agent": (agent(machines["other"], "p2"), False, False),
+        "a user token claiming the project": ({**user(people["stranger"]), "velocity_project": "p1"}, False, False),
+        "the service role": ({"role": "service_role"}, True, True),
+    }
+    for who, (claims, read, write) in expected.items():
+        seen = (
+            may(supabase_db, probe_role, claims, "project:p1", "read"),
+            may(supabase_db, probe_role, claims, "project:p1", "write"),
+        )
+        assert seen == (read, write), who
+    assert not may(supabase_db, probe_role, user(people["owner"]), "project:p2", "read")
+
+    access = table_access(supabase_db)
+    assert access["preview_sessions"][1] is True
+    open_tables = [name for name, (rls, select) in access.items() if name != "preview_sessions" and (select or not rls)]
+    assert open_tables == []
 
     manage(supabase_db, tmp_path, "migrate", "preview_sessions", "0004", "--no-input")
     state = supabase_state(supabase_db)
