@@ -25,7 +25,7 @@ class Editor:
     @classmethod
     async def join(cls, base_url: str, token: str, project_id: str) -> Editor:
         client = AsyncRealtimeClient(base_url, token=token)
-        options: Any = {"config": {"broadcast": {"self": False, "ack": True}}}
+        options: Any = {"config": {"broadcast": {"self": False, "ack": True}, "private": True}}
         channel = client.channel(f"project:{project_id}", options)
         editor = cls(client, channel)
         channel.on_broadcast("*", lambda message: editor.received.append((message["event"], message["payload"])))
