@@ -45,7 +45,13 @@ def _setup(var_dir: str) -> str:
 async def _join(url: str, topics: list[str]) -> Any:
     socket = await websockets.connect(url, max_queue=None)
     for name in topics:
-        join = {"topic": name, "event": "phx_join", "payload": {"config": {}}, "ref": "1", "join_ref": "1"}
+        join = {
+            "topic": name,
+            "event": "phx_join",
+            "payload": {"config": {"private": True}},
+            "ref": "1",
+            "join_ref": "1",
+        }
         await socket.send(json.dumps(join))
         await socket.recv()
     return socket
