@@ -25,7 +25,16 @@ from typing import Any
 
 import httpx
 
-from resilience.context import Context, Peer, bearer, broadcast_event, broadcast_frame, error_code, token
+from resilience.context import (
+    Context,
+    Peer,
+    bearer,
+    broadcast_event,
+    broadcast_frame,
+    error_code,
+    machine_env,
+    token,
+)
 from resilience.report import Outcome
 
 PROJECT_A = "my-app"  # the stack's database is fresh: the name is free until A's first session claims it
@@ -61,15 +70,6 @@ class Tenants:
         """An API call as a user, ``"service"`` (the service role) or any raw bearer token."""
         value = bearer_value(who)
         return await self.http.request(method, self.ctx.api + path, json=body, headers=bearer(value))
-
-
-def machine_env(ctx: Context, session_id: str) -> dict[str, str]:
-    """The environment the local provider gave the session's machine (its config.json, 0600 under var/)."""
-    for config in (ctx.stack.var_dir / "machines").glob("*/config.json"):
-        env = json.loads(config.read_text())["env"]
-        if env.get("SESSION_ID") == session_id:
-            return dict(env)
-    raise LookupError(f"no machine config for session {session_id}")
 
 
 def anon_token(sub: uuid.UUID | None) -> str:

@@ -34,6 +34,16 @@ class Context:
             return False
 
 
+def machine_env(ctx: Context, session_id: str) -> dict[str, str]:
+    """The environment the local provider gave a session's machine (its ``config.json``, 0600 under var/):
+    the machine token and realtime key the orchestrator issued, and the project folder."""
+    for config in (ctx.stack.var_dir / "machines").glob("*/config.json"):
+        env = json.loads(config.read_text())["env"]
+        if env.get("SESSION_ID") == session_id:
+            return dict(env)
+    raise LookupError(f"no machine config for session {session_id}")
+
+
 def token(user: uuid.UUID | None = None, role: str = "authenticated", ttl: int = 3600, **extra: Any) -> str:
     from velocity.auth import issue_token
 
