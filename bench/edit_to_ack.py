@@ -28,9 +28,7 @@ GROUP = "edit_to_ack"
 RATE = 100
 PATHS = 20
 FILLER = "export const value = 1;\n" * 40  # about 1 KB, a typical small source file
-CHANNEL_CONFIG: Any = {
-    "config": {"broadcast": {"self": False, "ack": False}, "presence": {"key": ""}, "private": True}
-}
+CHANNEL_CONFIG: Any = {"config": {"broadcast": {"self": False, "ack": False}, "presence": {"key": ""}, "private": True}}
 
 
 @dataclass
