@@ -28,11 +28,17 @@ import httpx
 from resilience.context import (
     Context,
     Peer,
+    anon_token,
     bearer,
     broadcast_event,
     broadcast_frame,
+    closed_with_system_error,
     error_code,
+    had_system_error,
     machine_env,
+    refused,
+    rows,
+    synced,
     token,
 )
 from resilience.report import Outcome
@@ -70,46 +76,6 @@ class Tenants:
         """An API call as a user, ``"service"`` (the service role) or any raw bearer token."""
         value = bearer_value(who)
         return await self.http.request(method, self.ctx.api + path, json=body, headers=bearer(value))
-
-
-def anon_token(sub: uuid.UUID | None) -> str:
-    """Supabase's anon key (no subject), or with ``sub`` the forgery that tries to speak for a user."""
-    from velocity.auth import issue_token
-
-    return issue_token(sub=sub, role="anon")
-
-
-def synced(path: str, version: int) -> Any:
-    def match(frame: dict[str, Any]) -> bool:
-        event, payload = broadcast_event(frame)
-        return event == "file:synced" and payload.get("path") == path and payload.get("version") == version
-
-    return match
-
-
-def closed_with_system_error(topic: str, join_ref: str) -> Any:
-    """Realtime's way to end a channel: ``phx_close`` carrying the join's ref (after a ``system`` error)."""
-
-    def match(frame: dict[str, Any]) -> bool:
-        return (
-            frame.get("event") == "phx_close"
-            and frame.get("topic") == f"realtime:{topic}"
-            and frame.get("ref") == join_ref
-        )
-
-    return match
-
-
-def had_system_error(peer: Peer, topic: str) -> bool:
-    return any(
-        f.get("event") == "system" and f.get("topic") == f"realtime:{topic}" and f["payload"].get("status") == "error"
-        for f in peer.frames
-    )
-
-
-def refused(reply: dict[str, Any]) -> tuple[bool, str]:
-    reason = str(reply.get("response", {}).get("reason", ""))
-    return reply.get("status") == "error", reason[:90]
 
 
 # --- setup ----------------------------------------------------------------------------------------
@@ -381,16 +347,6 @@ async def observe_rows(t: Tenants) -> tuple[Peer, Peer]:
         if reply.get("status") != "ok":
             raise RuntimeError(f"the postgres_changes observer could not join: {reply}")
     return peers
-
-
-def rows(peer: Peer) -> list[tuple[str, dict[str, Any]]]:
-    """(change type, row) of every ``postgres_changes`` record ``peer`` received."""
-    found = []
-    for frame in peer.frames:
-        data = frame.get("payload", {}).get("data") if frame.get("event") == "postgres_changes" else None
-        if isinstance(data, dict):
-            found.append((str(data.get("type")), data.get("record") or data.get("old_record") or {}))
-    return found
 
 
 async def check_rows(t: Tenants, out: Outcome, b_rows: Peer, control: Peer) -> None:

@@ -152,3 +152,55 @@ def broadcast_event(frame: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if frame.get("event") != "broadcast" or not isinstance(frame.get("payload"), dict):
         return "", {}
     return str(frame["payload"].get("event", "")), dict(frame["payload"].get("payload") or {})
+
+
+def anon_token(sub: uuid.UUID | None) -> str:
+    """Supabase's anon key (no subject), or with ``sub`` the forgery that tries to speak for a user."""
+    from velocity.auth import issue_token
+
+    return issue_token(sub=sub, role="anon")
+
+
+def synced(path: str, version: int) -> Any:
+    """A ``Peer.wait_for`` matcher for the agent's ``file:synced`` of ``path`` at ``version``."""
+
+    def match(frame: dict[str, Any]) -> bool:
+        event, payload = broadcast_event(frame)
+        return event == "file:synced" and payload.get("path") == path and payload.get("version") == version
+
+    return match
+
+
+def closed_with_system_error(topic: str, join_ref: str) -> Any:
+    """Realtime's way to end a channel: ``phx_close`` carrying the join's ref (after a ``system`` error)."""
+
+    def match(frame: dict[str, Any]) -> bool:
+        return (
+            frame.get("event") == "phx_close"
+            and frame.get("topic") == f"realtime:{topic}"
+            and frame.get("ref") == join_ref
+        )
+
+    return match
+
+
+def had_system_error(peer: Peer, topic: str) -> bool:
+    return any(
+        f.get("event") == "system" and f.get("topic") == f"realtime:{topic}" and f["payload"].get("status") == "error"
+        for f in peer.frames
+    )
+
+
+def refused(reply: dict[str, Any]) -> tuple[bool, str]:
+    reason = str(reply.get("response", {}).get("reason", ""))
+    return reply.get("status") == "error", reason[:90]
+
+
+def rows(peer: Peer) -> list[tuple[str, dict[str, Any]]]:
+    """(change type, row) of every ``postgres_changes`` record ``peer`` received."""
+    found = []
+    for frame in peer.frames:
+        data = frame.get("payload", {}).get("data") if frame.get("event") == "postgres_changes" else None
+        if isinstance(data, dict):
+            found.append((str(data.get("type")), data.get("record") or data.get("old_record") or {}))
+    return found
