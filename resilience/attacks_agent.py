@@ -1,8 +1,9 @@
 """Path traversal and symlink escapes against a real preview agent.
 
-The agent runs as a process on an empty project whose folder holds two planted symlinks pointing
-outside it (a directory link and a file link). The attacker sends ``file:update`` and ``file:delete``
-through the realtime endpoint with hostile paths. Every one must be refused with ``agent:error`` and a
+The agent is a real session's, provisioned by the task cluster with the key the orchestrator issued
+it; two symlinks pointing outside its project are planted in its folder (a directory link and a file
+link). The project's owner, as the attacker, sends ``file:update`` and ``file:delete`` through the
+realtime endpoint with hostile paths. Every one must be refused with ``agent:error`` and a
 code, and nothing outside the project may change (the outside folder is hashed before and after).
 """
 
@@ -12,10 +13,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +20,8 @@ from typing import Any
 
 import httpx
 
-from bench.stack import REPO_ROOT, free_port, stop_group
-from resilience.context import Context, connect, join, token
+from bench.time_to_preview import create_and_wait, end_session, user_headers
+from resilience.context import Context, connect, join, machine_env, token
 from resilience.report import Outcome
 
 HOSTILE_PATHS = [
@@ -53,48 +50,33 @@ def tree_digest(folder: Path) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def agent_process(ctx: Context, root: Path, project_id: str) -> Iterator[int]:
-    project, outside = root / "project", root / "outside"
-    project.mkdir(parents=True)
+def plant_links(project: Path, outside: Path) -> None:
+    """A folder outside the project with a secret, linked from inside it (as a symlink in a repo would be)."""
     outside.mkdir()
     (outside / "secret.txt").write_text("do not touch")
     (project / "dirlink").symlink_to(outside, target_is_directory=True)
     (project / "filelink").symlink_to(outside / "secret.txt")
-    port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(REPO_ROOT),
-        "PROJECT_ID": project_id,
-        "PROJECT_DIR": str(project),
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        "REALTIME_URL": f"{ctx.stack.base_url}/realtime/v1",
-        "REALTIME_KEY": token(uuid.uuid4(), velocity_project=project_id, velocity_machine=str(uuid.uuid4())),
-    }
-    process = subprocess.Popen(  # noqa: S603  (our interpreter, our module)
-        [sys.executable, "-m", "preview_agent"], env=env, cwd=REPO_ROOT, start_new_session=True
-    )
+
+
+@contextlib.contextmanager
+def live_session(ctx: Context, user: uuid.UUID, project_id: str) -> Iterator[dict[str, Any]]:
+    """A session provisioned by the real cluster until ``active`` (its agent has joined), ended afterwards."""
+    headers = user_headers(user)
+    ctx.stack.start_cluster()
     try:
-        yield port
+        with httpx.Client(timeout=30) as client:
+            session = create_and_wait(client, ctx.stack.base_url, headers, project_id).session
+            try:
+                yield session
+            finally:
+                end_session(client, ctx.stack.base_url, headers, session["id"])
     finally:
-        stop_group(process)
+        ctx.stack.stop_cluster()
 
 
-def wait_joined(port: int, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json().get("supabaseConnected"):
-                return True
-        time.sleep(0.2)
-    return False
-
-
-async def send_hostile(ctx: Context, project_id: str) -> list[dict[str, Any]]:
+async def send_hostile(ctx: Context, user: uuid.UUID, project_id: str) -> list[dict[str, Any]]:
     """Send every hostile update and delete; return the agent's replies (``agent:error`` / ``file:synced``)."""
-    socket = await connect(ctx.ws_url(token(role="service_role")))
+    socket = await connect(ctx.ws_url(token(user)))
     topic = f"project:{project_id}"
     await join(socket, topic)
     for index, path in enumerate(HOSTILE_PATHS):
@@ -120,19 +102,19 @@ async def send_hostile(ctx: Context, project_id: str) -> list[dict[str, Any]]:
 
 
 def run(ctx: Context, out: Outcome) -> None:
-    project_id = f"paths-{uuid.uuid4().hex[:8]}"
-    root = ctx.stack.root / f"agent-{project_id}"
-    with agent_process(ctx, root, project_id) as port:
-        out.step(f"started a preview agent for {project_id} with symlinks to a folder outside its project")
-        if not out.check(wait_joined(port), "the agent joined its channel", "the agent never joined its channel"):
-            return
-        before = tree_digest(root / "outside")
-        replies = asyncio.run(send_hostile(ctx, project_id))
-        out.step(f"sent {len(HOSTILE_PATHS)} hostile paths as file:update and file:delete")
-        report(out, replies, before, root)
+    user, project_id = uuid.uuid4(), f"paths-{uuid.uuid4().hex[:8]}"
+    with live_session(ctx, user, project_id) as session:
+        project = Path(machine_env(ctx, session["id"])["PROJECT_DIR"])
+        outside = ctx.stack.root / f"outside-{project_id}"
+        plant_links(project, outside)
+        out.step(f"session {session['id']} active; symlinks in its agent's project point to {outside}")
+        before = tree_digest(outside)
+        replies = asyncio.run(send_hostile(ctx, user, project_id))
+        out.step(f"the owner sent {len(HOSTILE_PATHS)} hostile paths as file:update and file:delete")
+        report(out, replies, before, project, outside)
 
 
-def report(out: Outcome, replies: list[dict[str, Any]], before: dict[str, str], root: Path) -> None:
+def report(out: Outcome, replies: list[dict[str, Any]], before: dict[str, str], project: Path, outside: Path) -> None:
     errors = [r["payload"] for r in replies if r.get("event") == "agent:error"]
     synced = [r["payload"] for r in replies if r.get("event") == "file:synced"]
     codes = sorted({str(e.get("code")) for e in errors})
@@ -145,6 +127,7 @@ def report(out: Outcome, replies: list[dict[str, Any]], before: dict[str, str], 
         "every hostile request was answered (error or, for the link, synced)",
         f"only {answered} of {2 * len(HOSTILE_PATHS)} requests were answered",
     )
-    out.check(tree_digest(root / "outside") == before, "the outside folder is unchanged", "the outside folder changed")
-    escaped = [p for p in (root / "escape.txt", Path("/tmp/escape.txt"), root.parent / "escape.txt") if p.exists()]  # noqa: S108
+    out.check(tree_digest(outside) == before, "the outside folder is unchanged", "the outside folder changed")
+    places = (project.parent, project.parent.parent, outside, outside.parent, Path("/tmp"))  # noqa: S108
+    escaped = [place / "escape.txt" for place in places if (place / "escape.txt").exists()]
     out.check(not escaped, "no escape.txt anywhere outside the project", f"files written outside: {escaped}")

@@ -1,7 +1,7 @@
 """Other users' ids on every endpoint: user B tries user A's session, quota, project channel and topic.
 
-A's session is created through the API (the task cluster is not needed: a ``creating`` session is live
-and owns its project's channel). Every attempt by B must be refused (404 for another's session, 403
+A's session is created through the API (the task cluster is not needed: the first session registers the
+project to A, which makes its private channel A's). Every attempt by B must be refused (404 for another's session, 403
 for service-role endpoints, 401 for machine endpoints, an error reply for the channel), and A's session
 must be untouched afterwards.
 """
@@ -52,7 +52,7 @@ def check_rest(ctx: Context, out: Outcome, session_id: str, owner: uuid.UUID, in
     out.check(session_id not in ids, "B's list does not show A's session", "B's list shows A's session")
 
 
-async def _channel_attempts(ctx: Context, project: str, intruder: uuid.UUID) -> tuple[dict[str, Any], int]:
+async def _channel_attempts(ctx: Context, project: str, intruder: uuid.UUID) -> tuple[dict[str, Any], list[int]]:
     socket = await connect(ctx.ws_url(token(intruder)))
     try:
         answer = await join(socket, f"project:{project}")
@@ -60,15 +60,22 @@ async def _channel_attempts(ctx: Context, project: str, intruder: uuid.UUID) -> 
         await socket.close()
     url = f"{ctx.stack.base_url}/realtime/v1/api/broadcast/project:{project}/events/file:update"
     async with httpx.AsyncClient() as client:
-        rest = await client.post(url, json={"path": "a", "content": "x"}, headers=bearer(token(intruder)))
-    return answer, rest.status_code
+        rest = [
+            await client.post(url + query, json={"path": "a", "content": "x"}, headers=bearer(token(intruder)))
+            for query in ("", "?private=true")
+        ]
+    return answer, [response.status_code for response in rest]
 
 
 def check_realtime(ctx: Context, out: Outcome, project: str, intruder: uuid.UUID) -> None:
     answer, rest_status = asyncio.run(_channel_attempts(ctx, project, intruder))
     reason = str(answer.get("response", {}).get("reason", ""))
     out.check(answer.get("status") == "error", f"B joins project:<A's>: error '{reason[:80]}'", f"B joined: {answer}")
-    out.check(rest_status == 403, "B's REST broadcast on A's topic: 403", f"B's REST broadcast: {rest_status}")
+    out.check(
+        rest_status == [403, 403],
+        "B's REST broadcast on A's topic, public and private: 403",
+        f"B's REST broadcasts (public, private): {rest_status}",
+    )
 
 
 def run(ctx: Context, out: Outcome) -> None:

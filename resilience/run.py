@@ -21,6 +21,7 @@ from resilience import (
     attacks_frames,
     attacks_html,
     attacks_ids,
+    attacks_tenants,
     attacks_tokens,
     crashes,
     faults,
@@ -38,6 +39,7 @@ FAST: dict[str, Scenario] = {
     "attack_frames": attacks_frames.run,
     "attack_agent_paths": attacks_agent.run,
     "attack_markup_in_project_ids": attacks_html.run,
+    "attack_tenants": attacks_tenants.run,
 }
 SLOW: dict[str, Scenario] = {
     "fly_fault_burst": faults.run,
