@@ -1,7 +1,8 @@
 """Who may use a project: the one access rule, asked at every door.
 
-The REST API (session create), the realtime endpoint (join, write, REST broadcast, refresh) and the
-dashboard's playground all call ``project_access``. It answers from one of two backends, chosen by
+The REST API (session create, projects), the realtime endpoint (join, write, REST broadcast, refresh,
+re-checks when access changes) call ``project_access``; the dashboard's playground reaches it through
+those doors with the operator's own token and a project id nobody else can guess. It answers from one of two backends, chosen by
 ``PROJECT_ACCESS_BACKEND``:
 
 - ``registry`` (default): our own ``Project``/``ProjectMember`` rows. The owner and editors may do

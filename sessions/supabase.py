@@ -7,18 +7,83 @@ security with no policy and loses those roles' privileges. ``preview_sessions`` 
 ``SELECT`` (users read their own rows, and Realtime's ``postgres_changes`` needs it) but not writes: a user
 must not move their session's ``expires_at`` or point it at another machine through the Data API.
 The orchestrator connects as the tables' owner, which row-level security does not restrict.
+
+The ``project:`` channel policies (migration 0007) call two functions defined here; they are installed again
+after every ``migrate``, so a change of ``PROJECT_ACCESS_BACKEND`` (or its table) reaches Supabase with the
+next deploy's release command.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
 
 logger = logging.getLogger(__name__)
 
 DATA_API_ROLES = ("anon", "authenticated")
+
+AGENT_FUNCTION = """
+CREATE OR REPLACE FUNCTION public.velocity_agent_may_use(project text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT coalesce(auth.jwt() ->> 'aud', '') = 'velocity_agent'
+    AND (auth.jwt() ->> 'velocity_project') = project
+    AND EXISTS (
+      SELECT 1 FROM public.machines_machine m
+      WHERE m.id::text = (auth.jwt() ->> 'velocity_machine')
+        AND m.state NOT IN ('destroying', 'destroyed', 'failed')
+    )
+$$
+"""
+
+REGISTRY_FUNCTION = """
+CREATE OR REPLACE FUNCTION public.velocity_user_may_use(project text, write boolean) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT coalesce(auth.jwt() ->> 'aud', '') <> 'velocity_agent' AND EXISTS (
+    SELECT 1 FROM public.preview_projects p
+    WHERE p.project_id = project
+      AND (
+        p.owner_id = auth.uid()
+        OR EXISTS (
+          SELECT 1 FROM public.preview_project_members pm
+          WHERE pm.project_id = p.id AND pm.user_id = auth.uid() AND (NOT write OR pm.role = 'editor')
+        )
+      )
+  )
+$$
+"""
+
+# The frontend's table, read as the caller: its policies decide (a row means full access, as in the API).
+SUPABASE_FUNCTION = """
+CREATE OR REPLACE FUNCTION public.velocity_user_may_use(project text, write boolean) RETURNS boolean
+LANGUAGE sql STABLE SECURITY INVOKER SET search_path = public, pg_temp AS $$
+  SELECT coalesce(auth.jwt() ->> 'aud', '') <> 'velocity_agent'
+    AND EXISTS (SELECT 1 FROM {table} t WHERE t.{column}::text = project)
+$$
+"""
+
+
+def _user_function(quote_name: Callable[[str], str]) -> str:
+    if settings.PROJECT_ACCESS_BACKEND != "supabase":
+        return REGISTRY_FUNCTION
+    table = ".".join(quote_name(part) for part in settings.PROJECT_ACCESS_SUPABASE_TABLE.split("."))
+    return SUPABASE_FUNCTION.format(table=table, column=quote_name(settings.PROJECT_ACCESS_SUPABASE_ID_COLUMN))
+
+
+def channel_functions_install(cursor: Any, *, quote_name: Callable[[str], str]) -> None:
+    """The two functions the ``project:`` channel policies call, for the access backend configured now."""
+    cursor.execute(AGENT_FUNCTION)
+    cursor.execute(_user_function(quote_name))
+
+
+def _channel_functions_installed(cursor: Any) -> bool:
+    cursor.execute("SELECT to_regprocedure('public.velocity_user_may_use(text, boolean)') IS NOT NULL")
+    return bool(cursor.fetchone()[0])
+
+
 SESSIONS_TABLE = "preview_sessions"
 
 
@@ -59,6 +124,8 @@ def tables_lock_down(*, using: str = "default") -> list[str]:
         roles = _roles(cursor)
         for table in tables:
             _close(cursor, table, roles)
+        if _channel_functions_installed(cursor):
+            channel_functions_install(cursor, quote_name=connection.ops.quote_name)
     logger.info("supabase tables closed to the data api", extra={"tables": len(tables)})
     return tables
 

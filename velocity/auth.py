@@ -207,11 +207,11 @@ def issue_token(
     role: str = "authenticated",
     ttl: int = 3600,
     extra: dict[str, Any] | None = None,
-    audience: str = "authenticated",
+    audience: str | None = None,
 ) -> str:
     """Sign a token with the configured secret, shaped like a Supabase access token."""
     now = int(time.time())
-    payload: dict[str, Any] = {"iat": now, "exp": now + ttl, "role": role, "iss": ISSUER, "aud": audience}
+    payload: dict[str, Any] = {"iat": now, "exp": now + ttl, "role": role, "iss": ISSUER, "aud": audience or settings.SUPABASE_JWT_AUDIENCE}
     if sub is not None:
         payload["sub"] = str(sub)
     payload.update(extra or {})

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from sessions.errors import DEFAULT_CODES, error_body
+from velocity.preview_hosts import is_preview_host, normalize_host
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +35,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 def _preview_host(host: str) -> bool:
-    """``<session>.<PREVIEW_HOST_SUFFIX>`` serves a preview's own paths (its own /api/ included)."""
-    suffix = settings.PREVIEW_HOST_SUFFIX
-    return bool(suffix) and host.split(":")[0].lower().endswith("." + suffix)
+    """A preview host serves only the preview's own paths (its own /api/ included): ours never answer there."""
+    return is_preview_host(normalize_host(host))
 
 
 def _declared_length(value: str | None) -> int:

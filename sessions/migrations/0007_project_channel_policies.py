@@ -8,12 +8,14 @@ Applied only on a Supabase Postgres (an ``auth`` schema and a ``supabase_realtim
 writing (INSERT: broadcast, track) for the owner and editors; the project's preview agent (a key with the
 ``velocity_agent`` audience, for that project, whose machine is not being destroyed) may do both; the
 service role everything. Two SECURITY DEFINER functions answer from the orchestrator's tables, which
-``authenticated`` cannot read itself. With ``PROJECT_ACCESS_BACKEND=supabase`` the user function instead
-asks the frontend's projects table as the caller (SECURITY INVOKER), so its own RLS decides, as the API does.
+``authenticated`` cannot read itself (``sessions.supabase``; every later ``migrate`` installs them again from
+the settings of the day). With ``PROJECT_ACCESS_BACKEND=supabase`` the user function instead asks the
+frontend's projects table as the caller (SECURITY INVOKER), so its own RLS decides, as the API does.
 """
 
-from django.conf import settings
 from django.db import migrations
+
+from sessions.supabase import channel_functions_install
 
 READ_POLICY = "Velocity project channel: read"
 WRITE_POLICY = "Velocity project channel: write"
@@ -34,45 +36,6 @@ OLD_RULE = """
     )
 """
 
-AGENT_FUNCTION = """
-CREATE OR REPLACE FUNCTION public.velocity_agent_may_use(project text) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-  SELECT coalesce(auth.jwt() ->> 'aud', '') = 'velocity_agent'
-    AND (auth.jwt() ->> 'velocity_project') = project
-    AND EXISTS (
-      SELECT 1 FROM public.machines_machine m
-      WHERE m.id::text = (auth.jwt() ->> 'velocity_machine')
-        AND m.state NOT IN ('destroying', 'destroyed', 'failed')
-    )
-$$
-"""
-
-REGISTRY_FUNCTION = """
-CREATE OR REPLACE FUNCTION public.velocity_user_may_use(project text, write boolean) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-  SELECT coalesce(auth.jwt() ->> 'aud', '') <> 'velocity_agent' AND EXISTS (
-    SELECT 1 FROM public.preview_projects p
-    WHERE p.project_id = project
-      AND (
-        p.owner_id = auth.uid()
-        OR EXISTS (
-          SELECT 1 FROM public.preview_project_members pm
-          WHERE pm.project_id = p.id AND pm.user_id = auth.uid() AND (NOT write OR pm.role = 'editor')
-        )
-      )
-  )
-$$
-"""
-
-# The frontend's table, read as the caller: its policies decide (a row means full access, as in the API).
-SUPABASE_FUNCTION = """
-CREATE OR REPLACE FUNCTION public.velocity_user_may_use(project text, write boolean) RETURNS boolean
-LANGUAGE sql STABLE SECURITY INVOKER SET search_path = public, pg_temp AS $$
-  SELECT coalesce(auth.jwt() ->> 'aud', '') <> 'velocity_agent'
-    AND EXISTS (SELECT 1 FROM {table} t WHERE t.{column}::text = project)
-$$
-"""
-
 
 def _rule(write: bool) -> str:
     return (
@@ -80,14 +43,6 @@ def _rule(write: bool) -> str:
         "public.velocity_agent_may_use(substr(realtime.topic(), 9))"
         f" OR public.velocity_user_may_use(substr(realtime.topic(), 9), {'true' if write else 'false'})))"
     )
-
-
-def _user_function(schema_editor) -> str:  # type: ignore[no-untyped-def]
-    if getattr(settings, "PROJECT_ACCESS_BACKEND", "registry") != "supabase":
-        return REGISTRY_FUNCTION
-    quote = schema_editor.connection.ops.quote_name
-    table = ".".join(quote(part) for part in settings.PROJECT_ACCESS_SUPABASE_TABLE.split("."))
-    return SUPABASE_FUNCTION.format(table=table, column=quote(settings.PROJECT_ACCESS_SUPABASE_ID_COLUMN))
 
 
 def _applies(cursor) -> bool:  # type: ignore[no-untyped-def]
@@ -105,8 +60,7 @@ def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
     with schema_editor.connection.cursor() as cursor:
         if not _applies(cursor):
             return
-        cursor.execute(AGENT_FUNCTION)
-        cursor.execute(_user_function(schema_editor))
+        channel_functions_install(cursor, quote_name=schema_editor.connection.ops.quote_name)
         for policy in (OLD_POLICY, READ_POLICY, WRITE_POLICY):
             cursor.execute(f'DROP POLICY IF EXISTS "{policy}" ON realtime.messages')
         cursor.execute(f'CREATE POLICY "{READ_POLICY}" ON realtime.messages FOR SELECT USING ({_rule(False)})')

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from sessions.services import session_create
 from velocity.asgi import application
+from velocity.auth import user_claims
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,6 +60,9 @@ async def test_staff_get_a_snapshot_then_the_session_status_events_the_pages_ref
     assert connected is True
     assert (await socket.receive_json_from(timeout=5))["type"] == "snapshot"
     create = database_sync_to_async(session_create)
-    session, _ = await create(user_id=uuid.uuid4(), project_id="socket-demo", memory_mb=512, now=timezone.now())
+    user = uuid.uuid4()
+    session, _ = await create(
+        claims=user_claims(user), user_id=user, project_id="socket-demo", memory_mb=512, now=timezone.now()
+    )
     event = await socket.receive_json_from(timeout=5)
     assert (event["type"], event["kind"], event["data"]["session_id"]) == ("event", "session.status", str(session.id))

@@ -73,3 +73,12 @@ def test_sweep_ends_expired_live_sessions_and_only_those() -> None:
 @pytest.mark.django_db
 def test_makemigrations_has_nothing_left_to_write() -> None:
     run("makemigrations", "--check", "--dry-run")
+
+
+def test_issue_token_makes_an_anon_key_without_a_subject_and_a_user_token_needs_one() -> None:
+    anon = verify_token(run("issue_token", "--role", "anon").strip())
+    assert (anon.role, anon.sub) == ("anon", None)
+    with pytest.raises(CommandError):
+        run("issue_token", "--role", "anon", "--sub", str(uuid.uuid4()))
+    with pytest.raises(CommandError):
+        run("issue_token")

@@ -56,7 +56,7 @@ def live_cycle(client: APIClient) -> PreviewSession:
     )
     edit = {"path": "src/App.tsx", "version": "1"}
     for event, payload in (("file:update", {**edit, "content": "x"}), ("file:synced", {**edit, "latency_ms": 5})):
-        message = {"topic": "project:metrics-demo", "event": event, "payload": payload}
+        message = {"topic": "project:metrics-demo", "event": event, "payload": payload, "private": True}
         assert client.post("/realtime/v1/api/broadcast", {"messages": [message]}, format="json").status_code == 202
     assert client.delete(f"/api/v1/sessions/{session_id}/").json()["status"] == "ended"
     return PreviewSession.objects.get(id=session_id)

@@ -19,6 +19,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from sessions.tests.test_project_access_supabase import FRONTEND_SQL
 from velocity.testing import REPO_ROOT, SUPABASE_AUTH_STUB, SUPABASE_ROLES_SQL, embedded_env
 
 SUPABASE_STUB = (
@@ -92,10 +93,10 @@ def supabase_db() -> Iterator[dict[str, Any]]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def manage(db: dict[str, Any], tmp_path: Path, *args: str) -> None:
+def manage(db: dict[str, Any], tmp_path: Path, *args: str, **env_extra: str) -> None:
     password = f":{db['password']}" if db["password"] else ""
     url = f"postgres://{db['user']}{password}@{db['host']}:{db['port']}/{db['dbname']}"
-    env = embedded_env(tmp_path, DATABASE_URL=url)
+    env = embedded_env(tmp_path, DATABASE_URL=url, **env_extra)
     result = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180
     )
@@ -269,6 +270,29 @@ def test_the_supabase_migration_secures_sessions_and_channels_and_reverses(
         set(),
         0,
     )
+
+
+def test_with_the_supabase_backend_the_channel_policy_asks_the_frontends_own_table(
+    supabase_db: dict[str, Any], tmp_path: Path
+) -> None:
+    manage(supabase_db, tmp_path, "migrate", "--no-input")
+    people, project = {name: uuid.uuid4() for name in ("owner", "member", "stranger")}, uuid.uuid4()
+    with psycopg.connect(autocommit=True, **supabase_db) as conn:
+        conn.execute(FRONTEND_SQL)
+        conn.execute("GRANT USAGE ON SCHEMA public, realtime TO authenticated")
+        conn.execute("GRANT SELECT, INSERT ON realtime.messages TO authenticated")
+        conn.execute("INSERT INTO frontend.projects (id, owner_id) VALUES (%s, %s)", [project, people["owner"]])
+        conn.execute("INSERT INTO frontend.project_members VALUES (%s, %s)", [project, people["member"]])
+    backend = {"PROJECT_ACCESS_BACKEND": "supabase", "PROJECT_ACCESS_SUPABASE_TABLE": "frontend.projects"}
+    manage(supabase_db, tmp_path, "migrate", "--no-input", **backend)  # the next deploy's release command
+    topic = f"project:{project}"
+    for who, allowed in (("owner", True), ("member", True), ("stranger", False)):
+        claims = user(people[who])
+        seen = (
+            may(supabase_db, "authenticated", claims, topic, "read"),
+            may(supabase_db, "authenticated", claims, topic, "write"),
+        )
+        assert seen == (allowed, allowed), who
 
 
 @pytest.mark.django_db
