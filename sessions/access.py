@@ -2,8 +2,8 @@
 
 The REST API (session create, projects), the realtime endpoint (join, write, REST broadcast, refresh,
 re-checks when access changes) call ``project_access``; the dashboard's playground reaches it through
-those doors with the operator's own token and a project id nobody else can guess. It answers from one of two backends, chosen by
-``PROJECT_ACCESS_BACKEND``:
+those doors with the operator's own token and a project id nobody else can guess. It answers from one of
+two backends, chosen by ``PROJECT_ACCESS_BACKEND``:
 
 - ``registry`` (default): our own ``Project``/``ProjectMember`` rows. The owner and editors may do
   everything, viewers may read; nobody else learns anything.

@@ -211,7 +211,8 @@ def issue_token(
 ) -> str:
     """Sign a token with the configured secret, shaped like a Supabase access token."""
     now = int(time.time())
-    payload: dict[str, Any] = {"iat": now, "exp": now + ttl, "role": role, "iss": ISSUER, "aud": audience or settings.SUPABASE_JWT_AUDIENCE}
+    aud = audience or settings.SUPABASE_JWT_AUDIENCE
+    payload: dict[str, Any] = {"iat": now, "exp": now + ttl, "role": role, "iss": ISSUER, "aud": aud}
     if sub is not None:
         payload["sub"] = str(sub)
     payload.update(extra or {})

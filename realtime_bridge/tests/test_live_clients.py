@@ -168,7 +168,8 @@ async def test_rest_broadcasts_reach_both_clients(realtime_server, py_client, js
     inbox = Inbox()
     await subscribe(py_client.channel(project, private()).on_broadcast("*", inbox.add))
     await js_client.join(project)
-    body = {"messages": [{"topic": project, "event": "session:status", "payload": {"status": "active"}, "private": True}]}
+    message = {"topic": project, "event": "session:status", "payload": {"status": "active"}, "private": True}
+    body = {"messages": [message]}
     headers = {"Authorization": f"Bearer {service_token()}"}
     async with httpx.AsyncClient() as http:
         response = await http.post(f"{realtime_server.http_base}/api/broadcast", json=body, headers=headers)
