@@ -37,7 +37,9 @@ def set_limits(ctx: Context, users: list[uuid.UUID]) -> dict[uuid.UUID, int]:
             client.put(f"{ctx.api}/quotas/{user}/", json=body, headers=service).raise_for_status()
             for index in range(limit - 1):
                 client.post(
-                    f"{ctx.api}/sessions/", json={"project_id": f"held-{index}"}, headers=bearer(token(user))
+                    f"{ctx.api}/sessions/",
+                    json={"project_id": f"held-{user.hex[:12]}-{index}"},
+                    headers=bearer(token(user)),
                 ).raise_for_status()
     return limits
 
@@ -51,7 +53,9 @@ async def fire(ctx: Context, users: list[uuid.UUID]) -> Counter[str]:
             user = users[index % len(users)]
             try:
                 response = await client.post(
-                    f"{ctx.api}/sessions/", json={"project_id": f"race-{index}"}, headers=bearer(tokens[user])
+                    f"{ctx.api}/sessions/",
+                    json={"project_id": f"race-{user.hex[:12]}-{index}"},
+                    headers=bearer(tokens[user]),
                 )
                 outcomes[
                     f"{response.status_code} {error_code(response) if response.status_code >= 400 else ''}".strip()
