@@ -2,7 +2,7 @@
 
 `Bridge` keeps one supabase-py (`realtime`) channel per live project, spread over as many
 sockets as the per-socket channel limit needs, and forwards every broadcast through
-`events.mirror_broadcast(..., source="bridge")`. `run_bridge` holds the database lease so only
+`publish.mirror_broadcast(..., source="bridge")`. `run_bridge` holds the database lease so only
 one instance mirrors, reconciles the joined topics with the live sessions every few seconds
 (join on activation, leave on end) and reconnects dead sockets with backoff.
 """
@@ -24,7 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
 
-from realtime_bridge import events, selectors, services
+from realtime_bridge import policies, publish, services
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class Bridge:
     async def _forward(self) -> None:
         while True:
             topic, event, payload = await self.queue.get()
-            await events.mirror_broadcast(topic, event, {"event": event, "payload": payload}, source="bridge")
+            await publish.mirror_broadcast(topic, event, {"event": event, "payload": payload}, source="bridge")
 
     async def close(self) -> None:
         if self._forwarder is not None:
@@ -173,7 +173,7 @@ def _release(holder: str) -> None:
 
 @database_sync_to_async
 def _wanted() -> set[str]:
-    return selectors.live_project_topics()
+    return policies.mirrored_topics()
 
 
 async def run_bridge(stop: asyncio.Event, *, interval: float = 2.0, ttl: float = 15.0) -> None:

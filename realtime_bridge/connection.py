@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from realtime_bridge import events, metrics, policies
+from realtime_bridge import metrics, policies, publish
+from realtime_bridge.events import TOPIC_PREFIX
 from realtime_bridge.hub import Hub, topic_group
 from realtime_bridge.protocol import (
     BinaryBroadcast,
@@ -28,7 +29,6 @@ from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
 
 logger = logging.getLogger(__name__)
 
-TOPIC_PREFIX = "realtime:"
 # The ack error for a broadcast that cannot be delivered as sent (not a map, or not Unicode).
 MALFORMED_REASON = "Malformed message"
 
@@ -338,7 +338,7 @@ class Connection:
             return
         await self.hub.broadcast(state.group, frames, sender=self.id)
         metrics.broadcast_seen(frames.event, frames.size())
-        await events.mirror_broadcast(state.sub_topic, frames.event, frames.json_payload)
+        await publish.mirror_broadcast(state.sub_topic, frames.event, frames.json_payload)
         if state.config.ack:
             await self.push(reply(message))
 

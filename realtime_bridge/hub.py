@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from realtime_bridge import metrics
+from realtime_bridge import metrics, postgres_changes
 from realtime_bridge.events import PG_GROUP
 from realtime_bridge.presence import PresenceTable
 from realtime_bridge.protocol import BinaryBroadcast, BroadcastFrames, Message
@@ -211,9 +211,7 @@ class Hub:
     # --- postgres changes ------------------------------------------------------------------
 
     async def deliver_change(self, change: dict[str, Any]) -> None:
-        from realtime_bridge.postgres_changes import deliver_change
-
-        await deliver_change(self, change)
+        await postgres_changes.deliver_change(self.groups.values(), change)
 
     # --- access changes --------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from realtime_bridge.events import PROJECT_TOPIC_PREFIX
+
 KNOWN_EVENTS = frozenset({"file:update", "file:delete", "file:synced", "session:status", "agent:log", "presence"})
 RATE_WINDOW = 10  # seconds averaged by `snapshot()["messages_per_second"]`
 PENDING_EDITS = 10_000
@@ -131,3 +133,47 @@ def snapshot() -> dict[str, Any]:
             "p95": None if p95 is None else round(p95 * 1000, 1),
         },
     }
+
+
+# --- what the operator views see of a project's broadcasts ------------------------------------
+
+
+def _lag_ms(sent_at: Any) -> float | None:
+    """Lag from a client `sent_at` (ISO-8601 or epoch milliseconds) to now."""
+    try:
+        if isinstance(sent_at, int | float):
+            sent = float(sent_at) / 1000
+        elif isinstance(sent_at, str):
+            sent = datetime.fromisoformat(sent_at.replace("Z", "+00:00")).timestamp()
+        else:
+            return None
+    except ValueError:
+        return None
+    return round((datetime.now(tz=UTC).timestamp() - sent) * 1000, 1)
+
+
+def _summary(topic: str, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+    raw = payload.get("payload")
+    inner: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    path, version = str(inner.get("path", "")), str(inner.get("version", ""))
+    if event == "file:update":
+        file_update_seen(topic, path, version)
+        content = inner.get("content")
+        size = len(content.encode("utf-8")) if isinstance(content, str) else None
+        return {"path": path, "version": version, "size": size, "lag_ms": _lag_ms(inner.get("sent_at"))}
+    if event == "file:synced":
+        lag = file_synced_seen(topic, path, version)
+        ack_ms = None if lag is None else round(lag * 1000, 1)
+        keep = {k: inner.get(k) for k in ("path", "version", "sha256", "latency_ms")}
+        return {**keep, "ack_lag_ms": ack_ms}
+    if event in ("agent:log", "session:status", "file:delete"):
+        return dict(inner)
+    return {}
+
+
+def mirror_summary(topic: str, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """What the operator views see of a broadcast on `project:{id}` (None for other topics); counts file
+    updates and acks for the edit-to-ack figures on the way."""
+    if not topic.startswith(PROJECT_TOPIC_PREFIX):
+        return None
+    return _summary(topic, event, payload)

@@ -40,3 +40,18 @@ def authorize(claims: Claims, topic: str, action: str) -> bool:
             rest = topic.removeprefix(prefix)
             return bool(rest) and policy(claims, rest, action)
     return False
+
+
+# --- what the bridge mirrors from a Supabase project ------------------------------------------
+
+_mirrored: list[Callable[[], set[str]]] = []
+
+
+def register_mirrored_topics(source: Callable[[], set[str]]) -> None:
+    """``source()`` answers which topics (``project:{id}``) the bridge should follow now: the owner of the
+    topics knows which are live."""
+    _mirrored[:] = [source]
+
+
+def mirrored_topics() -> set[str]:
+    return _mirrored[0]() if _mirrored else set()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from realtime_bridge import tables
 from realtime_bridge.protocol import Message
-from realtime_bridge.selectors import row_visible
 
 if TYPE_CHECKING:
-    from realtime_bridge.hub import Hub
+    from realtime_bridge.connection import ChannelState
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +99,11 @@ def binding_matches(binding: dict[str, Any], data: dict[str, Any]) -> bool:
     return all(condition.test(row) for condition in conditions)
 
 
-async def deliver_change(hub: Hub, data: dict[str, Any]) -> None:
+async def deliver_change(groups: Iterable[dict[str, ChannelState]], data: dict[str, Any]) -> None:
     """Send one change to every local channel with a matching binding that may see the row."""
-    row = data.get("record") or data.get("old_record") or {}
-    for members in list(hub.groups.values()):
+    for members in list(groups):
         for state in list(members.values()):
             ids = [b["id"] for b in state.config.bindings if binding_matches(b, data)]
-            if ids and row_visible(state.claims, row):
+            if ids and tables.row_visible(state.claims, data):
                 message = Message(state.topic, "postgres_changes", {"ids": ids, "data": data})
                 await state.conn.push(message)

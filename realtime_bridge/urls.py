@@ -2,13 +2,13 @@
 
 from django.urls import path
 
-from realtime_bridge import relay, views
+from realtime_bridge import views
 
 app_name = "realtime_bridge"
 
 urlpatterns = [
     path("api/broadcast", views.broadcast, name="broadcast"),
-    path("internal/relay", relay.relay_view, name="relay"),
+    path("internal/relay", views.relay_view, name="relay"),
     path(
         "api/broadcast/<str:topic>/events/<str:event>",
         views.broadcast_single,

@@ -1,4 +1,4 @@
-"""REST broadcast: `POST /realtime/v1/api/broadcast` (batch) and the single-message form."""
+"""HTTP endpoints: REST broadcast (`POST /realtime/v1/api/broadcast`, batch and single) and the relay's server side."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from channels.db import database_sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from realtime_bridge import events, metrics, policies, selectors
-from realtime_bridge.connection import TOPIC_PREFIX, Limits
-from realtime_bridge.hub import get_hub, topic_group
+from realtime_bridge import policies, publish, selectors
+from realtime_bridge.connection import Limits
+from realtime_bridge.events import TOPIC_PREFIX
 from realtime_bridge.protocol import ENCODING_BINARY, BinaryBroadcast, BroadcastFrames
 from velocity import json_input
 from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
@@ -86,24 +86,6 @@ def _errors(messages: Any) -> list[dict[str, list[str]]] | None:
     return errors if any(errors) else None
 
 
-async def _publish(topic: str, private: bool, frames: BroadcastFrames) -> None:
-    await get_hub().broadcast(topic_group(TOPIC_PREFIX + topic, private=private), frames, sender=None)
-    metrics.broadcast_seen(frames.event, frames.size())
-    await events.mirror_broadcast(topic, frames.event, frames.json_payload)
-
-
-async def publish_message(message: dict[str, Any]) -> None:
-    """A server-side broadcast (already authorized): one REST-shaped message to every subscriber."""
-    await _publish(message["topic"], bool(message.get("private")), _json_frames(message["topic"], message))
-
-
-def _json_frames(topic: str, message: dict[str, Any]) -> BroadcastFrames:
-    payload = {"type": "broadcast", "event": message["event"], "payload": message["payload"]}
-    if message.get("id"):
-        payload["meta"] = {"id": str(message["id"])}
-    return BroadcastFrames(TOPIC_PREFIX + topic, payload, None)
-
-
 @csrf_exempt
 async def broadcast(request: HttpRequest) -> HttpResponse:
     """Batch form; all-or-nothing validation, unauthorised topics silently skipped (202)."""
@@ -126,8 +108,8 @@ async def broadcast(request: HttpRequest) -> HttpResponse:
     allowed = await _allowed(claims, {m["topic"] for m in messages})
     for message in messages:
         if _deliverable(message, allowed):
-            frames = _json_frames(message["topic"], message)
-            await _publish(message["topic"], bool(message.get("private")), frames)
+            frames = publish.json_frames(message["topic"], message)
+            await publish.publish_frames(message["topic"], bool(message.get("private")), frames)
     return _cors(HttpResponse(status=202))
 
 
@@ -150,7 +132,7 @@ async def broadcast_single(request: HttpRequest, topic: str, event: str) -> Http
     private = request.GET.get("private", "").lower() == "true"
     if not _deliverable({"topic": topic, "private": private}, await _allowed(claims, {topic})):
         return _message("Unauthorized", 403)
-    await _publish(topic, private, frames)
+    await publish.publish_frames(topic, private, frames)
     return _cors(HttpResponse(status=202))
 
 
@@ -167,4 +149,22 @@ def _single_frames(request: HttpRequest, topic: str, event: str) -> BroadcastFra
         payload = json_input.loads(request.body)
     except ValueError:
         return _message("Invalid JSON", 422)
-    return _json_frames(topic, {"event": event, "payload": payload})
+    return publish.json_frames(topic, {"event": event, "payload": payload})
+
+
+@csrf_exempt
+async def relay_view(request: HttpRequest) -> HttpResponse:
+    """The server side of the relay: service role only."""
+    header = request.headers.get("Authorization", "")
+    try:
+        claims = verify_token(header.removeprefix("Bearer ").strip())
+    except TokenError:
+        return JsonResponse({"error": "unauthorized"}, status=401)
+    if not claims.is_service_role or request.method != "POST":
+        return JsonResponse({"error": "forbidden"}, status=403)
+    try:
+        body = json_input.loads(request.body)
+        await publish.dispatch(body)
+    except (ValueError, KeyError, TypeError):
+        return JsonResponse({"error": "bad relay message"}, status=400)
+    return JsonResponse({"ok": True}, status=202)

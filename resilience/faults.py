@@ -89,7 +89,7 @@ def fly_provider(fake: FakeFly) -> Iterator[Any]:
         stack.enter_context(override_settings(MACHINE_PROVIDER="fly", FLY_APP_NAME="resilience", FLY_REGION="iad"))
         for module in users:
             stack.enter_context(mock.patch.object(module, "get_provider", lambda kind=None: provider))
-        stack.enter_context(mock.patch("sessions.services._enqueue_provisioning", lambda session_id: None))
+        stack.enter_context(mock.patch("sessions.services.create._enqueue_provisioning", lambda session_id: None))
         yield provider
     provider.close()
 

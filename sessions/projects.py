@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from machines.services import audit_record
-from realtime_bridge import events
+from realtime_bridge import events, publish
 from sessions.models import LIVE_STATUSES, EndReason, PreviewSession, Project, ProjectMember
 from sessions.services import session_end
 
@@ -28,7 +28,7 @@ def _snapshot(project: Project) -> dict[str, Any]:
 
 
 def _access_changed(project_id: str) -> None:
-    events.reauthorize_on_commit(topic=events.project_topic(project_id))
+    publish.reauthorize_on_commit(topic=events.project_topic(project_id))
 
 
 def project_set_owner(*, project_id: str, owner_id: uuid.UUID, actor: str, now: datetime) -> tuple[Project, bool]:

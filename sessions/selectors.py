@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from machines.pricing import running_cost
+from realtime_bridge.events import project_topic
 from sessions.models import (
     LIVE_STATUSES,
     FlagScope,
@@ -200,3 +201,9 @@ def project_visible_to(caller: Any) -> QuerySet[Project]:
 def project_get_for_user(caller: Any, project_id: str) -> Project | None:
     """The one ownership check for projects: another user's project is indistinguishable from a missing one."""
     return project_visible_to(caller).filter(project_id=project_id).first()
+
+
+def live_project_topics() -> set[str]:
+    """``project:{id}`` for every project with a live session (what the bridge mirrors)."""
+    projects = PreviewSession.objects.filter(status__in=LIVE_STATUSES).values_list("project_id", flat=True)
+    return {project_topic(project) for project in projects.distinct()}

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from machines.models import CostRollup
 from machines.selectors import cost_by_day_and_user, day_start
-from machines.services.locks import instance_lock
+from velocity.locks import instance_lock
 
 MONEY = Decimal("0.000001")
 SECONDS = Decimal("0.001")

@@ -35,7 +35,8 @@ from machines.providers.base import (
     preview_metadata,
 )
 from machines.providers.base import MachineState as ProviderState
-from realtime_bridge import events
+from machines.signals import machines_lost
+from realtime_bridge import events, publish
 from velocity import metrics
 from velocity.auth import AGENT_AUDIENCE, AGENT_MACHINE_CLAIM, AGENT_PROJECT_CLAIM, issue_token
 
@@ -76,10 +77,10 @@ def machine_transition(
             machine=machine, from_state=previous, to_state=to_state, source=source, detail=detail or {}, at=now
         )
         state_event = _state_event(machine, source)
-        events.publish_on_commit(state_event)
+        publish.publish_on_commit(state_event)
         if to_state in KEY_ENDING_STATES and state_event.project_id:
             # The agent's realtime key dies with its machine: its open channels are closed now.
-            events.reauthorize_on_commit(topic=events.project_topic(state_event.project_id))
+            publish.reauthorize_on_commit(topic=events.project_topic(state_event.project_id))
     if to_state in GONE_STATES:
         _count_gone(machine, source=source, detail=detail or {}, now=now)
     return True
@@ -309,15 +310,16 @@ def machine_stop_all_local(*, now: datetime) -> int:
 def end_sessions_of_machines(
     machine_ids: Iterable[uuid.UUID], *, reason: str, now: datetime, source: str, detail: str = ""
 ) -> int:
-    """End the live sessions running on these machines; returns how many ended.
+    """End the work running on these machines (their sessions); returns how many pieces of work ended.
 
-    The one call from ``machines`` up into ``sessions``: a session's end (its status, reason, events and
-    the release of its machine) belongs to the sessions app, and the operator's kill and reconciliation
-    both start from a machine. Imported late, here only, so the apps still load in their one direction.
+    A session's end (its status, reason, events and the release of its machine) belongs to the sessions app,
+    which listens to ``machines_lost``; the operator's kill and reconciliation both start from a machine.
     """
-    from sessions.services import session_end_for_machines
-
-    return session_end_for_machines(machine_ids=list(machine_ids), reason=reason, now=now, source=source, detail=detail)
+    answers = machines_lost.send(
+        sender=Machine, machine_ids=list(machine_ids), reason=reason, now=now, source=source, detail=detail
+    )
+    ended: Any = sum(answer for _, answer in answers)  # each receiver answers a count
+    return int(ended)
 
 
 def machine_get_by_token(token: str) -> Machine | None:

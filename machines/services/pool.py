@@ -16,7 +16,7 @@ from django.db import transaction
 from machines.models import EventSource, Machine, MachineEvent, MachineState
 from machines.providers.base import ProviderError
 from machines.services.lifecycle import machine_create, machine_destroy
-from machines.services.locks import instance_lock
+from velocity.locks import instance_lock
 
 logger = logging.getLogger(__name__)
 

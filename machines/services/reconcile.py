@@ -29,7 +29,7 @@ from machines.providers.base import MANAGED_KEY, ProviderError, ProviderMachine
 from machines.providers.base import MachineState as ProviderState
 from machines.reconcile import DEFAULT_GRACE, DriftReport, KnownMachine, compute_drift
 from machines.services.lifecycle import end_sessions_of_machines, machine_transition
-from machines.services.locks import instance_lock
+from velocity.locks import instance_lock
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from machines.providers import get_provider
 from machines.providers.base import Guest, MachineSpec, MachineState, preview_metadata
 from machines.selectors import reconcile_latest
 from machines.services import machine_reconcile
-from machines.services.locks import instance_lock
 from machines.tests.factories import machine_with_history
 from machines.tests.fly_fake import FakeFly
 from sessions.models import PreviewSession, SessionStatus
+from velocity.locks import instance_lock
 
 NO_GRACE = timedelta(0)
 

@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from realtime_bridge import selectors, services
+from realtime_bridge import policies, services
 from realtime_bridge.bridge import Bridge, run_bridge
 from realtime_bridge.testing import RealtimeServer, service_token
 from realtime_bridge.tests.clients import JsClient
@@ -29,7 +29,7 @@ def live_session(project_id: str) -> PreviewSession:
 
 @database_sync_to_async
 def wanted() -> set[str]:
-    return selectors.live_project_topics()
+    return policies.mirrored_topics()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 
-from realtime_bridge import relay
+from realtime_bridge import publish, relay
 from realtime_bridge.testing import RealtimeServer, service_token
 from velocity.auth import issue_token
 
@@ -52,7 +52,7 @@ async def test_a_status_broadcast_from_the_cluster_reaches_the_projects_subscrib
         )
         assert states == [RealtimeSubscribeStates.SUBSCRIBED]
         payload = {"session_id": "s1", "status": "active", "preview_url": "http://x/"}
-        await sync_to_async(relay.broadcast)(topic=f"project:{project}", event="session:status", payload=payload)
+        await sync_to_async(publish.broadcast)(topic=f"project:{project}", event="session:status", payload=payload)
         async with asyncio.timeout(5):
             while not received:
                 await asyncio.sleep(0.02)
@@ -90,7 +90,7 @@ async def test_a_batch_of_publications_arrives_whole_in_one_relay_request(
     def announce_three() -> None:
         with mock.patch.object(relay, "_send", counting_send), relay.batched():
             for status in ("creating", "active", "ended"):
-                relay.broadcast(topic=f"project:{project}", event="session:status", payload={"status": status})
+                publish.broadcast(topic=f"project:{project}", event="session:status", payload={"status": status})
 
     try:
         await client.channel(f"project:{project}", PRIVATE).on_broadcast("session:status", received.append).subscribe()

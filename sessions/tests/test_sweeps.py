@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from sessions import services
 from sessions.models import EndReason, PreviewSession, SessionStatus
+from sessions.services import sweeps
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -48,17 +49,17 @@ def test_the_idle_reaper_ends_only_sessions_idle_past_the_timeout() -> None:
 def test_an_edit_recorded_after_the_candidate_query_keeps_the_session_alive() -> None:
     """The reaper re-reads the last activity under the row lock: a fresh edit wins over a stale list."""
     idle = session(activity_ago=IDLE + 60)
-    real_reap_one = services._reap_one
+    real_reap_one = sweeps._reap_one
 
     def edit_lands_first(session_id: uuid.UUID, **kwargs: datetime) -> bool:
         services.session_touch(session_id=session_id, source="file", now=NOW)
         return real_reap_one(session_id, **kwargs)
 
-    services._reap_one = edit_lands_first
+    sweeps._reap_one = edit_lands_first
     try:
         assert services.session_reap_idle(now=NOW, idle_timeout=IDLE) == 0
     finally:
-        services._reap_one = real_reap_one
+        sweeps._reap_one = real_reap_one
     idle.refresh_from_db()
     assert (idle.status, idle.last_activity_source) == (SessionStatus.ACTIVE, "file")
 

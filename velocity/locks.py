@@ -1,4 +1,5 @@
-"""A named lock that at most one orchestrator instance holds at a time, for jobs that must not double-run."""
+"""Named PostgreSQL advisory locks, derived one way: a lock one orchestrator instance holds at a time (jobs
+that must not double-run), and a lock held until the transaction ends (serializing one user's creates)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,13 @@ def instance_lock(name: str) -> Iterator[bool]:
         if held:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [_key(name)])
+
+
+def transaction_lock(name: str) -> None:
+    """Wait for ``name`` and hold it until the current transaction ends (PostgreSQL).
+
+    SQLite's IMMEDIATE transactions already serialize writers, so there it is a no-op.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_key(name)])

@@ -1,0 +1,204 @@
+"""The one way to publish: operator events, `postgres_changes` rows, access changes and server broadcasts.
+
+Services call the ``*_on_commit`` functions, so nothing is announced for a write that rolls back. Each
+publication goes where it can be delivered from this process:
+
+- the ASGI server process (or any process, with Redis): the channel layer and this process's hub directly;
+- the embedded default's task cluster, whose in-memory layer reaches nobody: the server, over the relay
+  (``realtime_bridge.relay``), which hands the item back to ``dispatch`` here;
+- a server broadcast on a project's topic with a Supabase project configured: its REST broadcast API.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from functools import partial
+from typing import Any
+
+import httpx
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+
+from realtime_bridge import metrics, relay
+from realtime_bridge.events import PG_GROUP, TOPIC_PREFIX, Event, realtime_message
+from realtime_bridge.hub import existing_hub, get_hub, topic_group
+from realtime_bridge.protocol import BroadcastFrames
+
+logger = logging.getLogger(__name__)
+
+
+# --- operator events ---------------------------------------------------------------------------
+
+
+def publish_on_commit(event: Event, *, using: str | None = None) -> None:
+    """Publish after the current transaction commits (at once outside a transaction)."""
+    transaction.on_commit(partial(publish, event), using=using)
+
+
+def publish(event: Event) -> None:
+    if relay.needed():
+        relay.post("event", {"event": asdict(event)})
+        return
+    try:
+        async_to_sync(apublish)(event)
+    except Exception:  # a live view must never break the write that caused it
+        logger.exception("ops event publish failed", extra={"kind": event.kind})
+
+
+async def apublish(event: Event) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = event.message()
+    for group in event.groups():
+        await layer.group_send(group, message)
+
+
+# --- postgres_changes rows ---------------------------------------------------------------------
+
+
+def publish_row_change_on_commit(change: dict[str, Any], *, using: str | None = None) -> None:
+    """Deliver a row change to `postgres_changes` subscribers after commit."""
+    transaction.on_commit(partial(publish_row_change, change), using=using)
+
+
+def publish_row_change(change: dict[str, Any]) -> None:
+    if relay.needed():
+        relay.post("row_change", {"change": change})
+        return
+    try:
+        async_to_sync(apublish_row_change)(change)
+    except Exception:
+        logger.exception("row change publish failed", extra={"table": change.get("table")})
+
+
+async def apublish_row_change(change: dict[str, Any]) -> None:
+    """Local endpoint sockets directly; other processes through the layer's `rt.pg` group."""
+    hub = existing_hub()
+    if hub is not None:
+        await hub.deliver_change(change)
+    await _to_other_processes(hub, {"type": "rt.pg", "change": change})
+
+
+async def _to_other_processes(hub: Any, message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is not None and (hub is None or hub.remote):
+        await layer.group_send(PG_GROUP, {**message, "origin": hub.id if hub is not None else None})
+
+
+# --- access changes ----------------------------------------------------------------------------
+
+
+def reauthorize_on_commit(*, topic: str, using: str | None = None) -> None:
+    """After commit, every process re-checks every channel joined on ``topic`` (without ``realtime:``)
+    and closes those whose token lost access (a member removed, a machine destroyed)."""
+    transaction.on_commit(partial(reauthorize, topic), using=using)
+
+
+def reauthorize(topic: str) -> None:
+    if relay.needed():
+        relay.post("reauthorize", {"topic": topic})
+        return
+    try:
+        async_to_sync(areauthorize)(topic)
+    except Exception:
+        logger.exception("reauthorize publish failed", extra={"topic": topic})
+
+
+async def areauthorize(topic: str) -> None:
+    hub = existing_hub()
+    if hub is not None:
+        await hub.reauthorize(topic)
+    await _to_other_processes(hub, {"type": "rt.reauth", "topic": topic})
+
+
+# --- server broadcasts on a topic --------------------------------------------------------------
+
+
+def broadcast_on_commit(*, topic: str, event: str, payload: dict[str, Any]) -> None:
+    """Broadcast ``event`` on ``topic`` (e.g. ``project:abc``) after the transaction commits."""
+    transaction.on_commit(partial(broadcast, topic=topic, event=event, payload=payload))
+
+
+def broadcast(*, topic: str, event: str, payload: dict[str, Any]) -> None:
+    # Project channels are private (the editor and the agent join them so); the service role may send.
+    message = {"topic": topic, "event": event, "payload": payload, "private": True}
+    if settings.SUPABASE_URL:
+        _supabase_broadcast(message)
+    elif relay.needed():
+        relay.post("broadcast", {"message": message})
+    else:
+        async_to_sync(publish_message)(message)
+
+
+def _supabase_broadcast(message: dict[str, Any]) -> None:
+    key = settings.SUPABASE_SERVICE_ROLE_KEY
+    try:
+        httpx.post(
+            f"{settings.SUPABASE_URL}/realtime/v1/api/broadcast",
+            json={"messages": [message]},
+            headers={"apikey": key, "Authorization": f"Bearer {key}"},
+            timeout=5,
+        ).raise_for_status()
+    except httpx.HTTPError as exc:
+        logger.warning("supabase broadcast failed", extra={"event": message["event"], "error": type(exc).__name__})
+
+
+def json_frames(topic: str, message: dict[str, Any]) -> BroadcastFrames:
+    """The fan-out frames of a REST-shaped message (`topic` without `realtime:`)."""
+    payload = {"type": "broadcast", "event": message["event"], "payload": message["payload"]}
+    if message.get("id"):
+        payload["meta"] = {"id": str(message["id"])}
+    return BroadcastFrames(TOPIC_PREFIX + topic, payload, None)
+
+
+async def publish_frames(topic: str, private: bool, frames: BroadcastFrames) -> None:
+    """Deliver already-authorized frames to every subscriber of ``topic`` and mirror them to operators."""
+    await get_hub().broadcast(topic_group(TOPIC_PREFIX + topic, private=private), frames, sender=None)
+    metrics.broadcast_seen(frames.event, frames.size())
+    await mirror_broadcast(topic, frames.event, frames.json_payload)
+
+
+async def publish_message(message: dict[str, Any]) -> None:
+    """A server-side broadcast (already authorized): one REST-shaped message to every subscriber."""
+    await publish_frames(message["topic"], bool(message.get("private")), json_frames(message["topic"], message))
+
+
+# --- relayed items (the server side of the relay) ----------------------------------------------
+
+
+async def dispatch(body: dict[str, Any]) -> None:
+    """Publish one item another process relayed to the server (see ``relay.post``)."""
+    kind = body["kind"]
+    if kind == "batch":
+        for item in body["items"]:
+            await dispatch(item)
+    elif kind == "event":
+        await apublish(Event(**body["event"]))
+    elif kind == "row_change":
+        await apublish_row_change(body["change"])
+    elif kind == "broadcast":
+        await publish_message(body["message"])
+    elif kind == "reauthorize":
+        await areauthorize(str(body["topic"]))
+
+
+# --- broadcasts mirrored into the operator views -----------------------------------------------
+
+
+async def mirror_broadcast(topic: str, event: str, payload: dict[str, Any] | None, *, source: str = "endpoint") -> None:
+    """Forward a broadcast on `project:{id}` to the operator views (others are ignored).
+
+    `source` is `endpoint` (the embedded endpoint saw it) or `bridge` (mirrored from Supabase).
+    """
+    summary = metrics.mirror_summary(topic, event, payload or {})
+    if summary is None:
+        return
+    project_id = topic.split(":", 1)[1]
+    try:
+        await apublish(realtime_message(project_id=project_id, event=event, data={**summary, "source": source}))
+    except Exception:
+        logger.exception("ops mirror failed", extra={"event": event})

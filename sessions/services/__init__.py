@@ -1,0 +1,50 @@
+"""Writes with side effects on preview sessions, by concern; import them from here.
+
+``create`` (access, quota, the row, provisioning queued), ``lifecycle`` (activate, touch, end),
+``provisioning`` (a warm or a new machine), ``agent_events`` (the agent's reports), ``sweeps`` (the
+schedules' writes), ``quotas`` and ``flags``. Every write announces itself through ``sessions.changes``.
+"""
+
+from sessions.services.agent_events import session_handle_agent_event
+from sessions.services.create import QuotaExceeded, session_create
+from sessions.services.flags import preview_flag_set, preview_flags_route
+from sessions.services.lifecycle import (
+    ACTIVITY_WRITE_INTERVAL,
+    session_activate,
+    session_end,
+    session_end_for_machines,
+    session_mark_step,
+    session_touch,
+    sessions_delete_finished,
+)
+from sessions.services.provisioning import session_provision
+from sessions.services.quotas import quota_set
+from sessions.services.sweeps import (
+    STATUS_FANOUT_LIMIT,
+    session_end_expired,
+    session_fail_stuck,
+    session_reap_idle,
+    session_release_finished_machines,
+)
+
+__all__ = [
+    "ACTIVITY_WRITE_INTERVAL",
+    "STATUS_FANOUT_LIMIT",
+    "QuotaExceeded",
+    "preview_flag_set",
+    "preview_flags_route",
+    "quota_set",
+    "session_activate",
+    "session_create",
+    "session_end",
+    "session_end_expired",
+    "session_end_for_machines",
+    "session_fail_stuck",
+    "session_handle_agent_event",
+    "session_mark_step",
+    "session_provision",
+    "session_reap_idle",
+    "session_release_finished_machines",
+    "session_touch",
+    "sessions_delete_finished",
+]

@@ -1,0 +1,41 @@
+"""Reports from a machine's agent (``ready``, ``activity``, ``exit``) applied to its session."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from machines.models import Machine
+from machines.services import machine_preview_url
+from sessions.models import EndReason, PreviewSession
+from sessions.services.lifecycle import session_activate, session_end, session_touch
+
+
+def session_handle_agent_event(*, machine: Machine, event: dict[str, Any], now: datetime) -> str:
+    """Apply one report from a machine's agent to its session; returns what happened, for the reply."""
+    session = PreviewSession.objects.filter(machine=machine).order_by("-created_at").first()
+    if session is None:
+        return "no session"
+    kind = event["type"]
+    if kind == "ready":
+        if event.get("framework"):
+            PreviewSession.objects.filter(id=session.id).update(framework=str(event["framework"])[:32])
+        activated = session_activate(
+            session=session,
+            preview_url=machine_preview_url(machine, session),
+            boot_timings=event.get("boot_steps") or {},
+            now=now,
+        )
+        return "activated" if activated else "ignored"
+    if kind == "activity":
+        return (
+            "recorded"
+            if session_touch(session_id=session.id, source=str(event.get("source") or "agent"), now=now)
+            else "throttled"
+        )
+    if kind == "exit":
+        reason = EndReason.IDLE if event.get("reason") == "idle" else EndReason.FAILED
+        detail = f"agent exited: {event.get('reason')}"
+        ended = session_end(session=session, reason=reason, now=now, detail=detail, source="agent", release_later=True)
+        return "ended" if ended else "ignored"
+    return "noted"

@@ -1,0 +1,146 @@
+"""Creating a session: project access, the quota, the row, and provisioning queued on commit."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django_q.tasks import async_task
+
+from sessions.access import project_check_use, project_claim
+from sessions.changes import session_status_announce
+from sessions.models import LEGACY_FRAMEWORK, EndReason, PreviewSession, SessionStatus
+from sessions.selectors import (
+    PreviewRoute,
+    QuotaDecision,
+    preview_route_for,
+    quota_evaluate,
+    session_live_for_project,
+    session_ttl_seconds,
+)
+from sessions.services.lifecycle import session_end
+from velocity import metrics
+from velocity.auth import Claims
+from velocity.locks import transaction_lock
+
+logger = logging.getLogger(__name__)
+
+PROVISION_TASK = "sessions.tasks.provision_session"
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, decision: QuotaDecision) -> None:
+        super().__init__(decision.reasons[0]["message"])
+        self.decision = decision
+
+
+def _lock_user(user_id: uuid.UUID) -> None:
+    """Serialize one user's creates, so the quota is counted once per create."""
+    transaction_lock(f"user-creates:{user_id}")
+
+
+def _enqueue_provisioning(session_id: uuid.UUID) -> None:
+    async_task(PROVISION_TASK, str(session_id), task_name=f"provision-{session_id}", group="provisioning")
+
+
+def session_create(
+    *, claims: Claims, user_id: uuid.UUID, project_id: str, memory_mb: int, now: datetime
+) -> tuple[PreviewSession, bool]:
+    """The user's live session for the project, or a new one (``True``) queued for provisioning.
+
+    Raises ``ProjectForbidden`` unless ``claims`` may use the project (an id nobody holds is claimed for
+    the caller in the same transaction as the session), ``QuotaExceeded`` with every reason when the quota
+    refuses; nothing is written then.
+    When the rollback flags route the caller to the legacy previews, the session is an active one pointing
+    at the Appetize app, and no machine is made. A live session of the other kind is ended first.
+    """
+    project_check_use(claims=claims, project_id=project_id)
+    route = preview_route_for(user_id=user_id, project_id=project_id)
+    existing = session_live_for_project(user_id, project_id)
+    if existing is not None and existing.is_legacy != route.is_legacy:
+        session_end(
+            session=existing, reason=EndReason.OPERATOR, now=now, detail=_switch_detail(route), source="operator"
+        )
+        existing = None
+    if existing is not None:
+        return existing, False
+    if route.is_legacy:
+        return _legacy_session(claims=claims, user_id=user_id, project_id=project_id, route=route, now=now)
+    try:
+        with transaction.atomic():
+            _lock_user(user_id)
+            existing = session_live_for_project(user_id, project_id)
+            if existing is not None:
+                return existing, False
+            project_claim(claims=claims, project_id=project_id, now=now)
+            session = _insert_session(user_id=user_id, project_id=project_id, memory_mb=memory_mb, now=now)
+    except IntegrityError:
+        # Another request for the same project won between our check and insert: theirs is ours.
+        existing = session_live_for_project(user_id, project_id)
+        if existing is None:
+            raise
+        return existing, False
+    logger.info("session created", extra={"session_id": str(session.id), "project_id": project_id})
+    metrics.session_created(kind="preview")
+    return session, True
+
+
+def _switch_detail(route: PreviewRoute) -> str:
+    flag = f" (flag {route.flag})" if route.flag is not None else ""
+    return f"preview switched to {route.target}{flag}"
+
+
+def _legacy_session(
+    *, claims: Claims, user_id: uuid.UUID, project_id: str, route: PreviewRoute, now: datetime
+) -> tuple[PreviewSession, bool]:
+    """An active session whose preview is the Appetize app: no quota (it costs no machine), no provisioning."""
+    try:
+        with transaction.atomic():
+            project_claim(claims=claims, project_id=project_id, now=now)
+            session = PreviewSession.objects.create(
+                user_id=user_id,
+                project_id=project_id,
+                status=SessionStatus.ACTIVE,
+                preview_url=route.legacy_url,
+                framework=LEGACY_FRAMEWORK,
+                created_at=now,
+                updated_at=now,
+                started_at=now,
+                last_activity_at=now,
+                last_activity_source="create",
+                expires_at=now + timedelta(seconds=settings.PREVIEW_SESSION_TTL),
+            )
+            session_status_announce(session, "INSERT")
+    except IntegrityError:
+        existing = session_live_for_project(user_id, project_id)
+        if existing is None:
+            raise
+        return existing, False
+    logger.info("legacy session created", extra={"session_id": str(session.id), "project_id": project_id})
+    metrics.session_created(kind="legacy")
+    return session, True
+
+
+def _insert_session(*, user_id: uuid.UUID, project_id: str, memory_mb: int, now: datetime) -> PreviewSession:
+    decision = quota_evaluate(user_id, now=now, memory_mb=memory_mb)
+    if not decision.can_create:
+        raise QuotaExceeded(decision)
+    ttl = session_ttl_seconds(decision.quota, settings.PREVIEW_SESSION_TTL)
+    session = PreviewSession.objects.create(
+        user_id=user_id,
+        project_id=project_id,
+        memory_mb=memory_mb,
+        status=SessionStatus.CREATING,
+        created_at=now,
+        updated_at=now,
+        queued_at=now,
+        last_activity_at=now,
+        last_activity_source="create",
+        expires_at=now + timedelta(seconds=ttl),
+    )
+    session_status_announce(session, "INSERT")
+    transaction.on_commit(lambda: _enqueue_provisioning(session.id))
+    return session

@@ -1,0 +1,23 @@
+"""Writes on quotas (the service role's API; the dashboard goes through here too)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from sessions.models import Quota
+
+
+def quota_set(*, user_id: uuid.UUID, values: dict[str, Any]) -> tuple[Quota, bool]:
+    """Create or update one user's quota override."""
+    with transaction.atomic():
+        quota, created = Quota.objects.select_for_update().get_or_create(user_id=user_id, defaults=values)
+        if not created:
+            for name, value in values.items():
+                setattr(quota, name, value)
+            quota.updated_at = timezone.now()
+            quota.save(update_fields=[*values.keys(), "updated_at"])
+    return quota, created
