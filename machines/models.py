@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -13,6 +14,16 @@ from django.utils import timezone
 class Provider(models.TextChoices):
     LOCAL = "local", "Local process"
     FLY = "fly", "Fly Machines"
+
+    @property
+    def reached_directly(self) -> bool:
+        """Its machines answer on an address of their own (a loopback port): no replay, no region."""
+        return self is Provider.LOCAL
+
+    @property
+    def previews_by_replay(self) -> bool:
+        """Its previews go through the orchestrator's preview host, which answers ``fly-replay``."""
+        return self is Provider.FLY
 
 
 class MachineState(models.TextChoices):
@@ -93,6 +104,15 @@ class Machine(models.Model):
     @property
     def is_gone(self) -> bool:
         return self.state in GONE_STATES
+
+    @property
+    def latest_session(self) -> Any:
+        """The newest session that ran here, or None: the one answer to "whose machine is this?".
+
+        Reads the ``sessions`` relation the sessions app declares (prefetch it for lists); a machine runs
+        one session in its life, a warm one none until it is claimed.
+        """
+        return max(self.sessions.all(), key=lambda session: session.created_at, default=None)
 
 
 class MachineEvent(models.Model):

@@ -18,7 +18,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 
-from machines.models import GONE_STATES, CostRollup, Machine, MachineState, ReconcileReport
+from machines.models import GONE_STATES, CostRollup, Machine, MachineState, Provider, ReconcileReport
 from machines.pricing import DEFAULT_ROOTFS_GB, machine_cost
 from machines.usage import MachineUsage, Slice, machine_intervals, usage_slices
 
@@ -54,7 +54,7 @@ class CostTotals:
 
 def machine_usage(machine: Machine, *, now: datetime) -> MachineUsage:
     """The pricing view of one machine (uses prefetched ``events`` and ``sessions`` when present)."""
-    session = next(iter(sorted(machine.sessions.all(), key=lambda s: s.created_at, reverse=True)), None)
+    session = machine.latest_session
     busy_until = None
     if session is not None and session.ended_at is not None:
         reaped_idle = session.end_reason == "idle" and session.last_activity_at is not None
@@ -63,7 +63,7 @@ def machine_usage(machine: Machine, *, now: datetime) -> MachineUsage:
         cpu_kind=machine.cpu_kind,
         cpus=machine.cpus,
         memory_mb=machine.memory_mb,
-        region=None if machine.provider == "local" else machine.region,
+        region=None if Provider(machine.provider).reached_directly else machine.region,
         intervals=machine_intervals(((e.to_state, e.at) for e in machine.events.all()), now=now),
         user_id=str(session.user_id) if session is not None else None,
         busy_from=(machine.assigned_at or machine.created_at) if session is not None else None,

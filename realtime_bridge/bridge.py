@@ -68,7 +68,7 @@ class Bridge:
         return cls(
             url=settings.SUPABASE_URL,
             key=settings.SUPABASE_SERVICE_ROLE_KEY,
-            channels_per_socket=getattr(settings, "REALTIME_BRIDGE_CHANNELS_PER_SOCKET", 100),
+            channels_per_socket=settings.REALTIME_BRIDGE_CHANNELS_PER_SOCKET,
         )
 
     @property

@@ -46,6 +46,11 @@ def session_assigned_to_machine(machine_id: uuid.UUID) -> PreviewSession | None:
     return PreviewSession.objects.filter(machine_id=machine_id, status__in=LIVE_STATUSES).first()
 
 
+def session_of_machine(machine_id: uuid.UUID) -> PreviewSession | None:
+    """The newest session a machine ran (or runs): the one its agent reports for."""
+    return PreviewSession.objects.filter(machine_id=machine_id).order_by("-created_at").first()
+
+
 def session_for_preview(session_id: uuid.UUID) -> PreviewSession | None:
     """A session and its machine, for the preview route (which anyone holding the URL may use)."""
     return PreviewSession.objects.select_related("machine").filter(id=session_id).first()

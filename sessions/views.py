@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 
-from machines.models import MachineState
+from machines.models import MachineState, Provider
 from machines.services import machine_replay_header
 from sessions.models import PreviewSession
 from sessions.selectors import session_for_preview
@@ -42,7 +42,7 @@ def preview_replay(
         response = _page(request, 503, "Starting preview…", "The preview machine is starting; this page retries.")
         response["Retry-After"] = str(STARTING_RETRY_SECONDS)
         return response
-    if machine.provider == "local":
+    if Provider(machine.provider).reached_directly:
         query = request.META.get("QUERY_STRING", "")
         return HttpResponseRedirect(f"{machine.address}/{path}" + (f"?{query}" if query else ""))
     if not on_preview_host:
@@ -57,7 +57,7 @@ def preview_replay(
 @xframe_options_exempt
 def preview_by_path(request: HttpRequest, session_id: uuid.UUID, path: str = "") -> HttpResponse:
     """``/preview/<session>/`` on the orchestrator's host: local machines only (a redirect to their port)."""
-    if settings.MACHINE_PROVIDER == "fly":
+    if Provider(settings.MACHINE_PROVIDER).previews_by_replay:
         return preview_on_its_own_host(request, session_id)
     return preview_replay(request, session_id, path=path, on_preview_host=False)
 

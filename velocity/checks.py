@@ -76,9 +76,13 @@ def _supabase_project_access_errors() -> list[CheckMessage]:
                 id="velocity.E007",
             )
         )
-    for name, validate in (("TABLE", quoted_table), ("ID_COLUMN", quoted_identifier)):
+    names = (
+        ("TABLE", settings.PROJECT_ACCESS_SUPABASE_TABLE, quoted_table),
+        ("ID_COLUMN", settings.PROJECT_ACCESS_SUPABASE_ID_COLUMN, quoted_identifier),
+    )
+    for name, value, validate in names:
         try:
-            validate(getattr(settings, f"PROJECT_ACCESS_SUPABASE_{name}"))
+            validate(value)
         except ValueError as exc:
             errors.append(Error(f"PROJECT_ACCESS_SUPABASE_{name} is not a valid name: {exc}.", id="velocity.E008"))
     return errors

@@ -127,7 +127,7 @@ class DatabaseCollector:
 def _authorized(request: HttpRequest) -> bool:
     from django.conf import settings
 
-    token = getattr(settings, "METRICS_TOKEN", "")
+    token = settings.METRICS_TOKEN
     if not token:
         return True
     offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()

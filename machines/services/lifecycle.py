@@ -24,6 +24,7 @@ from machines.models import (
     Machine,
     MachineEvent,
     MachineState,
+    Provider,
     hash_token,
     new_machine_token,
 )
@@ -95,7 +96,7 @@ def _count_gone(machine: Machine, *, source: str, detail: dict[str, Any], now: d
 
 
 def _state_event(machine: Machine, source: str) -> events.Event:
-    session = machine.sessions.order_by("-created_at").only("id", "project_id").first()
+    session = machine.latest_session
     return events.machine_state(
         machine_id=str(machine.id),
         state=machine.state,
@@ -150,11 +151,12 @@ def machine_prepare(
 ) -> tuple[Machine, MachineSpec]:
     """The machine's row (``created``) and what to ask the provider for; the token lives only in the spec."""
     token, token_hash = new_machine_token()
+    provider = Provider(settings.MACHINE_PROVIDER)
     machine = Machine.objects.create(
         assigned_at=None if session is None else timezone.now(),
         provider=settings.MACHINE_PROVIDER,
-        app=settings.FLY_APP_NAME if settings.MACHINE_PROVIDER == "fly" else "",
-        region=settings.FLY_REGION if settings.MACHINE_PROVIDER == "fly" else "local",
+        app="" if provider.reached_directly else settings.FLY_APP_NAME,
+        region="local" if provider.reached_directly else settings.FLY_REGION,
         image=settings.PREVIEW_CONTAINER_IMAGE,
         memory_mb=memory_mb,
         token_hash=token_hash,
@@ -292,7 +294,7 @@ def machine_stop_all_local(*, now: datetime) -> int:
     Machines the database knows are destroyed through ``machine_destroy`` (recorded, source ``operator``)
     after their sessions end; any other machine directory the local provider still has is destroyed too.
     """
-    live = Machine.objects.filter(provider="local").exclude(state__in=GONE_STATES)
+    live = Machine.objects.filter(provider=Provider.LOCAL).exclude(state__in=GONE_STATES)
     machine_ids = list(live.values_list("id", flat=True))
     end_sessions_of_machines(
         machine_ids, reason="operator", now=now, source=EventSource.OPERATOR, detail="the orchestrator stopped"
@@ -301,7 +303,7 @@ def machine_stop_all_local(*, now: datetime) -> int:
         machine_destroy(machine_id=machine_id, source=EventSource.OPERATOR, detail={"reason": "orchestrator stopped"})
         for machine_id in machine_ids
     )
-    provider = get_provider("local")
+    provider = get_provider(Provider.LOCAL)
     for leftover in provider.list():
         provider.destroy(leftover.id, force=True)
     return stopped
@@ -337,7 +339,7 @@ def machine_preview_url(machine: Machine, session: Any) -> str:
     machine. There is no fallback onto the orchestrator's origin: a preview's scripts would run next
     to /admin/ there (velocity.E009 reports the missing suffix at startup).
     """
-    if machine.provider == "local":
+    if Provider(machine.provider).reached_directly:
         return f"{machine.address}/"
     if not settings.PREVIEW_HOST_SUFFIX:
         raise ImproperlyConfigured("Fly previews need PREVIEW_HOST_SUFFIX (velocity.E009).")

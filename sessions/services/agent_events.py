@@ -8,12 +8,13 @@ from typing import Any
 from machines.models import Machine
 from machines.services import machine_preview_url
 from sessions.models import EndReason, PreviewSession
+from sessions.selectors import session_of_machine
 from sessions.services.lifecycle import session_activate, session_end, session_touch
 
 
 def session_handle_agent_event(*, machine: Machine, event: dict[str, Any], now: datetime) -> str:
     """Apply one report from a machine's agent to its session; returns what happened, for the reply."""
-    session = PreviewSession.objects.filter(machine=machine).order_by("-created_at").first()
+    session = session_of_machine(machine.id)
     if session is None:
         return "no session"
     kind = event["type"]
