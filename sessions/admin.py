@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from sessions import services
-from sessions.dashboard.services import quota_delete_by_operator, quota_save_by_operator
+from dashboard.services import quota_delete_by_operator, quota_save_by_operator
 from sessions.models import PreviewFlag, PreviewSession, PreviewTarget, Quota
 
 

@@ -23,7 +23,7 @@ from machines import services as machine_services
 from machines.models import Machine, MachineState
 from machines.pricing import CENT
 from realtime_bridge import metrics as realtime_metrics
-from sessions.dashboard import audit_log, charts, playground, selectors, services
+from dashboard import audit_log, charts, playground, selectors, services
 from sessions.models import LIVE_STATUSES, SessionStatus
 from sessions.selectors import session_deadlines
 from velocity import http_stats
