@@ -6,8 +6,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from sessions import services
 from dashboard.services import quota_delete_by_operator, quota_save_by_operator
+from sessions import services
 from sessions.models import PreviewFlag, PreviewSession, PreviewTarget, Quota
 
 

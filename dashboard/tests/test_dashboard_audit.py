@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
+from dashboard.tests.dashboard_setup import live_session
 from machines.models import AuditRecord
 from sessions.models import Quota
-from dashboard.tests.dashboard_setup import live_session
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dashboard import selectors
-from sessions.models import PreviewSession, Quota
 from dashboard.tests.dashboard_setup import past_session
+from sessions.models import PreviewSession, Quota
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
