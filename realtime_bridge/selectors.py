@@ -1,8 +1,7 @@
-"""Reads for the realtime endpoint and the operator views; the row visibility rule of `postgres_changes`."""
+"""Reads for the realtime endpoint; the row visibility rule of `postgres_changes`."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,44 +28,6 @@ def row_visible(claims: Claims, row: Mapping[str, Any]) -> bool:
     if claims.is_agent or claims.role != "authenticated" or claims.sub is None:
         return False
     return str(row.get("user_id")) == str(claims.sub)
-
-
-def live_sessions(*, limit: int = 200) -> list[dict[str, Any]]:
-    """The operator snapshot: live sessions, newest first."""
-    rows = (
-        PreviewSession.objects.filter(status__in=LIVE_STATUSES)
-        .order_by("-created_at")
-        .values("id", "user_id", "project_id", "status", "preview_url", "framework", "created_at")
-    )
-    return [_jsonable(row) for row in rows[:limit]]
-
-
-def session_snapshot(session_id: uuid.UUID) -> dict[str, Any] | None:
-    row = (
-        PreviewSession.objects.filter(pk=session_id)
-        .values(
-            "id",
-            "user_id",
-            "project_id",
-            "status",
-            "preview_url",
-            "framework",
-            "created_at",
-            "started_at",
-            "ended_at",
-            "end_reason",
-        )
-        .first()
-    )
-    return None if row is None else _jsonable(row)
-
-
-def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if hasattr(v, "isoformat") else _plain(v) for k, v in row.items()}
-
-
-def _plain(value: Any) -> Any:
-    return str(value) if isinstance(value, uuid.UUID) else value
 
 
 def live_project_topics() -> set[str]:
