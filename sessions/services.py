@@ -34,6 +34,7 @@ from sessions.selectors import (
     session_ttl_seconds,
 )
 from velocity import metrics
+from velocity.audit import audit
 from velocity.auth import Claims
 
 logger = logging.getLogger(__name__)
@@ -364,15 +365,21 @@ def session_fail_stuck(*, now: datetime, timeout: int) -> int:
     return failed
 
 
-def quota_set(*, user_id: uuid.UUID, values: dict[str, Any]) -> tuple[Quota, bool]:
-    """Create or update one user's quota override."""
+def quota_set(*, user_id: uuid.UUID, values: dict[str, Any], actor_label: str) -> tuple[Quota, bool]:
+    """Create or update one user's quota override (the API's write, by the service role named ``actor_label``),
+    audited like an operator's edit."""
     with transaction.atomic():
         quota, created = Quota.objects.select_for_update().get_or_create(user_id=user_id, defaults=values)
+        before = {} if created else quota.audit_values()
         if not created:
             for name, value in values.items():
                 setattr(quota, name, value)
             quota.updated_at = timezone.now()
             quota.save(update_fields=[*values.keys(), "updated_at"])
+        action = "quota.create" if created else "quota.update"
+        audit(
+            actor=None, actor_label=actor_label, action=action, target=quota, before=before, after=quota.audit_values()
+        )
     return quota, created
 
 
@@ -487,8 +494,14 @@ def preview_flag_set(
     return flag
 
 
-def preview_flags_route(*, flag_ids: list[uuid.UUID], target: str, now: datetime) -> int:
-    """Point the given flags at ``target``; returns how many changed."""
-    changed = PreviewFlag.objects.filter(id__in=flag_ids).exclude(target=target).update(target=target, updated_at=now)
-    logger.info("preview flags routed", extra={"target": target, "count": changed})
-    return changed
+def preview_flags_route(*, flag_ids: list[uuid.UUID], target: str, actor: Any, now: datetime) -> int:
+    """Point the given flags at ``target`` for an operator, one audit record per flag changed; returns how many."""
+    with transaction.atomic():
+        flags = list(PreviewFlag.objects.select_for_update().filter(id__in=flag_ids).exclude(target=target))
+        for flag in flags:
+            before = flag.audit_values()
+            flag.target, flag.updated_at = target, now
+            flag.save(update_fields=["target", "updated_at"])
+            audit(actor=actor, action="flag.route", target=flag, before=before, after=flag.audit_values())
+    logger.info("preview flags routed", extra={"target": target, "count": len(flags)})
+    return len(flags)
