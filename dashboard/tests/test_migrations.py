@@ -10,7 +10,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 from dashboard.models import AuditRecord
 
-BEFORE_THE_MOVE = [("dashboard", None), ("machines", "0003_audit_actor_label")]
+MACHINES_BEFORE = ("machines", "0003_audit_actor_label")
+BEFORE_THE_MOVE: list[tuple[str, str | None]] = [("dashboard", None), MACHINES_BEFORE]
 
 
 def migrate(targets: list[tuple[str, str | None]]) -> MigrationExecutor:
@@ -24,7 +25,7 @@ def test_records_written_before_the_move_survive_it_both_ways() -> None:
     leaves = MigrationExecutor(connection).loader.graph.leaf_nodes()
     content_type_id = ContentType.objects.get_for_model(AuditRecord).id
     try:
-        old_state = migrate(BEFORE_THE_MOVE).loader.project_state(BEFORE_THE_MOVE[1]).apps
+        old_state = migrate(BEFORE_THE_MOVE).loader.project_state(MACHINES_BEFORE).apps
         old_model = old_state.get_model("machines", "AuditRecord")
         old_model.objects.create(action="quota.update", target_type="t", target_id="1", actor_label="service_role")
         moved_type = ContentType.objects.filter(id=content_type_id).values_list("app_label", "model").get()
