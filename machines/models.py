@@ -5,7 +5,6 @@ import secrets
 import uuid
 from typing import Any
 
-from django.conf import settings
 from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -132,31 +131,6 @@ class MachineEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_state or '-'} -> {self.to_state} ({self.source})"
-
-
-class AuditRecord(models.Model):
-    """Who changed what, by hand: operator kills and ends, quota changes. Written by ``audit_record`` only."""
-
-    id = models.BigAutoField(primary_key=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_label = models.CharField(
-        max_length=100, blank=True, help_text="Who acted when it was not an operator: e.g. the service role."
-    )
-    action = models.CharField(max_length=64)
-    target_type = models.CharField(max_length=64)
-    target_id = models.CharField(max_length=64)
-    before = models.JSONField(default=dict, blank=True)
-    after = models.JSONField(default=dict, blank=True)
-    at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.action} {self.target_type}:{self.target_id}"
 
 
 class ReconcileReport(models.Model):

@@ -1,17 +1,16 @@
-"""Websocket adapters: the embedded Realtime endpoint and the operator live streams."""
+"""Websocket adapter of the embedded Realtime endpoint (the operator streams are the dashboard's)."""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 
-from realtime_bridge import events, metrics, policies, selectors
+from realtime_bridge import metrics, policies, selectors
 from realtime_bridge.connection import Connection, Limits
 from realtime_bridge.hub import get_hub
 from realtime_bridge.protocol import serializer_for
@@ -27,16 +26,6 @@ def _authorize(claims: Claims, topic: str, action: str) -> bool:
     except DatabaseError:
         logger.exception("realtime authorization query failed", extra={"topic": topic})
         return False
-
-
-@database_sync_to_async
-def _live_sessions() -> list[dict[str, Any]]:
-    return selectors.live_sessions()
-
-
-@database_sync_to_async
-def _session(session_id: uuid.UUID) -> dict[str, Any] | None:
-    return selectors.session_snapshot(session_id)
 
 
 def _handshake(scope: dict[str, Any]) -> tuple[str | None, str]:
@@ -91,56 +80,3 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def close_socket(self) -> None:
         await self.close()
-
-
-class OpsConsumer(AsyncJsonWebsocketConsumer):
-    """`/ws/ops/`: staff only; a snapshot, then every event published through `events.py`."""
-
-    groups_joined: list[str] | None = None
-
-    async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_staff:
-            await self.close()
-            return
-        self.groups_joined = await self.ops_groups()
-        if self.groups_joined is None:
-            await self.close()
-            return
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-        await self.accept()
-        await self.send_json(await self.snapshot())
-
-    async def ops_groups(self) -> list[str] | None:
-        """The groups this stream follows, or None to refuse it."""
-        return [events.OPS_GROUP]
-
-    async def snapshot(self) -> dict[str, Any]:
-        return {"type": "snapshot", "sessions": await _live_sessions(), "metrics": metrics.snapshot()}
-
-    async def disconnect(self, code: int) -> None:
-        for group in self.groups_joined or []:
-            await self.channel_layer.group_discard(group, self.channel_name)
-
-    async def ops_event(self, message: dict[str, Any]) -> None:
-        await self.send_json({"type": "event", **message["event"]})
-
-
-class OpsSessionConsumer(OpsConsumer):
-    """`/ws/ops/sessions/<uuid>/`: one session's events and its project's mirrored messages."""
-
-    session: dict[str, Any] | None = None
-
-    async def ops_groups(self) -> list[str] | None:
-        session_id = self.scope["url_route"]["kwargs"]["session_id"]
-        self.session = await _session(uuid.UUID(str(session_id)))
-        if self.session is None:
-            return None
-        return [
-            events.session_group(self.session["id"]),
-            events.project_group(self.session["project_id"]),
-        ]
-
-    async def snapshot(self) -> dict[str, Any]:
-        return {"type": "snapshot", "session": self.session, "metrics": metrics.snapshot()}

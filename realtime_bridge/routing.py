@@ -1,4 +1,4 @@
-"""Websocket routes of the realtime endpoint and the operator streams.
+"""Websocket routes of the realtime endpoint (the operator streams are in `dashboard/routing.py`).
 
 `realtime_urlpatterns` needs no Django session or user: an ASGI entry point may route it outside
 `AuthMiddlewareStack`, which saves that middleware's work on every frame fanned out (about 15% of
@@ -11,10 +11,4 @@ from realtime_bridge import consumers
 
 realtime_urlpatterns = [
     path("realtime/v1/websocket", consumers.RealtimeConsumer.as_asgi()),
-]
-
-websocket_urlpatterns = [
-    *realtime_urlpatterns,
-    path("ws/ops/", consumers.OpsConsumer.as_asgi()),
-    path("ws/ops/sessions/<uuid:session_id>/", consumers.OpsSessionConsumer.as_asgi()),
 ]

@@ -176,7 +176,9 @@ class UserQuotaApi(APIView):
     def put(self, request: Request, user_id: uuid.UUID) -> Response:
         serializer = QuotaLimitsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        quota, created = services.quota_set(user_id=user_id, values=dict(serializer.validated_data))
+        quota, created = services.quota_set(
+            user_id=user_id, values=dict(serializer.validated_data), actor_label=_actor(request)
+        )
         return Response(
             QuotaLimitsSerializer(quota).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )

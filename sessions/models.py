@@ -92,6 +92,17 @@ class PreviewSession(models.Model):
         return self.framework == "legacy" and self.machine_id is None
 
 
+# The limits of a quota, as the audit trail records them.
+QUOTA_FIELDS = (
+    "user_id",
+    "max_concurrent_sessions",
+    "max_session_seconds",
+    "monthly_machine_seconds",
+    "monthly_budget_usd",
+    "max_memory_mb",
+)
+
+
 class Quota(models.Model):
     """Limits for one user, or the default for everyone when ``user_id`` is null."""
 
@@ -123,6 +134,10 @@ class Quota(models.Model):
     @property
     def is_default(self) -> bool:
         return self.user_id is None
+
+    def audit_values(self) -> dict[str, str | None]:
+        """The limits as text, for the audit trail's before and after (decimals and UUIDs as JSON cannot)."""
+        return {name: None if value is None else str(value) for name in QUOTA_FIELDS for value in [getattr(self, name)]}
 
 
 class FlagScope(models.TextChoices):
@@ -180,6 +195,11 @@ class PreviewFlag(models.Model):
     def __str__(self) -> str:
         subject = {"user": str(self.user_id), "project": self.project_id}.get(self.scope, "everyone")
         return f"{subject} → {self.target}"
+
+    def audit_values(self) -> dict[str, str | None]:
+        """What the flag says, for the audit trail's before and after."""
+        fields = ("scope", "user_id", "project_id", "target", "legacy_url", "note")
+        return {name: None if value is None else str(value) for name in fields for value in [getattr(self, name)]}
 
 
 class ProjectRole(models.TextChoices):

@@ -14,10 +14,10 @@ from typing import Any
 
 from django.db import transaction
 
-from machines.services import audit_record
 from realtime_bridge import events, publish
 from sessions.models import LIVE_STATUSES, EndReason, PreviewSession, Project, ProjectMember
 from sessions.services import session_end
+from velocity.audit import audit
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def project_set_owner(*, project_id: str, owner_id: uuid.UUID, actor: str, now: 
             ProjectMember.objects.filter(project=project, user_id=owner_id).delete()
             _end_sessions_of(user_id=previous, project=project, now=now)
             _access_changed(project_id)
-        audit_record(
+        audit(
             actor=None,
             actor_label=actor,
             action="project.owner",
@@ -66,7 +66,7 @@ def project_member_set(*, project: Project, user_id: uuid.UUID, role: str, actor
         project.updated_at = now
         project.save(update_fields=["updated_at"])
         _access_changed(project.project_id)
-        audit_record(
+        audit(
             actor=None,
             actor_label=actor,
             action="project.member",
@@ -86,7 +86,7 @@ def project_member_remove(*, project: Project, user_id: uuid.UUID, actor: str, n
             return False
         _end_sessions_of(user_id=user_id, project=project, now=now)
         _access_changed(project.project_id)
-        audit_record(
+        audit(
             actor=None,
             actor_label=actor,
             action="project.member_removed",

@@ -12,8 +12,9 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app regi
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import WebsocketDenier  # noqa: E402
 
+from dashboard.routing import websocket_urlpatterns as ops_urlpatterns  # noqa: E402
 from realtime_bridge import relay  # noqa: E402
-from realtime_bridge.routing import realtime_urlpatterns, websocket_urlpatterns  # noqa: E402
+from realtime_bridge.routing import realtime_urlpatterns  # noqa: E402
 from velocity.middleware import BodySizeLimit, BrowserOriginValidator  # noqa: E402
 from velocity.preview_hosts import is_preview_host, scope_host  # noqa: E402
 
@@ -24,7 +25,7 @@ relay.mark_server_process()
 realtime_websockets = URLRouter(realtime_urlpatterns)
 # The operator streams ride a session cookie, so a page on another site must not open them (the realtime
 # endpoint authenticates each socket with a token and, like Supabase, serves every origin).
-session_websockets = BrowserOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+session_websockets = BrowserOriginValidator(AuthMiddlewareStack(URLRouter(ops_urlpatterns)))
 denied_websockets = WebsocketDenier.as_asgi()
 
 

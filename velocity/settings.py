@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "sessions.apps.PreviewSessionsConfig",
     "machines",
     "realtime_bridge",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -166,7 +167,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Static files live in their apps (`dashboard/static/dashboard/`), found by the app directories finder.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

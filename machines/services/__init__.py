@@ -1,10 +1,9 @@
-"""Writes with side effects on machines: lifecycle, warm pool, reconciliation, audit.
+"""Writes with side effects on machines: lifecycle, warm pool, reconciliation, cost rollups.
 
 Callers import from here (``from machines.services import machine_destroy``); the modules behind it are
 an implementation detail.
 """
 
-from machines.services.audit import audit_record
 from machines.services.cost import cost_rollup_refresh
 from machines.services.lifecycle import (
     agent_environment,
@@ -30,7 +29,6 @@ from machines.services.reconcile import machine_reconcile
 
 __all__ = [
     "agent_environment",
-    "audit_record",
     "cost_rollup_refresh",
     "end_sessions_of_machines",
     "machine_claim_warm",

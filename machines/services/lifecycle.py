@@ -39,6 +39,7 @@ from machines.providers.base import MachineState as ProviderState
 from machines.signals import machines_lost
 from realtime_bridge import events, publish
 from velocity import metrics
+from velocity.audit import audit
 from velocity.auth import AGENT_AUDIENCE, AGENT_MACHINE_CLAIM, AGENT_PROJECT_CLAIM, issue_token
 
 logger = logging.getLogger(__name__)
@@ -265,8 +266,6 @@ def machine_kill(*, machine_id: uuid.UUID, actor: Any | None, now: datetime) -> 
 
     False when the machine is unknown or already gone; the audit record is written only for a real kill.
     """
-    from machines.services.audit import audit_record
-
     machine = Machine.objects.filter(id=machine_id).first()
     if machine is None or machine.is_gone:
         return False
@@ -277,7 +276,7 @@ def machine_kill(*, machine_id: uuid.UUID, actor: Any | None, now: datetime) -> 
     )
     machine_destroy(machine_id=machine.id, source=EventSource.OPERATOR, detail=detail)
     machine.refresh_from_db()
-    audit_record(
+    audit(
         actor=actor,
         action="machine.kill",
         target=machine,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
+from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from sessions.models import FlagScope, PreviewFlag
+from velocity.audit import audit
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +30,14 @@ def preview_flag_set(
     return flag
 
 
-def preview_flags_route(*, flag_ids: list[uuid.UUID], target: str, now: datetime) -> int:
-    """Point the given flags at ``target``; returns how many changed."""
-    changed = PreviewFlag.objects.filter(id__in=flag_ids).exclude(target=target).update(target=target, updated_at=now)
-    logger.info("preview flags routed", extra={"target": target, "count": changed})
-    return changed
+def preview_flags_route(*, flag_ids: list[uuid.UUID], target: str, actor: Any, now: datetime) -> int:
+    """Point the given flags at ``target`` for an operator, one audit record per flag changed; returns how many."""
+    with transaction.atomic():
+        flags = list(PreviewFlag.objects.select_for_update().filter(id__in=flag_ids).exclude(target=target))
+        for flag in flags:
+            before = flag.audit_values()
+            flag.target, flag.updated_at = target, now
+            flag.save(update_fields=["target", "updated_at"])
+            audit(actor=actor, action="flag.route", target=flag, before=before, after=flag.audit_values())
+    logger.info("preview flags routed", extra={"target": target, "count": len(flags)})
+    return len(flags)

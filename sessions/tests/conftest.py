@@ -1,10 +1,11 @@
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
+from velocity.audit import audited
 from velocity.auth import issue_token
 
 
@@ -36,3 +37,17 @@ def staff_client(client: Any, django_user_model: Any) -> Any:
     client.force_login(operator)
     client.operator = operator
     return client
+
+
+@pytest.fixture
+def audits() -> Iterator[list[dict[str, Any]]]:
+    """What went through the audit door (``velocity.audit``) during the test, in order. The records
+    themselves are the dashboard's; this layer only promises to knock once per write."""
+    sent: list[dict[str, Any]] = []
+
+    def knock(sender: Any, *, signal: Any, **record: Any) -> None:
+        sent.append(record)
+
+    audited.connect(knock, weak=False, dispatch_uid="test-audits")
+    yield sent
+    audited.disconnect(dispatch_uid="test-audits")

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from realtime_bridge.tests.test_ops import live_session, session_cookie
+from dashboard.tests.test_ops import live_session, session_cookie
 from velocity.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,4 +1,5 @@
-"""The machines admin through the Django test client: the list, and the kill action with its confirmation."""
+"""The admin through the Django test client: the machines list and the kill action with its confirmation, the
+sessions' end action and read-only status, the flags' actions, and the way back to the dashboard."""
 
 import uuid
 from datetime import timedelta
@@ -8,10 +9,13 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from machines.models import AuditRecord, Machine, MachineEvent
+from dashboard.models import AuditRecord
+from dashboard.tests.dashboard_setup import live_session
+from machines.models import Machine, MachineEvent
 from machines.tests.factories import machine_with_history
 from machines.tests.fly_fake import FakeFly
-from sessions.models import PreviewSession, SessionStatus
+from sessions import services
+from sessions.models import FlagScope, PreviewSession, PreviewTarget, SessionStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +94,51 @@ def test_the_machines_list_shows_cost_and_owner_without_a_query_per_machine(
     assert response.status_code == 200
     assert response.content.count(b"shared-cpu-1x 512 MB") == 8
     assert b"1:00:0" in response.content  # an uptime of about an hour
+
+
+def test_the_end_action_ends_the_session_through_the_service_and_audits_it(
+    admin_client: Client, operator: User
+) -> None:
+    session = live_session()
+    url = "/admin/preview_sessions/previewsession/"
+    response = admin_client.post(url, {"action": "end_sessions", "_selected_action": [str(session.id)]}, follow=True)
+    assert b"Ended 1 session(s)." in response.content
+    session.refresh_from_db()
+    assert (session.status, session.end_reason) == ("ended", "operator")
+    assert session.machine is not None and session.machine.state == "destroyed"
+    assert list(AuditRecord.objects.values_list("action", "actor")) == [("session.end", operator.pk)]
+
+
+def test_a_sessions_status_cannot_be_changed_in_its_form(admin_client: Client) -> None:
+    session = live_session()
+    page = admin_client.get(f"/admin/preview_sessions/previewsession/{session.id}/change/").content.decode()
+    assert 'name="status"' not in page and 'name="end_reason"' not in page and 'name="ended_at"' not in page
+    assert 'name="expires_at_0"' in page  # the rest of the form is still there
+
+
+def test_sessions_and_machines_have_no_bulk_delete_and_sessions_are_not_added_by_hand(admin_client: Client) -> None:
+    for url in ("/admin/preview_sessions/previewsession/", "/admin/machines/machine/"):
+        assert b'value="delete_selected"' not in admin_client.get(url).content
+    assert admin_client.get("/admin/preview_sessions/previewsession/add/").status_code == 403
+
+
+def test_view_site_leads_to_the_dashboard(admin_client: Client) -> None:
+    assert b'href="/dashboard/"' in admin_client.get("/admin/").content
+    assert admin_client.get("/dashboard/").status_code == 200
+
+
+def test_operators_flip_flags_in_the_admin(admin_client: Client, operator: User) -> None:
+    flag = services.preview_flag_set(scope=FlagScope.EVERYONE, target=PreviewTarget.NEW)
+    url = "/admin/preview_sessions/previewflag/"
+    response = admin_client.post(url, {"action": "route_to_legacy", "_selected_action": [str(flag.id)]}, follow=True)
+    assert response.status_code == 200
+    flag.refresh_from_db()
+    assert flag.target == PreviewTarget.LEGACY
+    assert admin_client.get(url).status_code == 200
+    record = AuditRecord.objects.get()
+    assert (record.action, record.actor, record.before["target"], record.after["target"]) == (
+        "flag.route",
+        operator,
+        "new",
+        "legacy",
+    )

@@ -1,6 +1,6 @@
 """The SVG chart geometry the templates draw (pure)."""
 
-from sessions.dashboard import charts
+from dashboard import charts
 
 
 def test_the_axis_top_is_a_round_number_at_or_above_the_largest_value() -> None:

@@ -18,12 +18,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from dashboard import audit_log, charts, playground, selectors, services
 from machines import selectors as machine_selectors
 from machines import services as machine_services
 from machines.models import Machine, MachineState
 from machines.pricing import CENT
 from realtime_bridge import metrics as realtime_metrics
-from sessions.dashboard import audit_log, charts, playground, selectors, services
 from sessions.models import LIVE_STATUSES, SessionStatus
 from sessions.selectors import session_deadlines
 from velocity import http_stats

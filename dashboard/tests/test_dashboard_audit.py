@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from machines.models import AuditRecord
+from dashboard.models import AuditRecord
+from dashboard.tests.dashboard_setup import live_session
 from sessions.models import Quota
-from sessions.tests.dashboard_setup import live_session
 
 pytestmark = pytest.mark.django_db
 
@@ -63,11 +63,11 @@ def test_an_operator_end_is_audited_and_shown_on_the_session_page(staff_client: 
 def test_the_admin_lists_audit_records_read_only(admin_client: Any) -> None:
     session = live_session()
     admin_client.post(reverse("dashboard:session-end", args=[session.id]))
-    listing = admin_client.get(reverse("admin:machines_auditrecord_changelist"))
+    listing = admin_client.get(reverse("admin:dashboard_auditrecord_changelist"))
     assert listing.status_code == 200 and b"session.end" in listing.content
     entry = AuditRecord.objects.get()
-    assert admin_client.get(reverse("admin:machines_auditrecord_add")).status_code == 403
+    assert admin_client.get(reverse("admin:dashboard_auditrecord_add")).status_code == 403
     assert (
-        admin_client.post(reverse("admin:machines_auditrecord_delete", args=[entry.pk]), {"post": "yes"}).status_code
+        admin_client.post(reverse("admin:dashboard_auditrecord_delete", args=[entry.pk]), {"post": "yes"}).status_code
         == 403
     )

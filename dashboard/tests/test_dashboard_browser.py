@@ -95,7 +95,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     _manage(env, "migrate", "-v0")
     _manage(env, "ensure_operator")
-    _manage(env, "shell", "-c", "from sessions.tests.dashboard_setup import seed_history; seed_history()")
+    _manage(env, "shell", "-c", "from dashboard.tests.dashboard_setup import seed_history; seed_history()")
     supervisor = subprocess.Popen([sys.executable, "-m", "velocity.run"], cwd=REPO_ROOT, env=env)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", timeout=30)

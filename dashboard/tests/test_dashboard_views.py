@@ -13,11 +13,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from machines.models import AuditRecord, EventSource, MachineState
+from dashboard.models import AuditRecord
+from dashboard.tests.dashboard_setup import live_session
+from machines.models import EventSource, MachineState
 from machines.providers import get_provider
 from machines.services import machine_reconcile
 from sessions.models import EndReason, SessionStatus
-from sessions.tests.dashboard_setup import live_session
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sessions.dashboard import selectors
+from dashboard import selectors
+from dashboard.tests.dashboard_setup import past_session
 from sessions.models import PreviewSession, Quota
-from sessions.tests.dashboard_setup import past_session
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

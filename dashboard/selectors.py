@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -121,6 +121,46 @@ def _agent_up(session: PreviewSession) -> datetime | None:
 
 def _ms(delta: timedelta) -> float:
     return round(delta.total_seconds() * 1000, 1)
+
+
+# --- the operator streams' snapshots (``/ws/ops/``) ----------------------------------------------------
+
+
+def live_sessions(*, limit: int = 200) -> list[dict[str, Any]]:
+    """The operator snapshot: live sessions, newest first, as JSON-ready dicts."""
+    rows = (
+        PreviewSession.objects.filter(status__in=LIVE_STATUSES)
+        .order_by("-created_at")
+        .values("id", "user_id", "project_id", "status", "preview_url", "framework", "created_at")
+    )
+    return [_jsonable(row) for row in rows[:limit]]
+
+
+SNAPSHOT_FIELDS = (
+    "id",
+    "user_id",
+    "project_id",
+    "status",
+    "preview_url",
+    "framework",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "end_reason",
+)
+
+
+def session_snapshot(session_id: uuid.UUID) -> dict[str, Any] | None:
+    row = PreviewSession.objects.filter(pk=session_id).values(*SNAPSHOT_FIELDS).first()
+    return None if row is None else _jsonable(row)
+
+
+def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if hasattr(v, "isoformat") else _plain(v) for k, v in row.items()}
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, uuid.UUID) else value
 
 
 # --- machines --------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""Reads of the audit trail (``machines.AuditRecord``) for the dashboard."""
+"""Reads of the audit trail (``dashboard.AuditRecord``) for the dashboard."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from machines.models import AuditRecord
+from dashboard.models import AuditRecord
 
 RECENT = 100
 

@@ -1,0 +1,11 @@
+"""Websocket routes of the operator streams. They ride the staff session cookie, so the ASGI entry point
+routes them through `AuthMiddlewareStack` and the browser `Origin` check."""
+
+from django.urls import path
+
+from dashboard import consumers
+
+websocket_urlpatterns = [
+    path("ws/ops/", consumers.OpsConsumer.as_asgi()),
+    path("ws/ops/sessions/<uuid:session_id>/", consumers.OpsSessionConsumer.as_asgi()),
+]

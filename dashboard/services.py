@@ -1,0 +1,99 @@
+"""Operator actions from the dashboard and the admin: end a session, edit a quota or a flag (kills are
+``machines.services.machine_kill``); and the audit trail's one writer.
+
+Each action leaves one audit record (who, what, when, before and after) through ``velocity.audit.audit``,
+the door the lower layers use too; ``audit_record_create`` is the receiver behind that door.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from dashboard.models import AuditRecord
+from machines.models import EventSource
+from sessions.models import EndReason, PreviewFlag, PreviewSession, Quota
+from sessions.services import session_end
+from velocity.audit import audit
+
+
+def audit_record_create(
+    *,
+    actor: Any | None,
+    actor_label: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> AuditRecord:
+    return AuditRecord.objects.create(
+        actor=actor,
+        actor_label=actor_label,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        before=before,
+        after=after,
+    )
+
+
+def audit_record_on_signal(sender: Any, *, signal: Any, **record: Any) -> None:
+    """The receiver of ``velocity.audit.audited``, connected by ``DashboardConfig.ready``."""
+    audit_record_create(**record)
+
+
+def session_end_by_operator(*, session: PreviewSession, operator: Any, now: datetime) -> bool:
+    """End a live session for an operator (reason ``operator``) and record who did it."""
+    before = {"status": session.status}
+    ended = session_end(
+        session=session, reason=EndReason.OPERATOR, now=now, detail=f"ended by {operator}", source=EventSource.OPERATOR
+    )
+    if ended:
+        audit(
+            actor=operator,
+            action="session.end",
+            target=session,
+            before=before,
+            after={"status": session.status, "end_reason": session.end_reason},
+        )
+    return ended
+
+
+def quota_save_by_operator(*, quota: Quota, operator: Any) -> Quota:
+    """Save a quota edited in the admin and record the change (the values before and after)."""
+    previous = Quota.objects.filter(pk=quota.pk).first()
+    before = previous.audit_values() if previous else {}
+    with transaction.atomic():
+        quota.updated_at = timezone.now()
+        quota.save()
+        action = "quota.update" if before else "quota.create"
+        audit(actor=operator, action=action, target=quota, before=before, after=quota.audit_values())
+    return quota
+
+
+def quota_delete_by_operator(*, quota: Quota, operator: Any) -> None:
+    with transaction.atomic():
+        audit(actor=operator, action="quota.delete", target=quota, before=quota.audit_values(), after={})
+        quota.delete()
+
+
+def flag_save_by_operator(*, flag: PreviewFlag, operator: Any) -> PreviewFlag:
+    """Save a flag added or edited in the admin (its form or the list's ``target`` column), audited."""
+    previous = PreviewFlag.objects.filter(pk=flag.pk).first()
+    before = previous.audit_values() if previous else {}
+    with transaction.atomic():
+        flag.updated_at = timezone.now()
+        flag.save()
+        action = "flag.update" if before else "flag.create"
+        audit(actor=operator, action=action, target=flag, before=before, after=flag.audit_values())
+    return flag
+
+
+def flag_delete_by_operator(*, flag: PreviewFlag, operator: Any) -> None:
+    with transaction.atomic():
+        audit(actor=operator, action="flag.delete", target=flag, before=flag.audit_values(), after={})
+        flag.delete()
