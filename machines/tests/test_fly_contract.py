@@ -16,8 +16,8 @@ from werkzeug.datastructures import Headers
 
 from machines.providers.base import Guest, MachineSpec, MachineState, preview_metadata
 from machines.providers.fly import FlyConfig, FlyProvider
-from machines.tests.fly_fake import FakeClock, FakeFly, running
-from machines.tests.spec_contract import Answer, SpecContract, WireRequest, shared_contract
+from machines.testing.fly_fake import FakeClock, FakeFly, running
+from machines.testing.spec_contract import Answer, SpecContract, WireRequest, shared_contract
 
 CLIENT_OPERATIONS = {
     "Machines_create",

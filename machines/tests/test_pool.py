@@ -68,7 +68,7 @@ def test_concurrent_claims_on_postgresql_never_get_the_same_machine() -> None:
 
 
 @pytest.mark.django_db
-def test_refilling_creates_what_is_missing_and_shrinking_destroys_the_oldest(fly: object) -> None:
+def test_refilling_creates_what_is_missing_and_shrinking_destroys_the_oldest(fly_api: object) -> None:
     with override_settings(FLY_REGION="iad"):
         assert machine_pool_refill(size=2, memory_mb=512) == (2, 0)
         assert machine_pool_refill(size=2, memory_mb=512) == (0, 0)

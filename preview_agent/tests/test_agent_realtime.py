@@ -51,7 +51,7 @@ def relay(realtime: tuple[str, Callable[[str], str]]) -> Iterator[Relay]:
 async def session(
     realtime: tuple[str, Callable[[str], str]], relay: Relay, start_agent: StartAgent, tmp_path: Path
 ) -> AsyncIterator[Session]:
-    base_url, make_token = realtime
+    base_url, project_key = realtime
     project_id = f"proj-{uuid.uuid4().hex[:8]}"
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -61,14 +61,14 @@ async def session(
     (project / "index.html").write_text("<h1>boot</h1>")
     (project / "escape").symlink_to(outside, target_is_directory=True)
     relayed = base_url.replace(f":{urlsplit(base_url).port}", f":{relay.port}", 1)
-    env = {"PROJECT_ID": project_id, "REALTIME_URL": relayed, "REALTIME_KEY": make_token(project_id)}
+    env = {"PROJECT_ID": project_id, "REALTIME_URL": relayed, "REALTIME_KEY": project_key(project_id)}
     agent = await asyncio.to_thread(start_agent, project, MAX_FILE_BYTES="2048", **env)
-    editor = await Editor.join(base_url, make_token(project_id), project_id)
+    editor = await Editor.join(base_url, project_key(project_id), project_id)
     await until(lambda: agent.health()["supabaseConnected"])
     editors = [editor]
 
     async def join_editor() -> Editor:
-        editors.append(await Editor.join(base_url, make_token(project_id), project_id))
+        editors.append(await Editor.join(base_url, project_key(project_id), project_id))
         return editors[-1]
 
     yield Session(agent, editor, relay, outside, join_editor)
@@ -176,12 +176,12 @@ async def test_no_edit_is_lost_across_a_forced_disconnect(session: Session) -> N
 async def test_it_streams_dev_server_output_as_agent_log_events(
     realtime: tuple[str, Callable[[str], str]], start_agent: StartAgent
 ) -> None:
-    base_url, make_token = realtime
+    base_url, project_key = realtime
     project_id = f"proj-{uuid.uuid4().hex[:8]}"
-    env = {"PROJECT_ID": project_id, "REALTIME_URL": base_url, "REALTIME_KEY": make_token(project_id)}
+    env = {"PROJECT_ID": project_id, "REALTIME_URL": base_url, "REALTIME_KEY": project_key(project_id)}
     ticking = "while true; do echo tick; sleep 0.1; done"
     await asyncio.to_thread(start_agent, DEV_COMMAND=ticking, **env)
-    editor = await Editor.join(base_url, make_token(project_id), project_id)
+    editor = await Editor.join(base_url, project_key(project_id), project_id)
     try:
         _, log = await editor.wait_for(lambda e: e[0] == "agent:log" and e[1].get("line") == "tick", timeout=20)
         assert log["stream"] == "stdout"
@@ -216,13 +216,13 @@ async def test_a_burst_of_edits_is_acknowledged_without_tripping_the_servers_rat
 async def test_a_warm_pool_agent_syncs_files_once_assigned(
     realtime: tuple[str, Callable[[str], str]], start_agent: StartAgent, orchestrator: Recorder
 ) -> None:
-    base_url, make_token = realtime
+    base_url, project_key = realtime
     project_id = f"proj-{uuid.uuid4().hex[:8]}"
-    assignment = {"project_id": project_id, "session_id": "sess-warm", "realtime_key": make_token(project_id)}
+    assignment = {"project_id": project_id, "session_id": "sess-warm", "realtime_key": project_key(project_id)}
     orchestrator.assignments += [(204, None), (200, assignment)]
     env = {"PROJECT_ID": "", "REALTIME_URL": base_url, "REALTIME_KEY": "", "ORCHESTRATOR_URL": orchestrator.url}
     agent = await asyncio.to_thread(start_agent, ASSIGNMENT_POLL_INTERVAL="0.1", **env)
-    editor = await Editor.join(base_url, make_token(project_id), project_id)
+    editor = await Editor.join(base_url, project_key(project_id), project_id)
     try:
         await until(lambda: agent.health()["supabaseConnected"])
         await editor.edit("src/main.js", "warm")

@@ -27,12 +27,3 @@ def as_user(api: APIClient) -> Callable[..., APIClient]:
 
 def error_code(response: Any) -> str:
     return str(response.json()["error"]["code"])
-
-
-@pytest.fixture
-def staff_client(client: Any, django_user_model: Any) -> Any:
-    """A Django test client logged in as a staff operator."""
-    operator = django_user_model.objects.create_user("operator", password="pw-operator", is_staff=True)
-    client.force_login(operator)
-    client.operator = operator
-    return client

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from machines.models import Machine
-from machines.tests.fly_fake import FakeFly, running
+from machines.testing.fly_fake import FakeFly, running
 from sessions import services, tasks
 from sessions.models import PreviewSession
 from velocity.auth import issue_token
@@ -64,7 +64,7 @@ def live_cycle(client: APIClient) -> PreviewSession:
 
 # Transactional: the realtime endpoint's database_sync_to_async closes a connection left inside a test's atomic block.
 @pytest.mark.django_db(transaction=True)
-def test_metrics_expose_every_family_after_a_session_life_cycle(fly: FakeFly) -> None:
+def test_metrics_expose_every_family_after_a_session_life_cycle(fly_api: FakeFly) -> None:
     client = APIClient()
     _, before = scrape(client)
     session = live_cycle(client)
