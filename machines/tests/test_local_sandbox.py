@@ -22,9 +22,8 @@ from machines.providers.local_sandbox import (
     sandbox_release,
     sandbox_uid,
 )
-from preview_agent.tests.conftest import wait_until
 from preview_agent.tests.hostile import SERVED, read_found, write_hostile_project
-from velocity.testing import wait_for_http
+from velocity.testing import wait_for_http, wait_until
 from velocity.var_dir import read_or_create_secret, secure_var_dir
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="per-machine uids need root")

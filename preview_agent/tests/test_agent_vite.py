@@ -12,7 +12,9 @@ import pytest
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from .conftest import AgentProcess, spawn_agent, wait_until
+from velocity.testing import wait_until
+
+from .conftest import AgentProcess, spawn_agent
 
 pytestmark = [
     pytest.mark.slow,

@@ -14,8 +14,9 @@ import pytest
 from preview_agent.config import ConfigError, load_config
 from preview_agent.files import FileRefused, FileStore, write_inside
 from preview_agent.sandbox import CANNOT_DROP, RUNS_AS_ROOT, sandbox_from_env, sandbox_warning
-from preview_agent.tests.conftest import MACHINE_TOKEN, AgentProcess, wait_until
+from preview_agent.tests.conftest import MACHINE_TOKEN, AgentProcess
 from preview_agent.tests.hostile import SERVED, read_found, write_hostile_project
+from velocity.testing import wait_until
 
 UID = 2_000_123_457  # no passwd entry needed, as under the local provider
 OTHER_UID = UID + 1

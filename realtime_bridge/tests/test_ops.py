@@ -12,19 +12,13 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-from sessions.models import PreviewSession, Project
 from sessions.services import session_end
+from sessions.testing import live_session
 from velocity.asgi import application
 from velocity.auth import issue_token
 from velocity.testing import alogin_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@database_sync_to_async
-def live_session(user_id: uuid.UUID, project_id: str) -> PreviewSession:
-    Project.objects.create(project_id=project_id, owner_id=user_id)
-    return PreviewSession.objects.create(user_id=user_id, project_id=project_id, status="active")
 
 
 @pytest.fixture
@@ -69,7 +63,7 @@ FILE_UPDATE = {
 
 async def test_a_staff_websocket_sees_a_file_update_an_editor_broadcasts(open_ws):
     owner = uuid.uuid4()
-    session = await live_session(owner, "proj-ops")
+    session = await database_sync_to_async(live_session)(user_id=owner, project="proj-ops")
     ops = await open_ws("/ws/ops/", await alogin_cookie(is_staff=True))
     snapshot = await ops.receive_json_from()
     assert snapshot["type"] == "snapshot"
@@ -84,7 +78,7 @@ async def test_a_staff_websocket_sees_a_file_update_an_editor_broadcasts(open_ws
 
 async def test_the_session_stream_sees_its_project_traffic_and_status_changes(open_ws):
     owner = uuid.uuid4()
-    session = await live_session(owner, "proj-one")
+    session = await database_sync_to_async(live_session)(user_id=owner, project="proj-one")
     ops = await open_ws(f"/ws/ops/sessions/{session.id}/", await alogin_cookie(is_staff=True))
     assert (await ops.receive_json_from())["session"]["project_id"] == "proj-one"
     await editor_broadcast(open_ws, owner, "proj-one", FILE_UPDATE)

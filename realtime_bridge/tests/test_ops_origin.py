@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from realtime_bridge.tests.test_ops import live_session
+from sessions.testing import live_session
 from velocity.asgi import application
 from velocity.testing import alogin_cookie
 
@@ -24,7 +23,7 @@ async def opens(path: str, cookie: bytes, origin: bytes | None) -> bool:
 
 async def test_a_foreign_or_null_origin_is_refused_on_both_streams() -> None:
     cookie = await alogin_cookie(is_staff=True)
-    session = await live_session(uuid.uuid4(), "origin-check")
+    session = await database_sync_to_async(live_session)(project="origin-check")
     for path in ("/ws/ops/", f"/ws/ops/sessions/{session.id}/"):
         assert await opens(path, cookie, b"http://localhost:8000")
         assert not await opens(path, cookie, b"https://attacker.example")

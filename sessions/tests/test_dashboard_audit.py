@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from machines.models import AuditRecord
 from sessions.models import Quota
-from sessions.tests.dashboard_setup import live_session
+from sessions.testing import live_session
 
 pytestmark = pytest.mark.django_db
 

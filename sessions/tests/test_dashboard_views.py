@@ -17,7 +17,7 @@ from machines.models import AuditRecord, EventSource, MachineState
 from machines.providers import get_provider
 from machines.services import machine_reconcile
 from sessions.models import EndReason, SessionStatus
-from sessions.tests.dashboard_setup import live_session
+from sessions.testing import live_session
 
 pytestmark = pytest.mark.django_db
 

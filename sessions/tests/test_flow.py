@@ -1,7 +1,6 @@
 """The whole loop through the real path: API → provisioning task → a real local agent → ready → active → end."""
 
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from machines.models import Machine, MachineEvent
 from machines.providers import get_provider
 from sessions import tasks
 from sessions.models import PreviewSession
+from velocity.testing import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -34,13 +34,11 @@ def local_machines(tmp_path: Path, live_server: object) -> Iterator[Path]:
 
 
 def wait_for_status(session_id: str, status: str, timeout: float = 30) -> PreviewSession:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> PreviewSession | None:
         session = PreviewSession.objects.get(id=session_id)
-        if session.status == status:
-            return session
-        time.sleep(0.1)
-    raise AssertionError(f"session is {session.status} ({session.end_detail}), not {status}")
+        return session if session.status == status else None
+
+    return wait_until(reached, timeout=timeout, interval=0.1, what=f"session {session_id} {status}")
 
 
 def test_a_created_session_becomes_active_with_a_preview_and_ending_it_stops_the_machine(
