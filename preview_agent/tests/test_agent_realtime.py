@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from velocity.testing import async_wait_until
+
 from .conftest import AgentProcess, Recorder
 from .realtime_helpers import Editor, Relay
 from .test_files import ATTACKS
@@ -77,12 +79,7 @@ async def session(
 
 
 async def until(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    async def poll() -> Any:
-        while not (value := await asyncio.to_thread(condition)):
-            await asyncio.sleep(0.05)
-        return value
-
-    return await asyncio.wait_for(poll(), timeout)
+    return await async_wait_until(lambda: asyncio.to_thread(condition), timeout=timeout, interval=0.05)
 
 
 def everything_under(folder: Path) -> set[str]:
@@ -190,12 +187,11 @@ async def test_it_streams_dev_server_output_as_agent_log_events(
 
 
 async def until_count(editor: Editor, event: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-    async def poll() -> list[dict[str, Any]]:
-        while len(found := [body for name, body in editor.received if name == event]) < count:
-            await asyncio.sleep(0.05)
-        return found
+    def found() -> list[dict[str, Any]] | None:
+        bodies = [body for name, body in editor.received if name == event]
+        return bodies if len(bodies) >= count else None
 
-    return await asyncio.wait_for(poll(), timeout)
+    return await async_wait_until(found, timeout=timeout, interval=0.05, what=f"{count} {event} events")
 
 
 async def test_a_burst_of_edits_is_acknowledged_without_tripping_the_servers_rate_limit(session: Session) -> None:

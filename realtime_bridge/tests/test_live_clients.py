@@ -26,6 +26,7 @@ from realtime_bridge.tests.clients import JsClient
 from sessions.models import PreviewSession, Project
 from sessions.services import session_end
 from velocity.auth import issue_token
+from velocity.testing import async_wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -40,13 +41,9 @@ class Inbox:
         self.items.append(item)
 
     async def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 10) -> Any:
-        async with asyncio.timeout(timeout):
-            while True:
-                for item in self.items:
-                    if predicate(item):
-                        self.items.remove(item)
-                        return item
-                await asyncio.sleep(0.02)
+        item = await async_wait_until(lambda: next((i for i in self.items if predicate(i)), None), timeout=timeout)
+        self.items.remove(item)
+        return item
 
 
 def private(options: Any | None = None) -> Any:
@@ -236,8 +233,7 @@ async def test_leaving_closes_the_channel_for_both_clients(py_client, js_client,
     states: list[RealtimeSubscribeStates] = []
     await channel.subscribe(lambda state, error: states.append(state))
     await channel.unsubscribe()
-    await asyncio.sleep(0.3)
-    assert states[-1] == RealtimeSubscribeStates.CLOSED
+    await async_wait_until(lambda: states[-1] == RealtimeSubscribeStates.CLOSED, timeout=5, what="the channel closed")
 
     await js_client.join(project)
     assert await js_client.call("leave", topic=project) == "ok"
