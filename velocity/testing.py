@@ -66,7 +66,7 @@ def require(available: object, reason: str) -> None:
         return
     if in_ci():
         pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)  # also at a module's top level
 
 
 def free_port() -> int:

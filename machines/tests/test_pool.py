@@ -12,6 +12,7 @@ from django.utils import timezone
 from machines.models import Machine
 from machines.services import machine_claim_warm, machine_pool_refill
 from machines.tests.factories import machine_with_history
+from velocity.testing import require
 
 
 def warm_machines(count: int, *, state: str = "started", memory_mb: int = 512) -> list[Machine]:
@@ -42,8 +43,10 @@ def test_a_claim_takes_the_oldest_started_machine_of_the_right_size_once() -> No
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_on_postgresql_never_get_the_same_machine() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks with SKIP LOCKED need PostgreSQL; SQLite serializes every write anyway")
+    require(
+        connection.vendor == "postgresql",
+        "row locks with SKIP LOCKED need PostgreSQL; SQLite serializes every write anyway",
+    )
     warm_machines(4)
     results: list[uuid.UUID | None] = []
     barrier = threading.Barrier(8)

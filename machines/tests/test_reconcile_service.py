@@ -19,6 +19,7 @@ from machines.services.locks import instance_lock
 from machines.testing.fly_fake import FakeFly
 from machines.tests.factories import machine_with_history
 from sessions.models import PreviewSession, SessionStatus
+from velocity.testing import require
 
 NO_GRACE = timedelta(0)
 
@@ -94,8 +95,9 @@ def test_a_provider_outage_is_reported_not_raised(fly_api: FakeFly) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_second_instance_skips_while_the_first_reconciles(local: Path) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("the instance lock is a PostgreSQL advisory lock; SQLite runs one instance")
+    require(
+        connection.vendor == "postgresql", "the instance lock is a PostgreSQL advisory lock; SQLite runs one instance"
+    )
     held, release = threading.Event(), threading.Event()
 
     def first_instance() -> None:

@@ -1,5 +1,5 @@
 """File sync end to end: the agent subprocess and an editor on the official client, through the
-orchestrator's realtime endpoint (fixture ``realtime_endpoint`` from the realtime branch)."""
+orchestrator's realtime endpoint (fixture ``realtime_endpoint``, realtime_bridge/testing.py)."""
 
 from __future__ import annotations
 
@@ -34,12 +34,8 @@ class Session:
 
 
 @pytest.fixture
-def realtime(request: pytest.FixtureRequest) -> tuple[str, Callable[[str], str]]:
-    try:
-        endpoint: tuple[str, Callable[[str], str]] = request.getfixturevalue("realtime_endpoint")
-    except pytest.FixtureLookupError:
-        pytest.skip("no `realtime_endpoint` fixture yet: the embedded realtime endpoint lands with the realtime branch")
-    return endpoint
+def realtime(realtime_endpoint: tuple[str, Callable[[str], str]]) -> tuple[str, Callable[[str], str]]:
+    return realtime_endpoint
 
 
 @pytest.fixture

@@ -20,10 +20,11 @@ import httpx
 import pytest
 from django.conf import settings
 from django.test import override_settings
+from playwright import sync_api
 
 from machines.providers import get_provider
 from velocity.auth import issue_token
-from velocity.testing import REPO_ROOT, embedded_env, free_port, manage, wait_for_http, wait_until
+from velocity.testing import REPO_ROOT, embedded_env, free_port, manage, require, wait_for_http, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -41,12 +42,7 @@ SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", REPO_ROOT / "var" / "screens
 PASSWORD = "browser-test-operator"
 LIVE_TIMEOUT_MS = 30_000
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: install Debian's chromium package to run the browser tests",
-        allow_module_level=True,
-    )
+require(CHROMIUM.exists(), f"no Chromium at {CHROMIUM}: install Debian's chromium package (.ci/run does)")
 
 
 @dataclass

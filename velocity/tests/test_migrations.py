@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from sessions.tests.test_project_access_supabase import FRONTEND_SQL
-from velocity.testing import SUPABASE_AUTH_STUB, SUPABASE_ROLES_SQL, embedded_env
+from velocity.testing import SUPABASE_AUTH_STUB, SUPABASE_ROLES_SQL, embedded_env, require
 from velocity.testing import manage as velocity_manage
 
 SUPABASE_STUB = (
@@ -78,8 +78,10 @@ def server_params() -> dict[str, Any]:
 
 @pytest.fixture
 def supabase_db() -> Iterator[dict[str, Any]]:
-    if connection.vendor != "postgresql":
-        pytest.skip("the Supabase migration needs PostgreSQL (run ./.ci/run, which sets DATABASE_URL)")
+    require(
+        connection.vendor == "postgresql",
+        "the Supabase migration needs PostgreSQL (run ./.ci/run, which sets DATABASE_URL)",
+    )
     params, name = server_params(), f"velocity_supabase_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(dbname="postgres", autocommit=True, **params) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
