@@ -51,7 +51,7 @@ def test_a_created_session_becomes_active_with_a_preview_and_ending_it_stops_the
     assert session.preview_url.startswith("http://127.0.0.1:")
     assert session.machine_created_at and session.machine_started_at and session.agent_ready_at
     assert "total" in session.boot_timings
-    assert httpx.get(session.preview_url, timeout=5).status_code < 500
+    assert httpx.get(session.preview_url, timeout=5).status_code == 404  # the agent serves an empty project
     assert session.machine_id is not None
     machine = Machine.objects.get(id=session.machine_id)
     runner_pid = int((local_machines / "machines" / machine.provider_machine_id / "runner.pid").read_text())
@@ -77,7 +77,7 @@ def test_a_warm_machines_real_agent_gets_its_assignment_and_the_claiming_session
         assert tasks.provision_session(session_id).endswith(f"warm machine {warm.id} claimed")
     session = wait_for_status(session_id, "active")
     assert session.machine_id == warm.id
-    assert httpx.get(session.preview_url, timeout=5).status_code < 500
+    assert httpx.get(session.preview_url, timeout=5).status_code == 404  # the agent serves an empty project
     health = httpx.get(f"{session.preview_url}health", timeout=5).json()
     assert health["projectId"] == "demo"
     warm.refresh_from_db()
