@@ -103,7 +103,7 @@ async def async_wait_until(
         if inspect.isawaitable(value):
             value = await value
         if value:
-            return value  # type: ignore[return-value]
+            return value
         if time.monotonic() >= deadline:
             raise AssertionError(f"{what} not met within {timeout}s (last: {value!r})")
         await asyncio.sleep(interval)

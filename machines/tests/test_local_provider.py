@@ -72,10 +72,11 @@ def test_a_crashed_agent_is_restarted_up_to_three_times_then_the_machine_fails(p
     for restart in range(1, 4):
         pid = agent_pid(provider, "m1")
         os.kill(pid, signal.SIGKILL)
-        wait_until(
-            lambda pid=pid: provider.get("m1").state == MachineState.STARTED and agent_pid(provider, "m1") != pid,
-            timeout=20,
-        )
+
+        def restarted(killed: int = pid) -> bool:
+            return provider.get("m1").state == MachineState.STARTED and agent_pid(provider, "m1") != killed
+
+        wait_until(restarted, timeout=20)
         assert json.loads((provider.root / "m1" / "state.json").read_text())["restarts"] == restart
     wait_for_http(f"{machine.private_address}/health")
     os.kill(agent_pid(provider, "m1"), signal.SIGKILL)
