@@ -1,2 +1,2 @@
-pytest_plugins = ["velocity.testing"]
-pytest_plugins += ["realtime_bridge.testing"]  # appended by the realtime branch
+# Shared fixtures, lowest layer first: each app's shipped test support (``<app>/testing.py``).
+pytest_plugins = ["velocity.testing", "realtime_bridge.testing", "machines.testing"]

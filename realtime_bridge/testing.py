@@ -1,8 +1,8 @@
 """Pytest fixtures for a real realtime server: daphne serving `velocity.asgi:application`.
 
 Registered by the root conftest (`pytest_plugins`). `realtime_endpoint` yields
-`(realtime_http_base, make_token)`: the base is `http://127.0.0.1:PORT/realtime/v1` and
-`make_token(project_id)` a token that may use that project. The server process sees the test
+`(realtime_http_base, project_key)`: the base is `http://127.0.0.1:PORT/realtime/v1` and
+`project_key(project_id)` a token that may use that project. The server process sees the test
 database on PostgreSQL (commit rows with `django_db(transaction=True)` tests); on SQLite it runs
 on its own empty file, which is enough for service-role tokens (they need no row). `connect`
 opens in-process sockets through the real ASGI application (`Socket`).
@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,27 +26,10 @@ from django.conf import settings
 from django.db import connection
 
 from velocity.auth import issue_token
+from velocity.testing import free_port, wait_for_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 JS_DIR = REPO_ROOT / "realtime_bridge" / "tests" / "js"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daphne exited with code {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"daphne did not listen on {port} within {timeout}s")
 
 
 def service_token(*, ttl: int = 3600) -> str:
@@ -68,7 +49,7 @@ class RealtimeServer:
     """One daphne process on a free loopback port."""
 
     def __init__(self, var_dir: Path, *, redis_url: str | None = None, **env: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.env = self._environment(var_dir, redis_url, env)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -100,8 +81,8 @@ class RealtimeServer:
         # As velocity/run.py starts it: frames up to Realtime's 5 MB.
         argv += ["--websocket-max-message-size", "5000000", "--websocket-max-frame-size", "5000000"]
         argv.append("velocity.asgi:application")
-        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, env=self.env)  # noqa: S603  (argv is ours)
-        _wait_for_port(self.port, self.process)
+        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, env=self.env)
+        wait_for_port(self.port, self.process)
         return self
 
     def stop(self) -> None:
@@ -118,7 +99,7 @@ def ensure_js_harness() -> Path:
     """The realtime-js harness, installed from its lockfile when `make test` has not done it."""
     if not (JS_DIR / "node_modules" / "@supabase" / "realtime-js").is_dir():
         npm = ["npm", "ci", "--prefix", str(JS_DIR), "--no-audit", "--no-fund", "--loglevel=error"]
-        subprocess.run(npm, check=True, cwd=REPO_ROOT)  # noqa: S603  (argv is ours)
+        subprocess.run(npm, check=True, cwd=REPO_ROOT)
     return JS_DIR / "client.mjs"
 
 
@@ -135,9 +116,9 @@ def realtime_server(django_db_setup: None) -> Iterator[RealtimeServer]:
 
 @pytest.fixture(scope="session")
 def realtime_endpoint(realtime_server: RealtimeServer) -> tuple[str, Callable[[str], str]]:
-    """`(realtime_http_base, make_token)` for end-to-end tests against the embedded endpoint.
+    """`(realtime_http_base, project_key)` for end-to-end tests against the embedded endpoint.
 
-    `make_token(project_id)` is a service-role key: the server process may not share the test database
+    `project_key(project_id)` is a service-role key: the server process may not share the test database
     (SQLite), and these tests are about the protocol. Project access has its own tests with the keys the
     orchestrator really issues (`sessions/tests/test_project_channels.py`, the resilience attack suite).
     """

@@ -1,7 +1,7 @@
 """The Fly provider against a fault-injecting fake: 200 sessions created and ended while 30 % of the
 provider calls fail (429, 500/502/503, or a timeout; half of the 5xx and timeouts after doing the work).
 
-The fake is ``machines/tests/fly_fake.py`` (a real loopback HTTP server) with random faults. Each session
+The fake is ``machines/testing/fly_fake.py`` (a real loopback HTTP server) with random faults. Each session
 goes through the real services, as the task would run them: ``session_create`` → ``session_provision``
 → ``session_end``, eight at a time. Then, with the storm over, one reconciliation runs (when the
 reconciliation service is merged), and the fake is asked what still runs: nothing should, and every
@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 from unittest import mock
 
-from machines.tests.fly_fake import FakeFly, Fault
+from machines.testing.fly_fake import FakeFly, Fault
 from resilience.context import Context
 from resilience.report import NotRun, Outcome
 

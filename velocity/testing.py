@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import socket
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.test import Client
 
 from velocity.auth import issue_token
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FLY_PREVIEW_SUFFIX = "example-previews.dev"  # the `fly` fixture's preview domain, apart from the orchestrator's
+T = TypeVar("T")
 
 
 # Supabase's auth helpers as policies use them: ``auth.uid()``/``auth.jwt()`` read the request's JWT claims
@@ -49,26 +55,83 @@ END $$;
 """
 
 
+def in_ci() -> bool:
+    """CI sets ``CI`` (GitHub Actions and ``.ci/run`` alike)."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def require(available: object, reason: str) -> None:
+    """Skip the test when ``available`` is falsy, or fail it under CI, where every tool must be installed."""
+    if available:
+        return
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)  # also at a module's top level
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def wait_for_http(url: str, *, timeout: float = 20.0, status: int = 200) -> httpx.Response:
-    """Poll ``url`` until it answers ``status``; raise with the last error when it never does."""
+def wait_until(
+    condition: Callable[[], T | None], *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"
+) -> T:
+    """Call ``condition`` until it returns something truthy and return that; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not met within {timeout}s (last: {value!r})")
+        time.sleep(interval)
+
+
+async def async_wait_until(
+    condition: Callable[[], T | None | Awaitable[T | None]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> T:
+    """``wait_until`` for async tests: ``condition`` may be a coroutine function; the loop keeps running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not met within {timeout}s (last: {value!r})")
+        await asyncio.sleep(interval)
+
+
+def wait_for_http(url: str, *, timeout: float = 20.0, status: int = 200) -> httpx.Response:
+    """Poll ``url`` until it answers ``status``."""
+
+    def answered() -> httpx.Response | str:
         try:
             response = httpx.get(url, timeout=2)
-            if response.status_code == status:
-                return response
-            last = response.status_code
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer {status} within {timeout}s (last: {last!r})")
+        except httpx.HTTPError:
+            return ""
+        return response if response.status_code == status else ""
+
+    return wait_until(answered, timeout=timeout, interval=0.1, what=f"{url} answering {status}")  # type: ignore[return-value]
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, *, timeout: float = 30.0) -> None:
+    """Wait until something listens on the loopback ``port``; fail at once if ``process`` exited meanwhile."""
+
+    def listening() -> bool:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"{process.args!r} exited with code {process.returncode}")
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, timeout=timeout, what=f"a listener on port {port}")
 
 
 def embedded_env(var_dir: Path, **extra: str) -> dict[str, str]:
@@ -78,8 +141,28 @@ def embedded_env(var_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def python_executable() -> str:
-    return sys.executable
+def manage(
+    env: dict[str, str], *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python manage.py ARGS`` in a subprocess with ``env``; with ``check``, a failure shows its stderr."""
+    argv = [sys.executable, "manage.py", *args]
+    result = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, f"manage.py {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
+    return result
+
+
+def login_cookie(*, is_staff: bool) -> bytes:
+    """A ``Cookie`` header value of a freshly logged-in user (staff or not), for websocket tests."""
+    user = get_user_model().objects.create_user(f"u-{uuid.uuid4().hex[:8]}", password="x", is_staff=is_staff)
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def alogin_cookie(*, is_staff: bool) -> bytes:
+    """``login_cookie`` from async tests."""
+    return await database_sync_to_async(login_cookie)(is_staff=is_staff)
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +181,9 @@ def user_id() -> uuid.UUID:
 
 
 @pytest.fixture
-def make_token() -> Callable[..., str]:
+def user_token() -> Callable[..., str]:
+    """Issues a user's access token (``sub`` a fresh user unless given), as the API and sockets accept it."""
+
     def make(sub: uuid.UUID | None = None, role: str = "authenticated", ttl: int = 3600) -> str:
         return issue_token(sub=sub or uuid.uuid4(), role=role, ttl=ttl)
 
@@ -106,31 +191,12 @@ def make_token() -> Callable[..., str]:
 
 
 @pytest.fixture
-def fly() -> Iterator[Any]:
-    """The Fly provider configured against the fake Fly API (``machines/tests/fly_fake.py``, a real
-    loopback HTTP server), so provisioning makes real Fly HTTP requests. Previews get their own hosts under
-    ``FLY_PREVIEW_SUFFIX``, as every Fly deployment must (velocity.E009)."""
-    from django.conf import settings
-    from django.test import override_settings
-
-    from machines.providers import get_provider
-    from machines.tests.fly_fake import FakeFly, running
-
-    fake_token = "fo1_test"  # noqa: S105  (the fake accepts any token)
-    with (
-        running(FakeFly()) as fake,
-        override_settings(
-            MACHINE_PROVIDER="fly",
-            FLY_API_TOKEN=fake_token,
-            FLY_APP_NAME="previews",
-            FLY_API_BASE_URL=fake.base_url,
-            PREVIEW_HOST_SUFFIX=FLY_PREVIEW_SUFFIX,
-            ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, f".{FLY_PREVIEW_SUFFIX}"],
-        ),
-    ):
-        get_provider.cache_clear()
-        yield fake
-    get_provider.cache_clear()
+def staff_client(client: Client, django_user_model: Any) -> Client:
+    """pytest-django's ``client`` logged in as a staff operator (not a superuser, unlike ``admin_client``)."""
+    operator = django_user_model.objects.create_user("operator", password="pw-operator", is_staff=True)
+    client.force_login(operator)
+    client.operator = operator  # type: ignore[attr-defined]
+    return client
 
 
 @pytest.fixture

@@ -8,32 +8,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from machines.models import EventSource, Machine, MachineEvent, MachineState
-from machines.services import cost_rollup_refresh, machine_prepare, machine_transition
+from machines.models import EventSource, Machine, MachineEvent
+from machines.services import cost_rollup_refresh
 from sessions.models import PreviewSession
-from sessions.services import session_activate, session_create, session_mark_step
-from velocity.auth import user_claims
-
-
-def live_session(
-    *, project: str = "demo", user_id: uuid.UUID | None = None, now: datetime | None = None
-) -> PreviewSession:
-    """An active session with a started machine (the provider step left out: nothing to run)."""
-    now = now or timezone.now()
-    user = user_id or uuid.uuid4()
-    session, _ = session_create(claims=user_claims(user), user_id=user, project_id=project, memory_mb=512, now=now)
-    machine, _spec = machine_prepare(session=session, memory_mb=512)
-    PreviewSession.objects.filter(id=session.id).update(machine=machine, machine_created_at=machine.created_at)
-    started(machine)
-    session_mark_step(session_id=session.id, step="machine_started_at", now=timezone.now())
-    session_activate(session=session, preview_url="http://127.0.0.1:1/", boot_timings={}, now=timezone.now())
-    session.refresh_from_db()
-    return session
-
-
-def started(machine: Machine) -> None:
-    machine_transition(machine=machine, to_state=MachineState.STARTING, source=EventSource.PROVIDER)
-    machine_transition(machine=machine, to_state=MachineState.STARTED, source=EventSource.PROVIDER)
 
 
 def seed_history(*, days: int = 30, users: int = 4, now: datetime | None = None) -> int:

@@ -10,31 +10,19 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.models import AuditRecord
-from dashboard.tests.dashboard_setup import live_session
 from machines.models import Machine, MachineEvent
+from machines.testing.fly_fake import FakeFly
 from machines.tests.factories import machine_with_history
-from machines.tests.fly_fake import FakeFly
 from sessions import services
 from sessions.models import FlagScope, PreviewSession, PreviewTarget, SessionStatus
+from sessions.testing import live_session
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator() -> User:
-    return User.objects.create_superuser("ops", "ops@example.com", "pw")
-
-
-@pytest.fixture
-def admin_client(operator: User) -> Client:
-    client = Client()
-    client.force_login(operator)
-    return client
-
-
-def fly_machine_with_session(fly: FakeFly) -> tuple[Machine, PreviewSession]:
+def fly_machine_with_session(fly_api: FakeFly) -> tuple[Machine, PreviewSession]:
     now = timezone.now()
-    provider_id = fly.add_machine("velocity-x", metadata={"velocity_managed": "true"})
+    provider_id = fly_api.add_machine("velocity-x", metadata={"velocity_managed": "true"})
     machine = machine_with_history(
         [("created", now - timedelta(minutes=5)), ("started", now - timedelta(minutes=4))],
         provider="fly",
@@ -48,8 +36,8 @@ def fly_machine_with_session(fly: FakeFly) -> tuple[Machine, PreviewSession]:
     return machine, session
 
 
-def test_the_kill_action_asks_for_confirmation_and_changes_nothing_yet(admin_client: Client, fly: FakeFly) -> None:
-    machine, session = fly_machine_with_session(fly)
+def test_the_kill_action_asks_for_confirmation_and_changes_nothing_yet(admin_client: Client, fly_api: FakeFly) -> None:
+    machine, session = fly_machine_with_session(fly_api)
     response = admin_client.post(
         "/admin/machines/machine/", {"action": "kill_machines", "_selected_action": [str(machine.id)]}
     )
@@ -57,14 +45,14 @@ def test_the_kill_action_asks_for_confirmation_and_changes_nothing_yet(admin_cli
     assert b"Kill machines?" in response.content and str(session.id).encode() in response.content
     machine.refresh_from_db()
     assert machine.state == "started"
-    assert fly.calls("destroy") == []
+    assert fly_api.calls("destroy") == []
     assert not AuditRecord.objects.exists()
 
 
 def test_confirming_the_kill_destroys_the_machine_ends_the_session_and_audits_the_operator(
-    admin_client: Client, operator: User, fly: FakeFly
+    admin_client: Client, admin_user: User, fly_api: FakeFly
 ) -> None:
-    machine, session = fly_machine_with_session(fly)
+    machine, session = fly_machine_with_session(fly_api)
     response = admin_client.post(
         "/admin/machines/machine/",
         {"action": "kill_machines", "_selected_action": [str(machine.id)], "post": "yes"},
@@ -74,11 +62,11 @@ def test_confirming_the_kill_destroys_the_machine_ends_the_session_and_audits_th
     machine.refresh_from_db()
     session.refresh_from_db()
     assert machine.state == "destroyed"
-    assert fly.machines[machine.provider_machine_id]["state"] == "destroyed"
+    assert fly_api.machines[machine.provider_machine_id]["state"] == "destroyed"
     assert (session.status, session.end_reason) == ("ended", "operator")
     assert MachineEvent.objects.filter(machine=machine, to_state="destroying", source="operator").exists()
     record = AuditRecord.objects.get()
-    assert (record.actor, record.action, record.target_id) == (operator, "machine.kill", str(machine.id))
+    assert (record.actor, record.action, record.target_id) == (admin_user, "machine.kill", str(machine.id))
     assert record.before["state"] == "started" and record.after == {"state": "destroyed", "sessions_ended": 1}
 
 

@@ -14,9 +14,9 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from dashboard.models import AuditRecord
-from dashboard.tests.dashboard_setup import live_session
 from sessions import services
 from sessions.models import FlagScope, PreviewTarget, Quota
+from sessions.testing import live_session
 from velocity.auth import issue_token
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,8 @@ import pytest
 from django.urls import reverse
 
 from dashboard.models import AuditRecord
-from dashboard.tests.dashboard_setup import live_session
 from sessions.models import Quota
+from sessions.testing import live_session
 
 pytestmark = pytest.mark.django_db
 

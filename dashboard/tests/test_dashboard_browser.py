@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,10 +20,11 @@ import httpx
 import pytest
 from django.conf import settings
 from django.test import override_settings
+from playwright import sync_api
 
 from machines.providers import get_provider
 from velocity.auth import issue_token
-from velocity.testing import REPO_ROOT, embedded_env, free_port, wait_for_http
+from velocity.testing import REPO_ROOT, embedded_env, free_port, manage, require, wait_for_http, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -42,12 +42,7 @@ SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", REPO_ROOT / "var" / "screens
 PASSWORD = "browser-test-operator"
 LIVE_TIMEOUT_MS = 30_000
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: install Debian's chromium package to run the browser tests",
-        allow_module_level=True,
-    )
+require(CHROMIUM.exists(), f"no Chromium at {CHROMIUM}: install Debian's chromium package (.ci/run does)")
 
 
 @dataclass
@@ -68,18 +63,13 @@ class Server:
 
     def wait_active(self, session: dict[str, Any], timeout: float = 60) -> None:
         headers = {"Authorization": f"Bearer {session['token']}"}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def active() -> bool:
             current = httpx.get(f"{self.url}/api/v1/sessions/{session['id']}/", headers=headers, timeout=10).json()
-            if current["status"] == "active":
-                return
-            assert current["status"] == "creating", current
-            time.sleep(0.2)
-        raise AssertionError(f"session {session['id']} did not become active")
+            assert current["status"] in ("creating", "active"), current  # never failed nor ended on the way
+            return bool(current["status"] == "active")
 
-
-def _manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, check=True, timeout=120)
+        wait_until(active, timeout=timeout, interval=0.2, what=f"session {session['id']} active")
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +83,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         VELOCITY_ADMIN_PASSWORD=PASSWORD,
         SUPABASE_JWT_SECRET=settings.SUPABASE_JWT_SECRET,  # so the tokens this process issues are accepted
     )
-    _manage(env, "migrate", "-v0")
-    _manage(env, "ensure_operator")
-    _manage(env, "shell", "-c", "from dashboard.tests.dashboard_setup import seed_history; seed_history()")
+    manage(env, "migrate", "-v0")
+    manage(env, "ensure_operator")
+    manage(env, "shell", "-c", "from dashboard.tests.dashboard_setup import seed_history; seed_history()")
     supervisor = subprocess.Popen([sys.executable, "-m", "velocity.run"], cwd=REPO_ROOT, env=env)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", timeout=30)

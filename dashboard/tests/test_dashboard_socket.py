@@ -9,23 +9,14 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django.utils import timezone
 
 from sessions.services import session_create
 from velocity.asgi import application
 from velocity.auth import user_claims
+from velocity.testing import alogin_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@database_sync_to_async
-def cookie_for(*, is_staff: bool) -> bytes:
-    user = get_user_model().objects.create_user(f"u-{uuid.uuid4().hex[:8]}", password="x", is_staff=is_staff)
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
 @pytest.fixture
@@ -49,14 +40,14 @@ async def test_the_ops_socket_refuses_anonymous_visitors(connect: Callable[..., 
 
 
 async def test_the_ops_socket_refuses_users_without_staff_rights(connect: Callable[..., Any]) -> None:
-    connected, _ = await connect(await cookie_for(is_staff=False))
+    connected, _ = await connect(await alogin_cookie(is_staff=False))
     assert connected is False
 
 
 async def test_staff_get_a_snapshot_then_the_session_status_events_the_pages_refresh_on(
     connect: Callable[..., Any],
 ) -> None:
-    connected, socket = await connect(await cookie_for(is_staff=True))
+    connected, socket = await connect(await alogin_cookie(is_staff=True))
     assert connected is True
     assert (await socket.receive_json_from(timeout=5))["type"] == "snapshot"
     create = database_sync_to_async(session_create)

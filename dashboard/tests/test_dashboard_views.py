@@ -14,11 +14,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.models import AuditRecord
-from dashboard.tests.dashboard_setup import live_session
 from machines.models import EventSource, MachineState
 from machines.providers import get_provider
 from machines.services import machine_reconcile
 from sessions.models import EndReason, SessionStatus
+from sessions.testing import live_session
 
 pytestmark = pytest.mark.django_db
 

@@ -10,30 +10,15 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django.utils import timezone
 
-from sessions.models import PreviewSession, Project
 from sessions.services import session_end
+from sessions.testing import live_session
 from velocity.asgi import application
 from velocity.auth import issue_token
+from velocity.testing import alogin_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@database_sync_to_async
-def session_cookie(*, is_staff: bool) -> bytes:
-    user = get_user_model().objects.create_user(f"op-{uuid.uuid4().hex[:8]}", password="x", is_staff=is_staff)
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-@database_sync_to_async
-def live_session(user_id: uuid.UUID, project_id: str) -> PreviewSession:
-    Project.objects.create(project_id=project_id, owner_id=user_id)
-    return PreviewSession.objects.create(user_id=user_id, project_id=project_id, status="active")
 
 
 @pytest.fixture
@@ -78,8 +63,8 @@ FILE_UPDATE = {
 
 async def test_a_staff_websocket_sees_a_file_update_an_editor_broadcasts(open_ws):
     owner = uuid.uuid4()
-    session = await live_session(owner, "proj-ops")
-    ops = await open_ws("/ws/ops/", await session_cookie(is_staff=True))
+    session = await database_sync_to_async(live_session)(user_id=owner, project="proj-ops")
+    ops = await open_ws("/ws/ops/", await alogin_cookie(is_staff=True))
     snapshot = await ops.receive_json_from()
     assert snapshot["type"] == "snapshot"
     assert str(session.id) in [s["id"] for s in snapshot["sessions"]]
@@ -93,8 +78,8 @@ async def test_a_staff_websocket_sees_a_file_update_an_editor_broadcasts(open_ws
 
 async def test_the_session_stream_sees_its_project_traffic_and_status_changes(open_ws):
     owner = uuid.uuid4()
-    session = await live_session(owner, "proj-one")
-    ops = await open_ws(f"/ws/ops/sessions/{session.id}/", await session_cookie(is_staff=True))
+    session = await database_sync_to_async(live_session)(user_id=owner, project="proj-one")
+    ops = await open_ws(f"/ws/ops/sessions/{session.id}/", await alogin_cookie(is_staff=True))
     assert (await ops.receive_json_from())["session"]["project_id"] == "proj-one"
     await editor_broadcast(open_ws, owner, "proj-one", FILE_UPDATE)
     assert (await receive_event(ops, "realtime.message"))["data"]["version"] == "3"
@@ -105,5 +90,5 @@ async def test_the_session_stream_sees_its_project_traffic_and_status_changes(op
 
 async def test_operator_streams_refuse_non_staff_and_anonymous_users(open_ws):
     assert await open_ws("/ws/ops/") is None
-    assert await open_ws("/ws/ops/", await session_cookie(is_staff=False)) is None
-    assert await open_ws(f"/ws/ops/sessions/{uuid.uuid4()}/", await session_cookie(is_staff=True)) is None
+    assert await open_ws("/ws/ops/", await alogin_cookie(is_staff=False)) is None
+    assert await open_ws(f"/ws/ops/sessions/{uuid.uuid4()}/", await alogin_cookie(is_staff=True)) is None

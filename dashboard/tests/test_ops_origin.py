@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from dashboard.tests.test_ops import live_session, session_cookie
+from sessions.testing import live_session
 from velocity.asgi import application
+from velocity.testing import alogin_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,8 +22,8 @@ async def opens(path: str, cookie: bytes, origin: bytes | None) -> bool:
 
 
 async def test_a_foreign_or_null_origin_is_refused_on_both_streams() -> None:
-    cookie = await session_cookie(is_staff=True)
-    session = await live_session(uuid.uuid4(), "origin-check")
+    cookie = await alogin_cookie(is_staff=True)
+    session = await database_sync_to_async(live_session)(project="origin-check")
     for path in ("/ws/ops/", f"/ws/ops/sessions/{session.id}/"):
         assert await opens(path, cookie, b"http://localhost:8000")
         assert not await opens(path, cookie, b"https://attacker.example")
@@ -32,7 +32,7 @@ async def test_a_foreign_or_null_origin_is_refused_on_both_streams() -> None:
 
 async def test_an_allowed_origin_or_none_at_all_opens_the_stream(settings) -> None:
     settings.ALLOWED_HOSTS = ["ops.example.com"]
-    cookie = await session_cookie(is_staff=True)
+    cookie = await alogin_cookie(is_staff=True)
     assert await opens("/ws/ops/", cookie, b"https://ops.example.com")
     assert await opens("/ws/ops/", cookie, None)
     assert not await opens("/ws/ops/", cookie, b"http://127.0.0.1:8000")

@@ -16,8 +16,9 @@ from werkzeug.datastructures import Headers
 
 from machines.providers.base import Guest, MachineSpec, MachineState, preview_metadata
 from machines.providers.fly import FlyConfig, FlyProvider
-from machines.tests.fly_fake import FakeClock, FakeFly, running
-from machines.tests.spec_contract import Answer, SpecContract, WireRequest, shared_contract
+from machines.testing.fly_fake import FakeClock, FakeFly, running
+from machines.testing.spec_contract import SPEC_MISSING, Answer, SpecContract, WireRequest, shared_contract
+from velocity.testing import require
 
 CLIENT_OPERATIONS = {
     "Machines_create",
@@ -42,8 +43,8 @@ SEED_MACHINE_CONFIG = {
 @pytest.fixture
 def contract() -> SpecContract:
     contract = shared_contract()
-    if contract is None:
-        pytest.skip("Fly's OpenAPI spec (shared/ref/fly-machines-openapi.json) is not beside this checkout")
+    require(contract, SPEC_MISSING)
+    assert contract is not None
     return contract
 
 

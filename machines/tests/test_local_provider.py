@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from machines.providers.base import Guest, MachineSpec, MachineState, NotFound
 from machines.providers.local import LocalProvider, group_running
-from velocity.testing import wait_for_http
+from velocity.testing import wait_for_http, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -42,15 +41,6 @@ def runner_pid(provider: LocalProvider, name: str) -> int:
 
 def agent_pid(provider: LocalProvider, name: str) -> int:
     return int(json.loads((provider.root / name / "state.json").read_text())["agent_pid"])
-
-
-def wait_until(predicate: object, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_created_machine_runs_a_real_agent_that_answers(provider: LocalProvider) -> None:
@@ -82,13 +72,15 @@ def test_a_crashed_agent_is_restarted_up_to_three_times_then_the_machine_fails(p
     for restart in range(1, 4):
         pid = agent_pid(provider, "m1")
         os.kill(pid, signal.SIGKILL)
-        wait_until(
-            lambda pid=pid: provider.get("m1").state == MachineState.STARTED and agent_pid(provider, "m1") != pid
-        )
+
+        def restarted(killed: int = pid) -> bool:
+            return provider.get("m1").state == MachineState.STARTED and agent_pid(provider, "m1") != killed
+
+        wait_until(restarted, timeout=20)
         assert json.loads((provider.root / "m1" / "state.json").read_text())["restarts"] == restart
     wait_for_http(f"{machine.private_address}/health")
     os.kill(agent_pid(provider, "m1"), signal.SIGKILL)
-    wait_until(lambda: provider.get("m1").state == MachineState.FAILED)
+    wait_until(lambda: provider.get("m1").state == MachineState.FAILED, timeout=20)
 
 
 def test_the_agent_runs_under_the_machines_memory_cap(provider: LocalProvider) -> None:
@@ -107,7 +99,7 @@ def test_machines_are_rediscovered_by_a_new_provider_and_dead_ones_read_as_faile
     provider.wait_for_state("killed", MachineState.STARTED, timeout=20)
     os.killpg(runner_pid(provider, "killed"), signal.SIGKILL)
     restarted = LocalProvider(provider.root)  # as after an orchestrator restart
-    wait_until(lambda: restarted.get("killed").state == MachineState.FAILED)
+    wait_until(lambda: restarted.get("killed").state == MachineState.FAILED, timeout=20)
     restarted.wait_for_state("alive", MachineState.STARTED, timeout=20)
     assert {m.id for m in restarted.list()} == {"alive", "killed"}
 
@@ -128,7 +120,7 @@ def test_names_that_try_to_leave_the_machines_folder_are_not_found(provider: Loc
 def test_a_group_left_with_only_a_zombie_no_longer_runs() -> None:
     # The leader exits but nobody collects it yet: the kernel still finds the group, yet nothing runs.
     child = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
-    wait_until(lambda: Path(f"/proc/{child.pid}/stat").read_text().split()[2] == "Z")
+    wait_until(lambda: Path(f"/proc/{child.pid}/stat").read_text().split()[2] == "Z", timeout=20)
     os.killpg(child.pid, 0)  # no error: a zombie keeps the group visible
     assert not group_running(child.pid)
     child.wait()

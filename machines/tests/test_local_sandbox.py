@@ -22,9 +22,8 @@ from machines.providers.local_sandbox import (
     sandbox_release,
     sandbox_uid,
 )
-from preview_agent.tests.conftest import wait_until
 from preview_agent.tests.hostile import SERVED, read_found, write_hostile_project
-from velocity.testing import wait_for_http
+from velocity.testing import require, wait_for_http, wait_until
 from velocity.var_dir import read_or_create_secret, secure_var_dir
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="per-machine uids need root")
@@ -81,10 +80,10 @@ def spec(name: str, secret: str) -> MachineSpec:
 
 
 @needs_root
-@pytest.mark.skipif(shutil.which("node") is None, reason="the hostile dev script is a node script")
 def test_a_hostile_dev_script_reaches_no_secret_of_the_orchestrator_or_another_machine(
     tmp_path: Path, sandbox_config: SandboxConfig
 ) -> None:
+    require(shutil.which("node"), "the hostile dev script is a node script")
     var = tmp_path / "var"
     secure_var_dir(var)
     jwt_secret = read_or_create_secret(var, "jwt_secret")

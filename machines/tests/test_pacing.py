@@ -1,5 +1,5 @@
 from machines.providers.pacing import ActionPacer, Limit
-from machines.tests.fly_fake import FakeClock
+from machines.testing.fly_fake import FakeClock
 
 
 def _pacer(clock: FakeClock) -> ActionPacer:

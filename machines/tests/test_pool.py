@@ -12,6 +12,7 @@ from django.utils import timezone
 from machines.models import Machine
 from machines.services import machine_claim_warm, machine_pool_refill
 from machines.tests.factories import machine_with_history
+from velocity.testing import require
 
 
 def warm_machines(count: int, *, state: str = "started", memory_mb: int = 512) -> list[Machine]:
@@ -42,8 +43,10 @@ def test_a_claim_takes_the_oldest_started_machine_of_the_right_size_once() -> No
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_on_postgresql_never_get_the_same_machine() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks with SKIP LOCKED need PostgreSQL; SQLite serializes every write anyway")
+    require(
+        connection.vendor == "postgresql",
+        "row locks with SKIP LOCKED need PostgreSQL; SQLite serializes every write anyway",
+    )
     warm_machines(4)
     results: list[uuid.UUID | None] = []
     barrier = threading.Barrier(8)
@@ -68,7 +71,7 @@ def test_concurrent_claims_on_postgresql_never_get_the_same_machine() -> None:
 
 
 @pytest.mark.django_db
-def test_refilling_creates_what_is_missing_and_shrinking_destroys_the_oldest(fly: object) -> None:
+def test_refilling_creates_what_is_missing_and_shrinking_destroys_the_oldest(fly_api: object) -> None:
     with override_settings(FLY_REGION="iad"):
         assert machine_pool_refill(size=2, memory_mb=512) == (2, 0)
         assert machine_pool_refill(size=2, memory_mb=512) == (0, 0)

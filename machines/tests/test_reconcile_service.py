@@ -15,10 +15,11 @@ from machines.providers import get_provider
 from machines.providers.base import Guest, MachineSpec, MachineState, preview_metadata
 from machines.selectors import reconcile_latest
 from machines.services import machine_reconcile
+from machines.testing.fly_fake import FakeFly
 from machines.tests.factories import machine_with_history
-from machines.tests.fly_fake import FakeFly
 from sessions.models import PreviewSession, SessionStatus
 from velocity.locks import instance_lock
+from velocity.testing import require
 
 NO_GRACE = timedelta(0)
 
@@ -61,12 +62,12 @@ def test_a_machine_gone_at_the_provider_is_buried_and_its_session_ends_orphaned(
 
 
 @pytest.mark.django_db
-def test_both_directions_and_a_stuck_destroy_against_fly(fly: FakeFly) -> None:
+def test_both_directions_and_a_stuck_destroy_against_fly(fly_api: FakeFly) -> None:
     tagged = preview_metadata(session_id="s", project_id="p", user_id="u")
-    orphan_id = fly.add_machine("velocity-orphan", metadata=tagged)
-    fly.add_machine("someone-elses", metadata={"team": "web"})
-    known_id = fly.add_machine("velocity-known", metadata=tagged)
-    stuck_id = fly.add_machine("velocity-stuck", metadata=tagged)
+    orphan_id = fly_api.add_machine("velocity-orphan", metadata=tagged)
+    fly_api.add_machine("someone-elses", metadata={"team": "web"})
+    known_id = fly_api.add_machine("velocity-known", metadata=tagged)
+    stuck_id = fly_api.add_machine("velocity-stuck", metadata=tagged)
     known = machine_with_history([("created", old()), ("started", old())], provider="fly", provider_machine_id=known_id)
     stuck = machine_with_history(
         [("created", old()), ("started", old()), ("destroying", old(5))], provider="fly", provider_machine_id=stuck_id
@@ -76,17 +77,17 @@ def test_both_directions_and_a_stuck_destroy_against_fly(fly: FakeFly) -> None:
     report = machine_reconcile(now=timezone.now(), grace=NO_GRACE)
     assert report is not None
     assert (report.seen, report.orphans, report.ghosts, report.mismatches, report.retried) == (3, 2, 1, 0, 2)
-    assert {fly.machines[i]["state"] for i in (orphan_id, stuck_id)} == {"destroyed"}
-    assert fly.machines[known_id]["state"] == "started"
+    assert {fly_api.machines[i]["state"] for i in (orphan_id, stuck_id)} == {"destroyed"}
+    assert fly_api.machines[known_id]["state"] == "started"
     for row, state in ((known, "started"), (stuck, "destroyed"), (ghost, "destroyed"), (failed, "destroyed")):
         row.refresh_from_db()
         assert row.state == state
-    assert {c.path.rsplit("/", 1)[-1] for c in fly.calls("destroy")} == {orphan_id, stuck_id}
+    assert {c.path.rsplit("/", 1)[-1] for c in fly_api.calls("destroy")} == {orphan_id, stuck_id}
 
 
 @pytest.mark.django_db
-def test_a_provider_outage_is_reported_not_raised(fly: FakeFly) -> None:
-    fly.stop()
+def test_a_provider_outage_is_reported_not_raised(fly_api: FakeFly) -> None:
+    fly_api.stop()
     report = machine_reconcile(now=timezone.now())
     assert report is not None and report.error
     assert ReconcileReport.objects.count() == 1
@@ -94,8 +95,9 @@ def test_a_provider_outage_is_reported_not_raised(fly: FakeFly) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_second_instance_skips_while_the_first_reconciles(local: Path) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("the instance lock is a PostgreSQL advisory lock; SQLite runs one instance")
+    require(
+        connection.vendor == "postgresql", "the instance lock is a PostgreSQL advisory lock; SQLite runs one instance"
+    )
     held, release = threading.Event(), threading.Event()
 
     def first_instance() -> None:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,20 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from preview_agent.devserver import free_port
+from velocity.testing import free_port, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MACHINE_TOKEN = "test-machine-token"
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 @dataclass

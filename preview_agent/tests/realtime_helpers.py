@@ -11,6 +11,8 @@ from typing import Any
 
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
 
+from velocity.testing import async_wait_until
+
 Event = tuple[str, dict[str, Any]]
 
 
@@ -46,14 +48,7 @@ class Editor:
         await self.channel.send_broadcast("file:update", body)
 
     async def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 10.0) -> Event:
-        async def poll() -> Event:
-            while True:
-                for item in self.received:
-                    if predicate(item):
-                        return item
-                await asyncio.sleep(0.02)
-
-        return await asyncio.wait_for(poll(), timeout)
+        return await async_wait_until(lambda: next((i for i in self.received if predicate(i)), None), timeout=timeout)
 
     async def synced(self, path: str, version: int) -> dict[str, Any]:
         def matches(event: Event) -> bool:

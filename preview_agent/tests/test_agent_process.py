@@ -11,7 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import MACHINE_TOKEN, AgentProcess, Recorder, free_port, wait_until
+from velocity.testing import free_port, wait_until
+
+from .conftest import MACHINE_TOKEN, AgentProcess, Recorder
 
 StartAgent = Callable[..., AgentProcess]
 

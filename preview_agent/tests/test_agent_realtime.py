@@ -1,5 +1,5 @@
 """File sync end to end: the agent subprocess and an editor on the official client, through the
-orchestrator's realtime endpoint (fixture ``realtime_endpoint`` from the realtime branch)."""
+orchestrator's realtime endpoint (fixture ``realtime_endpoint``, realtime_bridge/testing.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from velocity.testing import async_wait_until
 
 from .conftest import AgentProcess, Recorder
 from .realtime_helpers import Editor, Relay
@@ -32,12 +34,8 @@ class Session:
 
 
 @pytest.fixture
-def realtime(request: pytest.FixtureRequest) -> tuple[str, Callable[[str], str]]:
-    try:
-        endpoint: tuple[str, Callable[[str], str]] = request.getfixturevalue("realtime_endpoint")
-    except pytest.FixtureLookupError:
-        pytest.skip("no `realtime_endpoint` fixture yet: the embedded realtime endpoint lands with the realtime branch")
-    return endpoint
+def realtime(realtime_endpoint: tuple[str, Callable[[str], str]]) -> tuple[str, Callable[[str], str]]:
+    return realtime_endpoint
 
 
 @pytest.fixture
@@ -51,7 +49,7 @@ def relay(realtime: tuple[str, Callable[[str], str]]) -> Iterator[Relay]:
 async def session(
     realtime: tuple[str, Callable[[str], str]], relay: Relay, start_agent: StartAgent, tmp_path: Path
 ) -> AsyncIterator[Session]:
-    base_url, make_token = realtime
+    base_url, project_key = realtime
     project_id = f"proj-{uuid.uuid4().hex[:8]}"
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -61,14 +59,14 @@ async def session(
     (project / "index.html").write_text("<h1>boot</h1>")
     (project / "escape").symlink_to(outside, target_is_directory=True)
     relayed = base_url.replace(f":{urlsplit(base_url).port}", f":{relay.port}", 1)
-    env = {"PROJECT_ID": project_id, "REALTIME_URL": relayed, "REALTIME_KEY": make_token(project_id)}
+    env = {"PROJECT_ID": project_id, "REALTIME_URL": relayed, "REALTIME_KEY": project_key(project_id)}
     agent = await asyncio.to_thread(start_agent, project, MAX_FILE_BYTES="2048", **env)
-    editor = await Editor.join(base_url, make_token(project_id), project_id)
+    editor = await Editor.join(base_url, project_key(project_id), project_id)
     await until(lambda: agent.health()["supabaseConnected"])
     editors = [editor]
 
     async def join_editor() -> Editor:
-        editors.append(await Editor.join(base_url, make_token(project_id), project_id))
+        editors.append(await Editor.join(base_url, project_key(project_id), project_id))
         return editors[-1]
 
     yield Session(agent, editor, relay, outside, join_editor)
@@ -77,12 +75,7 @@ async def session(
 
 
 async def until(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    async def poll() -> Any:
-        while not (value := await asyncio.to_thread(condition)):
-            await asyncio.sleep(0.05)
-        return value
-
-    return await asyncio.wait_for(poll(), timeout)
+    return await async_wait_until(lambda: asyncio.to_thread(condition), timeout=timeout, interval=0.05)
 
 
 def everything_under(folder: Path) -> set[str]:
@@ -176,12 +169,12 @@ async def test_no_edit_is_lost_across_a_forced_disconnect(session: Session) -> N
 async def test_it_streams_dev_server_output_as_agent_log_events(
     realtime: tuple[str, Callable[[str], str]], start_agent: StartAgent
 ) -> None:
-    base_url, make_token = realtime
+    base_url, project_key = realtime
     project_id = f"proj-{uuid.uuid4().hex[:8]}"
-    env = {"PROJECT_ID": project_id, "REALTIME_URL": base_url, "REALTIME_KEY": make_token(project_id)}
+    env = {"PROJECT_ID": project_id, "REALTIME_URL": base_url, "REALTIME_KEY": project_key(project_id)}
     ticking = "while true; do echo tick; sleep 0.1; done"
     await asyncio.to_thread(start_agent, DEV_COMMAND=ticking, **env)
-    editor = await Editor.join(base_url, make_token(project_id), project_id)
+    editor = await Editor.join(base_url, project_key(project_id), project_id)
     try:
         _, log = await editor.wait_for(lambda e: e[0] == "agent:log" and e[1].get("line") == "tick", timeout=20)
         assert log["stream"] == "stdout"
@@ -190,12 +183,11 @@ async def test_it_streams_dev_server_output_as_agent_log_events(
 
 
 async def until_count(editor: Editor, event: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-    async def poll() -> list[dict[str, Any]]:
-        while len(found := [body for name, body in editor.received if name == event]) < count:
-            await asyncio.sleep(0.05)
-        return found
+    def found() -> list[dict[str, Any]] | None:
+        bodies = [body for name, body in editor.received if name == event]
+        return bodies if len(bodies) >= count else None
 
-    return await asyncio.wait_for(poll(), timeout)
+    return await async_wait_until(found, timeout=timeout, interval=0.05, what=f"{count} {event} events")
 
 
 async def test_a_burst_of_edits_is_acknowledged_without_tripping_the_servers_rate_limit(session: Session) -> None:
@@ -216,13 +208,13 @@ async def test_a_burst_of_edits_is_acknowledged_without_tripping_the_servers_rat
 async def test_a_warm_pool_agent_syncs_files_once_assigned(
     realtime: tuple[str, Callable[[str], str]], start_agent: StartAgent, orchestrator: Recorder
 ) -> None:
-    base_url, make_token = realtime
+    base_url, project_key = realtime
     project_id = f"proj-{uuid.uuid4().hex[:8]}"
-    assignment = {"project_id": project_id, "session_id": "sess-warm", "realtime_key": make_token(project_id)}
+    assignment = {"project_id": project_id, "session_id": "sess-warm", "realtime_key": project_key(project_id)}
     orchestrator.assignments += [(204, None), (200, assignment)]
     env = {"PROJECT_ID": "", "REALTIME_URL": base_url, "REALTIME_KEY": "", "ORCHESTRATOR_URL": orchestrator.url}
     agent = await asyncio.to_thread(start_agent, ASSIGNMENT_POLL_INTERVAL="0.1", **env)
-    editor = await Editor.join(base_url, make_token(project_id), project_id)
+    editor = await Editor.join(base_url, project_key(project_id), project_id)
     try:
         await until(lambda: agent.health()["supabaseConnected"])
         await editor.edit("src/main.js", "warm")

@@ -12,12 +12,17 @@ import pytest
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from .conftest import AgentProcess, spawn_agent, wait_until
+from velocity.testing import require, wait_until
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed"),
-]
+from .conftest import AgentProcess, spawn_agent
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _npm() -> None:
+    require(shutil.which("npm"), "npm is not installed")
+
 
 PACKAGE = {"name": "vite-preview", "private": True, "type": "module", "devDependencies": {"vite": "^7.1.0"}}
 

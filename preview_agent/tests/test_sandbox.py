@@ -14,8 +14,9 @@ import pytest
 from preview_agent.config import ConfigError, load_config
 from preview_agent.files import FileRefused, FileStore, write_inside
 from preview_agent.sandbox import CANNOT_DROP, RUNS_AS_ROOT, sandbox_from_env, sandbox_warning
-from preview_agent.tests.conftest import MACHINE_TOKEN, AgentProcess, wait_until
+from preview_agent.tests.conftest import MACHINE_TOKEN, AgentProcess
 from preview_agent.tests.hostile import SERVED, read_found, write_hostile_project
+from velocity.testing import require, wait_until
 
 UID = 2_000_123_457  # no passwd entry needed, as under the local provider
 OTHER_UID = UID + 1
@@ -108,10 +109,10 @@ def private_file(path: Path, text: str, *, uid: int = 0) -> Path:
 
 
 @needs_root
-@pytest.mark.skipif(shutil.which("node") is None, reason="the hostile dev script is a node script")
 def test_a_hostile_dev_script_finds_no_secret_and_runs_as_the_sandbox_uid(
     start_agent: Callable[..., AgentProcess], open_dir: Path
 ) -> None:
+    require(shutil.which("node"), "the hostile dev script is a node script")
     secrets = {
         "token": private_file(open_dir / "agent" / "token", "agent-token-file-secret"),
         "code": private_file(open_dir / "agent" / "code" / "agent.py", "agent-code-secret"),

@@ -17,14 +17,9 @@ from realtime_bridge import policies, services
 from realtime_bridge.bridge import Bridge, run_bridge
 from realtime_bridge.testing import RealtimeServer, service_token
 from realtime_bridge.tests.clients import JsClient
-from sessions.models import PreviewSession
+from sessions.testing import live_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@database_sync_to_async
-def live_session(project_id: str) -> PreviewSession:
-    return PreviewSession.objects.create(user_id=uuid.uuid4(), project_id=project_id, status="active")
 
 
 @database_sync_to_async
@@ -58,7 +53,7 @@ async def next_bridged(layer: Any, channel: str) -> dict[str, Any]:
 
 async def test_the_bridge_mirrors_a_live_projects_broadcasts_to_the_operators(realtime_server, bridge):
     project = str(uuid.uuid4())
-    await live_session(project)
+    await database_sync_to_async(live_session)(project=project)
     layer, channel = await ops_listener()
     await bridge.reconcile(await wanted())
     assert bridge.joined == {f"project:{project}"}
@@ -118,7 +113,7 @@ async def test_run_bridge_joins_live_projects_and_gives_the_lease_back(realtime_
     settings.SUPABASE_URL = realtime_server.http_base.removesuffix("/realtime/v1")
     settings.SUPABASE_SERVICE_ROLE_KEY = service_token()
     project = str(uuid.uuid4())
-    await live_session(project)
+    await database_sync_to_async(live_session)(project=project)
     layer, channel = await ops_listener()
     stop = asyncio.Event()
     task = asyncio.create_task(run_bridge(stop, interval=0.1, ttl=5))

@@ -26,6 +26,7 @@ from realtime_bridge.tests.clients import JsClient
 from sessions.models import PreviewSession, Project
 from sessions.services import session_end
 from velocity.auth import issue_token
+from velocity.testing import async_wait_until, require
 
 pytestmark = pytest.mark.slow
 
@@ -40,13 +41,9 @@ class Inbox:
         self.items.append(item)
 
     async def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 10) -> Any:
-        async with asyncio.timeout(timeout):
-            while True:
-                for item in self.items:
-                    if predicate(item):
-                        self.items.remove(item)
-                        return item
-                await asyncio.sleep(0.02)
+        item = await async_wait_until(lambda: next((i for i in self.items if predicate(i)), None), timeout=timeout)
+        self.items.remove(item)
+        return item
 
 
 def private(options: Any | None = None) -> Any:
@@ -236,8 +233,7 @@ async def test_leaving_closes_the_channel_for_both_clients(py_client, js_client,
     states: list[RealtimeSubscribeStates] = []
     await channel.subscribe(lambda state, error: states.append(state))
     await channel.unsubscribe()
-    await asyncio.sleep(0.3)
-    assert states[-1] == RealtimeSubscribeStates.CLOSED
+    await async_wait_until(lambda: states[-1] == RealtimeSubscribeStates.CLOSED, timeout=5, what="the channel closed")
 
     await js_client.join(project)
     assert await js_client.call("leave", topic=project) == "ok"
@@ -245,10 +241,15 @@ async def test_leaving_closes_the_channel_for_both_clients(py_client, js_client,
     assert closed["topic"] == project
 
 
-needs_postgres_and_redis = pytest.mark.skipif(
-    not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")),
-    reason="the server process sees the test's rows and changes only through PostgreSQL and Redis",
-)
+@pytest.fixture
+def needs_postgres_and_redis() -> None:
+    reason = "the server process sees the test's rows and changes only through PostgreSQL and Redis"
+    require(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"), reason)
+
+
+@pytest.fixture
+def needs_redis() -> None:
+    require(os.environ.get("REDIS_URL"), "two processes share broadcasts and presence through Redis")
 
 
 @database_sync_to_async
@@ -262,7 +263,7 @@ def end_session(session: PreviewSession) -> None:
     session_end(session=session, reason="user", now=timezone.now())
 
 
-@needs_postgres_and_redis
+@pytest.mark.usefixtures("needs_postgres_and_redis")
 @pytest.mark.django_db(transaction=True)
 async def test_a_session_status_change_reaches_both_clients_as_postgres_changes(realtime_server, project):
     owner = uuid.uuid4()
@@ -296,7 +297,7 @@ def second_server(realtime_server: RealtimeServer, tmp_path_factory: pytest.Temp
     server.stop()
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="two processes share broadcasts through Redis")
+@pytest.mark.usefixtures("needs_redis")
 async def test_two_server_processes_deliver_across_each_other_through_redis(realtime_server, second_server, project):
     token = service_token()
     python = AsyncRealtimeClient(second_server.http_base, token=token, auto_reconnect=False)
@@ -319,7 +320,7 @@ async def test_two_server_processes_deliver_across_each_other_through_redis(real
         await js.close()
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="two processes share presence through Redis")
+@pytest.mark.usefixtures("needs_redis")
 async def test_a_late_joiner_on_another_process_learns_the_existing_presences(realtime_server, second_server, project):
     js = await JsClient.start(realtime_server.http_base, service_token())
     python = AsyncRealtimeClient(second_server.http_base, token=service_token(), auto_reconnect=False)

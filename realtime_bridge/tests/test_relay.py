@@ -17,6 +17,7 @@ from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 from realtime_bridge import publish, relay
 from realtime_bridge.testing import RealtimeServer, service_token
 from velocity.auth import issue_token
+from velocity.testing import async_wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -53,9 +54,7 @@ async def test_a_status_broadcast_from_the_cluster_reaches_the_projects_subscrib
         assert states == [RealtimeSubscribeStates.SUBSCRIBED]
         payload = {"session_id": "s1", "status": "active", "preview_url": "http://x/"}
         await sync_to_async(publish.broadcast)(topic=f"project:{project}", event="session:status", payload=payload)
-        async with asyncio.timeout(5):
-            while not received:
-                await asyncio.sleep(0.02)
+        await async_wait_until(lambda: received, timeout=5, what="the relayed broadcast")
     finally:
         await client.close()
     assert received[0]["payload"] == payload
@@ -96,9 +95,7 @@ async def test_a_batch_of_publications_arrives_whole_in_one_relay_request(
         await client.channel(f"project:{project}", PRIVATE).on_broadcast("session:status", received.append).subscribe()
         await asyncio.sleep(0.2)
         await sync_to_async(announce_three)()
-        async with asyncio.timeout(5):
-            while len(received) < 3:
-                await asyncio.sleep(0.02)
+        await async_wait_until(lambda: len(received) == 3, timeout=5, what="three relayed broadcasts")
     finally:
         await client.close()
     assert [m["payload"]["status"] for m in received] == ["creating", "active", "ended"]

@@ -31,15 +31,6 @@ def error_code(response: Any) -> str:
 
 
 @pytest.fixture
-def staff_client(client: Any, django_user_model: Any) -> Any:
-    """A Django test client logged in as a staff operator."""
-    operator = django_user_model.objects.create_user("operator", password="pw-operator", is_staff=True)
-    client.force_login(operator)
-    client.operator = operator
-    return client
-
-
-@pytest.fixture
 def audits() -> Iterator[list[dict[str, Any]]]:
     """What went through the audit door (``velocity.audit``) during the test, in order. The records
     themselves are the dashboard's; this layer only promises to knock once per write."""

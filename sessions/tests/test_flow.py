@@ -1,7 +1,6 @@
 """The whole loop through the real path: API → provisioning task → a real local agent → ready → active → end."""
 
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from machines.models import Machine, MachineEvent
 from machines.providers import get_provider
 from sessions import tasks
 from sessions.models import PreviewSession
+from velocity.testing import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -34,13 +34,11 @@ def local_machines(tmp_path: Path, live_server: object) -> Iterator[Path]:
 
 
 def wait_for_status(session_id: str, status: str, timeout: float = 30) -> PreviewSession:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> PreviewSession | None:
         session = PreviewSession.objects.get(id=session_id)
-        if session.status == status:
-            return session
-        time.sleep(0.1)
-    raise AssertionError(f"session is {session.status} ({session.end_detail}), not {status}")
+        return session if session.status == status else None
+
+    return wait_until(reached, timeout=timeout, interval=0.1, what=f"session {session_id} {status}")
 
 
 def test_a_created_session_becomes_active_with_a_preview_and_ending_it_stops_the_machine(
@@ -53,7 +51,7 @@ def test_a_created_session_becomes_active_with_a_preview_and_ending_it_stops_the
     assert session.preview_url.startswith("http://127.0.0.1:")
     assert session.machine_created_at and session.machine_started_at and session.agent_ready_at
     assert "total" in session.boot_timings
-    assert httpx.get(session.preview_url, timeout=5).status_code < 500
+    assert httpx.get(session.preview_url, timeout=5).status_code == 404  # the agent serves an empty project
     assert session.machine_id is not None
     machine = Machine.objects.get(id=session.machine_id)
     runner_pid = int((local_machines / "machines" / machine.provider_machine_id / "runner.pid").read_text())
@@ -79,7 +77,7 @@ def test_a_warm_machines_real_agent_gets_its_assignment_and_the_claiming_session
         assert tasks.provision_session(session_id).endswith(f"warm machine {warm.id} claimed")
     session = wait_for_status(session_id, "active")
     assert session.machine_id == warm.id
-    assert httpx.get(session.preview_url, timeout=5).status_code < 500
+    assert httpx.get(session.preview_url, timeout=5).status_code == 404  # the agent serves an empty project
     health = httpx.get(f"{session.preview_url}health", timeout=5).json()
     assert health["projectId"] == "demo"
     warm.refresh_from_db()

@@ -12,9 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 from django.utils import timezone
@@ -22,13 +20,14 @@ from rest_framework.test import APIClient
 
 from machines.models import Machine
 from machines.services import machine_preview_url
+from machines.testing import FLY_PREVIEW_SUFFIX
+from machines.testing.fly_fake import FakeFly
 from machines.tests.factories import machine_with_history
-from machines.tests.fly_fake import FakeFly
 from sessions import services, tasks
 from sessions.models import PreviewSession, SessionStatus
 from velocity.asgi import application
 from velocity.auth import issue_token
-from velocity.testing import FLY_PREVIEW_SUFFIX
+from velocity.testing import alogin_cookie
 
 ORCHESTRATOR_PATHS = [
     "/admin/",
@@ -62,7 +61,7 @@ def provisioned_through_fly() -> PreviewSession:
 
 
 @pytest.mark.django_db
-def test_a_fly_preview_url_is_its_own_host_and_only_that_host_replays_it(fly: FakeFly, client: Client) -> None:
+def test_a_fly_preview_url_is_its_own_host_and_only_that_host_replays_it(fly_api: FakeFly, client: Client) -> None:
     session = provisioned_through_fly()
     host = f"{session.id}.{FLY_PREVIEW_SUFFIX}"
     assert session.preview_url == f"https://{host}/"
@@ -77,7 +76,7 @@ def test_a_fly_preview_url_is_its_own_host_and_only_that_host_replays_it(fly: Fa
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", ORCHESTRATOR_PATHS)
-def test_the_orchestrators_pages_are_404_on_any_preview_host(fly: FakeFly, staff_client: Client, path: str) -> None:
+def test_the_orchestrators_pages_are_404_on_any_preview_host(fly_api: FakeFly, staff_client: Client, path: str) -> None:
     hosts = [f"{uuid.uuid4()}.{FLY_PREVIEW_SUFFIX}", f"admin.{FLY_PREVIEW_SUFFIX}", FLY_PREVIEW_SUFFIX]
     hosts.append(f"{uuid.uuid4()}.{FLY_PREVIEW_SUFFIX.upper()}.")  # the same host spelled otherwise
     for host in hosts:
@@ -88,7 +87,9 @@ def test_the_orchestrators_pages_are_404_on_any_preview_host(fly: FakeFly, staff
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", ORCHESTRATOR_PATHS)
-def test_on_a_live_previews_host_every_path_is_the_previews_own(fly: FakeFly, staff_client: Client, path: str) -> None:
+def test_on_a_live_previews_host_every_path_is_the_previews_own(
+    fly_api: FakeFly, staff_client: Client, path: str
+) -> None:
     session = live_fly_session()
     response = staff_client.get(path, HTTP_HOST=f"{session.id}.{FLY_PREVIEW_SUFFIX}")
     assert (response.status_code, response.content) == (200, b"")
@@ -97,7 +98,7 @@ def test_on_a_live_previews_host_every_path_is_the_previews_own(fly: FakeFly, st
 
 
 @pytest.mark.django_db
-def test_under_fly_the_path_form_is_refused_for_any_session(fly: FakeFly, client: Client) -> None:
+def test_under_fly_the_path_form_is_refused_for_any_session(fly_api: FakeFly, client: Client) -> None:
     for session_id in (live_fly_session().id, uuid.uuid4()):
         response = client.post(f"/preview/{session_id}/api/form", {"a": "1"})
         assert response.status_code == 404 and "fly-replay" not in response
@@ -112,19 +113,11 @@ def test_a_fly_machine_is_never_replayed_by_path_even_under_the_local_provider(c
 
 
 @pytest.mark.django_db
-def test_a_fly_preview_url_without_a_suffix_is_refused_not_put_on_the_orchestrator(fly: FakeFly) -> None:
+def test_a_fly_preview_url_without_a_suffix_is_refused_not_put_on_the_orchestrator(fly_api: FakeFly) -> None:
     session = live_fly_session()
     assert session.machine is not None
     with override_settings(PREVIEW_HOST_SUFFIX=""), pytest.raises(ImproperlyConfigured, match=r"velocity\.E009"):
         machine_preview_url(session.machine, session)
-
-
-@database_sync_to_async
-def staff_cookie() -> bytes:
-    user = get_user_model().objects.create_user(f"u-{uuid.uuid4().hex[:8]}", password="x", is_staff=True)
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
 @pytest.fixture
@@ -145,7 +138,7 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
 @pytest.mark.django_db(transaction=True)
 @override_settings(PREVIEW_HOST_SUFFIX=FLY_PREVIEW_SUFFIX)
 async def test_no_websocket_of_the_orchestrator_answers_on_a_preview_host(connect: Callable[..., Any]) -> None:
-    cookie = await staff_cookie()
+    cookie = await alogin_cookie(is_staff=True)
     preview_host = f"{uuid.uuid4()}.{FLY_PREVIEW_SUFFIX}:443"
     assert await connect("/ws/ops/", "velocity.example.com", cookie) is True  # the same operator, at home
     assert await connect("/ws/ops/", preview_host, cookie) is False

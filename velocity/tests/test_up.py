@@ -6,13 +6,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from velocity.testing import REPO_ROOT, embedded_env, free_port, wait_for_http
+from velocity.testing import REPO_ROOT, embedded_env, free_port, manage, wait_for_http, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -39,10 +38,6 @@ def running(pid: int) -> bool:
         return False
 
 
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, check=True, timeout=120)
-
-
 def machine_states(var_dir: Path) -> list[str]:
     with contextlib.closing(sqlite3.connect(var_dir / "velocity.sqlite3")) as db:
         return [row[0] for row in db.execute("SELECT state FROM machines_machine")]
@@ -64,9 +59,6 @@ def test_up_serves_health_and_admin_and_ctrl_c_stops_everything_local_machines_i
     finally:
         supervisor.send_signal(signal.SIGINT)
         assert supervisor.wait(timeout=60) == 0
-    deadline = time.monotonic() + 10
-    while processes_with_env(str(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert processes_with_env(str(tmp_path)) == []
+    wait_until(lambda: processes_with_env(str(tmp_path)) == [], timeout=10, what="every process gone")
     assert not running(runner_pid)
     assert machine_states(tmp_path) == ["destroyed"]  # destroyed through the services, so it is on record

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from werkzeug.datastructures import Headers
 
-from machines.tests.spec_contract import Answer, SpecContract, WireRequest
+from machines.testing.spec_contract import Answer, SpecContract, WireRequest
 
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines$"), "list"),

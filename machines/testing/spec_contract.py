@@ -1,7 +1,12 @@
 """Fly's official OpenAPI spec as a contract: validate wire requests and answers with openapi-core.
 
-The spec (shared/ref/fly-machines-openapi.json) is OpenAPI 3.1.0, which openapi-core reads as
-it is. The request and response adapters carry what really crossed the socket.
+The spec is OpenAPI 3.1.0, which openapi-core reads as it is. The request and response adapters carry
+what really crossed the socket.
+
+Where the spec comes from: no registry package (PyPI, npm) ships Fly's Machines OpenAPI spec, and no
+third-party file is copied into this repository, so it is read from the project's shared folder beside (or
+above) the checkout, ``shared/ref/fly-machines-openapi.json``, where CI's clone has it too, or from the
+path in ``FLY_OPENAPI_SPEC``. Under CI a missing spec fails the contract tests (``velocity.testing.require``).
 """
 
 from __future__ import annotations
@@ -57,11 +62,17 @@ def find_spec() -> Path | None:
     ``FLY_OPENAPI_SPEC`` names another copy.
     """
     if override := os.environ.get("FLY_OPENAPI_SPEC"):
-        return Path(override)
+        return Path(override) if Path(override).is_file() else None
     for folder in Path(__file__).resolve().parents:
         if (folder / SPEC_RELATIVE).is_file():
             return folder / SPEC_RELATIVE
     return None
+
+
+SPEC_MISSING = (
+    "Fly's OpenAPI spec is neither at shared/ref/fly-machines-openapi.json beside or above this checkout "
+    "nor at FLY_OPENAPI_SPEC"
+)
 
 
 @functools.cache
