@@ -85,7 +85,7 @@ def test_the_machines_list_shows_cost_and_owner_without_a_query_per_machine(
 
 
 def test_the_end_action_ends_the_session_through_the_service_and_audits_it(
-    admin_client: Client, operator: User
+    admin_client: Client, admin_user: User
 ) -> None:
     session = live_session()
     url = "/admin/preview_sessions/previewsession/"
@@ -94,7 +94,7 @@ def test_the_end_action_ends_the_session_through_the_service_and_audits_it(
     session.refresh_from_db()
     assert (session.status, session.end_reason) == ("ended", "operator")
     assert session.machine is not None and session.machine.state == "destroyed"
-    assert list(AuditRecord.objects.values_list("action", "actor")) == [("session.end", operator.pk)]
+    assert list(AuditRecord.objects.values_list("action", "actor")) == [("session.end", admin_user.pk)]
 
 
 def test_a_sessions_status_cannot_be_changed_in_its_form(admin_client: Client) -> None:
@@ -115,7 +115,7 @@ def test_view_site_leads_to_the_dashboard(admin_client: Client) -> None:
     assert admin_client.get("/dashboard/").status_code == 200
 
 
-def test_operators_flip_flags_in_the_admin(admin_client: Client, operator: User) -> None:
+def test_operators_flip_flags_in_the_admin(admin_client: Client, admin_user: User) -> None:
     flag = services.preview_flag_set(scope=FlagScope.EVERYONE, target=PreviewTarget.NEW)
     url = "/admin/preview_sessions/previewflag/"
     response = admin_client.post(url, {"action": "route_to_legacy", "_selected_action": [str(flag.id)]}, follow=True)
@@ -126,7 +126,7 @@ def test_operators_flip_flags_in_the_admin(admin_client: Client, operator: User)
     record = AuditRecord.objects.get()
     assert (record.action, record.actor, record.before["target"], record.after["target"]) == (
         "flag.route",
-        operator,
+        admin_user,
         "new",
         "legacy",
     )
