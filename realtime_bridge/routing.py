@@ -5,6 +5,7 @@
 the server's CPU per delivery in `bench/realtime_fanout.py`).
 """
 
+from channels.routing import URLRouter
 from django.urls import path
 
 from realtime_bridge import consumers
@@ -12,3 +13,5 @@ from realtime_bridge import consumers
 realtime_urlpatterns = [
     path("realtime/v1/websocket", consumers.RealtimeConsumer.as_asgi()),
 ]
+# The endpoint's websocket application; the ASGI entry point adds the preview-host refusal around it.
+realtime_application = URLRouter(realtime_urlpatterns)

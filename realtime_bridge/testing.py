@@ -25,6 +25,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connection
 
+from realtime_bridge import relay
+from realtime_bridge.routing import realtime_application
 from velocity.auth import issue_token
 from velocity.testing import free_port, wait_for_port
 
@@ -159,13 +161,9 @@ class Socket:
 async def connect() -> AsyncIterator[Callable[..., Any]]:
     communicators: list[WebsocketCommunicator] = []
 
-    # Imported here, not at the top: loading the ASGI app marks the process as the realtime server
-    # (relay.mark_server_process), which only the tests that open sockets should see.
-    from velocity.asgi import application
-
     async def open_socket(token: str, vsn: str = "1.0.0", headers: list[Any] | None = None) -> Socket | None:
         path = f"/realtime/v1/websocket?apikey={token}&vsn={vsn}"
-        communicator = WebsocketCommunicator(application, path, headers=headers or [])
+        communicator = WebsocketCommunicator(realtime_application, path, headers=headers or [])
         communicators.append(communicator)
         connected, _ = await communicator.connect()
         return Socket(communicator) if connected else None
@@ -173,3 +171,12 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
     yield open_socket
     for communicator in communicators:
         await communicator.disconnect()
+
+
+def _tests_run_as_the_server_process() -> None:
+    # The suite drives the endpoint in process (WebsocketCommunicator), so publications are delivered
+    # here directly; tests of the HTTP relay switch this off explicitly.
+    relay.mark_server_process()
+
+
+_tests_run_as_the_server_process()

@@ -8,13 +8,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "velocity.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry ready)
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs the app registry ready)
 from channels.security.websocket import WebsocketDenier  # noqa: E402
 
-from dashboard.routing import websocket_urlpatterns as ops_urlpatterns  # noqa: E402
+from dashboard.routing import ops_application  # noqa: E402
 from realtime_bridge import relay  # noqa: E402
-from realtime_bridge.routing import realtime_urlpatterns  # noqa: E402
+from realtime_bridge.routing import realtime_application  # noqa: E402
 from velocity.middleware import BodySizeLimit, BrowserOriginValidator  # noqa: E402
 from velocity.preview_hosts import is_preview_host, scope_host  # noqa: E402
 
@@ -22,10 +21,10 @@ relay.mark_server_process()
 
 # The realtime endpoint authenticates with Supabase tokens, not Django sessions: routing it outside
 # AuthMiddlewareStack saves that middleware's work on every socket (about 15% of a fan-out's CPU).
-realtime_websockets = URLRouter(realtime_urlpatterns)
+realtime_websockets = realtime_application
 # The operator streams ride a session cookie, so a page on another site must not open them (the realtime
 # endpoint authenticates each socket with a token and, like Supabase, serves every origin).
-session_websockets = BrowserOriginValidator(AuthMiddlewareStack(URLRouter(ops_urlpatterns)))
+session_websockets = BrowserOriginValidator(ops_application)
 denied_websockets = WebsocketDenier.as_asgi()
 
 

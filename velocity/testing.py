@@ -204,14 +204,3 @@ def tmp_var_dir(tmp_path: Path) -> Iterator[Path]:
     var = tmp_path / "var"
     var.mkdir()
     yield var
-
-
-def _tests_run_as_the_server_process() -> None:
-    # The suite drives the ASGI app in process (WebsocketCommunicator), so publications are delivered
-    # here directly; tests of the HTTP relay switch this off explicitly.
-    from realtime_bridge import relay
-
-    relay.mark_server_process()
-
-
-_tests_run_as_the_server_process()

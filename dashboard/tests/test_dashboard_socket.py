@@ -11,8 +11,8 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
+from dashboard.routing import ops_application as application
 from sessions.services import session_create
-from velocity.asgi import application
 from velocity.auth import user_claims
 from velocity.testing import alogin_cookie
 

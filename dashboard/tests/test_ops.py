@@ -1,4 +1,5 @@
-"""Operator streams `/ws/ops/` and `/ws/ops/sessions/<id>/` through the real ASGI application."""
+"""Operator streams `/ws/ops/` and `/ws/ops/sessions/<id>/` through their real websocket application (the
+shell adds only the Origin check, tested in velocity/tests/test_ops_origin.py), beside the realtime endpoint's."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
+from dashboard.routing import ops_application
+from realtime_bridge.routing import realtime_application
 from sessions.services import session_end
 from sessions.testing import live_session
-from velocity.asgi import application
 from velocity.auth import issue_token
 from velocity.testing import alogin_cookie
 
@@ -27,6 +29,7 @@ async def open_ws() -> AsyncIterator[Callable[..., Any]]:
 
     async def open_socket(path: str, cookie: bytes | None = None) -> WebsocketCommunicator | None:
         headers = [(b"cookie", cookie)] if cookie else []
+        application = realtime_application if path.startswith("/realtime/") else ops_application
         communicator = WebsocketCommunicator(application, path, headers=headers)
         communicators.append(communicator)
         connected, _ = await communicator.connect()

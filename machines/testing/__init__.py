@@ -8,6 +8,7 @@ show), ``spec_contract`` checks wire calls against Fly's official OpenAPI spec, 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -38,4 +39,16 @@ def fly_api() -> Iterator[FakeFly]:
     ):
         get_provider.cache_clear()
         yield fake
+    get_provider.cache_clear()
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[Path]:
+    """The local provider under a temporary folder; every machine left running is destroyed afterwards."""
+    with override_settings(VAR_DIR=tmp_path, MACHINE_PROVIDER="local"):
+        get_provider.cache_clear()
+        yield tmp_path / "machines"
+        provider = get_provider()
+        for machine in provider.list():
+            provider.destroy(machine.id)
     get_provider.cache_clear()

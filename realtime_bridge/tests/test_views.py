@@ -10,8 +10,8 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
 
+from realtime_bridge.routing import realtime_application as application
 from realtime_bridge.testing import service_token
-from velocity.asgi import application
 from velocity.auth import issue_token
 
 pytestmark = pytest.mark.django_db
