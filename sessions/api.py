@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -152,8 +153,6 @@ class OwnQuotaApi(APIView):
 
     @extend_schema(responses=QuotaStatusSerializer)
     def get(self, request: Request) -> Response:
-        from django.conf import settings
-
         user = request.user
         if not isinstance(user, TokenUser) or user.id is None:
             raise ApiError(
@@ -168,8 +167,6 @@ class UserQuotaApi(APIView):
 
     @extend_schema(responses=QuotaStatusSerializer)
     def get(self, request: Request, user_id: uuid.UUID) -> Response:
-        from django.conf import settings
-
         return Response(_quota_status(user_id, settings.PREVIEW_MACHINE_MEMORY_MB))
 
     @extend_schema(request=QuotaLimitsSerializer, responses=QuotaLimitsSerializer)

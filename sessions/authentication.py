@@ -10,6 +10,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from machines.models import Machine
+from machines.services import machine_get_by_token
 from velocity.auth import Claims, TokenError, verify_token
 
 
@@ -75,7 +77,7 @@ class SupabaseJWTAuthentication(BaseAuthentication):
 class MachineCaller:
     """A preview agent, known by its machine's token."""
 
-    machine: Any
+    machine: Machine
 
     is_authenticated = True
     is_active = True
@@ -90,8 +92,6 @@ class MachineTokenAuthentication(BaseAuthentication):
     """``Authorization: Bearer <machine token>`` from a preview agent (never a user's token)."""
 
     def authenticate(self, request: Request) -> tuple[MachineCaller, None]:
-        from machines.services import machine_get_by_token
-
         machine = machine_get_by_token(bearer_token(request) or "")
         if machine is None:
             raise AuthFailed("auth.machine_token", "a valid machine token is required")

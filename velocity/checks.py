@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
+from sessions.project_access_supabase import quoted_identifier, quoted_table
 from velocity.preview_hosts import orchestrator_hosts, registrable_domain
 
 
@@ -65,8 +66,6 @@ def check_project_access(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
 
 
 def _supabase_project_access_errors() -> list[CheckMessage]:
-    from sessions.project_access_supabase import quoted_identifier, quoted_table
-
     errors: list[CheckMessage] = []
     if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         errors.append(

@@ -19,6 +19,7 @@ from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from realtime_bridge.views import CORS_HEADERS  # the REST broadcast answers every origin
 from sessions.errors import DEFAULT_CODES, error_body
 from velocity.preview_hosts import is_preview_host, normalize_host
 
@@ -52,8 +53,6 @@ def too_large_body(path: str) -> tuple[dict[str, Any], dict[str, str]]:
     if path.startswith(API_PREFIX):
         message = "the request body is larger than the limit"
         return error_body("request.too_large", message, {"limit_bytes": limit}), {}
-    from realtime_bridge.views import CORS_HEADERS  # the REST broadcast answers every origin
-
     return {"message": "Payload too large"}, CORS_HEADERS
 
 

@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -36,6 +36,7 @@ from machines.providers.base import (
     preview_metadata,
 )
 from machines.providers.base import MachineState as ProviderState
+from machines.selectors import machine_cost_so_far
 from machines.signals import machines_lost
 from realtime_bridge import events, publish
 from velocity import metrics
@@ -43,6 +44,14 @@ from velocity.audit import audit
 from velocity.auth import AGENT_AUDIENCE, AGENT_MACHINE_CLAIM, AGENT_PROJECT_CLAIM, issue_token
 
 logger = logging.getLogger(__name__)
+
+
+class SessionRef(Protocol):
+    """What a machine needs to know of the work it runs (a session of the app above, which it cannot import)."""
+
+    id: uuid.UUID
+    project_id: str
+    user_id: uuid.UUID
 
 START_TIMEOUT_SECONDS = 60
 KEY_ENDING_STATES = (*GONE_STATES, MachineState.DESTROYING)
@@ -89,8 +98,6 @@ def machine_transition(
 
 
 def _count_gone(machine: Machine, *, source: str, detail: dict[str, Any], now: datetime) -> None:
-    from machines.selectors import machine_cost_so_far
-
     reason = str(detail.get("session_end_reason") or source)
     cost = machine_cost_so_far(machine, now)
     metrics.machine_gone(state=machine.state, reason=reason, source=source, provider=machine.provider, cost=cost)
@@ -107,7 +114,7 @@ def _state_event(machine: Machine, source: str) -> events.Event:
     )
 
 
-def agent_environment(*, machine: Machine, token: str, session: Any | None) -> dict[str, str]:
+def agent_environment(*, machine: Machine, token: str, session: SessionRef | None) -> dict[str, str]:
     """What the preview agent is told: the contract's variables, and for a session, its scoped realtime key."""
     env = {
         "ORCHESTRATOR_URL": settings.ORCHESTRATOR_URL,
@@ -140,7 +147,7 @@ def machine_realtime_key(*, machine: Machine, project_id: str) -> str:
     )
 
 
-def machine_create(*, session: Any | None, memory_mb: int, source: str = EventSource.API) -> Machine:
+def machine_create(*, session: SessionRef | None, memory_mb: int, source: str = EventSource.API) -> Machine:
     """Create a machine for ``session`` (or a warm one when None) and wait until it runs."""
     machine, spec = machine_prepare(session=session, memory_mb=memory_mb, source=source)
     machine_launch(machine=machine, spec=spec, source=source)
@@ -148,7 +155,7 @@ def machine_create(*, session: Any | None, memory_mb: int, source: str = EventSo
 
 
 def machine_prepare(
-    *, session: Any | None, memory_mb: int, source: str = EventSource.API
+    *, session: SessionRef | None, memory_mb: int, source: str = EventSource.API
 ) -> tuple[Machine, MachineSpec]:
     """The machine's row (``created``) and what to ask the provider for; the token lives only in the spec."""
     token, token_hash = new_machine_token()
@@ -189,7 +196,7 @@ def machine_launch(*, machine: Machine, spec: MachineSpec, source: str = EventSo
         raise
 
 
-def _metadata(machine: Machine, session: Any | None) -> dict[str, str]:
+def _metadata(machine: Machine, session: SessionRef | None) -> dict[str, str]:
     metadata = preview_metadata(
         session_id=str(session.id) if session else "",
         project_id=session.project_id if session else "",
@@ -329,7 +336,7 @@ def machine_get_by_token(token: str) -> Machine | None:
     return Machine.objects.filter(token_hash=hash_token(token)).exclude(state__in=GONE_STATES).first()
 
 
-def machine_preview_url(machine: Machine, session: Any) -> str:
+def machine_preview_url(machine: Machine, session: SessionRef) -> str:
     """Where the editor embeds the preview.
 
     A local machine is reached directly on its loopback port (another origin by port). A Fly machine

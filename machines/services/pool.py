@@ -12,6 +12,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django_q.tasks import async_task
 
 from machines.models import EventSource, Machine, MachineEvent, MachineState
 from machines.providers.base import ProviderError
@@ -59,8 +60,6 @@ def machine_pool_enqueue_refill() -> None:
     """After a claim commits, top the pool up again (no-op when the pool is off)."""
     if settings.WARM_POOL_SIZE <= 0:
         return
-    from django_q.tasks import async_task
-
     transaction.on_commit(lambda: async_task(REFILL_TASK, task_name="refill-warm-pool", group="pool"))
 
 
