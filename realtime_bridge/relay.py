@@ -18,7 +18,7 @@ import httpx
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from velocity.auth import issue_token
+from velocity.auth import SERVICE_ROLE, issue_token
 
 logger = logging.getLogger(__name__)
 RELAY_PATH = "/realtime/v1/internal/relay"
@@ -37,7 +37,7 @@ def needed() -> bool:
 
 
 def _service_token() -> str:
-    return issue_token(sub=None, role="service_role", ttl=60)
+    return issue_token(sub=None, role=SERVICE_ROLE, ttl=60)
 
 
 @contextlib.contextmanager

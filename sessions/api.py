@@ -38,6 +38,7 @@ from sessions.serializers import (
     SessionCreateSerializer,
     SessionSerializer,
 )
+from velocity.auth import SERVICE_ROLE
 
 
 def _session_or_404(request: Request, session_id: uuid.UUID) -> PreviewSession:
@@ -247,7 +248,7 @@ def _wait_seconds(request: Request) -> float:
 def _actor(request: Request) -> str:
     """The audit trail's name for a service-role caller (its subject when the token has one)."""
     user: Any = request.user
-    return f"service_role:{user.id}" if getattr(user, "id", None) else "service_role"
+    return f"{SERVICE_ROLE}:{user.id}" if getattr(user, "id", None) else SERVICE_ROLE
 
 
 def _project_id(raw: str) -> str:

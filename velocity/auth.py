@@ -21,8 +21,8 @@ from django.conf import settings
 
 SYMMETRIC_ALGORITHMS = ("HS256",)
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256", "EdDSA")
-ROLES = ("anon", "authenticated", "service_role")
 SERVICE_ROLE = "service_role"
+ROLES = ("anon", "authenticated", SERVICE_ROLE)
 # A preview agent's realtime key: an `authenticated` token (Supabase Realtime sets that database role) for
 # this audience only, so the REST API refuses it. Its project and machine are claims of ours.
 AGENT_AUDIENCE = "velocity_agent"

@@ -53,6 +53,7 @@ class SessionRef(Protocol):
     project_id: str
     user_id: uuid.UUID
 
+
 START_TIMEOUT_SECONDS = 60
 KEY_ENDING_STATES = (*GONE_STATES, MachineState.DESTROYING)
 STATE_TIMESTAMPS: dict[str, str] = {

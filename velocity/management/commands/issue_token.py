@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from velocity.auth import ROLES, issue_token
+from velocity.auth import ROLES, SERVICE_ROLE, issue_token
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
             if raw:
                 raise CommandError("an anon token has no --sub")
             return None
-        if not raw and role == "service_role":
+        if not raw and role == SERVICE_ROLE:
             return None
         if not raw:
             raise CommandError(f"--sub is required for --role {role}")
