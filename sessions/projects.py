@@ -65,15 +65,7 @@ def project_member_set(*, project: Project, user_id: uuid.UUID, role: str, actor
         member, _ = ProjectMember.objects.update_or_create(project=project, user_id=user_id, defaults={"role": role})
         project.updated_at = now
         project.save(update_fields=["updated_at"])
-        _access_changed(project.project_id)
-        audit(
-            actor=None,
-            actor_label=actor,
-            action="project.member",
-            target=project,
-            before=before,
-            after=_snapshot(project),
-        )
+        _changed(project, action="project.member", actor=actor, before=before)
     return member
 
 
@@ -85,16 +77,14 @@ def project_member_remove(*, project: Project, user_id: uuid.UUID, actor: str, n
         if not deleted:
             return False
         _end_sessions_of(user_id=user_id, project=project, now=now)
-        _access_changed(project.project_id)
-        audit(
-            actor=None,
-            actor_label=actor,
-            action="project.member_removed",
-            target=project,
-            before=before,
-            after=_snapshot(project),
-        )
+        _changed(project, action="project.member_removed", actor=actor, before=before)
     return True
+
+
+def _changed(project: Project, *, action: str, actor: str, before: dict[str, Any]) -> None:
+    """Inside the write's transaction: sockets on the project are re-checked after commit, and one audit record."""
+    _access_changed(project.project_id)
+    audit(actor=None, actor_label=actor, action=action, target=project, before=before, after=_snapshot(project))
 
 
 def _end_sessions_of(*, user_id: uuid.UUID, project: Project, now: datetime) -> None:
