@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ from . import __version__
 from .config import Config
 from .devserver import DevServer, LogThrottle, free_port
 from .files import FileStore
-from .messages import Outgoing, handle_event, manifest_events
+from .messages import Result, handle_event, manifest_events
 from .orchestrator import Orchestrator
 from .proxy import Front
 from .sandbox import sandbox_warning
@@ -149,7 +150,7 @@ class Agent:
             self.config.realtime_key,
             self.config.channel_name,
             handle=self._handle,
-            manifest=lambda: manifest_events(self.store, reason="join"),
+            manifest=functools.partial(manifest_events, self.store),
             send_rate=self.config.realtime_send_rate,
         )
 
@@ -159,12 +160,12 @@ class Agent:
         self.boot[name] = round(time.monotonic() - started, 3)
         return result
 
-    def _handle(self, event: str, payload: dict[str, Any]) -> list[Outgoing]:
+    def _handle(self, event: str, payload: dict[str, Any]) -> Result:
         result = handle_event(self.store, event, payload)
         if result.changed:
             self.activity.touch("file_writes", len(result.changed))
             self.devserver.notify_changed(result.changed)
-        return result.outgoing
+        return result
 
     def _on_request(self) -> None:
         self.activity.touch("preview_requests")

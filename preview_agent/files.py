@@ -22,14 +22,16 @@ import re
 import secrets
 import stat
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 MAX_PATH_CHARS = 1024
 MAX_SEGMENT_BYTES = 255
-SCAN_SKIP_DIRS = frozenset({"node_modules", ".git", ".next", ".expo", ".cache", ".turbo", ".vite"})
+# Folders of tools rather than of the editor: never scanned, and never emptied by a snapshot in
+# ``replace`` mode (at any depth, so a monorepo's ``packages/web/node_modules`` is kept too).
+TOOL_DIRS = frozenset({"node_modules", ".git", ".next", ".expo", ".cache", ".turbo", ".vite"})
 SCAN_LIMIT = 20_000
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 _INVISIBLE = frozenset("\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
@@ -157,6 +159,25 @@ class FileStore:
         current = self.entries.get(path)
         if current is not None and _is_stale(current, version):
             return ("deleted" if current.sha256 is None else "stale"), current
+        return "deleted", self._tombstone(path, segments, version)
+
+    def unlisted(self, named: Collection[str]) -> list[str]:
+        """The files the agent tracks that ``named`` leaves out, outside tool folders: what a snapshot in
+        ``replace`` mode deletes. Files nobody told the agent about (written later by npm or the dev
+        server, or skipped by the boot scan) are not tracked, so they are never in this list."""
+        return [
+            path
+            for path, state in sorted(self.entries.items())
+            if state.sha256 is not None and path not in named and not in_tool_dir(path)
+        ]
+
+    def remove(self, path: str) -> FileState:
+        """Delete a tracked file at the version it has (a snapshot in ``replace`` mode names no version for
+        what it leaves out); the tombstone keeps any update at that version or below out."""
+        current = self.entries[path]
+        return self._tombstone(path, check_path(path), current.version)
+
+    def _tombstone(self, path: str, segments: tuple[str, ...], version: int) -> FileState:
         try:
             with _parent_dir(self.root, segments, create=False) as dir_fd:
                 _unlink(dir_fd, segments[-1])
@@ -164,7 +185,7 @@ class FileStore:
             pass  # already gone: the tombstone below still records the newer version
         state = FileState(version, None)
         self.entries[path] = state
-        return "deleted", state
+        return state
 
     def scan(self, limit: int = SCAN_LIMIT) -> int:
         """Record what is already on disk (version 0: origin unknown, any edit may replace it)."""
@@ -177,6 +198,10 @@ class FileStore:
                     self.entries.setdefault(relative, FileState(0, _hash_file(self.root, relative)))
                     count += 1
         return count
+
+
+def in_tool_dir(path: str) -> bool:
+    return any(segment in TOOL_DIRS for segment in path.split("/")[:-1])
 
 
 def write_inside(root: Path, segments: tuple[str, ...], data: bytes, *, owner: Owner = None) -> None:
@@ -276,7 +301,7 @@ def _unlink(dir_fd: int, name: str) -> None:
 
 def _walk(root: Path) -> Iterator[tuple[str, str]]:
     for directory, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(name for name in dirnames if name not in SCAN_SKIP_DIRS)
+        dirnames[:] = sorted(name for name in dirnames if name not in TOOL_DIRS)
         for name in sorted(filenames):
             full = os.path.join(directory, name)
             if name.endswith(".velocity-tmp") or not os.path.isfile(full) or os.path.islink(full):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,12 +21,18 @@ Outgoing = tuple[str, dict[str, Any]]
 MAX_ECHOED_PATH = 200
 SNAPSHOT_MAX_FILES = 5000
 MANIFEST_PART_SIZE = 1000
+MAX_REQUEST_ID_CHARS = 200
+MAX_REQUEST_IDS = 100
+SNAPSHOT_MODES = ("merge", "replace")
 
 
 @dataclass
 class Result:
     outgoing: list[Outgoing] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
+    # ``files:manifest_request``s accepted, by request_id (None: the request gave none). The answer is
+    # the realtime wiring's to send: it paces them and folds a burst into one (sync.py).
+    manifest_requests: list[str | None] = field(default_factory=list)
 
 
 def handle_event(store: FileStore, event: str, payload: Mapping[str, Any], now_ms: float | None = None) -> Result:
@@ -39,19 +45,36 @@ def handle_event(store: FileStore, event: str, payload: Mapping[str, Any], now_m
         _apply(store, event, payload, now_ms, result, _delete)
     elif event == "files:snapshot":
         _apply_snapshot(store, payload, now_ms, result)
+    elif event == "files:manifest_request":
+        _accept_manifest_request(payload, result)
     return result
 
 
-def manifest_events(store: FileStore, *, reason: str, part_size: int = MANIFEST_PART_SIZE) -> list[Outgoing]:
+def manifest_events(
+    store: FileStore,
+    *,
+    reason: str,
+    requests: Sequence[str | None] = (),
+    part_size: int = MANIFEST_PART_SIZE,
+) -> list[Outgoing]:
     """The manifest, in parts of at most ``part_size`` paths (a big project's would pass the realtime
-    server's payload limit, and an oversize broadcast is dropped without a word)."""
+    server's payload limit, and an oversize broadcast is dropped without a word).
+
+    ``requests`` are the request ids this answers, oldest first: every part echoes the last one as
+    ``request_id`` and all of them in ``request_ids`` (several tabs may ask at once and share it).
+    """
     items = list(store.manifest().items())
     chunks = [items[start : start + part_size] for start in range(0, len(items), part_size)] or [[]]
+    answered = {
+        "request_id": requests[-1] if requests else None,
+        "request_ids": list(dict.fromkeys(rid for rid in requests if rid is not None))[-MAX_REQUEST_IDS:],
+    }
     return [
         (
             "agent:manifest",
             {
                 "reason": reason,
+                **answered,
                 "part": number,
                 "parts": len(chunks),
                 "files": dict(chunk),
@@ -60,6 +83,15 @@ def manifest_events(store: FileStore, *, reason: str, part_size: int = MANIFEST_
         )
         for number, chunk in enumerate(chunks, start=1)
     ]
+
+
+def _accept_manifest_request(payload: Mapping[str, Any], result: Result) -> None:
+    request_id = payload.get("request_id")
+    if request_id is not None and (not isinstance(request_id, str) or len(request_id) > MAX_REQUEST_ID_CHARS):
+        message = f"request_id must be a string of at most {MAX_REQUEST_ID_CHARS} characters"
+        result.outgoing.append(error_event("files:manifest_request", {}, "invalid_request_id", message))
+        return
+    result.manifest_requests.append(request_id)
 
 
 def _apply_update(store: FileStore, payload: Mapping[str, Any], now_ms: float, result: Result) -> None:
@@ -101,25 +133,42 @@ def _apply(
     result.outgoing.append(("file:synced", synced_payload(str(path), state, payload.get("sent_at"), now_ms)))
 
 
+def _remove(store: FileStore, payload: Mapping[str, Any]) -> tuple[str, FileState]:
+    return "deleted", store.remove(payload["path"])
+
+
 def _apply_snapshot(store: FileStore, payload: Mapping[str, Any], now_ms: float, result: Result) -> None:
     """Many files at once, acknowledged by one ``files:synced`` (one event per file would trip the
-    realtime server's per-tenant message rate on a large project)."""
-    files = payload.get("files")
-    if not isinstance(files, list) or len(files) > SNAPSHOT_MAX_FILES:
-        message = f"files must be a list of at most {SNAPSHOT_MAX_FILES} entries"
+    realtime server's per-tenant message rate on a large project).
+
+    Entries with ``"deleted": true`` are deletes (the rules of ``file:delete``); in ``replace`` mode every
+    tracked file the snapshot does not name, outside tool folders, is deleted at the version it has.
+    """
+    files, mode = payload.get("files"), payload.get("mode")
+    mode = "merge" if mode is None else mode
+    if not isinstance(files, list) or len(files) > SNAPSHOT_MAX_FILES or mode not in SNAPSHOT_MODES:
+        message = f"files must be a list of at most {SNAPSHOT_MAX_FILES} entries; mode 'merge' or 'replace'"
         result.outgoing.append(error_event("files:snapshot", payload, "invalid_snapshot", message))
         return
-    each = Result()
+    each, sent_at = Result(), payload.get("sent_at")
     for entry in files:
-        if isinstance(entry, Mapping):
-            _apply_update(store, {"sent_at": payload.get("sent_at"), **entry}, now_ms, each)
-        else:
+        if not isinstance(entry, Mapping):
             each.outgoing.append(error_event("files:snapshot", {}, "invalid_snapshot", "entry must be an object"))
+        elif entry.get("deleted") is True:
+            _apply(store, "file:delete", {"sent_at": sent_at, **entry}, now_ms, each, _delete)
+        else:
+            _apply_update(store, {"sent_at": sent_at, **entry}, now_ms, each)
+    if mode == "replace":
+        named = {entry["path"] for entry in files if isinstance(entry, Mapping) and isinstance(entry.get("path"), str)}
+        for path in store.unlisted(named):
+            body = {"path": path, "version": store.entries[path].version, "sent_at": sent_at}
+            _apply(store, "file:delete", body, now_ms, each, _remove)
     synced = [body for name, body in each.outgoing if name == "file:synced"]
     result.outgoing.extend(item for item in each.outgoing if item[0] != "file:synced")
     result.changed.extend(each.changed)
-    latency = latency_ms(payload.get("sent_at"), now_ms)
-    result.outgoing.append(("files:synced", {"files": synced, "count": len(synced), "latency_ms": latency}))
+    latency = latency_ms(sent_at, now_ms)
+    body = {"mode": mode, "files": synced, "count": len(synced), "latency_ms": latency}
+    result.outgoing.append(("files:synced", body))
 
 
 def synced_payload(path: str, state: FileState, sent_at: object, now_ms: float) -> dict[str, Any]:

@@ -5,7 +5,9 @@ drops pushes buffered while disconnected once their 10 s timeout passed, and nev
 server through its heartbeats. So this module owns reconnection: one fresh client per connection,
 ``auto_reconnect=False``, and any channel error, close or timeout ends that connection and starts a
 new one with backoff. Whatever the editor broadcast while the agent was away is recovered by the
-``agent:manifest`` published after every join: the editor resends what differs.
+``agent:manifest`` published after every join: the editor resends what differs. The editor may also
+ask for it (``files:manifest_request``) after its own reconnect; those answers are paced and a burst of
+requests shares one.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .messages import Outgoing
-from .ratelimit import TokenBucket
+from .messages import Outgoing, Result
+from .ratelimit import Coalescer, TokenBucket
 
 if TYPE_CHECKING:
     from realtime import AsyncRealtimeChannel, AsyncRealtimeClient
@@ -35,9 +37,16 @@ MAX_BACKOFF_SECONDS = 15.0
 # The default stays under the embedded endpoint's per-socket limit (1,000 a second) with room for an
 # editor's 100 edits a second and their acks; against a Supabase project set it to the plan's limit.
 SEND_RATE_PER_SECOND = 400.0
+# At most four answers to files:manifest_request a second (a big project's manifest is many parts);
+# requests in between share the next answer.
+MANIFEST_REQUEST_INTERVAL = 0.25
 
 
-Handler = Callable[[str, dict[str, Any]], list[Outgoing]]
+Handler = Callable[[str, dict[str, Any]], Result]
+
+
+class ManifestBuilder(Protocol):
+    def __call__(self, *, reason: str, requests: Sequence[str | None] = ()) -> list[Outgoing]: ...
 
 
 class RealtimeSync:
@@ -48,7 +57,7 @@ class RealtimeSync:
         channel: str,
         *,
         handle: Handler,
-        manifest: Callable[[], list[Outgoing]],
+        manifest: ManifestBuilder,
         send_rate: float = SEND_RATE_PER_SECOND,
     ) -> None:
         self.url, self._key, self.channel_name = url, key, channel
@@ -62,6 +71,9 @@ class RealtimeSync:
         self._channel: AsyncRealtimeChannel | None = None
         self._generation = 0
         self._pacer = TokenBucket(send_rate)  # bursts of one second's worth: at most twice the rate in a second
+        self._requests = Coalescer(MANIFEST_REQUEST_INTERVAL)
+        self._join_manifest_due = False
+        self._answer_due = False
 
     @property
     def connected(self) -> bool:
@@ -72,6 +84,16 @@ class RealtimeSync:
         if droppable and not self.connected:
             return
         self._outbox.append((event, payload))
+        self._wake.set()
+
+    def request_manifest(self, request_id: str | None) -> None:
+        """Answer an editor's ``files:manifest_request``, now or once the pacing interval has passed."""
+        delay = self._requests.add(request_id)
+        if delay is not None:
+            asyncio.get_running_loop().call_later(delay, self._answer_now)
+
+    def _answer_now(self) -> None:
+        self._answer_due = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -119,7 +141,8 @@ class RealtimeSync:
         # The manifest supersedes acknowledgements queued while away.
         kept = [item for item in self._outbox if item[0] not in ACKS]
         self._outbox.clear()
-        self._outbox.extend([("agent:manifest", {}), *kept])
+        self._outbox.extend(kept)
+        self._join_manifest_due = True
         logger.info("realtime joined", extra={"channel": self.channel_name, "connects": self.connects})
         self._wake.set()
 
@@ -143,27 +166,38 @@ class RealtimeSync:
         # Called inside the client's receive loop: an exception here would end that loop.
         try:
             payload = message.get("payload")
-            outgoing = self.handle(str(message.get("event", "")), payload if isinstance(payload, dict) else {})
+            result = self.handle(str(message.get("event", "")), payload if isinstance(payload, dict) else {})
         except Exception:
             logger.exception("broadcast handling failed")
             return
-        for event, body in outgoing:
+        for event, body in result.outgoing:
             self.publish(event, body)
+        for request_id in result.manifest_requests:
+            self.request_manifest(request_id)
 
     async def _send_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._outbox and self._joined.is_set() and self._channel is not None:
-                event, payload = self._outbox.popleft()
-                # The manifest is built when sent, so it says what the agent has at that moment.
-                for name, body in self.manifest() if event == "agent:manifest" else [(event, payload)]:
+            while self._joined.is_set() and (channel := self._channel) is not None and (batch := self._next()):
+                for name, body in batch:
                     if wait := self._pacer.reserve():
                         await asyncio.sleep(wait)
                     try:
-                        await self._channel.send_broadcast(name, body)
+                        await channel.send_broadcast(name, body)
                     except Exception:
                         logger.warning("broadcast send failed", extra={"event": name})
+
+    def _next(self) -> list[Outgoing]:
+        """What to send next: manifests first (they are flags, not queue entries, so a full outbox cannot
+        push them out), built when sent so they say what the agent has at that moment."""
+        if self._join_manifest_due:
+            self._join_manifest_due = False
+            return self.manifest(reason="join")
+        if self._answer_due:
+            self._answer_due = False
+            return self.manifest(reason="request", requests=self._requests.take())
+        return [self._outbox.popleft()] if self._outbox else []
 
 
 _CHANNEL_OPTIONS: Any = {

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from preview_agent.files import FileRefused, FileStore, check_path, decode_content
+from preview_agent.files import FileRefused, FileState, FileStore, check_path, decode_content
 
 ATTACKS = {
     "/etc/passwd": "absolute_path",
@@ -166,3 +166,17 @@ def test_it_scans_the_project_but_skips_node_modules_and_symlinks(store: FileSto
     (store.root / "link.txt").symlink_to(layout[1] / "nothing")
     assert store.scan() == 1
     assert list(store.manifest()) == ["src/main.js"]
+
+
+def test_it_lists_tracked_files_left_unnamed_outside_tool_folders_and_removes_them_at_their_version(
+    store: FileStore,
+) -> None:
+    (store.root / "boot.html").write_text("boot")
+    store.scan()
+    for path in ("a.txt", "b.txt", "node_modules/x/i.js", "apps/web/.next/cache.json"):
+        store.write(path, b"x", 3)
+    store.delete("b.txt", 4)
+    assert store.unlisted({"a.txt"}) == ["boot.html"]
+    assert store.remove("boot.html") == FileState(0, None)
+    assert not (store.root / "boot.html").exists()
+    assert store.unlisted(set()) == ["a.txt"]

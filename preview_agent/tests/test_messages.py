@@ -102,3 +102,65 @@ def test_it_splits_a_large_manifest_into_parts(store: FileStore) -> None:
 
 def test_an_empty_project_still_sends_one_manifest(store: FileStore) -> None:
     assert [body["files"] for _, body in manifest_events(store, reason="join")] == [{}]
+
+
+def snapshot(files: list[dict[str, object]], **extra: object) -> dict[str, object]:
+    return {"files": files, "sent_at": NOW - 5, **extra}
+
+
+def test_a_snapshot_merges_by_default_and_keeps_files_it_does_not_name(store: FileStore) -> None:
+    handle_event(store, "file:update", update("old.txt", "x", 1), NOW)
+    result = handle_event(store, "files:snapshot", snapshot([update("new.txt", "n", 1)]), NOW)
+    assert result.outgoing[-1][1]["mode"] == "merge"
+    assert (store.root / "old.txt").read_text() == "x"
+
+
+def test_a_snapshot_in_replace_mode_deletes_what_it_does_not_name_but_not_tool_folders(store: FileStore) -> None:
+    for path in ("old.txt", "src/keep.js", "node_modules/pkg/patch.js", "web/.git/hooks/x"):
+        handle_event(store, "file:update", update(path, "x", 4), NOW)
+    result = handle_event(store, "files:snapshot", snapshot([update("src/keep.js", "x", 4)], mode="replace"), NOW)
+    [(name, body)] = result.outgoing
+    assert (name, body["mode"], body["count"]) == ("files:synced", "replace", 2)
+    assert body["files"][1] == {"path": "old.txt", "version": 4, "sha256": None, "latency_ms": 5}
+    assert not (store.root / "old.txt").exists()
+    assert (store.root / "node_modules/pkg/patch.js").exists() and (store.root / "web/.git/hooks/x").exists()
+    assert result.changed == ["old.txt"]
+
+
+def test_a_snapshot_carries_deletes_under_the_version_rules_of_file_delete(store: FileStore) -> None:
+    handle_event(store, "file:update", update("a.txt", "x", 1), NOW)
+    handle_event(store, "file:update", update("b.txt", "x", 5), NOW)
+    deletes = [{"path": "a.txt", "version": 2, "deleted": True}, {"path": "b.txt", "version": 3, "deleted": True}]
+    result = handle_event(store, "files:snapshot", snapshot(deletes), NOW)
+    assert result.outgoing == [
+        ("files:synced", {"mode": "merge", "files": [synced_delete("a.txt", 2)], "count": 1, "latency_ms": 5})
+    ]
+    assert not (store.root / "a.txt").exists() and (store.root / "b.txt").exists()  # b.txt v3 is stale
+
+
+def synced_delete(path: str, version: int) -> dict[str, object]:
+    return {"path": path, "version": version, "sha256": None, "latency_ms": 5}
+
+
+def test_a_snapshot_with_an_unknown_mode_changes_nothing(store: FileStore) -> None:
+    result = handle_event(store, "files:snapshot", snapshot([update("a.txt", "x", 1)], mode="wipe"), NOW)
+    assert [(name, body["code"]) for name, body in result.outgoing] == [("agent:error", "invalid_snapshot")]
+    assert not (store.root / "a.txt").exists()
+
+
+def test_a_manifest_request_is_accepted_with_or_without_an_id_and_refused_with_a_bad_one(store: FileStore) -> None:
+    assert handle_event(store, "files:manifest_request", {"request_id": "r1"}, NOW).manifest_requests == ["r1"]
+    assert handle_event(store, "files:manifest_request", {}, NOW).manifest_requests == [None]
+    for bad in (7, "x" * 201):
+        refused = handle_event(store, "files:manifest_request", {"request_id": bad}, NOW)
+        assert refused.manifest_requests == []
+        assert refused.outgoing[0][1]["code"] == "invalid_request_id"
+
+
+def test_every_part_of_an_answer_echoes_the_requests_it_answers(store: FileStore) -> None:
+    for index in range(3):
+        handle_event(store, "file:update", update(f"f{index}.txt", "x", 1), NOW)
+    parts = [body for _, body in manifest_events(store, reason="request", requests=["a", None, "b"], part_size=2)]
+    assert [(b["reason"], b["request_id"], b["request_ids"], b["parts"]) for b in parts] == [
+        ("request", "b", ["a", "b"], 2)
+    ] * 2

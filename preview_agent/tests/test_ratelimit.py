@@ -1,4 +1,6 @@
-from preview_agent.ratelimit import TokenBucket
+import pytest
+
+from preview_agent.ratelimit import Coalescer, TokenBucket
 
 
 def test_try_take_lets_a_burst_through_then_refuses_until_tokens_come_back() -> None:
@@ -23,3 +25,23 @@ def test_reserve_never_allows_more_than_burst_plus_rate_in_any_second() -> None:
         now[0] += bucket.reserve()
         used.append(now[0])
     assert max(sum(start <= t < start + 1 for t in used) for start in used) <= 20
+
+
+def test_the_coalescer_answers_at_once_then_folds_requests_until_the_interval_has_passed() -> None:
+    now = [10.0]
+    requests = Coalescer(0.25, clock=lambda: now[0])
+    assert requests.add("a") == 0.0
+    assert requests.take() == ["a"]
+    now[0] = 10.1
+    assert requests.add("b") == pytest.approx(0.15)
+    assert [requests.add("c"), requests.add(None)] == [None, None]  # ride on the answer already due
+    assert requests.take() == ["b", "c", None]
+    now[0] = 11.0
+    assert requests.add("d") == 0.0
+
+
+def test_the_coalescer_keeps_the_last_requests_when_a_burst_is_long() -> None:
+    requests = Coalescer(0.25, keep=3, clock=lambda: 0.0)
+    for index in range(10):
+        requests.add(str(index))
+    assert requests.take() == ["7", "8", "9"]
