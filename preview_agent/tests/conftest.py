@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from velocity.testing import free_port, wait_until
+
+from .realtime_helpers import Editor, Relay, until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MACHINE_TOKEN = "test-machine-token"
@@ -69,8 +74,11 @@ def spawn_agent(project: Path, log_dir: Path, *, wait: bool = True, **env: str) 
     return agent
 
 
+StartAgent = Callable[..., AgentProcess]
+
+
 @pytest.fixture
-def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+def start_agent(tmp_path: Path) -> Iterator[StartAgent]:
     started: list[AgentProcess] = []
 
     def start(project_dir: Path | None = None, wait: bool = True, **env: str) -> AgentProcess:
@@ -137,3 +145,59 @@ def orchestrator() -> Iterator[Recorder]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield recorder
     server.shutdown()
+
+
+# --- an agent on the realtime endpoint, with an editor (test_agent_realtime.py, test_agent_resync.py) ---
+
+
+@dataclass
+class Session:
+    agent: AgentProcess
+    editor: Editor
+    relay: Relay
+    outside: Path
+    join_editor: Callable[[], Awaitable[Editor]]
+    base_url: str  # the realtime endpoint itself (the agent goes through ``relay``)
+    project_id: str
+    key: str
+
+
+@pytest.fixture
+def realtime(realtime_endpoint: tuple[str, Callable[[str], str]]) -> tuple[str, Callable[[str], str]]:
+    return realtime_endpoint
+
+
+@pytest.fixture
+def relay(realtime: tuple[str, Callable[[str], str]]) -> Iterator[Relay]:
+    relay = Relay(urlsplit(realtime[0]).port or 80)
+    yield relay
+    relay.close()
+
+
+@pytest.fixture
+async def session(
+    realtime: tuple[str, Callable[[str], str]], relay: Relay, start_agent: StartAgent, tmp_path: Path
+) -> AsyncIterator[Session]:
+    base_url, project_key = realtime
+    project_id = f"proj-{uuid.uuid4().hex[:8]}"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "index.html").write_text("<h1>boot</h1>")
+    (project / "escape").symlink_to(outside, target_is_directory=True)
+    relayed = base_url.replace(f":{urlsplit(base_url).port}", f":{relay.port}", 1)
+    env = {"PROJECT_ID": project_id, "REALTIME_URL": relayed, "REALTIME_KEY": project_key(project_id)}
+    agent = await asyncio.to_thread(start_agent, project, MAX_FILE_BYTES="2048", **env)
+    editor = await Editor.join(base_url, project_key(project_id), project_id)
+    await until(lambda: agent.health()["supabaseConnected"])
+    editors = [editor]
+
+    async def join_editor() -> Editor:
+        editors.append(await Editor.join(base_url, project_key(project_id), project_id))
+        return editors[-1]
+
+    yield Session(agent, editor, relay, outside, join_editor, base_url, project_id, project_key(project_id))
+    for each in editors:
+        await each.leave()

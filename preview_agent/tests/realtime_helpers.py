@@ -1,19 +1,43 @@
-"""Helpers for the realtime end-to-end tests: an editor on the official client, and a TCP relay."""
+"""Helpers for the realtime end-to-end tests: an editor on the official client, the REST broadcast, and a
+TCP relay."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
 
 from velocity.testing import async_wait_until
 
 Event = tuple[str, dict[str, Any]]
+
+
+async def until(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
+    return await async_wait_until(lambda: asyncio.to_thread(condition), timeout=timeout, interval=0.05)
+
+
+async def until_count(editor: Editor, event: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+    def found() -> list[dict[str, Any]] | None:
+        bodies = [body for name, body in editor.received if name == event]
+        return bodies if len(bodies) >= count else None
+
+    return await async_wait_until(found, timeout=timeout, interval=0.05, what=f"{count} {event} events")
+
+
+async def rest_broadcast(base_url: str, key: str, project_id: str, event: str, payload: dict[str, Any]) -> int:
+    """``POST /api/broadcast`` with the body realtime-js sends when ``send()`` falls back to REST."""
+    message = {"topic": f"project:{project_id}", "event": event, "payload": payload, "private": True}
+    headers = {"apikey": key, "Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{base_url}/api/broadcast", json={"messages": [message]}, headers=headers)
+    return response.status_code
 
 
 class Editor:
@@ -22,7 +46,8 @@ class Editor:
     def __init__(self, client: AsyncRealtimeClient, channel: AsyncRealtimeChannel) -> None:
         self.client, self.channel = client, channel
         self.received: list[Event] = []
-        self.files: dict[str, tuple[int, str]] = {}  # what the editor believes: path -> (version, content)
+        # What the editor believes: path -> (version, content), content None for a deleted file.
+        self.files: dict[str, tuple[int, str | None]] = {}
 
     @classmethod
     async def join(cls, base_url: str, token: str, project_id: str) -> Editor:
@@ -42,10 +67,30 @@ class Editor:
         return editor
 
     async def edit(self, path: str, content: str, *, version: int | None = None, **extra: Any) -> None:
+        await self.channel.send_broadcast("file:update", self.record(path, content, version, **extra))
+
+    async def delete(self, path: str, *, version: int | None = None) -> None:
+        await self.channel.send_broadcast("file:delete", self.record(path, None, version))
+
+    def record(self, path: str, content: str | None, version: int | None = None, **extra: Any) -> dict[str, Any]:
+        """Note an edit (content None: a delete) in the editor's own store; the body to send for it."""
         version = version if version is not None else self.files.get(path, (0, ""))[0] + 1
         self.files[path] = (version, content)
-        body = {"path": path, "content": content, "encoding": "utf-8", "version": version, **extra}
-        await self.channel.send_broadcast("file:update", body)
+        if content is None:
+            return {"path": path, "version": version}
+        return {"path": path, "content": content, "encoding": "utf-8", "version": version, **extra}
+
+    async def request_manifest(self, request_id: str, timeout: float = 15.0) -> dict[str, Any]:
+        """Send ``files:manifest_request`` and gather every part of its answer: ``{path: {sha256, version}}``."""
+        await self.channel.send_broadcast("files:manifest_request", {"request_id": request_id})
+
+        def complete() -> dict[str, Any] | None:
+            parts = {body["part"]: body for name, body in self.received if _answers(name, body, request_id)}
+            if not parts or len(parts) < next(iter(parts.values()))["parts"]:
+                return None
+            return {path: entry for body in parts.values() for path, entry in body["files"].items()}
+
+        return await async_wait_until(complete, timeout=timeout, interval=0.05, what=f"manifest for {request_id}")
 
     async def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 10.0) -> Event:
         return await async_wait_until(lambda: next((i for i in self.received if predicate(i)), None), timeout=timeout)
@@ -58,20 +103,34 @@ class Editor:
         return (await self.wait_for(matches))[1]
 
     async def resend_missing(self, manifest: dict[str, Any]) -> list[str]:
-        """What an editor does with ``agent:manifest``: resend every file the agent has older or not at all."""
-        stale = [
-            path
-            for path, (version, _) in self.files.items()
-            if (manifest["files"].get(path) or {}).get("version", -1) < version
+        """The reconnect algorithm of docs/agent.md with ``{path: {sha256, version}}``: resend every file the
+        agent has older (and different) or not at all, repeat every delete it still shows a file for."""
+        behind = [
+            path for path, (version, content) in self.files.items() if _behind(manifest.get(path), version, content)
         ]
-        for path in stale:
+        for path in behind:
             version, content = self.files[path]
-            await self.edit(path, content, version=version)
-        return stale
+            if content is None:
+                await self.delete(path, version=version)
+            else:
+                await self.edit(path, content, version=version)
+        return behind
 
     async def leave(self) -> None:
         with contextlib.suppress(Exception):
             await self.client.close()
+
+
+def _answers(name: str, body: dict[str, Any], request_id: str) -> bool:
+    return name == "agent:manifest" and (body.get("request_id") == request_id or request_id in body["request_ids"])
+
+
+def _behind(agent: dict[str, Any] | None, version: int, content: str | None) -> bool:
+    if content is None:
+        return agent is not None and agent["sha256"] is not None and agent["version"] < version
+    if agent is None:
+        return True
+    return agent["version"] < version and agent["sha256"] != hashlib.sha256(content.encode()).hexdigest()
 
 
 class Relay:

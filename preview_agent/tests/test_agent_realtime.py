@@ -7,75 +7,12 @@ import asyncio
 import hashlib
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
-import pytest
-
-from velocity.testing import async_wait_until
-
-from .conftest import AgentProcess, Recorder
-from .realtime_helpers import Editor, Relay
+from .conftest import Recorder, Session, StartAgent
+from .realtime_helpers import Editor, until, until_count
 from .test_files import ATTACKS
-
-StartAgent = Callable[..., AgentProcess]
-
-
-@dataclass
-class Session:
-    agent: AgentProcess
-    editor: Editor
-    relay: Relay
-    outside: Path
-    join_editor: Callable[[], Awaitable[Editor]]
-
-
-@pytest.fixture
-def realtime(realtime_endpoint: tuple[str, Callable[[str], str]]) -> tuple[str, Callable[[str], str]]:
-    return realtime_endpoint
-
-
-@pytest.fixture
-def relay(realtime: tuple[str, Callable[[str], str]]) -> Iterator[Relay]:
-    relay = Relay(urlsplit(realtime[0]).port or 80)
-    yield relay
-    relay.close()
-
-
-@pytest.fixture
-async def session(
-    realtime: tuple[str, Callable[[str], str]], relay: Relay, start_agent: StartAgent, tmp_path: Path
-) -> AsyncIterator[Session]:
-    base_url, project_key = realtime
-    project_id = f"proj-{uuid.uuid4().hex[:8]}"
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "keep.txt").write_text("keep")
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "index.html").write_text("<h1>boot</h1>")
-    (project / "escape").symlink_to(outside, target_is_directory=True)
-    relayed = base_url.replace(f":{urlsplit(base_url).port}", f":{relay.port}", 1)
-    env = {"PROJECT_ID": project_id, "REALTIME_URL": relayed, "REALTIME_KEY": project_key(project_id)}
-    agent = await asyncio.to_thread(start_agent, project, MAX_FILE_BYTES="2048", **env)
-    editor = await Editor.join(base_url, project_key(project_id), project_id)
-    await until(lambda: agent.health()["supabaseConnected"])
-    editors = [editor]
-
-    async def join_editor() -> Editor:
-        editors.append(await Editor.join(base_url, project_key(project_id), project_id))
-        return editors[-1]
-
-    yield Session(agent, editor, relay, outside, join_editor)
-    for each in editors:
-        await each.leave()
-
-
-async def until(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    return await async_wait_until(lambda: asyncio.to_thread(condition), timeout=timeout, interval=0.05)
 
 
 def everything_under(folder: Path) -> set[str]:
@@ -159,7 +96,7 @@ async def test_no_edit_is_lost_across_a_forced_disconnect(session: Session) -> N
     session.relay.restore()
     _, manifest = await editor.wait_for(lambda e: e[0] == "agent:manifest", timeout=30)
     assert manifest["files"]["a.txt"]["version"] == 1
-    assert sorted(await editor.resend_missing(manifest)) == ["a.txt", "b.txt"]
+    assert sorted(await editor.resend_missing(manifest["files"])) == ["a.txt", "b.txt"]
     await editor.synced("a.txt", 2)
     await editor.synced("b.txt", 1)
     assert (agent.project_dir / "a.txt").read_text() == "a2"
@@ -180,14 +117,6 @@ async def test_it_streams_dev_server_output_as_agent_log_events(
         assert log["stream"] == "stdout"
     finally:
         await editor.leave()
-
-
-async def until_count(editor: Editor, event: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-    def found() -> list[dict[str, Any]] | None:
-        bodies = [body for name, body in editor.received if name == event]
-        return bodies if len(bodies) >= count else None
-
-    return await async_wait_until(found, timeout=timeout, interval=0.05, what=f"{count} {event} events")
 
 
 async def test_a_burst_of_edits_is_acknowledged_without_tripping_the_servers_rate_limit(session: Session) -> None:
