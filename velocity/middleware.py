@@ -173,6 +173,18 @@ def _in_error_shape(response: HttpResponse) -> HttpResponse:
     return shaped
 
 
+async def websocket_not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """A websocket handshake on a path nothing serves: 404 where the server offers the ASGI denial response
+    (daphne through `velocity.daphne_denial`), else a refused handshake (403)."""
+    await receive()  # websocket.connect
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close"})
+        return
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": b'{"message":"Not found"}'})
+
+
 class BrowserOriginValidator(OriginValidator):
     """channels' ``AllowedHostsOriginValidator``, read per connection, that lets clients without ``Origin`` in.
 
