@@ -44,6 +44,6 @@ def install() -> None:
             scope.setdefault("extensions", {})[EXTENSION] = {}
         return create_application(self, protocol, scope)
 
-    WebSocketProtocol.handle_reply = patched_reply  # type: ignore[method-assign]
-    Server.create_application = patched_create  # type: ignore[method-assign]
-    WebSocketProtocol._velocity_denial = True  # type: ignore[attr-defined]
+    WebSocketProtocol.handle_reply = patched_reply
+    Server.create_application = patched_create
+    WebSocketProtocol._velocity_denial = True
