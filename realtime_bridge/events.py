@@ -15,12 +15,18 @@ from typing import Any
 TOPIC_PREFIX = "realtime:"  # a channel's name on the wire: `realtime:project:abc`
 OPS_GROUP = "ops"
 PROJECT_TOPIC_PREFIX = "project:"
+USER_TOPIC_PREFIX = "user:"
 PG_GROUP = "rt.pg"
 
 
 def project_topic(project_id: str) -> str:
     """The realtime channel of one project (what the editor and the agent join)."""
     return f"{PROJECT_TOPIC_PREFIX}{project_id}"
+
+
+def user_topic(user_id: str) -> str:
+    """A user's own channel (``user:{sub}``): their `postgres_changes`, joinable before any session exists."""
+    return f"{USER_TOPIC_PREFIX}{user_id}"
 
 
 def _now_iso() -> str:

@@ -16,30 +16,20 @@ from realtime_bridge.protocol import ENCODING_BINARY, BinaryBroadcast, Broadcast
 from velocity import json_input
 from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
 
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "apikey, authorization, content-type, x-client-info",
-    "Access-Control-Max-Age": "86400",
-}
-
-
-def _cors(response: HttpResponse) -> HttpResponse:
-    for name, value in CORS_HEADERS.items():
-        response[name] = value
-    return response
+# CORS is django-cors-headers' (`velocity.middleware.CorsMiddleware`, `CORS_ALLOWED_ORIGINS`): it answers
+# preflights before these views run and adds the headers for the origins the deployment allows.
 
 
 def _message(text: str, status: int) -> HttpResponse:
-    return _cors(JsonResponse({"message": text}, status=status))
+    return JsonResponse({"message": text}, status=status)
 
 
 def _refusal(request: HttpRequest) -> HttpResponse | None:
     """The response for requests the endpoint does not serve (or None to go on)."""
     if not selectors.embedded_endpoint_enabled():
         return _message("Not found", 404)
-    if request.method == "OPTIONS":
-        return _cors(HttpResponse(status=204))
+    if request.method == "OPTIONS":  # not a CORS preflight (those never reach the view)
+        return HttpResponse(status=204)
     if request.method != "POST":
         return _message("Method not allowed", 405)
     return None
@@ -102,7 +92,7 @@ async def broadcast(request: HttpRequest) -> HttpResponse:
     messages = body.get("messages") if isinstance(body, dict) else None
     errors = _errors(messages)
     if errors is not None or not isinstance(messages, list):
-        return _cors(JsonResponse({"errors": {"messages": errors}}, status=422))
+        return JsonResponse({"errors": {"messages": errors}}, status=422)
     if any(_too_big(m["payload"]) for m in messages):
         return _message("Payload too large", 422)
     allowed = await _allowed(claims, {m["topic"] for m in messages})
@@ -110,7 +100,7 @@ async def broadcast(request: HttpRequest) -> HttpResponse:
         if _deliverable(message, allowed):
             frames = publish.json_frames(message["topic"], message)
             await publish.publish_frames(message["topic"], bool(message.get("private")), frames)
-    return _cors(HttpResponse(status=202))
+    return HttpResponse(status=202)
 
 
 def _too_big(payload: Any) -> bool:
@@ -133,7 +123,7 @@ async def broadcast_single(request: HttpRequest, topic: str, event: str) -> Http
     if not _deliverable({"topic": topic, "private": private}, await _allowed(claims, {topic})):
         return _message("Unauthorized", 403)
     await publish.publish_frames(topic, private, frames)
-    return _cors(HttpResponse(status=202))
+    return HttpResponse(status=202)
 
 
 def _single_frames(request: HttpRequest, topic: str, event: str) -> BroadcastFrames | HttpResponse:

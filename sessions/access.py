@@ -94,6 +94,13 @@ def project_channel_allowed(claims: Claims, project_id: str, action: str) -> boo
     return access >= (Access.WRITE if action == "write" else Access.READ)
 
 
+def user_channel_allowed(claims: Claims, user_id: str, action: str) -> bool:
+    """The realtime endpoint's policy for ``user:{sub}``: only that user may join (``read``), to follow their
+    own session rows with `postgres_changes` before a session exists; nobody but the service role writes."""
+    is_user = claims.role == "authenticated" and not claims.is_agent and claims.sub is not None
+    return action == "read" and is_user and str(claims.sub) == user_id
+
+
 class ProjectForbidden(Exception):
     """The caller may not use this project: the same answer whether it is someone else's or unknown."""
 

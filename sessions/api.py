@@ -29,6 +29,7 @@ from sessions.serializers import (
     PROJECT_ID_PATTERN,
     AgentAssignmentSerializer,
     AgentEventSerializer,
+    HeartbeatSerializer,
     ProjectMemberSerializer,
     ProjectMemberWriteSerializer,
     ProjectOwnerSerializer,
@@ -127,14 +128,14 @@ class SessionDetailApi(APIView):
 class SessionHeartbeatApi(APIView):
     throttle_scope = "sessions"
 
-    @extend_schema(request=None, responses=SessionSerializer)
+    @extend_schema(request=None, responses=HeartbeatSerializer)
     def post(self, request: Request, session_id: uuid.UUID) -> Response:
         session = _session_or_404(request, session_id)
         if not session.is_live:
             raise ApiError(status_code=409, code="session.ended", message="the session has ended")
-        services.session_touch(session_id=session.id, source="heartbeat", now=timezone.now())
+        recorded = services.session_touch(session_id=session.id, source="heartbeat", now=timezone.now())
         session.refresh_from_db()
-        return Response(SessionSerializer(session).data)
+        return Response({**HeartbeatSerializer(session).data, "recorded": recorded})
 
 
 def _quota_status(user_id: uuid.UUID, memory_mb: int) -> dict[str, Any]:

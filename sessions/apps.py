@@ -13,13 +13,14 @@ class PreviewSessionsConfig(AppConfig):
         from machines.signals import machines_lost
         from realtime_bridge import events, policies, tables
         from sessions import schema  # noqa: F401  (registers the schema's authentication extensions)
-        from sessions.access import project_channel_allowed
+        from sessions.access import project_channel_allowed, user_channel_allowed
         from sessions.changes import TABLE, session_row_visible
         from sessions.selectors import live_project_topics
         from sessions.services.lifecycle import on_machines_lost
         from sessions.supabase import on_post_migrate
 
         policies.register(events.PROJECT_TOPIC_PREFIX, project_channel_allowed)
+        policies.register(events.USER_TOPIC_PREFIX, user_channel_allowed)
         policies.register_mirrored_topics(live_project_topics)
         tables.register(schema="public", table=TABLE, visible=session_row_visible)
         machines_lost.connect(on_machines_lost, dispatch_uid="velocity-sessions-end-on-machines-lost")

@@ -64,6 +64,16 @@ class SessionSerializer(serializers.ModelSerializer[PreviewSession]):
         read_only_fields = fields
 
 
+class HeartbeatSerializer(SessionSerializer):
+    """The session after a heartbeat, and whether this one was written (activity is recorded at most once
+    per ``ACTIVITY_WRITE_INTERVAL``, 5 seconds, per session; a throttled beat still counts as alive)."""
+
+    recorded = serializers.BooleanField(read_only=True)
+
+    class Meta(SessionSerializer.Meta):
+        fields = [*SessionSerializer.Meta.fields, "recorded"]
+
+
 class QuotaLimitsSerializer(serializers.ModelSerializer[Quota]):
     class Meta:
         model = Quota

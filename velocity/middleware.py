@@ -1,5 +1,5 @@
-"""Guards in front of the views: a request body size limit, the API's error shape on every failure, and
-the operator sockets' Origin check.
+"""Guards in front of the views: a request body size limit, CORS for browser editors, the API's error shape
+on every failure, and the operator sockets' Origin check.
 
 daphne (Twisted) receives a whole request body before the application sees any of it, and Django's
 ASGI handler then copies it into a temporary file before any middleware runs. `BodySizeLimit` sits
@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.security.websocket import OriginValidator
+from corsheaders.middleware import CorsMiddleware as BaseCorsMiddleware
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from realtime_bridge.views import CORS_HEADERS  # the REST broadcast answers every origin
 from sessions.errors import DEFAULT_CODES, error_body
 from velocity.preview_hosts import is_preview_host, normalize_host
 
@@ -47,13 +48,33 @@ def _declared_length(value: str | None) -> int:
         return 0
 
 
-def too_large_body(path: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """The 413 body and extra headers for ``path``: the API's error shape, or Realtime's message."""
+def too_large_body(path: str) -> dict[str, Any]:
+    """The 413 body for ``path``: the API's error shape, or Realtime's message."""
     limit = settings.API_MAX_BODY_BYTES
     if path.startswith(API_PREFIX):
         message = "the request body is larger than the limit"
-        return error_body("request.too_large", message, {"limit_bytes": limit}), {}
-    return {"message": "Payload too large"}, CORS_HEADERS
+        return error_body("request.too_large", message, {"limit_bytes": limit})
+    return {"message": "Payload too large"}
+
+
+def cors_origin_headers(path: str, origin: str) -> dict[str, str]:
+    """What `CorsMiddleware` would add for ``origin``, for the 413 answered before Django runs: a browser
+    editor then reads the 413 instead of a CORS failure."""
+    if not re.match(settings.CORS_URLS_REGEX, path):
+        return {}
+    if settings.CORS_ALLOW_ALL_ORIGINS:
+        return {"Access-Control-Allow-Origin": "*", "Vary": "origin"}
+    if origin and origin.rstrip("/") in settings.CORS_ALLOWED_ORIGINS:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "origin"}
+    return {"Vary": "origin"}
+
+
+class CorsMiddleware(BaseCorsMiddleware):
+    """django-cors-headers on ``CORS_URLS_REGEX``, except on preview hosts: there ``/api/`` is the preview's
+    own, and its preflights belong to the preview (``PreviewHostMiddleware``)."""
+
+    def is_enabled(self, request: HttpRequest) -> bool:
+        return not _preview_host(request.META.get("HTTP_HOST", "")) and super().is_enabled(request)
 
 
 class BodySizeLimit:
@@ -100,11 +121,13 @@ class BodySizeLimit:
     @staticmethod
     async def _refuse(scope: Scope, send: Send) -> None:
         logger.info("request body too large", extra={"path": scope.get("path"), "limit": settings.API_MAX_BODY_BYTES})
-        body, extra = too_large_body(str(scope.get("path", "")))
+        path, origin = str(scope.get("path", "")), dict(scope.get("headers") or []).get(b"origin", b"")
+        body = too_large_body(path)
+        extra = cors_origin_headers(path, origin.decode("latin-1"))
         content = json.dumps(body).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
-        headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+        response_headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+        await send({"type": "http.response.start", "status": 413, "headers": response_headers})
         await send({"type": "http.response.body", "body": content})
 
 
@@ -134,8 +157,7 @@ class ApiErrorShapeMiddleware:
         if not request.path.startswith(API_PREFIX) or _preview_host(request.META.get("HTTP_HOST", "")):
             return self.get_response(request)
         if _declared_length(request.META.get("CONTENT_LENGTH")) > settings.API_MAX_BODY_BYTES:
-            body, _ = too_large_body(request.path)
-            return JsonResponse(body, status=413)
+            return JsonResponse(too_large_body(request.path), status=413)
         response = self.get_response(request)
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
             return _in_error_shape(response)
@@ -149,6 +171,18 @@ def _in_error_shape(response: HttpResponse) -> HttpResponse:
         if name.lower() not in ("content-type", "content-length"):
             shaped[name] = value
     return shaped
+
+
+async def websocket_not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """A websocket handshake on a path nothing serves: 404 where the server offers the ASGI denial response
+    (daphne through `velocity.daphne_denial`), else a refused handshake (403)."""
+    await receive()  # websocket.connect
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close"})
+        return
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": b'{"message":"Not found"}'})
 
 
 class BrowserOriginValidator(OriginValidator):

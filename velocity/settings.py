@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "channels",
+    "corsheaders",
     "django_q",
     "velocity",
     "sessions.apps.PreviewSessionsConfig",
@@ -78,6 +79,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "velocity.logging.RequestLogMiddleware",
+    # Before the API's error shape and authentication: a preflight is answered here, never with a 401.
+    "velocity.middleware.CorsMiddleware",
     "velocity.middleware.ApiErrorShapeMiddleware",
     "sessions.middleware.PreviewHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -202,6 +205,28 @@ SPECTACULAR_SETTINGS = {
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# --- CORS (django-cors-headers) -------------------------------------------------------------------------
+# Browser editors on their own origin call the REST API and the REST broadcast with bearer tokens (never
+# cookies, so no credentials). Unset: the usual local dev servers' origins with DEBUG, none without;
+# set (even empty): exactly that comma-separated list, or ``*`` for every origin.
+CORS_DEV_ORIGINS = [
+    f"http://{host}:{port}" for port in (5173, 3000, 8080, 4173, 4200) for host in ("localhost", "127.0.0.1")
+]
+_cors_origins = os.environ.get("CORS_ALLOWED_ORIGINS")
+CORS_ALLOWED_ORIGINS = (
+    [o.strip().rstrip("/") for o in _cors_origins.split(",") if o.strip()]
+    if _cors_origins is not None
+    else (CORS_DEV_ORIGINS if DEBUG else [])
+)
+CORS_ALLOW_ALL_ORIGINS = CORS_ALLOWED_ORIGINS == ["*"]
+if CORS_ALLOW_ALL_ORIGINS:
+    CORS_ALLOWED_ORIGINS = []
+CORS_URLS_REGEX = r"^/(api/|realtime/v1/api/broadcast)"
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = ("authorization", "content-type", "apikey", "x-client-info")
+# Readable by the page: when to retry a 429.
+CORS_EXPOSE_HEADERS = ("retry-after",)
 
 # --- Machines -------------------------------------------------------------------------------------------
 MACHINE_PROVIDER = os.environ.get("MACHINE_PROVIDER", "local")

@@ -17,6 +17,7 @@ from velocity.auth import issue_token
 pytestmark = pytest.mark.django_db
 
 BATCH = "/realtime/v1/api/broadcast"
+EDITOR_ORIGIN = "http://localhost:5173"  # one of the embedded default's CORS_ALLOWED_ORIGINS
 
 
 @pytest.fixture
@@ -39,10 +40,10 @@ async def test_a_batch_broadcast_is_accepted_and_delivered(subscriber):
         BATCH + "?apikey=ignored&vsn=2.0.0",
         {"messages": [message]},
         content_type="application/json",
-        headers=bearer(service_token()),
+        headers={**bearer(service_token()), "origin": EDITOR_ORIGIN},
     )
     assert response.status_code == 202
-    assert response["Access-Control-Allow-Origin"] == "*"
+    assert response["Access-Control-Allow-Origin"] == EDITOR_ORIGIN
     frame = json.loads(await subscriber.receive_from())
     assert frame == [
         None,
@@ -78,10 +79,12 @@ async def test_the_batch_endpoint_refuses_bad_tokens_and_invalid_messages():
 
 
 async def test_the_preflight_allows_the_headers_realtime_js_sends():
-    response = await AsyncClient().options(BATCH)
-    assert response.status_code == 204
-    assert "apikey" in response["Access-Control-Allow-Headers"]
-    assert "authorization" in response["Access-Control-Allow-Headers"]
+    preflight = {"origin": EDITOR_ORIGIN, "access-control-request-method": "POST"}
+    response = await AsyncClient().options(BATCH, headers=preflight)
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == EDITOR_ORIGIN
+    for header in ("apikey", "authorization", "content-type", "x-client-info"):
+        assert header in response["Access-Control-Allow-Headers"]
 
 
 async def test_the_single_form_delivers_raw_bytes_as_kind_4(subscriber):

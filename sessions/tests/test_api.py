@@ -150,6 +150,19 @@ def test_heartbeat_records_activity_and_refuses_an_ended_session(as_user: Callab
     assert (refused.status_code, error_code(refused)) == (409, "session.ended")
 
 
+def test_a_heartbeat_within_five_seconds_of_the_last_says_it_was_not_recorded(
+    as_user: Callable[..., APIClient],
+) -> None:
+    client = as_user()
+    session_id = client.post("/api/v1/sessions/", {"project_id": "p"}, format="json").json()["id"]
+    PreviewSession.objects.filter(id=session_id).update(last_activity_at=None)
+    first = client.post(f"/api/v1/sessions/{session_id}/heartbeat/")
+    second = client.post(f"/api/v1/sessions/{session_id}/heartbeat/")
+    assert (first.status_code, first.json()["recorded"]) == (200, True)
+    assert (second.status_code, second.json()["recorded"]) == (200, False)
+    assert second.json()["last_activity_at"] == first.json()["last_activity_at"]
+
+
 def test_unknown_api_urls_answer_json_404(as_user: Callable[..., APIClient]) -> None:
     response = as_user().get("/api/v1/nothing-here/")
     assert response.status_code == 404

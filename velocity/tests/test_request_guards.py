@@ -65,7 +65,9 @@ async def test_a_body_within_the_limit_reaches_the_view(settings) -> None:
 
 @pytest.fixture
 def big_body_server(tmp_path: Any) -> Iterator[RealtimeServer]:
-    server = RealtimeServer(tmp_path, API_MAX_BODY_BYTES=str(4 * 1024 * 1024)).start()
+    server = RealtimeServer(
+        tmp_path, API_MAX_BODY_BYTES=str(4 * 1024 * 1024), CORS_ALLOWED_ORIGINS="http://localhost:5173"
+    ).start()
     yield server
     server.stop()
 
@@ -82,9 +84,10 @@ def test_through_daphne_a_full_size_broadcast_fits_and_a_chunked_20_mb_body_does
     def chunks() -> Iterator[bytes]:
         yield from [b"[" * 1024 * 1024] * 20
 
-    response = httpx.post(url, content=chunks(), headers={**auth, "Content-Type": "application/json"}, timeout=60)
+    headers = {**auth, "Content-Type": "application/json", "Origin": "http://localhost:5173"}
+    response = httpx.post(url, content=chunks(), headers=headers, timeout=60)
     assert (response.status_code, response.json()) == (413, {"message": "Payload too large"})
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"  # a dev origin
 
 
 def test_a_declared_length_over_the_limit_is_a_413_through_the_test_client_too(settings) -> None:
