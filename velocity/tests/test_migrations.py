@@ -228,7 +228,7 @@ def test_the_supabase_migration_secures_sessions_and_channels_and_reverses(
     manage(supabase_db, tmp_path, "migrate", "--no-input")
     state = supabase_state(supabase_db)
     assert (state["rls"], state["published"], state["session_policies"]) == (True, True, SESSION_POLICIES)
-    assert state["channel_policies"] == 2
+    assert state["channel_policies"] == 3
 
     people = {name: uuid.uuid4() for name in ("owner", "editor", "viewer", "stranger")}
     machines = grant_and_seed(supabase_db, probe_role, people)
@@ -253,6 +253,11 @@ def test_the_supabase_migration_secures_sessions_and_channels_and_reverses(
         )
         assert seen == (read, write), who
     assert not may(supabase_db, probe_role, user(people["owner"]), "project:p2", "read")
+    own, other = f"user:{people['owner']}", f"user:{people['stranger']}"
+    assert may(supabase_db, probe_role, user(people["owner"]), own, "read")
+    assert not may(supabase_db, probe_role, user(people["owner"]), own, "write")
+    assert not may(supabase_db, probe_role, user(people["owner"]), other, "read")
+    assert not may(supabase_db, probe_role, agent(machines["live"], "p1") | {"sub": str(people["owner"])}, own, "read")
 
     access = table_access(supabase_db)
     assert access["preview_sessions"][1] is True
