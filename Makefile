@@ -40,7 +40,12 @@ JS_HARNESS := realtime_bridge/tests/js
 $(JS_HARNESS)/node_modules/.package-lock.json: $(JS_HARNESS)/package-lock.json
 	npm ci --prefix $(JS_HARNESS) --no-audit --no-fund
 
-test: lint $(JS_HARNESS)/node_modules/.package-lock.json
+# @asyncapi/parser 3.6.6 validates docs/asyncapi.yaml (preview_agent/tests/test_asyncapi.py); no install scripts.
+ASYNCAPI_HARNESS := preview_agent/tests/asyncapi
+$(ASYNCAPI_HARNESS)/node_modules/.package-lock.json: $(ASYNCAPI_HARNESS)/package-lock.json
+	npm ci --prefix $(ASYNCAPI_HARNESS) --no-audit --no-fund --ignore-scripts
+
+test: lint $(JS_HARNESS)/node_modules/.package-lock.json $(ASYNCAPI_HARNESS)/node_modules/.package-lock.json
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -25,9 +25,11 @@ from sessions.errors import ApiError
 from sessions.models import EndReason, PreviewSession, Project
 from sessions.permissions import IsMachine, IsServiceRole
 from sessions.projects import project_member_remove, project_member_set, project_set_owner
+from sessions.schema import errors
 from sessions.serializers import (
     PROJECT_ID_PATTERN,
     AgentAssignmentSerializer,
+    AgentEventOutcomeSerializer,
     AgentEventSerializer,
     HeartbeatSerializer,
     ProjectMemberSerializer,
@@ -40,6 +42,13 @@ from sessions.serializers import (
     SessionSerializer,
 )
 from velocity.auth import SERVICE_ROLE
+
+# The error responses each view raises itself, for the schema; sessions.schema adds 401, 429 and the body errors.
+SESSION_404 = "`not_found`: no such session, or another user's"
+PROJECT_400 = "`request.invalid`: not a project id"
+PROJECT_404 = "`not_found`: no such project, or one the caller may not see"
+SERVICE_403 = "`auth.forbidden`: only the service role may do this"
+NO_USER_400 = "`request.no_user`: a service-role token without `sub`"
 
 
 def _session_or_404(request: Request, session_id: uuid.UUID) -> PreviewSession:
@@ -75,7 +84,20 @@ class SessionListCreateApi(generics.ListAPIView[PreviewSession]):
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=SessionCreateSerializer, responses={200: SessionSerializer, 201: SessionSerializer})
+    @extend_schema(
+        request=SessionCreateSerializer,
+        responses={
+            200: OpenApiResponse(SessionSerializer, description="the caller's live session for the project"),
+            201: OpenApiResponse(SessionSerializer, description="a new session, `creating`"),
+            **errors(
+                e400=f"`request.invalid` (`details.fields`), `request.malformed`, {NO_USER_400}",
+                e403="`project.forbidden`: the caller may not use this project",
+                e429="`quota.concurrent_sessions`, `quota.monthly_seconds`, `quota.monthly_budget`, "
+                "`quota.machine_size` (every reason in `details.reasons`), or `rate_limited` (`Retry-After`)",
+                e503="`project.access_unavailable`: the Supabase backend could not be asked; retry",
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         user = request.user
         assert isinstance(user, TokenUser)  # noqa: S101  (IsTokenUser guarantees it)
@@ -114,11 +136,16 @@ class SessionListCreateApi(generics.ListAPIView[PreviewSession]):
 class SessionDetailApi(APIView):
     throttle_scope = "sessions"
 
-    @extend_schema(responses=SessionSerializer)
+    @extend_schema(responses={200: SessionSerializer, **errors(e404=SESSION_404)})
     def get(self, request: Request, session_id: uuid.UUID) -> Response:
         return Response(SessionSerializer(_session_or_404(request, session_id)).data)
 
-    @extend_schema(responses=SessionSerializer)
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(SessionSerializer, description="the session, ended (already ended: as it is)"),
+            **errors(e404=SESSION_404),
+        }
+    )
     def delete(self, request: Request, session_id: uuid.UUID) -> Response:
         session = _session_or_404(request, session_id)
         services.session_end(session=session, reason=EndReason.USER, now=timezone.now())
@@ -128,7 +155,10 @@ class SessionDetailApi(APIView):
 class SessionHeartbeatApi(APIView):
     throttle_scope = "sessions"
 
-    @extend_schema(request=None, responses=HeartbeatSerializer)
+    @extend_schema(
+        request=None,
+        responses={200: HeartbeatSerializer, **errors(e404=SESSION_404, e409="`session.ended`: the session is over")},
+    )
     def post(self, request: Request, session_id: uuid.UUID) -> Response:
         session = _session_or_404(request, session_id)
         if not session.is_live:
@@ -153,7 +183,7 @@ def _quota_status(user_id: uuid.UUID, memory_mb: int) -> dict[str, Any]:
 class OwnQuotaApi(APIView):
     throttle_scope = "sessions"
 
-    @extend_schema(responses=QuotaStatusSerializer)
+    @extend_schema(responses={200: QuotaStatusSerializer, **errors(e400=NO_USER_400)})
     def get(self, request: Request) -> Response:
         user = request.user
         if not isinstance(user, TokenUser) or user.id is None:
@@ -167,11 +197,18 @@ class UserQuotaApi(APIView):
     permission_classes = [IsServiceRole]
     throttle_scope = "sessions"
 
-    @extend_schema(responses=QuotaStatusSerializer)
+    @extend_schema(responses={200: QuotaStatusSerializer, **errors(e403=SERVICE_403)})
     def get(self, request: Request, user_id: uuid.UUID) -> Response:
         return Response(_quota_status(user_id, settings.PREVIEW_MACHINE_MEMORY_MB))
 
-    @extend_schema(request=QuotaLimitsSerializer, responses=QuotaLimitsSerializer)
+    @extend_schema(
+        request=QuotaLimitsSerializer,
+        responses={
+            200: OpenApiResponse(QuotaLimitsSerializer, description="the override, replaced"),
+            201: OpenApiResponse(QuotaLimitsSerializer, description="the override, created"),
+            **errors(e403=SERVICE_403),
+        },
+    )
     def put(self, request: Request, user_id: uuid.UUID) -> Response:
         serializer = QuotaLimitsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -188,7 +225,7 @@ class AgentEventApi(APIView):
     permission_classes = [IsMachine]
     throttle_scope = "agent"
 
-    @extend_schema(request=AgentEventSerializer, responses={202: None})
+    @extend_schema(request=AgentEventSerializer, responses={202: AgentEventOutcomeSerializer})
     def post(self, request: Request) -> Response:
         assert isinstance(request.user, MachineCaller)  # noqa: S101  (IsMachine guarantees it)
         machine = request.user.machine
@@ -216,7 +253,11 @@ class AgentAssignmentApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("wait", int, description="seconds to wait for an assignment (max 25)")],
-        responses={200: AgentAssignmentSerializer, 204: None},
+        responses={
+            200: AgentAssignmentSerializer,
+            204: OpenApiResponse(description="no session has claimed the machine yet"),
+            **errors(e400="`request.invalid`: `wait` is not a finite number"),
+        },
     )
     def get(self, request: Request) -> Response:
         assert isinstance(request.user, MachineCaller)  # noqa: S101  (IsMachine guarantees it)
@@ -265,6 +306,12 @@ def _project_or_404(request: Request, project_id: str) -> Project:
     return project
 
 
+@extend_schema_view(
+    get=extend_schema(
+        parameters=[OpenApiParameter("owner_id", uuid.UUID)],
+        responses={200: ProjectSerializer(many=True), **errors(e400="`request.invalid`: `owner_id` is not a UUID")},
+    )
+)
 class ProjectListApi(generics.ListAPIView[Project]):
     """The projects the caller owns or is a member of (all of them for the service role)."""
 
@@ -285,11 +332,18 @@ class ProjectDetailApi(APIView):
     def get_permissions(self) -> list[Any]:
         return [IsServiceRole()] if self.request.method == "PUT" else list(super().get_permissions())
 
-    @extend_schema(responses=ProjectSerializer)
+    @extend_schema(responses={200: ProjectSerializer, **errors(e400=PROJECT_400, e404=PROJECT_404)})
     def get(self, request: Request, project_id: str) -> Response:
         return Response(ProjectSerializer(_project_or_404(request, project_id)).data)
 
-    @extend_schema(request=ProjectOwnerSerializer, responses={200: ProjectSerializer, 201: ProjectSerializer})
+    @extend_schema(
+        request=ProjectOwnerSerializer,
+        responses={
+            200: OpenApiResponse(ProjectSerializer, description="the project, existing (its owner set)"),
+            201: OpenApiResponse(ProjectSerializer, description="the project, created"),
+            **errors(e400=f"`request.invalid`: the body, or {PROJECT_400}", e403=SERVICE_403),
+        },
+    )
     def put(self, request: Request, project_id: str) -> Response:
         serializer = ProjectOwnerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -311,12 +365,23 @@ class ProjectMembersApi(APIView):
     def get_permissions(self) -> list[Any]:
         return [IsServiceRole()] if self.request.method == "POST" else list(super().get_permissions())
 
-    @extend_schema(responses=ProjectMemberSerializer(many=True))
+    @extend_schema(responses={200: ProjectMemberSerializer(many=True), **errors(e400=PROJECT_400, e404=PROJECT_404)})
     def get(self, request: Request, project_id: str) -> Response:
         project = _project_or_404(request, project_id)
         return Response(ProjectMemberSerializer(project.members.all(), many=True).data)
 
-    @extend_schema(request=ProjectMemberWriteSerializer, responses={200: ProjectMemberSerializer})
+    @extend_schema(
+        request=ProjectMemberWriteSerializer,
+        responses={
+            200: ProjectMemberSerializer,
+            **errors(
+                e400=f"`request.invalid`: the body, or {PROJECT_400}",
+                e403=SERVICE_403,
+                e404=PROJECT_404,
+                e409="`project.owner`: the owner is not a member",
+            ),
+        },
+    )
     def post(self, request: Request, project_id: str) -> Response:
         project = _project_or_404(request, project_id)
         serializer = ProjectMemberWriteSerializer(data=request.data)
@@ -333,7 +398,12 @@ class ProjectMemberApi(APIView):
     permission_classes = [IsServiceRole]
     throttle_scope = "sessions"
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        responses={
+            204: OpenApiResponse(description="removed; their live sessions of the project end"),
+            **errors(e400=PROJECT_400, e403=SERVICE_403, e404=f"{PROJECT_404}, or no such member"),
+        }
+    )
     def delete(self, request: Request, project_id: str, user_id: uuid.UUID) -> Response:
         project = _project_or_404(request, project_id)
         if not project_member_remove(project=project, user_id=user_id, actor=_actor(request), now=timezone.now()):

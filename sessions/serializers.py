@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from sessions.models import PreviewSession, Project, ProjectMember, ProjectRole, Quota
+from sessions.models import EndReason, PreviewSession, Project, ProjectMember, ProjectRole, Quota
 
 # Ids made only of dots are refused: "." and ".." name directories wherever an id becomes a path segment.
 PROJECT_ID_PATTERN = r"^(?!\.+$)[A-Za-z0-9\-_.:]{1,200}$"
@@ -34,6 +34,9 @@ class SessionCreateSerializer(serializers.Serializer[Any]):
 
 class SessionSerializer(serializers.ModelSerializer[PreviewSession]):
     machine_id = serializers.UUIDField(read_only=True, allow_null=True)
+    # Read-only model fields lose ``allow_blank``; the schema must say that a live session's is "".
+    end_reason = serializers.ChoiceField(choices=EndReason.choices, allow_blank=True, read_only=True)
+    preview_url = serializers.CharField(read_only=True, help_text="the preview's URL once active; empty before")
 
     class Meta:
         model = PreviewSession
@@ -153,3 +156,32 @@ class ProjectOwnerSerializer(serializers.Serializer[Any]):
 class ProjectMemberWriteSerializer(serializers.Serializer[Any]):
     user_id = serializers.UUIDField()
     role = serializers.ChoiceField(choices=ProjectRole.choices, default=ProjectRole.EDITOR)
+
+
+class ErrorDetailsSerializer(serializers.Serializer[Any]):
+    """What ``details`` may hold; which keys appear depends on the code (docs/api.md, *Errors*)."""
+
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.JSONField(), required=False, help_text="request.invalid: each field and its problems"
+    )
+    reasons = QuotaReasonSerializer(many=True, required=False, help_text="quota.*: every reason the create fails")
+    retry_after = serializers.IntegerField(required=False, help_text="rate_limited: seconds to wait")
+    limit_bytes = serializers.IntegerField(required=False, help_text="request.too_large: the largest body")
+
+
+class ErrorBodySerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="stable, dotted: `quota.concurrent_sessions`, `auth.expired`...")
+    message = serializers.CharField(help_text="for people; may change")
+    details = ErrorDetailsSerializer()
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    """Every failure of the API: ``{"error": {"code", "message", "details"}}`` (``sessions.errors.error_body``)."""
+
+    error = ErrorBodySerializer()
+
+
+class AgentEventOutcomeSerializer(serializers.Serializer[Any]):
+    outcome = serializers.ChoiceField(
+        choices=["activated", "recorded", "throttled", "ended", "ignored", "noted", "no session"]
+    )

@@ -204,6 +204,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Velocity preview orchestrator API",
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sessions.schema.add_common_error_responses",
+    ],
 }
 
 # --- CORS (django-cors-headers) -------------------------------------------------------------------------
