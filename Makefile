@@ -45,7 +45,12 @@ ASYNCAPI_HARNESS := preview_agent/tests/asyncapi
 $(ASYNCAPI_HARNESS)/node_modules/.package-lock.json: $(ASYNCAPI_HARNESS)/package-lock.json
 	npm ci --prefix $(ASYNCAPI_HARNESS) --no-audit --no-fund --ignore-scripts
 
-test: lint $(JS_HARNESS)/node_modules/.package-lock.json $(ASYNCAPI_HARNESS)/node_modules/.package-lock.json
+# The official JavaScript client (its tests run in pytest: velocity/tests/test_js_client.py).
+JS_CLIENT := clients/js
+$(JS_CLIENT)/node_modules/.package-lock.json: $(JS_CLIENT)/package-lock.json
+	npm ci --prefix $(JS_CLIENT) --no-audit --no-fund
+
+test: lint $(JS_HARNESS)/node_modules/.package-lock.json $(ASYNCAPI_HARNESS)/node_modules/.package-lock.json $(JS_CLIENT)/node_modules/.package-lock.json
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 

@@ -55,7 +55,8 @@ def test_up_serves_health_and_admin_and_ctrl_c_stops_everything_local_machines_i
         assert health["status"] == "ok"
         assert httpx.get(f"http://127.0.0.1:{port}/admin/login/").status_code == 200
         assert running(runner_pid)
-        assert len(processes_with_env(str(tmp_path))) >= 4  # supervisor, daphne, the cluster, the machine
+        # supervisor, daphne, the cluster, the machine: the cluster may start after /health answers
+        wait_until(lambda: len(processes_with_env(str(tmp_path))) >= 4, timeout=30, what="all four processes")
     finally:
         supervisor.send_signal(signal.SIGINT)
         assert supervisor.wait(timeout=60) == 0
