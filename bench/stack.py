@@ -207,13 +207,29 @@ class Stack:
         return leaked
 
     def agent_pids(self) -> list[int]:
-        """Pids of the preview agents running now (children of the machines' runners)."""
-        pids = []
-        for pid in processes_marked(str(self.var_dir / "machines")):
-            with contextlib.suppress(OSError):
-                if b"preview_agent" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    pids.append(pid)
-        return pids
+        """Pids of the preview agents running now: the ``preview_agent`` processes in the process groups the
+        machines' runners lead (an agent's environment is its own since the sandbox, so no marker is in it)."""
+        runners = set()
+        for pid_file in (self.var_dir / "machines").glob("*/runner.pid"):
+            with contextlib.suppress(OSError, ValueError):
+                runners.add(int(pid_file.read_text()))
+        return [pid for pid in _processes_in_groups(runners) if _is_agent(pid)]
+
+
+def _processes_in_groups(leaders: set[int]) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) in leaders:
+                    pids.append(int(entry.name))
+    return pids
+
+
+def _is_agent(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return b"preview_agent" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    return False
 
 
 def _postgres(url: str, statement: str) -> None:
