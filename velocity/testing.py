@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import http.server
 import inspect
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -223,3 +228,59 @@ def _a_fresh_channel_layer_per_test() -> Iterator[None]:
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+# --- browser tests: Debian's chromium (or $CHROMIUM) through Playwright, and static pages on another origin ---
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def require_chromium() -> None:
+    require(CHROMIUM.exists(), f"no Chromium at {CHROMIUM}: install Debian's chromium package (.ci/run does)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium for the module's tests."""
+    # Imported here: only the browser tests need Playwright, and it is slow to import for the others.
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@contextlib.contextmanager
+def static_site(directory: Path) -> Iterator[str]:
+    """``directory`` served over HTTP on a free loopback port (another origin than the API's); yields its URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@contextlib.contextmanager
+def supervised(env: dict[str, str], *roles: str) -> Iterator[str]:
+    """``python -m velocity.run [roles]`` (what ``make up`` runs) with ``env`` until /health answers; yields its
+    URL and stops it with Ctrl-C afterwards. ``env`` needs ``PORT`` and a migrated ``VELOCITY_VAR_DIR``."""
+    url = f"http://127.0.0.1:{env['PORT']}"
+    process = subprocess.Popen([sys.executable, "-m", "velocity.run", *roles], cwd=REPO_ROOT, env=env)
+    try:
+        wait_for_http(f"{url}/health", timeout=30)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)

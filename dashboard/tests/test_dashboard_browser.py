@@ -7,9 +7,6 @@ Chromium is Debian's ``chromium`` package (``.ci/run`` installs it); without it 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,29 +17,26 @@ import httpx
 import pytest
 from django.conf import settings
 from django.test import override_settings
-from playwright import sync_api
 
 from machines.providers import get_provider
 from velocity.auth import issue_token
-from velocity.testing import REPO_ROOT, embedded_env, free_port, manage, require, wait_for_http, wait_until
+from velocity.testing import (
+    REPO_ROOT,
+    embedded_env,
+    free_port,
+    manage,
+    require_chromium,
+    supervised,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", REPO_ROOT / "var" / "screenshots"))
 PASSWORD = "browser-test-operator"
 LIVE_TIMEOUT_MS = 30_000
 
-require(CHROMIUM.exists(), f"no Chromium at {CHROMIUM}: install Debian's chromium package (.ci/run does)")
+require_chromium()
 
 
 @dataclass
@@ -86,13 +80,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     manage(env, "migrate", "-v0")
     manage(env, "ensure_operator")
     manage(env, "shell", "-c", "from dashboard.tests.dashboard_setup import seed_history; seed_history()")
-    supervisor = subprocess.Popen([sys.executable, "-m", "velocity.run"], cwd=REPO_ROOT, env=env)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", timeout=30)
-        yield Server(f"http://127.0.0.1:{port}", var_dir)
+        with supervised(env) as url:
+            yield Server(url, var_dir)
     finally:
-        supervisor.send_signal(signal.SIGINT)
-        supervisor.wait(timeout=30)
         _destroy_local_machines(var_dir)
 
 
@@ -103,14 +94,6 @@ def _destroy_local_machines(var_dir: Path) -> None:
         for machine in provider.list():
             provider.destroy(machine.id)
     get_provider.cache_clear()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -8,30 +8,27 @@ the browser before its script sees any answer.
 
 from __future__ import annotations
 
-import functools
-import http.server
-import signal
-import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
-from playwright import sync_api
 
 from velocity.auth import issue_token
-from velocity.testing import REPO_ROOT, embedded_env, free_port, manage, require, wait_for_http
+from velocity.testing import (
+    embedded_env,
+    free_port,
+    manage,
+    require_chromium,
+    static_site,
+    supervised,
+)
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-require(CHROMIUM.exists(), f"no Chromium at {CHROMIUM}: install Debian's chromium package (.ci/run does)")
+require_chromium()
 
 # What an editor does: create, list, end. Each step's status and body come back to the test.
 EDITOR_FLOW = """async ({ api, token, projectId }) => {
@@ -66,35 +63,17 @@ class Origins:
 def origins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origins]:
     root = tmp_path_factory.mktemp("editor-page")
     (root / "index.html").write_text("<!doctype html><title>editor</title><p>an editor on its own origin</p>")
-    page_port, api_port = free_port(), free_port()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    static = http.server.ThreadingHTTPServer(("127.0.0.1", page_port), handler)
-    threading.Thread(target=static.serve_forever, daemon=True).start()
-    allowed = f"http://127.0.0.1:{page_port}"
-    env = embedded_env(
-        tmp_path_factory.mktemp("cors") / "var",
-        PORT=str(api_port),
-        HOST="127.0.0.1",
-        CORS_ALLOWED_ORIGINS=allowed,
-        SUPABASE_JWT_SECRET=settings.SUPABASE_JWT_SECRET,  # so the tokens this process issues are accepted
-    )
-    manage(env, "migrate", "-v0")
-    server = subprocess.Popen([sys.executable, "-m", "velocity.run", "web"], cwd=REPO_ROOT, env=env)
-    try:
-        wait_for_http(f"http://127.0.0.1:{api_port}/health", timeout=30)
-        yield Origins(f"http://127.0.0.1:{api_port}/api/v1", allowed, f"http://localhost:{page_port}")
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
-        static.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with static_site(root) as allowed:
+        env = embedded_env(
+            tmp_path_factory.mktemp("cors") / "var",
+            PORT=str(free_port()),
+            HOST="127.0.0.1",
+            CORS_ALLOWED_ORIGINS=allowed,
+            SUPABASE_JWT_SECRET=settings.SUPABASE_JWT_SECRET,  # so the tokens this process issues are accepted
+        )
+        manage(env, "migrate", "-v0")
+        with supervised(env, "web") as api:
+            yield Origins(f"{api}/api/v1", allowed, allowed.replace("127.0.0.1", "localhost"))
 
 
 def page_at(browser: Any, url: str) -> Any:

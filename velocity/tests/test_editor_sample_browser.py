@@ -5,66 +5,47 @@ JavaScript client to start a preview, writes `index.html`, and the preview URL s
 
 from __future__ import annotations
 
-import functools
-import http.server
-import signal
-import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from django.conf import settings
-from playwright import sync_api
 
 from velocity.auth import issue_token
-from velocity.testing import REPO_ROOT, embedded_env, free_port, manage, require, wait_for_http
+from velocity.testing import (
+    REPO_ROOT,
+    embedded_env,
+    free_port,
+    manage,
+    require,
+    require_chromium,
+    static_site,
+    supervised,
+)
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 SUPABASE_UMD = REPO_ROOT / "clients/js/node_modules/@supabase/supabase-js/dist/umd/supabase.js"
-require(CHROMIUM.exists(), f"no Chromium at {CHROMIUM}: install Debian's chromium package (.ci/run does)")
+require_chromium()
 require(SUPABASE_UMD.exists(), "the JS client's dependencies are not installed (make test runs npm ci in clients/js)")
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The repository served as static files on one port, the orchestrator on another (another origin)."""
-    page_port, api_port = free_port(), free_port()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(REPO_ROOT))
-    static = http.server.ThreadingHTTPServer(("127.0.0.1", page_port), handler)
-    threading.Thread(target=static.serve_forever, daemon=True).start()
-    page = f"http://127.0.0.1:{page_port}"
-    env = embedded_env(
-        tmp_path_factory.mktemp("editor-sample") / "var",
-        PORT=str(api_port),
-        HOST="127.0.0.1",
-        CORS_ALLOWED_ORIGINS=page,
-        SUPABASE_JWT_SECRET=settings.SUPABASE_JWT_SECRET,  # so the tokens this process issues are accepted
-    )
-    manage(env, "migrate", "-v0")
-    server = subprocess.Popen([sys.executable, "-m", "velocity.run"], cwd=REPO_ROOT, env=env)
-    try:
-        wait_for_http(f"http://127.0.0.1:{api_port}/health", timeout=30)
-        yield {"page": f"{page}/samples/editor/", "api": f"http://127.0.0.1:{api_port}"}
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=60)
-        static.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with static_site(REPO_ROOT) as page:
+        env = embedded_env(
+            tmp_path_factory.mktemp("editor-sample") / "var",
+            PORT=str(free_port()),
+            HOST="127.0.0.1",
+            CORS_ALLOWED_ORIGINS=page,
+            SUPABASE_JWT_SECRET=settings.SUPABASE_JWT_SECRET,  # so the tokens this process issues are accepted
+        )
+        manage(env, "migrate", "-v0")
+        with supervised(env) as api:
+            yield {"page": f"{page}/samples/editor/", "api": api}
 
 
 def test_the_sample_editor_starts_a_preview_and_the_preview_serves_what_was_typed(
