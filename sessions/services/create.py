@@ -77,15 +77,20 @@ def session_create(
                 return existing, False
             project_claim(claims=claims, project_id=project_id, now=now)
             session = _insert_session(user_id=user_id, project_id=project_id, memory_mb=memory_mb, now=now)
-    except IntegrityError:
-        # Another request for the same project won between our check and insert: theirs is ours.
-        existing = session_live_for_project(user_id, project_id)
-        if existing is None:
-            raise
-        return existing, False
+    except IntegrityError as error:
+        return _the_race_winner(user_id, project_id, error), False
     logger.info("session created", extra={"session_id": str(session.id), "project_id": project_id})
     metrics.session_created(kind="preview")
     return session, True
+
+
+def _the_race_winner(user_id: uuid.UUID, project_id: str, error: IntegrityError) -> PreviewSession:
+    """Another request for the same project inserted its live session between our check and insert: theirs
+    is ours. Any other integrity error is raised again."""
+    existing = session_live_for_project(user_id, project_id)
+    if existing is None:
+        raise error
+    return existing
 
 
 def _switch_detail(route: PreviewRoute) -> str:
@@ -114,11 +119,8 @@ def _legacy_session(
                 expires_at=now + timedelta(seconds=settings.PREVIEW_SESSION_TTL),
             )
             session_status_announce(session, "INSERT")
-    except IntegrityError:
-        existing = session_live_for_project(user_id, project_id)
-        if existing is None:
-            raise
-        return existing, False
+    except IntegrityError as error:
+        return _the_race_winner(user_id, project_id, error), False
     logger.info("legacy session created", extra={"session_id": str(session.id), "project_id": project_id})
     metrics.session_created(kind="legacy")
     return session, True
