@@ -8,7 +8,7 @@ the door the lower layers use too; ``audit_record_create`` is the receiver behin
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -65,35 +65,38 @@ def session_end_by_operator(*, session: PreviewSession, operator: Any, now: date
 
 def quota_save_by_operator(*, quota: Quota, operator: Any) -> Quota:
     """Save a quota edited in the admin and record the change (the values before and after)."""
-    previous = Quota.objects.filter(pk=quota.pk).first()
-    before = previous.audit_values() if previous else {}
-    with transaction.atomic():
-        quota.updated_at = timezone.now()
-        quota.save()
-        action = "quota.update" if before else "quota.create"
-        audit(actor=operator, action=action, target=quota, before=before, after=quota.audit_values())
-    return quota
+    return _save_audited(quota, operator=operator, kind="quota")
 
 
 def quota_delete_by_operator(*, quota: Quota, operator: Any) -> None:
-    with transaction.atomic():
-        audit(actor=operator, action="quota.delete", target=quota, before=quota.audit_values(), after={})
-        quota.delete()
+    _delete_audited(quota, operator=operator, kind="quota")
 
 
 def flag_save_by_operator(*, flag: PreviewFlag, operator: Any) -> PreviewFlag:
     """Save a flag added or edited in the admin (its form or the list's ``target`` column), audited."""
-    previous = PreviewFlag.objects.filter(pk=flag.pk).first()
-    before = previous.audit_values() if previous else {}
-    with transaction.atomic():
-        flag.updated_at = timezone.now()
-        flag.save()
-        action = "flag.update" if before else "flag.create"
-        audit(actor=operator, action=action, target=flag, before=before, after=flag.audit_values())
-    return flag
+    return _save_audited(flag, operator=operator, kind="flag")
 
 
 def flag_delete_by_operator(*, flag: PreviewFlag, operator: Any) -> None:
+    _delete_audited(flag, operator=operator, kind="flag")
+
+
+Edited = TypeVar("Edited", Quota, PreviewFlag)
+
+
+def _save_audited(row: Edited, *, operator: Any, kind: str) -> Edited:
+    """Save an operator's edit of ``row`` with ``updated_at`` and one ``<kind>.create|update`` record."""
+    previous = type(row).objects.filter(pk=row.pk).first()
+    before = previous.audit_values() if previous else {}
     with transaction.atomic():
-        audit(actor=operator, action="flag.delete", target=flag, before=flag.audit_values(), after={})
-        flag.delete()
+        row.updated_at = timezone.now()
+        row.save()
+        action = f"{kind}.update" if before else f"{kind}.create"
+        audit(actor=operator, action=action, target=row, before=before, after=row.audit_values())
+    return row
+
+
+def _delete_audited(row: Quota | PreviewFlag, *, operator: Any, kind: str) -> None:
+    with transaction.atomic():
+        audit(actor=operator, action=f"{kind}.delete", target=row, before=row.audit_values(), after={})
+        row.delete()
