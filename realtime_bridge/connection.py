@@ -217,23 +217,24 @@ class Connection:
     async def join(self, message: Message) -> None:
         if message.topic in self.channels:
             await self.close_channel(self.channels[message.topic])
-        refusal = await self._join_refusal(message)
+        config = JoinConfig.parse(message.payload)
+        refusal = await self._join_refusal(message, config)
         if isinstance(refusal, str):
             metrics.join_refused()
             logger.info("realtime join refused", extra={"topic": message.topic, "reason": refusal})
             await asyncio.sleep(self.limits.join_error_delay)
             await self.push(reply(message, "error", {"reason": refusal}))
             return
-        await self._accept_join(message, refusal)
+        await self._accept_join(message, config, refusal)
 
-    async def _join_refusal(self, message: Message) -> str | Claims:
+    async def _join_refusal(self, message: Message, config: JoinConfig) -> str | Claims:
         """The refusal reason, or the claims the channel runs with."""
         sub_topic = message.topic.removeprefix(TOPIC_PREFIX)
         if not message.topic.startswith(TOPIC_PREFIX) or not sub_topic:
             return "TopicNameRequired: You must provide a topic name"
         if len(self.channels) >= self.limits.max_channels:
             return "ChannelRateLimitReached: Too many channels"
-        if policies.private_only(sub_topic) and not JoinConfig.parse(message.payload).private:
+        if policies.private_only(sub_topic) and not config.private:
             return PRIVATE_ONLY
         try:
             claims = self._join_claims(message.payload)
@@ -253,8 +254,7 @@ class Connection:
             raise TokenError("auth.expired", "the token has expired")
         return self.claims
 
-    async def _accept_join(self, message: Message, claims: Claims) -> None:
-        config = JoinConfig.parse(message.payload)
+    async def _accept_join(self, message: Message, config: JoinConfig, claims: Claims) -> None:
         state = ChannelState(
             conn=self,
             topic=message.topic,

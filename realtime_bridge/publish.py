@@ -12,6 +12,7 @@ publication goes where it can be delivered from this process:
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from functools import partial
 from typing import Any
@@ -39,13 +40,19 @@ def publish_on_commit(event: Event, *, using: str | None = None) -> None:
 
 
 def publish(event: Event) -> None:
+    _deliver("event", {"event": asdict(event)}, partial(apublish, event))
+
+
+def _deliver(kind: str, body: dict[str, Any], here: Callable[[], Awaitable[None]]) -> None:
+    """Hand the publication to the server process over the relay, or run ``here`` in this one. A failure is
+    logged, never raised: a live view must never break the write that caused it."""
     if relay.needed():
-        relay.post("event", {"event": asdict(event)})
+        relay.post(kind, body)
         return
     try:
-        async_to_sync(apublish)(event)
-    except Exception:  # a live view must never break the write that caused it
-        logger.exception("ops event publish failed", extra={"kind": event.kind})
+        async_to_sync(here)()
+    except Exception:
+        logger.exception("publish failed", extra={"kind": kind})
 
 
 async def apublish(event: Event) -> None:
@@ -66,13 +73,7 @@ def publish_row_change_on_commit(change: dict[str, Any], *, using: str | None = 
 
 
 def publish_row_change(change: dict[str, Any]) -> None:
-    if relay.needed():
-        relay.post("row_change", {"change": change})
-        return
-    try:
-        async_to_sync(apublish_row_change)(change)
-    except Exception:
-        logger.exception("row change publish failed", extra={"table": change.get("table")})
+    _deliver("row_change", {"change": change}, partial(apublish_row_change, change))
 
 
 async def apublish_row_change(change: dict[str, Any]) -> None:
@@ -99,13 +100,7 @@ def reauthorize_on_commit(*, topic: str, using: str | None = None) -> None:
 
 
 def reauthorize(topic: str) -> None:
-    if relay.needed():
-        relay.post("reauthorize", {"topic": topic})
-        return
-    try:
-        async_to_sync(areauthorize)(topic)
-    except Exception:
-        logger.exception("reauthorize publish failed", extra={"topic": topic})
+    _deliver("reauthorize", {"topic": topic}, partial(areauthorize, topic))
 
 
 async def areauthorize(topic: str) -> None:
