@@ -97,11 +97,6 @@ def sessions_announce(
         _announce(change_type, session, using)
 
 
-def session_ids_announce(session_ids: Iterable[uuid.UUID], *, using: str | None = None) -> None:
-    """Announce UPDATEs for rows changed by ``QuerySet.update()`` (call inside the same transaction)."""
-    sessions_announce(PreviewSession.objects.using(using).filter(pk__in=list(session_ids)), using=using)
-
-
 def session_status_announce(session: PreviewSession, change_type: str = "UPDATE") -> None:
     """Tell everyone about one session's change, after commit: the row (``postgres_changes`` and the
     operator views) and ``session:status`` on the project's channel, for the editor."""

@@ -95,6 +95,14 @@ def is_supabase(cursor: Any) -> bool:
     return bool(cursor.fetchone()[0])
 
 
+def has_realtime_policies(cursor: Any) -> bool:
+    """A Supabase database whose Realtime keeps ``realtime.messages``: where channel policies go."""
+    if not is_supabase(cursor):
+        return False
+    cursor.execute("SELECT to_regclass('realtime.messages') IS NOT NULL")
+    return bool(cursor.fetchone()[0])
+
+
 def _roles(cursor: Any) -> str:
     cursor.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) ORDER BY rolname", [list(DATA_API_ROLES)])
     return ", ".join(f'"{name}"' for (name,) in cursor.fetchall())

@@ -15,7 +15,7 @@ frontend's projects table as the caller (SECURITY INVOKER), so its own RLS decid
 
 from django.db import migrations
 
-from sessions.supabase import channel_functions_install
+from sessions.supabase import channel_functions_install, has_realtime_policies
 
 READ_POLICY = "Velocity project channel: read"
 WRITE_POLICY = "Velocity project channel: write"
@@ -45,20 +45,11 @@ def _rule(write: bool) -> str:
     )
 
 
-def _applies(cursor) -> bool:  # type: ignore[no-untyped-def]
-    cursor.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'auth')"
-        " AND EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'supabase_realtime')"
-        " AND to_regclass('realtime.messages') IS NOT NULL"
-    )
-    return bool(cursor.fetchone()[0])
-
-
 def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:
-        if not _applies(cursor):
+        if not has_realtime_policies(cursor):
             return
         channel_functions_install(cursor, quote_name=schema_editor.connection.ops.quote_name)
         for policy in (OLD_POLICY, READ_POLICY, WRITE_POLICY):
@@ -71,7 +62,7 @@ def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:
-        if not _applies(cursor):
+        if not has_realtime_policies(cursor):
             return
         for policy in (READ_POLICY, WRITE_POLICY):
             cursor.execute(f'DROP POLICY IF EXISTS "{policy}" ON realtime.messages')

@@ -6,6 +6,8 @@ broadcast or track on a user's channel (0007's policies already let the service 
 
 from django.db import migrations
 
+from sessions.supabase import has_realtime_policies
+
 POLICY = "Velocity user channel: read"
 RULE = (
     "(auth.jwt() ->> 'role') = 'authenticated'"
@@ -14,20 +16,11 @@ RULE = (
 )
 
 
-def _applies(cursor) -> bool:  # type: ignore[no-untyped-def]
-    cursor.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'auth')"
-        " AND EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'supabase_realtime')"
-        " AND to_regclass('realtime.messages') IS NOT NULL"
-    )
-    return bool(cursor.fetchone()[0])
-
-
 def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:
-        if _applies(cursor):
+        if has_realtime_policies(cursor):
             cursor.execute(f'DROP POLICY IF EXISTS "{POLICY}" ON realtime.messages')
             cursor.execute(f'CREATE POLICY "{POLICY}" ON realtime.messages FOR SELECT USING ({RULE})')
 
@@ -36,7 +29,7 @@ def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:
-        if _applies(cursor):
+        if has_realtime_policies(cursor):
             cursor.execute(f'DROP POLICY IF EXISTS "{POLICY}" ON realtime.messages')
 
 
