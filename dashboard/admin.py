@@ -25,6 +25,7 @@ from dashboard.services import (
     flag_save_by_operator,
     quota_delete_by_operator,
     quota_save_by_operator,
+    session_delete_by_operator,
     session_end_by_operator,
 )
 from machines.models import CostRollup, Machine, MachineEvent, ReconcileReport
@@ -230,6 +231,14 @@ class PreviewSessionAdmin(NoBulkDeleteAdmin):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # sessions are created through the API: project access, quota, provisioning
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A live session's row must not vanish under its machine: end it first (the action).
+        live = obj is not None and obj.is_live
+        return not live and super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: PreviewSession) -> None:
+        session_delete_by_operator(session=obj, operator=request.user)
 
 
 @admin.register(Quota)

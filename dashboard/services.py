@@ -16,7 +16,7 @@ from django.utils import timezone
 from dashboard.models import AuditRecord
 from machines.models import EventSource
 from sessions.models import EndReason, PreviewFlag, PreviewSession, Quota
-from sessions.services import session_end
+from sessions.services import session_end, sessions_delete_finished
 from velocity.audit import audit
 
 
@@ -61,6 +61,16 @@ def session_end_by_operator(*, session: PreviewSession, operator: Any, now: date
             after={"status": session.status, "end_reason": session.end_reason},
         )
     return ended
+
+
+def session_delete_by_operator(*, session: PreviewSession, operator: Any) -> bool:
+    """Delete a finished session's row for an operator (announced as a DELETE, audited); a live one is kept."""
+    with transaction.atomic():
+        before = {"status": session.status, "project_id": session.project_id, "user_id": str(session.user_id)}
+        deleted = sessions_delete_finished(session_ids=[session.id]) == 1
+        if deleted:
+            audit(actor=operator, action="session.delete", target=session, before=before, after={})
+    return deleted
 
 
 def quota_save_by_operator(*, quota: Quota, operator: Any) -> Quota:

@@ -97,6 +97,16 @@ def test_the_end_action_ends_the_session_through_the_service_and_audits_it(
     assert list(AuditRecord.objects.values_list("action", "actor")) == [("session.end", admin_user.pk)]
 
 
+def test_only_a_finished_session_is_deleted_and_through_the_service(admin_client: Client, admin_user: User) -> None:
+    session = live_session()
+    delete_url = f"/admin/preview_sessions/previewsession/{session.id}/delete/"
+    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403  # live: end it first
+    services.session_end(session=session, reason="user", now=timezone.now())
+    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 302
+    assert not PreviewSession.objects.filter(id=session.id).exists()
+    assert list(AuditRecord.objects.values_list("action", "actor")) == [("session.delete", admin_user.pk)]
+
+
 def test_a_sessions_status_cannot_be_changed_in_its_form(admin_client: Client) -> None:
     session = live_session()
     page = admin_client.get(f"/admin/preview_sessions/previewsession/{session.id}/change/").content.decode()
