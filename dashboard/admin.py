@@ -52,12 +52,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 class NoBulkDeleteAdmin(admin.ModelAdmin):
-    """Rows with a lifecycle: ending and killing are actions through services, never a bulk delete."""
+    """Rows with a lifecycle: ending and killing are actions through services, never a bulk delete, and a row
+    is deleted only once its life is over (a live one would vanish under what still runs)."""
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return (obj is None or self.is_over(obj)) and super().has_delete_permission(request, obj)
+
+    def is_over(self, obj: Any) -> bool:
+        raise NotImplementedError
 
 
 # --- machines ----------------------------------------------------------------------------------------
@@ -96,6 +103,9 @@ def kill_machines(modeladmin: MachineAdmin, request: HttpRequest, queryset: Quer
 
 @admin.register(Machine)
 class MachineAdmin(NoBulkDeleteAdmin):
+    def is_over(self, obj: Machine) -> bool:
+        return obj.is_gone  # kill it first (the action): a live row's machine would run on, unrecorded
+
     list_display = (
         "id",
         "provider",
@@ -232,10 +242,8 @@ class PreviewSessionAdmin(NoBulkDeleteAdmin):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # sessions are created through the API: project access, quota, provisioning
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # A live session's row must not vanish under its machine: end it first (the action).
-        live = obj is not None and obj.is_live
-        return not live and super().has_delete_permission(request, obj)
+    def is_over(self, obj: PreviewSession) -> bool:
+        return not obj.is_live  # end it first (the action)
 
     def delete_model(self, request: HttpRequest, obj: PreviewSession) -> None:
         session_delete_by_operator(session=obj, operator=request.user)

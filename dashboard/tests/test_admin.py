@@ -107,6 +107,14 @@ def test_only_a_finished_session_is_deleted_and_through_the_service(admin_client
     assert list(AuditRecord.objects.values_list("action", "actor")) == [("session.delete", admin_user.pk)]
 
 
+def test_a_running_machines_row_cannot_be_deleted(admin_client: Client) -> None:
+    machine = live_session().machine
+    assert machine is not None
+    response = admin_client.post(f"/admin/machines/machine/{machine.id}/delete/", {"post": "yes"})
+    assert response.status_code == 403
+    assert Machine.objects.filter(id=machine.id).exists()
+
+
 def test_a_sessions_status_cannot_be_changed_in_its_form(admin_client: Client) -> None:
     session = live_session()
     page = admin_client.get(f"/admin/preview_sessions/previewsession/{session.id}/change/").content.decode()
