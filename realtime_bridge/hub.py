@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from realtime_bridge import metrics, postgres_changes
-from realtime_bridge.events import PG_GROUP
+from realtime_bridge.events import PG_GROUP, TOPIC_PREFIX
 from realtime_bridge.presence import PresenceTable
 from realtime_bridge.protocol import BinaryBroadcast, BroadcastFrames, Message
 
@@ -218,9 +218,10 @@ class Hub:
     async def reauthorize(self, topic: str) -> int:
         """Re-check every local channel on ``topic``; returns how many were closed."""
         closed = 0
-        for members in list(self.groups.values()):
+        for private in (True, False):
+            members = self.groups.get(topic_group(TOPIC_PREFIX + topic, private=private), {})
             for state in list(members.values()):
-                if state.sub_topic == topic and not await state.conn.recheck(state):
+                if not await state.conn.recheck(state):
                     closed += 1
         return closed
 
