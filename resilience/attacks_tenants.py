@@ -194,6 +194,26 @@ async def check_joins(t: Tenants, out: Outcome, intruder: Peer) -> None:
         out.check(ok, f"B joins {topic} with the anon key {label}: '{reason}'", f"anon joined: {reply}")
 
 
+async def check_status_channel(t: Tenants, out: Outcome, intruder: Peer, key: str) -> None:
+    """A's own status channel ``user:{A}`` (issue 14): B, B publicly, and A's machine key are all refused."""
+    topic = f"user:{t.a}"
+    _, private = await intruder.join(topic)
+    ok, reason = refused(private)
+    out.check(ok and reason.startswith("Unauthorized"), f"B joins user:<A> private: '{reason}'", f"B joined: {private}")
+    _, public = await intruder.join(topic, private=False)
+    ok, reason = refused(public)
+    out.check(ok and reason.startswith("PrivateOnly"), f"B joins user:<A> public: '{reason}'", f"B joined: {public}")
+    key_peer = await Peer.open(t.ctx.ws_url(key))
+    try:
+        _, with_key = await key_peer.join(topic)
+    finally:
+        await key_peer.close()
+    ok, reason = refused(with_key)
+    out.check(
+        ok, f"A's machine key joins user:<A>: '{reason}'", f"A's machine key joined A's status channel: {with_key}"
+    )
+
+
 # --- 3: writes -------------------------------------------------------------------------------------
 
 
@@ -390,6 +410,7 @@ async def play(t: Tenants, out: Outcome) -> None:
         await check_writes(t, out, intruder, editor, editor_ref)
         env = await asyncio.to_thread(machine_env, t.ctx, t.session["id"])
         key_peer, key_ref = await check_machine_key(t, out, env)
+        await check_status_channel(t, out, intruder, env["REALTIME_KEY"])
         check_b_heard_nothing(t, out, [intruder, b_rows])
         await check_losing_access(t, out)
         await end_a(t, out, key_peer, key_ref, env["REALTIME_KEY"])
