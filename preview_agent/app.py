@@ -27,6 +27,8 @@ from .sync import RealtimeSync
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 600.0
+# What each heartbeat carries, named as in /health.
+HEARTBEAT_KEYS = ("devServer", "devServerState", "supabaseConnected", "fileCount", "uptime")
 REALTIME_READY_WAIT_SECONDS = 10.0
 
 
@@ -118,7 +120,8 @@ class Agent:
             self.sync = self._make_sync()
             background.append(asyncio.create_task(self.sync.run(), name="realtime"))
         self.devserver.start()
-        background += [asyncio.create_task(coro) for coro in (self._watch_status(), self._report_activity())]
+        reports = (self._watch_status(), self._report_activity(), self._heartbeat())
+        background += [asyncio.create_task(coro) for coro in reports]
         try:
             await self._watch_inactivity()
         finally:
@@ -236,6 +239,14 @@ class Agent:
                 last = status
                 await self.orchestrator.send("status", attempts=1, **status)
             await asyncio.sleep(1.0)
+
+    async def _heartbeat(self) -> None:
+        """Tell the orchestrator every ``AGENT_HEARTBEAT_SECONDS`` that this agent runs, and how it is: their
+        absence is how the orchestrator sees a hung agent (it restarts the machine)."""
+        while True:
+            health = self.health()
+            await self.orchestrator.send("heartbeat", attempts=1, **{key: health[key] for key in HEARTBEAT_KEYS})
+            await asyncio.sleep(self.config.heartbeat_interval)
 
     async def _report_activity(self) -> None:
         interval = self.config.activity_report_interval

@@ -32,6 +32,7 @@ class Config:
     log_rate_per_second: float = 20.0
     realtime_send_rate: float = 400.0
     activity_report_interval: float = 30.0
+    heartbeat_interval: float = 5.0
     assignment_poll_interval: float = 2.0
     realtime_key: str = field(default="", repr=False)
     machine_token: str = field(default="", repr=False)
@@ -95,6 +96,7 @@ def load_config(env: Mapping[str, str] | None = None, *, euid: int | None = None
         log_rate_per_second=_number(env, "LOG_RATE_PER_SECOND", 20, minimum=0.1),
         realtime_send_rate=_number(env, "REALTIME_SEND_RATE", 400, minimum=1),
         activity_report_interval=_number(env, "ACTIVITY_REPORT_INTERVAL", 30),
+        heartbeat_interval=_number(env, "AGENT_HEARTBEAT_SECONDS", 5, minimum=0.1),
         assignment_poll_interval=_number(env, "ASSIGNMENT_POLL_INTERVAL", 2, minimum=0.05),
         sandbox=_sandbox(env, os.geteuid() if euid is None else euid),
     )

@@ -80,6 +80,12 @@ def session_status(
     return Event("session.status", data, project_id=str(project_id), session_id=str(session_id))
 
 
+def session_health(*, session_id: str, project_id: str, health: str, detail: str, action: str) -> Event:
+    """The agent watch's verdict on a session changed (``action``: ok, degraded, restart, fail)."""
+    data = {"session_id": str(session_id), "health": health, "detail": detail, "action": action}
+    return Event("session.health", data, project_id=str(project_id), session_id=str(session_id))
+
+
 def machine_state(
     *,
     machine_id: str,

@@ -27,6 +27,15 @@ class EndReason(models.TextChoices):
     QUOTA = "quota", "Quota exceeded"
     FAILED = "failed", "Failed"
     ORPHANED = "orphaned", "Orphaned"
+    AGENT_UNRESPONSIVE = "agent_unresponsive", "Agent unresponsive"
+
+
+class SessionHealth(models.TextChoices):
+    """What the agent watch last concluded about a live session's agent (``status`` stays as the seed has it)."""
+
+    UNKNOWN = "unknown", "Unknown"
+    OK = "ok", "OK"
+    DEGRADED = "degraded", "Degraded"
 
 
 class PreviewSession(models.Model):
@@ -48,7 +57,7 @@ class PreviewSession(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
     last_activity_source = models.CharField(max_length=32, blank=True)
-    end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+    end_reason = models.CharField(max_length=32, choices=EndReason.choices, blank=True)
     end_detail = models.CharField(max_length=500, blank=True, help_text="Why it failed, for operators.")
     memory_mb = models.PositiveIntegerField(default=512)
     # The time-to-preview waterfall: each step's moment, and the agent's own boot steps.
@@ -57,6 +66,16 @@ class PreviewSession(models.Model):
     machine_started_at = models.DateTimeField(null=True, blank=True)
     agent_ready_at = models.DateTimeField(null=True, blank=True)
     boot_timings = models.JSONField(default=dict, blank=True)
+    # Agent liveness (the agent watch): rare writes, each announced; the heartbeats themselves are kept in
+    # AgentHeartbeat, off this table, so they do not become a postgres_changes message every few seconds.
+    health = models.CharField(max_length=16, choices=SessionHealth.choices, default=SessionHealth.UNKNOWN)
+    health_detail = models.CharField(max_length=300, blank=True, help_text="Why the health is what it is.")
+    health_changed_at = models.DateTimeField(null=True, blank=True)
+    agent_restarts = models.PositiveIntegerField(default=0, help_text="Machine restarts by the agent watch.")
+    agent_restart_streak = models.PositiveIntegerField(
+        default=0, help_text="Restarts since the agent was last healthy; at AGENT_RESTART_LIMIT the session fails."
+    )
+    agent_restarted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "preview_sessions"
@@ -90,6 +109,27 @@ class PreviewSession(models.Model):
     def is_legacy(self) -> bool:
         """An Appetize.io preview handed out by the rollback flag: no machine behind it."""
         return self.framework == "legacy" and self.machine_id is None
+
+
+class AgentHeartbeat(models.Model):
+    """The newest report of a session's agent: when it was seen, whether it is joined on ``project:{id}``.
+
+    Written on every heartbeat (every few seconds), so it lives beside the session row: a write to
+    ``preview_sessions`` is a ``postgres_changes`` message to the user on a Supabase database.
+    """
+
+    session = models.OneToOneField(
+        PreviewSession, primary_key=True, on_delete=models.CASCADE, related_name="agent_heartbeat"
+    )
+    seen_at = models.DateTimeField()
+    joined = models.BooleanField(null=True, help_text="Joined on project:{id}; empty until the agent says.")
+    status = models.JSONField(default=dict, blank=True, help_text="devServer, devServerState, fileCount, uptime.")
+
+    class Meta:
+        db_table = "preview_agent_heartbeats"
+
+    def __str__(self) -> str:
+        return f"agent of {self.session_id} seen {self.seen_at:%H:%M:%S}"
 
 
 # The limits of a quota, as the audit trail records them.

@@ -15,6 +15,7 @@ from machines.pricing import running_cost
 from realtime_bridge.events import project_topic
 from sessions.models import (
     LIVE_STATUSES,
+    AgentHeartbeat,
     FlagScope,
     PreviewFlag,
     PreviewSession,
@@ -22,6 +23,7 @@ from sessions.models import (
     Project,
     ProjectMember,
     Quota,
+    SessionStatus,
 )
 
 
@@ -49,6 +51,23 @@ def session_assigned_to_machine(machine_id: uuid.UUID) -> PreviewSession | None:
 def session_of_machine(machine_id: uuid.UUID) -> PreviewSession | None:
     """The newest session a machine ran (or runs): the one its agent reports for."""
     return PreviewSession.objects.filter(machine_id=machine_id).order_by("-created_at").first()
+
+
+def sessions_to_watch() -> list[PreviewSession]:
+    """Active sessions on a machine, with the machine and the agent's last heartbeat: the agent watch's round.
+
+    ``creating`` ones are not watched: their agent is still booting, and the provisioning timeout covers them.
+    """
+    sessions = PreviewSession.objects.filter(status=SessionStatus.ACTIVE, machine__isnull=False)
+    return list(sessions.select_related("machine", "agent_heartbeat").order_by("created_at"))
+
+
+def session_heartbeat(session: PreviewSession) -> AgentHeartbeat | None:
+    """The agent's last heartbeat for this session, or None when it never sent one."""
+    try:
+        return session.agent_heartbeat
+    except AgentHeartbeat.DoesNotExist:
+        return None
 
 
 def session_for_preview(session_id: uuid.UUID) -> PreviewSession | None:

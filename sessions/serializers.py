@@ -63,6 +63,8 @@ class SessionSerializer(serializers.ModelSerializer[PreviewSession]):
             "machine_started_at",
             "agent_ready_at",
             "boot_timings",
+            "health",
+            "health_detail",
         ]
         read_only_fields = fields
 
@@ -114,12 +116,21 @@ class QuotaStatusSerializer(serializers.Serializer[Any]):
 
 
 class AgentEventSerializer(serializers.Serializer[Any]):
-    type = serializers.ChoiceField(choices=["ready", "status", "activity", "exit"])
+    """One report of a machine's agent. ``heartbeat`` (every ``AGENT_HEARTBEAT_SECONDS``) and ``status`` carry the
+    agent's state under the names of its ``/health``; the session is always the machine's own, never the body's."""
+
+    type = serializers.ChoiceField(choices=["ready", "status", "heartbeat", "activity", "exit"])
     boot_steps = serializers.DictField(required=False)
     framework = serializers.CharField(required=False, allow_blank=True, max_length=32)
     dev_server_kind = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=32)
     source = serializers.CharField(required=False, max_length=32)  # type: ignore[assignment]
     reason = serializers.CharField(required=False, max_length=64)
+    # The names of the agent's /health, as it sends them.
+    supabaseConnected = serializers.BooleanField(required=False, help_text="joined on project:{id}")
+    devServer = serializers.BooleanField(required=False)
+    devServerState = serializers.CharField(required=False, allow_blank=True, max_length=32)
+    fileCount = serializers.IntegerField(required=False, min_value=0)
+    uptime = serializers.FloatField(required=False, min_value=0)
 
     def event(self) -> dict[str, Any]:
         data = dict(self.validated_data)

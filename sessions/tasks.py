@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
+from django.db import close_old_connections
 from django.utils import timezone
 
+from realtime_bridge.services import lease_acquire, lease_release
 from sessions import services
 
 
@@ -22,3 +26,25 @@ def cleanup_expired_sessions() -> str:
 def reap_idle_sessions() -> str:
     reaped = services.session_reap_idle(now=timezone.now(), idle_timeout=settings.PREVIEW_INACTIVITY_TIMEOUT)
     return f"ended {reaped} idle session(s)"
+
+
+AGENT_WATCH_LEASE = "agent-watch"
+
+
+def watch_agents() -> str:
+    """One round of the agent watch, unless the worker's ``watch_agents`` loop holds the lease (it acts then)."""
+    return agent_watch_round(holder=f"sweep:{uuid.uuid4().hex[:8]}", ttl=settings.AGENT_STALE_SECONDS, release=True)
+
+
+def agent_watch_round(*, holder: str, ttl: float, release: bool = False, act: bool = True) -> str:
+    """Judge and act on every active session's agent while holding the lease; a one-line summary."""
+    try:
+        if act and not lease_acquire(name=AGENT_WATCH_LEASE, holder=holder, ttl=ttl, now=timezone.now()):
+            return "agent watch: another instance holds the lease"
+        counts = services.agents_watch() if act else {}
+    finally:
+        if release:
+            lease_release(name=AGENT_WATCH_LEASE, holder=holder)
+        close_old_connections()
+    summary = ", ".join(f"{count} {action}" for action, count in sorted(counts.items()))
+    return f"agent watch: {summary or 'no active sessions'}"

@@ -1,4 +1,5 @@
-"""``make up``'s supervisor: runs the ASGI server and the django-q2 cluster, and stops all of it together.
+"""``make up``'s supervisor: runs the ASGI server, the django-q2 cluster and the agent watch, and stops all of it
+together.
 
 Each child gets its own process group, so Ctrl-C or SIGTERM here ends the children and everything they
 started. The local provider's machines lead process groups of their own (a machine outlives the worker that
@@ -6,7 +7,8 @@ created it, as a Fly machine would), so on the way out ``manage.py stop_local_ma
 their sessions; nothing is left running.
 
 ``python -m velocity.run ROLE...`` runs only the named roles (``web``, ``worker``, ``bridge``): each Fly
-process group is one role. Either way the children share a fresh Prometheus multiprocess directory, and
+process group is one role; the worker role is two processes, the django-q2 cluster and ``watch_agents``.
+Either way the children share a fresh Prometheus multiprocess directory, and
 with ``PROMETHEUS_ENABLED`` this process serves their metrics on ``METRICS_PORT``.
 
 With the local provider, the machines run strangers' code on this host: at startup it warns when that
@@ -87,12 +89,14 @@ def _children(roles: list[str] | None = None) -> list[list[str]]:
         "worker": [python, "manage.py", "qcluster"],
         "bridge": [python, "manage.py", "realtime_bridge"],
     }
+    # A role may run more than one process: the worker is the task cluster and the agent watch.
+    extra = {"worker": [[python, "manage.py", "watch_agents"]]}
     if roles is None:
         roles = ["web", "worker", "bridge"] if os.environ.get("SUPABASE_URL") else ["web", "worker"]
     unknown = sorted(set(roles) - commands.keys())
     if unknown:
         raise SystemExit(f"velocity: unknown role(s) {', '.join(unknown)}; choose from {', '.join(commands)}")
-    return [commands[role] for role in roles]
+    return [argv for role in roles for argv in [commands[role], *extra.get(role, [])]]
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:

@@ -31,6 +31,13 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         description="End sessions idle longer than PREVIEW_INACTIVITY_TIMEOUT (the seed's 30 minutes).",
     ),
     ScheduleSpec(
+        name="watch_agents",
+        func="sessions.tasks.watch_agents",
+        minutes=1,
+        description="Judge every active session's agent (the worker's watch_agents loop does it every "
+        "AGENT_WATCH_INTERVAL_SECONDS; this is its backstop, idle while the loop holds the lease).",
+    ),
+    ScheduleSpec(
         name="reconcile_machines",
         func="machines.tasks.reconcile_machines",
         minutes=1,

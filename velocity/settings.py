@@ -262,6 +262,22 @@ PROVISION_TIMEOUT = env_int("PROVISION_TIMEOUT", 180)
 PREVIEW_INACTIVITY_TIMEOUT = env_int("PREVIEW_INACTIVITY_TIMEOUT", 1800)
 PREVIEW_SESSION_TTL = env_int("PREVIEW_SESSION_TTL", 7200)
 
+# --- Agent liveness (manage.py watch_agents, in the worker role) -----------------------------------------
+# A live session's agent is judged every AGENT_WATCH_INTERVAL_SECONDS: degraded when its /health probe fails
+# (AGENT_PROBE_TIMEOUT_SECONDS) or it has sent no heartbeat for AGENT_STALE_SECONDS; restarted when both; after
+# AGENT_RESTART_LIMIT restarts without recovery the session fails (agent_unresponsive). A restarted agent is
+# left alone for AGENT_RESTART_GRACE_SECONDS (it boots, installs, joins again).
+AGENT_WATCH_INTERVAL_SECONDS = float(os.environ.get("AGENT_WATCH_INTERVAL_SECONDS") or 2)
+# Passed to every agent (its own AGENT_HEARTBEAT_SECONDS): keep it well under AGENT_STALE_SECONDS.
+AGENT_HEARTBEAT_SECONDS = float(os.environ.get("AGENT_HEARTBEAT_SECONDS") or 5)
+AGENT_STALE_SECONDS = float(os.environ.get("AGENT_STALE_SECONDS") or 15)
+AGENT_PROBE_TIMEOUT_SECONDS = float(os.environ.get("AGENT_PROBE_TIMEOUT_SECONDS") or 2)
+AGENT_PROBE_CONCURRENCY = env_int("AGENT_PROBE_CONCURRENCY", 32)
+AGENT_RESTART_LIMIT = env_int("AGENT_RESTART_LIMIT", 2)
+AGENT_RESTART_GRACE_SECONDS = float(os.environ.get("AGENT_RESTART_GRACE_SECONDS") or 45)
+# file:update messages the agent has not acknowledged for this long make the session degraded.
+AGENT_SYNC_STALL_SECONDS = float(os.environ.get("AGENT_SYNC_STALL_SECONDS") or 10)
+
 # --- Project access -------------------------------------------------------------------------------------
 # Who may use a project: ``registry`` (our Project/ProjectMember tables) or ``supabase`` (the frontend's
 # projects table, asked as the caller under its own row-level security; PostgreSQL only, velocity.E007).

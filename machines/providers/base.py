@@ -176,6 +176,11 @@ class MachineProvider(Protocol):
 
     def stop(self, machine_id: str) -> None: ...
 
+    def restart(self, machine_id: str) -> None:
+        """Kill the machine's processes at once and start them again, on the same machine (same address,
+        same files where the provider keeps them): what a hung agent needs, which ignores polite signals."""
+        ...
+
     def destroy(self, machine_id: str, *, force: bool = True) -> None:
         """Destroy the machine; one that is already gone is not an error."""
         ...

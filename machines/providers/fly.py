@@ -184,6 +184,11 @@ class FlyProvider:
     def stop(self, machine_id: str) -> None:
         self._request("stop", "POST", self._machine_path(machine_id, "stop"), scope=machine_id)
 
+    def restart(self, machine_id: str) -> None:
+        """``POST .../restart?signal=SIGKILL``: a hung agent would sit out a polite signal's whole timeout."""
+        params = {"signal": "SIGKILL"}
+        self._request("restart", "POST", self._machine_path(machine_id, "restart"), scope=machine_id, params=params)
+
     def destroy(self, machine_id: str, *, force: bool = True) -> None:
         params = {"force": "true" if force else "false"}
         try:
@@ -250,6 +255,7 @@ class FlyProvider:
             "image": image,
             "guest": {"cpu_kind": guest.cpu_kind, "cpus": guest.cpus, "memory_mb": guest.memory_mb},
             "services": [self._service()],
+            "checks": self._checks(),
             "auto_destroy": True,
             "restart": {"policy": "on-failure", "max_retries": self.config.restart_max_retries},
             "env": dict(spec.env),
@@ -267,6 +273,21 @@ class FlyProvider:
             ports.append({"port": 443, "handlers": ["tls", "http"]})
             ports.append({"port": 80, "handlers": ["http"], "force_https": True})
         return {"ports": ports, "protocol": "tcp", "internal_port": self.config.internal_port}
+
+    def _checks(self) -> dict[str, Any]:
+        """Fly's own HTTP check on the agent's ``/health``: its result shows in ``fly machine status`` and the
+        machine's ``checks``, beside the orchestrator's watch (which acts on it)."""
+        return {
+            "agent": {
+                "type": "http",
+                "port": self.config.internal_port,
+                "method": "GET",
+                "path": "/health",
+                "interval": "15s",
+                "timeout": "2s",
+                "grace_period": "30s",
+            }
+        }
 
     # -- waiting -----------------------------------------------------------------------------
 

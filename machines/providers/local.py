@@ -142,6 +142,15 @@ class LocalProvider:
         self._kill(machine_dir)
         (machine_dir / "state.json").write_text(json.dumps({"state": "stopped", "updated_at": time.time()}))
 
+    def restart(self, machine_id: str) -> None:
+        """SIGKILL the runner's process group (a SIGSTOPped agent cannot act on SIGTERM) and run it again.
+
+        The machine keeps its directory, port and project folder, as a Fly machine keeps its address.
+        """
+        machine_dir = self._dir(machine_id)
+        self._kill(machine_dir, grace=0.0)
+        self._spawn(machine_dir, self._config(machine_dir)["env"])
+
     def destroy(self, machine_id: str, *, force: bool = True) -> None:
         machine_dir = self.root / machine_id
         if not machine_dir.exists():
@@ -208,19 +217,21 @@ class LocalProvider:
         # Only the provider writes runner.pid and only the runner writes state.json: no write races.
         (machine_dir / "runner.pid").write_text(str(runner.pid))
 
-    def _kill(self, machine_dir: Path) -> None:
+    def _kill(self, machine_dir: Path, *, grace: float = STOP_GRACE_SECONDS) -> None:
         sandbox = self._sandbox_of(machine_dir)
-        self._kill_runner(machine_dir)
+        self._kill_runner(machine_dir, grace)
         if sandbox is not None:
             kill_uid(sandbox.uid)  # what the user's code left running outside the runner's process group
 
-    def _kill_runner(self, machine_dir: Path) -> None:
+    def _kill_runner(self, machine_dir: Path, grace: float) -> None:
+        """SIGTERM, and SIGKILL after ``grace`` seconds (at once when it is 0)."""
         pid = self._pid(machine_dir)
         if pid is None or not _alive(pid, str(machine_dir)):
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        if not _wait_group_gone(pid, STOP_GRACE_SECONDS):
+        if grace > 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+        if grace <= 0 or not _wait_group_gone(pid, grace):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
             _wait_group_gone(pid, 2.0)

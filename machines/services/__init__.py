@@ -17,6 +17,7 @@ from machines.services.lifecycle import (
     machine_preview_url,
     machine_realtime_key,
     machine_replay_header,
+    machine_restart,
     machine_stop_all_local,
     machine_transition,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "machine_realtime_key",
     "machine_reconcile",
     "machine_replay_header",
+    "machine_restart",
     "machine_stop_all_local",
     "machine_transition",
 ]

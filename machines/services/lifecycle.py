@@ -122,6 +122,7 @@ def agent_environment(*, machine: Machine, token: str, session: SessionRef | Non
         "REALTIME_URL": settings.REALTIME_URL,
         "MACHINE_TOKEN": token,
         "INACTIVITY_TIMEOUT": str(settings.PREVIEW_INACTIVITY_TIMEOUT),
+        "AGENT_HEARTBEAT_SECONDS": f"{settings.AGENT_HEARTBEAT_SECONDS:g}",
         "MACHINE_ID": str(machine.id),
     }
     if session is not None:
@@ -267,6 +268,34 @@ def machine_destroy(*, machine_id: uuid.UUID, source: str, detail: dict[str, Any
             return 0
     machine_transition(machine=machine, to_state=MachineState.DESTROYED, source=source, detail=detail)
     return 1
+
+
+def machine_restart(*, machine_id: uuid.UUID, source: str, reason: str, now: datetime) -> bool:
+    """Restart a started machine's processes through its provider (its hung agent starts again) and record it.
+
+    The machine keeps its state (``started``): the event is ``started → started`` with ``{"restarted": true,
+    "reason": ...}``, as a pool claim is. False when the machine is not started or the provider refused.
+    """
+    machine = Machine.objects.filter(id=machine_id, state=MachineState.STARTED).first()
+    if machine is None or not machine.provider_machine_id:
+        return False
+    try:
+        get_provider(machine.provider).restart(machine.provider_machine_id)
+    except ProviderError as exc:
+        logger.warning("machine restart failed", extra={"machine_id": str(machine.id), "error": str(exc)})
+        return False
+    with transaction.atomic():
+        MachineEvent.objects.create(
+            machine=machine,
+            from_state=machine.state,
+            to_state=machine.state,
+            source=source,
+            detail={"restarted": True, "reason": reason[:300]},
+            at=now,
+        )
+        publish.publish_on_commit(_state_event(machine, source))
+    logger.info("machine restarted", extra={"machine_id": str(machine.id), "reason": reason})
+    return True
 
 
 def machine_kill(*, machine_id: uuid.UUID, actor: Any | None, now: datetime) -> bool:

@@ -39,6 +39,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("DELETE", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)$"), "destroy"),
     ("POST", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)/start$"), "start"),
     ("POST", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)/stop$"), "stop"),
+    ("POST", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)/restart$"), "restart"),
     ("GET", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)/wait$"), "wait"),
 )
 
@@ -222,6 +223,12 @@ class FakeFly:
 
     def _stop(self, machine: dict[str, Any], query: dict[str, str]) -> Answer:
         machine["state"] = "stopped"
+        return Answer(200)
+
+    def _restart(self, machine: dict[str, Any], query: dict[str, str]) -> Answer:
+        if machine["state"] != "started":
+            return Answer(400, {"error": "machine is not started"})
+        machine["instance_id"] = _ulid()  # Fly gives the restarted machine a new instance
         return Answer(200)
 
     def _destroy(self, machine: dict[str, Any], query: dict[str, str]) -> Answer:

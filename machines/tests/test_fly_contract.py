@@ -26,6 +26,7 @@ CLIENT_OPERATIONS = {
     "Machines_show",
     "Machines_start",
     "Machines_stop",
+    "Machines_restart",
     "Machines_wait",
     "Machines_delete",
 }
@@ -84,6 +85,7 @@ def test_every_request_the_client_sends_and_every_fake_answer_matches_the_spec(f
         fly.stop(machine.id)
         fly.wait_for_state(machine.id, MachineState.STOPPED, timeout=5)
         fly.start(machine.id)
+        fly.restart(machine.id)
         fly.destroy(machine.id)
         fly.wait_for_state(machine.id, MachineState.DESTROYED, timeout=5, version=machine.version)
     assert fake.violations == []
@@ -128,7 +130,33 @@ def test_the_create_body_carries_the_seed_config_exactly(fake: FakeFly) -> None:
     body = fake.calls("create")[0].body
     sent = {key: value for key, value in body["config"].items() if key in SEED_MACHINE_CONFIG}
     assert sent == SEED_MACHINE_CONFIG
-    assert set(body["config"]) - set(SEED_MACHINE_CONFIG) == {"env", "metadata"}
+    assert set(body["config"]) - set(SEED_MACHINE_CONFIG) == {"env", "metadata", "checks"}
+    assert fake.violations == []
+
+
+def test_the_create_body_checks_the_agents_health_over_http(fake: FakeFly) -> None:
+    with _provider(fake) as fly:
+        fly.create(_spec())
+    check = fake.calls("create")[0].body["config"]["checks"]["agent"]
+    assert (check["type"], check["port"], check["path"]) == ("http", 8080, "/health")
+    assert fake.violations == []
+
+
+def test_the_validator_rejects_a_check_the_spec_forbids(contract: SpecContract) -> None:
+    body = b'{"config": {"checks": {"agent": {"port": "eighty", "tls_skip_verify": "no"}}}}'
+    headers = Headers({"Authorization": "Bearer t", "Content-Type": "application/json"})
+    errors = contract.request_errors(WireRequest("POST", "/v1/apps/a/machines", [], headers, body))
+    assert any("'eighty' is not of type 'integer'" in error for error in errors)
+
+
+def test_a_restart_kills_at_once_and_is_validated_against_the_spec(fake: FakeFly) -> None:
+    with _provider(fake) as fly:
+        machine = fly.create(_spec())
+        before = fake.machines[machine.id]["instance_id"]
+        fly.restart(machine.id)
+    (call,) = fake.calls("restart")
+    assert call.param("signal") == "SIGKILL"
+    assert fake.machines[machine.id]["instance_id"] != before
     assert fake.violations == []
 
 

@@ -195,6 +195,14 @@ def test_it_reports_ready_with_boot_steps_and_status_to_the_orchestrator(
     assert all(h["Authorization"] == f"Bearer {MACHINE_TOKEN}" for h in orchestrator.headers)
 
 
+def test_it_sends_a_heartbeat_with_its_status_every_interval(start_agent: StartAgent, orchestrator: Recorder) -> None:
+    start_agent(ORCHESTRATOR_URL=orchestrator.url, AGENT_HEARTBEAT_SECONDS="0.2")
+    beats = wait_until(lambda: orchestrator.of_type("heartbeat")[2:])
+    assert {"devServer", "devServerState", "supabaseConnected", "fileCount", "uptime"} <= set(beats[0])
+    assert beats[0]["supabaseConnected"] is False  # no realtime URL: not joined, and it says so
+    assert beats[0]["session_id"] == "sess-1"
+
+
 def test_it_reports_throttled_activity_for_preview_requests(start_agent: StartAgent, orchestrator: Recorder) -> None:
     agent = start_agent(ORCHESTRATOR_URL=orchestrator.url, ACTIVITY_REPORT_INTERVAL="1")
     for _ in range(5):

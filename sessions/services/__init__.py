@@ -1,7 +1,8 @@
 """Writes with side effects on preview sessions, by concern; import them from here.
 
 ``create`` (access, quota, the row, provisioning queued), ``lifecycle`` (activate, touch, end),
-``provisioning`` (a warm or a new machine), ``agent_events`` (the agent's reports), ``sweeps`` (the
+``provisioning`` (a warm or a new machine), ``agent_events`` (the agent's reports), ``liveness`` (heartbeats
+and the agent watch's verdicts), ``sweeps`` (the
 schedules' writes), ``quotas`` and ``flags``. Every write announces itself through ``sessions.changes``.
 """
 
@@ -17,6 +18,13 @@ from sessions.services.lifecycle import (
     session_touch,
     sessions_delete_finished,
 )
+from sessions.services.liveness import (
+    agents_watch,
+    session_apply_verdict,
+    session_record_heartbeat,
+    session_restart_agent,
+    session_set_health,
+)
 from sessions.services.provisioning import session_provision
 from sessions.services.quotas import quota_set
 from sessions.services.sweeps import (
@@ -31,10 +39,12 @@ __all__ = [
     "ACTIVITY_WRITE_INTERVAL",
     "STATUS_FANOUT_LIMIT",
     "QuotaExceeded",
+    "agents_watch",
     "preview_flag_set",
     "preview_flags_route",
     "quota_set",
     "session_activate",
+    "session_apply_verdict",
     "session_create",
     "session_end",
     "session_end_expired",
@@ -44,7 +54,10 @@ __all__ = [
     "session_mark_step",
     "session_provision",
     "session_reap_idle",
+    "session_record_heartbeat",
     "session_release_finished_machines",
+    "session_restart_agent",
+    "session_set_health",
     "session_touch",
     "sessions_delete_finished",
 ]

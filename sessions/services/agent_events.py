@@ -1,4 +1,5 @@
-"""Reports from a machine's agent (``ready``, ``activity``, ``exit``) applied to its session."""
+"""Reports from a machine's agent (``ready``, ``status``, ``heartbeat``, ``activity``, ``exit``) applied to its
+session."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from machines.services import machine_preview_url
 from sessions.models import EndReason, PreviewSession
 from sessions.selectors import session_of_machine
 from sessions.services.lifecycle import session_activate, session_end, session_touch
+from sessions.services.liveness import session_record_heartbeat
+
+# Reports that prove the agent alive; the agent watch reads the last one (``AgentHeartbeat``).
+LIVENESS_EVENTS = frozenset({"ready", "status", "heartbeat"})
 
 
 def session_handle_agent_event(*, machine: Machine, event: dict[str, Any], now: datetime) -> str:
@@ -18,6 +23,10 @@ def session_handle_agent_event(*, machine: Machine, event: dict[str, Any], now: 
     if session is None:
         return "no session"
     kind = event["type"]
+    if kind in LIVENESS_EVENTS:
+        recorded = session_record_heartbeat(machine=machine, event=event, now=now)
+        if kind == "heartbeat":
+            return recorded
     if kind == "ready":
         if event.get("framework"):
             PreviewSession.objects.filter(id=session.id).update(framework=str(event["framework"])[:32])

@@ -20,6 +20,8 @@ from velocity import metrics
 logger = logging.getLogger(__name__)
 
 ACTIVITY_WRITE_INTERVAL = timedelta(seconds=5)
+# Reasons that end a session ``failed`` rather than ``ended``.
+FAILURE_REASONS = frozenset({EndReason.FAILED, EndReason.AGENT_UNRESPONSIVE})
 
 
 def session_activate(*, session: PreviewSession, preview_url: str, boot_timings: dict[str, Any], now: datetime) -> bool:
@@ -65,13 +67,13 @@ def session_end(
     source: str = "api",
     release_later: bool = False,
 ) -> bool:
-    """End a live session (``failed`` when the reason is a failure) and destroy its machine.
+    """End a live session (``failed`` when the reason is a failure, ``FAILURE_REASONS``) and destroy its machine.
 
     ``release_later`` destroys the machine in the task cluster instead of now: for callers that are the
     machine itself (its agent's exit report), which must not wait on their own destruction.
     Ending a finished session changes nothing and returns False.
     """
-    status = SessionStatus.FAILED if reason == EndReason.FAILED else SessionStatus.ENDED
+    status = SessionStatus.FAILED if reason in FAILURE_REASONS else SessionStatus.ENDED
     with transaction.atomic():
         updated = PreviewSession.objects.filter(id=session.id, status__in=LIVE_STATUSES).update(
             status=status, end_reason=reason, end_detail=detail[:500], ended_at=now, updated_at=now

@@ -72,7 +72,7 @@ def test_the_release_command_migrates_and_syncs_the_schedules() -> None:
 
 
 def test_each_fly_process_group_runs_one_role() -> None:
-    assert [argv[-1] for argv in run._children(["worker"])] == ["qcluster"]
+    assert [argv[-1] for argv in run._children(["worker"])] == ["qcluster", "watch_agents"]
     assert [argv[-1] for argv in run._children(["bridge"])] == ["realtime_bridge"]
     assert run._children(["web"])[0][1:3] == ["-m", "daphne"]
     with pytest.raises(SystemExit, match="unknown role"):
