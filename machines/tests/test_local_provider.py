@@ -128,3 +128,20 @@ def test_a_group_left_with_only_a_zombie_no_longer_runs() -> None:
     assert group_running(sleeper.pid)
     sleeper.kill()
     sleeper.wait()
+
+
+def test_restart_kills_a_frozen_agent_and_starts_it_again_on_the_same_port(provider: LocalProvider) -> None:
+    machine = provider.create(spec())
+    provider.wait_for_state(machine.id, MachineState.STARTED, timeout=20)
+    wait_for_http(f"{machine.private_address}/health")
+    frozen, old_runner = agent_pid(provider, "m1"), runner_pid(provider, "m1")
+    os.kill(frozen, signal.SIGSTOP)  # SIGTERM would never be handled: only SIGKILL ends it
+    with pytest.raises(httpx.TimeoutException):
+        httpx.get(f"{machine.private_address}/health", timeout=1)
+    provider.restart("m1")
+    assert not group_running(old_runner)
+    wait_until(lambda: provider.get("m1").state == MachineState.STARTED, timeout=20)
+    assert agent_pid(provider, "m1") != frozen
+    assert wait_for_http(f"{machine.private_address}/health").json()["status"] == "ok"
+    assert provider.get("m1").state == MachineState.STARTED
+    assert provider.get("m1").private_address == machine.private_address
