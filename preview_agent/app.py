@@ -245,7 +245,10 @@ class Agent:
         absence is how the orchestrator sees a hung agent (it restarts the machine)."""
         while True:
             health = self.health()
-            await self.orchestrator.send("heartbeat", attempts=1, **{key: health[key] for key in HEARTBEAT_KEYS})
+            beat = {key: health[key] for key in HEARTBEAT_KEYS}
+            if self.sync is None:
+                del beat["supabaseConnected"]  # no realtime configured: nothing to be joined on, so nothing to say
+            await self.orchestrator.send("heartbeat", attempts=1, **beat)
             await asyncio.sleep(self.config.heartbeat_interval)
 
     async def _report_activity(self) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -50,19 +50,32 @@ def limits_from_settings() -> Limits:
 def session_record_heartbeat(*, machine: Machine, event: dict[str, Any], now: datetime) -> str:
     """Remember that the machine's agent reported (a ``heartbeat``, ``status`` or ``ready``), with what it said.
 
-    The session is found from the machine's own token, never from the body: a machine speaks only for itself.
+    Only a heartbeat says whether the agent is joined (it leaves ``supabaseConnected`` out when it has no realtime
+    to join). The session is found from the machine's own token, never from the body: a machine speaks only for
+    itself.
     """
     session = session_assigned_to_machine(machine.id)
     if session is None:
         return "no session"
     defaults: dict[str, Any] = {"seen_at": now}
-    if "supabaseConnected" in event:
+    if event["type"] == "heartbeat" and "supabaseConnected" in event:
         defaults["joined"] = bool(event["supabaseConnected"])
     status = {key: event[key] for key in STATUS_KEYS if key in event}
     if status:
         defaults["status"] = status
-    AgentHeartbeat.objects.update_or_create(session_id=session.id, defaults=defaults)
+    _heartbeat_save(session.id, defaults)
     return "recorded"
+
+
+def _heartbeat_save(session_id: uuid.UUID, values: dict[str, Any]) -> None:
+    """One UPDATE on every beat but the first (no transaction held open between a read and a write)."""
+    if AgentHeartbeat.objects.filter(session_id=session_id).update(**values):
+        return
+    try:
+        with transaction.atomic():
+            AgentHeartbeat.objects.create(session_id=session_id, **values)
+    except IntegrityError:  # a concurrent first beat won: this one updates it
+        AgentHeartbeat.objects.filter(session_id=session_id).update(**values)
 
 
 def agents_watch(*, backlog: BacklogReader | None = None, now: Callable[[], datetime] = timezone.now) -> dict[str, int]:

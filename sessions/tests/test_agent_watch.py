@@ -97,11 +97,15 @@ def test_a_heartbeat_without_a_live_session_or_with_bad_fields_writes_nothing(ap
     assert send(api, "not-a-machine", BEAT).status_code == 401
 
 
-def test_a_status_report_also_counts_as_seen_and_says_whether_it_joined(api: APIClient) -> None:
+def test_a_status_report_also_counts_as_seen_and_only_a_heartbeat_says_whether_it_joined(api: APIClient) -> None:
     machine, token = live_machine()
     session = active_session(machine)
     assert send(api, token, {"type": "status", "supabaseConnected": False}).status_code == 202
+    assert AgentHeartbeat.objects.get(session=session).joined is None
+    assert send(api, token, {"type": "heartbeat", "supabaseConnected": False}).status_code == 202
     assert AgentHeartbeat.objects.get(session=session).joined is False
+    assert send(api, token, {"type": "heartbeat"}).status_code == 202
+    assert AgentHeartbeat.objects.get(session=session).joined is False  # said nothing new about it
 
 
 def test_degraded_is_recorded_with_its_reason_and_announced_once(announced: list[Any]) -> None:
