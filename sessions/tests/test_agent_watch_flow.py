@@ -76,7 +76,7 @@ def active_session(as_user: Callable[..., APIClient]) -> PreviewSession:
 
 
 def agent_pid(root: Path, session: PreviewSession) -> int | None:
-    machine = Machine.objects.get(id=session.machine_id)
+    machine = Machine.objects.get(sessions=session)
     state = json.loads((root / "machines" / machine.provider_machine_id / "state.json").read_text())
     return state.get("agent_pid") if state.get("state") == "started" else None
 
@@ -105,12 +105,13 @@ def test_a_frozen_agent_is_marked_degraded_restarted_and_healthy_again(
     assert "/health did not answer" in degraded.health_detail or "no heartbeat" in degraded.health_detail
     restarted = watch_until(lambda s: s.agent_restarts == 1, session, "restarted")
     assert restarted.health_detail.startswith("restarting the machine: no heartbeat for")
-    assert MachineEvent.objects.filter(machine_id=session.machine_id, detail__restarted=True).count() == 1
+    assert MachineEvent.objects.filter(machine__sessions=session, detail__restarted=True).count() == 1
 
     healthy = watch_until(lambda s: s.health == "ok", session, "healthy after the restart")
     assert (healthy.status, healthy.agent_restarts, healthy.agent_restart_streak) == ("active", 1, 0)
     assert agent_pid(local_machines, session) not in (None, frozen)
     beat = AgentHeartbeat.objects.get(session=session)
+    assert healthy.agent_restarted_at is not None
     assert beat.seen_at > healthy.agent_restarted_at  # the restarted agent found its session again
 
 
@@ -133,6 +134,6 @@ def test_an_agent_that_stays_frozen_after_the_restarts_fails_the_session_and_los
         failed = watch_until(lambda s: s.status != "active", session, "failed")
     assert (failed.status, failed.end_reason) == ("failed", "agent_unresponsive")
     assert failed.end_detail.endswith("still after 1 restart(s)")
-    machine = Machine.objects.get(id=session.machine_id)
+    machine = Machine.objects.get(sessions=session)
     assert machine.state == "destroyed"
     assert not (local_machines / "machines" / machine.provider_machine_id).exists()
