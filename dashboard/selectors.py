@@ -17,7 +17,7 @@ from machines import selectors as machine_selectors
 from machines.models import GONE_STATES, Machine, MachineEvent
 from machines.selectors import CostTotals
 from sessions.models import LIVE_STATUSES, PreviewSession, Quota
-from sessions.selectors import month_start
+from sessions.selectors import month_start, session_heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,38 @@ def _uuid_or_nil(value: str) -> uuid.UUID:
 
 
 def session_for_operator(session_id: uuid.UUID) -> PreviewSession | None:
-    return PreviewSession.objects.select_related("machine").filter(id=session_id).first()
+    return PreviewSession.objects.select_related("machine", "agent_heartbeat").filter(id=session_id).first()
+
+
+@dataclass(frozen=True)
+class AgentFacts:
+    """What the session's page says about its agent: the watch's verdict and what it was based on."""
+
+    health: str
+    detail: str
+    changed_at: datetime | None
+    seen_at: datetime | None
+    seen_seconds_ago: int | None
+    joined: bool | None
+    restarts: int
+    restarted_at: datetime | None
+    status: Mapping[str, Any]
+
+
+def session_agent(session: PreviewSession, *, now: datetime) -> AgentFacts:
+    beat = session_heartbeat(session)
+    seen_at = beat.seen_at if beat else None
+    return AgentFacts(
+        health=session.health,
+        detail=session.health_detail,
+        changed_at=session.health_changed_at,
+        seen_at=seen_at,
+        seen_seconds_ago=None if seen_at is None else max(0, round((now - seen_at).total_seconds())),
+        joined=beat.joined if beat else None,
+        restarts=session.agent_restarts,
+        restarted_at=session.agent_restarted_at,
+        status=beat.status if beat else {},
+    )
 
 
 def session_machine_events(session: PreviewSession) -> list[MachineEvent]:

@@ -104,6 +104,7 @@ def session_detail(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
         "session": session,
         "events": selectors.session_machine_events(session),
         "waterfall": selectors.session_waterfall(session),
+        "agent": selectors.session_agent(session, now=timezone.now()),
         "deadlines": session_deadlines(session, idle_timeout=settings.PREVIEW_INACTIVITY_TIMEOUT),
         "audit": audit_log.records_for(session, session.machine),
     }

@@ -1,0 +1,72 @@
+"""On call: a preview hangs. With its agent really frozen (SIGSTOP), the session's page says so within seconds,
+with the reason, shows the machine's restart, and turns healthy again once the restarted agent reports; all
+without a reload. The server is the real one (``make up``'s roles, the agent watch in the worker)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dashboard.tests.browser import Server, log_in, screenshot
+from velocity.testing import require_chromium, wait_until
+
+pytestmark = pytest.mark.slow
+
+require_chromium()
+
+# Generous: the watch's own clocks are the defaults (a 2 s probe, 15 s without heartbeats, then a restart).
+SEEN_MS = 30_000
+RESTARTED_MS = 90_000
+
+
+def agent_pid(server: Server, machine_id: str) -> int | None:
+    """The running agent's pid, from its local machine's state (the provider names machines by their id)."""
+    state_file = server.var_dir / "machines" / f"velocity-{uuid.UUID(machine_id).hex}" / "state.json"
+    with contextlib.suppress(OSError, ValueError):
+        state = json.loads(Path(state_file).read_text())
+        return int(state["agent_pid"]) if state.get("state") == "started" else None
+    return None
+
+
+def machine_of(server: Server, session: dict[str, Any]) -> str:
+    headers = {"Authorization": f"Bearer {session['token']}"}
+    return str(
+        httpx.get(f"{server.url}/api/v1/sessions/{session['id']}/", headers=headers, timeout=10).json()["machine_id"]
+    )
+
+
+def test_a_frozen_agent_is_flagged_within_seconds_and_its_machine_is_restarted(page: Any, server: Server) -> None:
+    session = server.create_session("browser-frozen-agent")
+    server.wait_active(session)
+    machine_id = machine_of(server, session)
+    log_in(page, f"/dashboard/sessions/{session['id']}/")
+    card = page.locator("section[aria-labelledby=h-agent]")
+    card.locator(".badge", has_text="ok").wait_for(timeout=SEEN_MS)  # the watch has seen it healthy
+    page.evaluate("window.__notReloaded = true")
+    frozen = wait_until(lambda: agent_pid(server, machine_id), what="the agent's pid")
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        page.locator('section[data-health="degraded"]').wait_for(timeout=SEEN_MS)
+        reason = card.get_by_role("status").inner_text()
+        assert "/health did not answer" in reason or "no heartbeat" in reason
+        screenshot(page, "session-agent-degraded")
+
+        card.get_by_text("restarting the machine: no heartbeat").wait_for(timeout=RESTARTED_MS)
+        assert card.locator("dd", has_text="(last at").count() == 1  # one restart, and when
+        page.locator('section[data-health="ok"]').wait_for(timeout=RESTARTED_MS)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(frozen, signal.SIGCONT)  # if the restart never came, let teardown end it
+    assert agent_pid(server, machine_id) not in (None, frozen)
+    assert page.locator('[data-stat="session.status"]').inner_text() == "active"
+    assert page.evaluate("window.__notReloaded") is True
+    page.get_by_role("heading", name="Machine events").scroll_into_view_if_needed()
+    screenshot(page, "session-agent-restarted")
