@@ -294,6 +294,19 @@ async def check_machine_key(t: Tenants, out: Outcome, env: dict[str, str]) -> tu
     return peer, ref
 
 
+async def check_agent_reports(t: Tenants, out: Outcome, env: dict[str, str]) -> None:
+    """The agent API's door (heartbeats keep a session "alive" for the agent watch): only a machine's own token
+    opens it, and it speaks for that machine's session whatever the body names."""
+    beat = {"type": "heartbeat", "session_id": t.session["id"], "project_id": PROJECT_A, "supabaseConnected": True}
+    for name, value in {"B's user token": token(t.b), "A's machine REALTIME_KEY": env["REALTIME_KEY"]}.items():
+        response = await t.http.post(f"{t.ctx.api}/agent/events/", json=beat, headers=bearer(value))
+        out.check(
+            response.status_code == 401 and error_code(response) == "auth.machine_token",
+            f"{name} sends a heartbeat for A's session: 401 auth.machine_token",
+            f"{name} heartbeat for A's session: {response.status_code} {error_code(response)}",
+        )
+
+
 async def check_quota_bypass(t: Tenants, out: Outcome, issued: dict[str, str]) -> None:
     """Every token the orchestrator issued a machine, and an anon token with a subject: no session, no quota."""
     anon = anon_token(t.b)
@@ -410,6 +423,7 @@ async def play(t: Tenants, out: Outcome) -> None:
         await check_writes(t, out, intruder, editor, editor_ref)
         env = await asyncio.to_thread(machine_env, t.ctx, t.session["id"])
         key_peer, key_ref = await check_machine_key(t, out, env)
+        await check_agent_reports(t, out, env)
         await check_status_channel(t, out, intruder, env["REALTIME_KEY"])
         check_b_heard_nothing(t, out, [intruder, b_rows])
         await check_losing_access(t, out)
