@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 MAX_RETRIES = 3
 HOST_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "npm_config_cache", "NODE_OPTIONS"})
 STOP_GRACE_SECONDS = 5.0
+SPAWN_GRACE_SECONDS = 5.0  # between "starting" written and the runner's pid recorded, a few milliseconds
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -262,7 +263,9 @@ class LocalProvider:
         raw = str(state.get("state", "starting"))
         pid = self._pid(self.root / name)
         if raw in ("starting", "started") and (pid is None or not _alive(pid, str(self.root / name))):
-            raw = "failed"  # the process is gone without saying so (killed, or the host restarted)
+            # The process is gone without saying so (killed, or the host restarted); unless the provider has just
+            # written "starting" and not yet recorded the new runner's pid (a start or restart under way).
+            raw = "starting" if raw == "starting" and _just_written(state) else "failed"
         guest = config["guest"]
         return ProviderMachine(
             id=name,
@@ -277,6 +280,10 @@ class LocalProvider:
             guest=Guest(guest["cpu_kind"], guest["cpus"], guest["memory_mb"]),
             created_at=datetime.fromtimestamp(config["created_at"], tz=UTC),
         )
+
+
+def _just_written(state: dict[str, Any]) -> bool:
+    return time.time() - float(state.get("updated_at") or 0) < SPAWN_GRACE_SECONDS
 
 
 def _write_private(path: Path, text: str) -> None:
