@@ -17,7 +17,8 @@ from dashboard.models import AuditRecord
 from machines.models import EventSource, MachineState
 from machines.providers import get_provider
 from machines.services import machine_reconcile
-from sessions.models import EndReason, SessionStatus
+from sessions import services
+from sessions.models import AgentHeartbeat, EndReason, PreviewSession, SessionHealth, SessionStatus
 from sessions.testing import live_session
 
 pytestmark = pytest.mark.django_db
@@ -154,6 +155,21 @@ def test_the_session_page_shows_the_waterfall_the_deadlines_and_the_machine_even
         assert text in body
     assert "Idle deadline" in body and "TTL deadline" in body and "activate" not in body
     assert "starting → started" in body.replace("&nbsp;", " ")
+
+
+def test_the_session_page_shows_a_degraded_agent_as_a_warning_with_its_reason_and_restarts(staff_client: Any) -> None:
+    session = live_session()
+    AgentHeartbeat.objects.create(session=session, seen_at=timezone.now() - timedelta(seconds=20), joined=True)
+    reason = "no heartbeat for 20 s and /health did not answer (no answer within 2 s)"
+    services.session_set_health(
+        session=session, health=SessionHealth.DEGRADED, detail=reason, action="degraded", now=timezone.now()
+    )
+    PreviewSession.objects.filter(id=session.id).update(agent_restarts=1, agent_restarted_at=timezone.now())
+    body = staff_client.get(reverse("dashboard:session", args=[session.id]) + "?format=json").json()
+    state = body["regions"]["session_state"]
+    assert 'class="card warning"' in state and 'data-health="degraded"' in state
+    assert reason in state and "20 s ago" in state
+    assert "<dt>Restarts</dt><dd>1" in state and "<dt>Joined</dt><dd>yes" in state
 
 
 def test_the_costs_csv_has_one_row_per_user(staff_client: Any) -> None:
