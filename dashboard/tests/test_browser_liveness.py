@@ -59,8 +59,11 @@ def test_a_frozen_agent_is_flagged_within_seconds_and_its_machine_is_restarted(p
         assert "/health did not answer" in reason or "no heartbeat" in reason
         screenshot(page, "session-agent-degraded")
 
-        card.get_by_text("restarting the machine: no heartbeat").wait_for(timeout=RESTARTED_MS)
-        assert card.locator("dd", has_text="(last at").count() == 1  # one restart, and when
+        # The restart is counted on the card (the "restarting the machine" reason lasts only while the agent
+        # boots, a poll interval's worth when the socket is down, so the count is what is waited for).
+        restarts = card.locator("dd", has_text="(last at")
+        restarts.wait_for(timeout=RESTARTED_MS)
+        assert restarts.inner_text().startswith("1 ")
         page.locator('section[data-health="ok"]').wait_for(timeout=RESTARTED_MS)
     finally:
         with contextlib.suppress(ProcessLookupError):
