@@ -27,6 +27,11 @@ MACHINES_DESTROYED = Counter(
 MACHINES_FAILED = Counter("velocity_machines_failed_total", "Machines that failed to launch or run.", ["source"])
 SESSIONS_CREATED = Counter("velocity_sessions_created_total", "Preview sessions created, by kind.", ["kind"])
 SESSIONS_ENDED = Counter("velocity_sessions_ended_total", "Preview sessions ended, by end reason.", ["reason"])
+AGENT_VERDICTS = Counter(
+    "velocity_agent_verdicts_total",
+    "The agent watch's actions on sessions: degraded, restart, fail (and ok on recovery), as written.",
+    ["action"],
+)
 SESSION_CREATE_TO_ACTIVE = Histogram(
     "velocity_session_create_to_active_seconds",
     "Time from a session's creation to its preview being ready (the seed's target: under 30 s).",
@@ -82,6 +87,10 @@ def session_created(*, kind: str) -> None:
 def sessions_ended(*, reason: str, count: int = 1) -> None:
     if count:
         SESSIONS_ENDED.labels(reason=reason).inc(count)
+
+
+def agent_verdict(*, action: str) -> None:
+    AGENT_VERDICTS.labels(action=action).inc()
 
 
 def session_activated(*, created_at: datetime, now: datetime) -> None:

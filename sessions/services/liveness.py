@@ -29,6 +29,7 @@ from sessions.liveness import Action, Facts, Limits, SyncBacklog, Verdict, judge
 from sessions.models import AgentHeartbeat, EndReason, PreviewSession, SessionHealth, SessionStatus
 from sessions.selectors import session_assigned_to_machine, session_heartbeat, sessions_to_watch
 from sessions.services.lifecycle import session_end
+from velocity import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ def session_fail_unresponsive(*, session: PreviewSession, reason: str, now: date
     )
     if ended:
         publish.publish_on_commit(_health_event(session, action=Action.FAIL))
+        metrics.agent_verdict(action=Action.FAIL)
         logger.warning("agent unresponsive; session failed", extra={"session_id": str(session.id), "reason": reason})
     return ended
 
@@ -188,6 +190,7 @@ def _write_health(
         sessions_announce([session])
         publish.publish_on_commit(_health_event(session, action=action))
     logger.info("session health", extra={"session_id": str(session.id), "health": session.health, "action": action})
+    metrics.agent_verdict(action=str(action))
     return True
 
 
