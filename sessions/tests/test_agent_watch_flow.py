@@ -11,11 +11,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import pytest
 from django.db import OperationalError
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from machines import tasks as machine_tasks
 from machines.models import Machine, MachineEvent
 from machines.providers import get_provider
 from sessions import services, tasks
@@ -137,3 +139,25 @@ def test_an_agent_that_stays_frozen_after_the_restarts_fails_the_session_and_los
     machine = Machine.objects.get(sessions=session)
     assert machine.state == "destroyed"
     assert not (local_machines / "machines" / machine.provider_machine_id).exists()
+
+
+def test_a_restarted_warm_pool_agent_is_handed_the_same_session_again(
+    local_machines: Path, as_user: Callable[..., APIClient]
+) -> None:
+    with override_settings(WARM_POOL_SIZE=1):
+        assert machine_tasks.refill_warm_pool() == "warm pool of 1: created 1, destroyed 0"
+        session_id = as_user().post("/api/v1/sessions/", {"project_id": "demo"}, format="json").json()["id"]
+        assert "claimed" in tasks.provision_session(session_id)
+    session = wait_until(
+        retried(lambda: PreviewSession.objects.filter(id=session_id, agent_heartbeat__isnull=False).first()),
+        timeout=60,
+        what="the claimed machine's agent reporting",
+    )
+    frozen = agent_pid(local_machines, session)
+    os.kill(frozen or 0, signal.SIGSTOP)
+    watch_until(lambda s: s.agent_restarts == 1, session, "restarted")
+    healthy = watch_until(lambda s: s.health == "ok", session, "healthy after the restart")
+    assert (healthy.status, healthy.machine_id) == ("active", session.machine_id)
+    assert agent_pid(local_machines, session) not in (None, frozen)
+    health = httpx.get(f"{Machine.objects.get(sessions=session).address}/health", timeout=5).json()
+    assert (health["projectId"], health["sessionId"]) == ("demo", session_id)  # without PROJECT_ID, it asked again
