@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
 
 from realtime_bridge.services import lease_acquire, lease_release
@@ -45,6 +44,5 @@ def agent_watch_round(*, holder: str, ttl: float, release: bool = False, act: bo
     finally:
         if release:
             lease_release(name=AGENT_WATCH_LEASE, holder=holder)
-        close_old_connections()
     summary = ", ".join(f"{count} {action}" for action, count in sorted(counts.items()))
     return f"agent watch: {summary or 'no active sessions'}"

@@ -5,16 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from typing import Any
 from unittest import mock
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from machines.models import Machine, MachineEvent, MachineState
 from machines.services import machine_prepare, machine_transition
-from sessions import services
+from sessions import services, tasks
 from sessions.liveness import Action, Verdict
 from sessions.models import AgentHeartbeat, PreviewSession, SessionHealth, SessionStatus
 from sessions.services import liveness
@@ -206,3 +208,31 @@ def test_the_session_api_shows_the_health_read_only(as_user: Any) -> None:
     client = as_user(user)
     body = client.get(f"/api/v1/sessions/{session.id}/").json()
     assert (body["health"], body["health_detail"]) == ("degraded", "hung")
+
+
+def test_only_the_holder_of_the_lease_acts_and_a_sweep_waits_for_the_loop_to_let_go() -> None:
+    assert tasks.agent_watch_round(holder="loop-a", ttl=30) == "agent watch: no active sessions"
+    assert tasks.agent_watch_round(holder="loop-b", ttl=30) == "agent watch: another instance holds the lease"
+    assert tasks.watch_agents() == "agent watch: another instance holds the lease"
+    tasks.agent_watch_round(holder="loop-a", ttl=30, release=True, act=False)
+    out = StringIO()
+    call_command("sweep", "--only", "watch_agents", stdout=out)
+    assert out.getvalue() == "watch_agents: agent watch: no active sessions\n"
+
+
+def test_a_round_counts_its_verdicts(provider: mock.Mock) -> None:
+    session = active_session(live_machine()[0])  # its machine has no address: no probe, and never heard from
+    assert services.agents_watch() == {"restart": 1}
+    session.refresh_from_db()
+    assert session.agent_restarts == 1
+    out = StringIO()
+    call_command("watch_agents", "--once", stdout=out)
+    assert out.getvalue().startswith("agent watch: 1 wait")  # within the restart's grace
+
+
+def test_a_failing_round_is_logged_and_the_loop_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    from sessions.management.commands import watch_agents
+
+    with mock.patch.object(watch_agents, "agent_watch_round", side_effect=RuntimeError("database away")):
+        assert watch_agents._round("loop-a", 30) == "agent watch: round failed"
+    assert "agent watch round failed" in caplog.text

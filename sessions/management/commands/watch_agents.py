@@ -6,6 +6,7 @@ the same machine twice; a holder that dies loses the lease after ``--lease-ttl``
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -17,8 +18,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import close_old_connections
 
 from sessions.tasks import agent_watch_round
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -42,12 +46,24 @@ class Command(BaseCommand):
         _on_signals(stop)
         self.stdout.write(f"watch_agents: every {interval:g} s")
         while not stop.is_set():
-            summary = agent_watch_round(holder=holder, ttl=ttl)
+            summary = _round(holder, ttl)
             if options["verbosity"] > 1:
                 self.stdout.write(summary)
             stop.wait(interval)
         agent_watch_round(holder=holder, ttl=ttl, release=True, act=False)
         self.stdout.write("watch_agents: stopped")
+
+
+def _round(holder: str, ttl: float) -> str:
+    """One round; a failure (the database away, a bug) is logged and the next round tries again: the watch
+    must not die, or ``velocity.run`` would stop the whole worker with it."""
+    try:
+        return agent_watch_round(holder=holder, ttl=ttl)
+    except Exception:
+        logger.exception("agent watch round failed")
+        return "agent watch: round failed"
+    finally:
+        close_old_connections()  # a long-running process: drop a connection the database closed meanwhile
 
 
 def _on_signals(stop: threading.Event) -> None:
