@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
+from machines.models import GONE_STATES, MachineState
 from machines.pricing import running_cost
 from realtime_bridge.events import project_topic
 from sessions.models import (
@@ -53,12 +54,18 @@ def session_of_machine(machine_id: uuid.UUID) -> PreviewSession | None:
     return PreviewSession.objects.filter(machine_id=machine_id).order_by("-created_at").first()
 
 
+MACHINE_ENDING_STATES = (*GONE_STATES, MachineState.DESTROYING)
+
+
 def sessions_to_watch() -> list[PreviewSession]:
     """Active sessions on a machine, with the machine and the agent's last heartbeat: the agent watch's round.
 
     ``creating`` ones are not watched: their agent is still booting, and the provisioning timeout covers them.
+    Nor are those whose machine is going or gone: reconciliation and the machine's end already end them.
     """
-    sessions = PreviewSession.objects.filter(status=SessionStatus.ACTIVE, machine__isnull=False)
+    sessions = PreviewSession.objects.filter(status=SessionStatus.ACTIVE, machine__isnull=False).exclude(
+        machine__state__in=MACHINE_ENDING_STATES
+    )
     return list(sessions.select_related("machine", "agent_heartbeat").order_by("created_at"))
 
 

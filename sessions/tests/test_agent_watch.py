@@ -236,3 +236,11 @@ def test_a_failing_round_is_logged_and_the_loop_goes_on(caplog: pytest.LogCaptur
     with mock.patch.object(watch_agents, "agent_watch_round", side_effect=RuntimeError("database away")):
         assert watch_agents._round("loop-a", 30) == "agent watch: round failed"
     assert "agent watch round failed" in caplog.text
+
+
+def test_a_session_whose_machine_is_gone_is_left_to_reconciliation(provider: mock.Mock) -> None:
+    machine, _ = live_machine()
+    active_session(machine)
+    machine_transition(machine=machine, to_state=MachineState.FAILED, source="provider")
+    assert services.agents_watch() == {}
+    provider.restart.assert_not_called()
