@@ -246,3 +246,30 @@ class ProjectMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} on {self.project_id} ({self.role})"
+
+
+class TraceKind(models.TextChoices):
+    LOG = "log", "Agent log line"
+    SYNC = "sync", "File-sync event"
+
+
+class SessionTrace(models.Model):
+    """One agent log line or file-sync event seen on the session's project channel, kept so a reload of the
+    operator's session page still shows them (and hung agents stay visible: updates with no ack).
+
+    Only the newest few hundred of each kind are kept per session (``AGENT_LOG_KEEP``, ``SYNC_EVENTS_KEEP``);
+    they go with the session when it is deleted.
+    """
+
+    session = models.ForeignKey(PreviewSession, on_delete=models.CASCADE, related_name="traces")
+    kind = models.CharField(max_length=8, choices=TraceKind.choices)
+    event = models.CharField(max_length=32)
+    data = models.JSONField(default=dict, blank=True, help_text="The event's summary (path, version, line...).")
+    at = models.DateTimeField(default=timezone.now, help_text="When the orchestrator saw the broadcast.")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["session", "kind", "at"], name="preview_trace_session_kind_at")]
+
+    def __str__(self) -> str:
+        return f"{self.event} at {self.at:%H:%M:%S}"

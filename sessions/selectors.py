@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,7 +23,12 @@ from sessions.models import (
     Project,
     ProjectMember,
     Quota,
+    SessionTrace,
+    TraceKind,
 )
+
+# Broadcasts seen on a project with no live session still reach the sessions that ended this recently.
+TRACE_ENDED_GRACE = timedelta(seconds=60)
 
 
 def session_visible_to(caller: Any) -> QuerySet[PreviewSession]:
@@ -212,3 +218,93 @@ def live_project_topics() -> set[str]:
     """``project:{id}`` for every project with a live session (what the bridge mirrors)."""
     projects = PreviewSession.objects.filter(status__in=LIVE_STATUSES).values_list("project_id", flat=True)
     return {project_topic(project) for project in projects.distinct()}
+
+
+# --- agent log lines and file-sync events kept per session (sessions.services.traces) ----------
+
+
+def trace_sessions_by_project(project_ids: Iterable[str], *, now: datetime) -> dict[str, list[uuid.UUID]]:
+    """Whose records a project's broadcasts become: its live sessions (the agents on that channel), or when
+    none is live, those that ended within ``TRACE_ENDED_GRACE`` (an agent's last lines before it died)."""
+    recent = Q(status__in=LIVE_STATUSES) | Q(ended_at__gte=now - TRACE_ENDED_GRACE)
+    rows = PreviewSession.objects.filter(recent, project_id__in=list(project_ids)).values_list(
+        "project_id", "id", "status"
+    )
+    live: dict[str, list[uuid.UUID]] = {}
+    ended: dict[str, list[uuid.UUID]] = {}
+    for project_id, session_id, status in rows:
+        (live if status in LIVE_STATUSES else ended).setdefault(project_id, []).append(session_id)
+    return {project: live.get(project) or ended[project] for project in {*live, *ended}}
+
+
+def session_traces(session_id: uuid.UUID, *, kind: str, limit: int) -> list[SessionTrace]:
+    """A session's newest ``limit`` records of one kind, oldest first (newest last)."""
+    newest = SessionTrace.objects.filter(session_id=session_id, kind=kind).order_by("-at", "-id")[:limit]
+    return list(reversed(newest))
+
+
+@dataclass(frozen=True)
+class SyncBacklog:
+    """File updates the agent has not answered: how many, and since when (None when there are none)."""
+
+    count: int
+    oldest_at: datetime | None
+
+    def seconds(self, now: datetime) -> int:
+        """For how long the oldest has waited, in whole seconds (0 with no backlog)."""
+        return 0 if self.oldest_at is None else max(0, int((now - self.oldest_at).total_seconds()))
+
+
+def sync_backlog(session_id: uuid.UUID, *, now: datetime) -> SyncBacklog:
+    """The session's unacknowledged file updates among its kept sync events seen up to ``now``.
+
+    A ``file:update`` or ``file:delete`` of a path at version v is answered by a ``file:synced`` of that path,
+    or an entry of a ``files:synced``, at a version >= v (the agent acks only the newest and ignores stale
+    versions), or by the ``agent:error`` refusing it; a ``files:snapshot`` by the next ``files:synced`` (or
+    its refusal). Anything else still waits: a live agent answers within a second, so a backlog that grows
+    older means the agent is hung or cut off. Only the newest ``SYNC_EVENTS_KEEP`` events are kept, so an
+    update whose answer came long after is rare but possible to miss; none is counted twice.
+    """
+    records = (
+        SessionTrace.objects.filter(session_id=session_id, kind=TraceKind.SYNC, at__lte=now)
+        .order_by("at", "id")
+        .values_list("event", "data", "at")
+    )
+    return sync_backlog_of(records)
+
+
+def sync_backlog_of(records: Iterable[tuple[str, dict[str, Any], datetime]]) -> SyncBacklog:
+    """The pure core of ``sync_backlog``: ``records`` are (event, data, at), oldest first."""
+    acked: dict[str, int] = {}
+    refused: set[tuple[Any, ...]] = set()
+    updates: list[tuple[str, Any, Any, datetime]] = []
+    snapshots: list[datetime] = []
+    for event, data, at in records:
+        if event in ("file:update", "file:delete"):
+            updates.append((event, data.get("path"), data.get("version"), at))
+        elif event == "file:synced":
+            _ack(acked, data.get("path"), data.get("version"))
+        elif event == "files:synced":
+            for path, version in data.get("files") or ():
+                _ack(acked, path, version)
+            snapshots.clear()
+        elif event == "files:snapshot":
+            snapshots.append(at)
+        elif event == "agent:error" and data.get("event") == "files:snapshot":
+            snapshots.clear()
+        elif event == "agent:error":
+            refused.add((data.get("event"), data.get("path"), str(data.get("version"))))
+    waiting = [at for event, path, version, at in updates if not _answered(acked, refused, event, path, version)]
+    waiting += snapshots
+    return SyncBacklog(count=len(waiting), oldest_at=min(waiting, default=None))
+
+
+def _ack(acked: dict[str, int], path: Any, version: Any) -> None:
+    if isinstance(path, str) and isinstance(version, int):
+        acked[path] = max(version, acked.get(path, version))
+
+
+def _answered(acked: dict[str, int], refused: set[tuple[Any, ...]], event: str, path: Any, version: Any) -> bool:
+    if (event, path, str(version)) in refused:
+        return True
+    return isinstance(version, int) and isinstance(path, str) and acked.get(path, -1) >= version

@@ -27,6 +27,11 @@ MACHINES_DESTROYED = Counter(
 MACHINES_FAILED = Counter("velocity_machines_failed_total", "Machines that failed to launch or run.", ["source"])
 SESSIONS_CREATED = Counter("velocity_sessions_created_total", "Preview sessions created, by kind.", ["kind"])
 SESSIONS_ENDED = Counter("velocity_sessions_ended_total", "Preview sessions ended, by end reason.", ["reason"])
+SESSION_TRACES_DROPPED = Counter(
+    "velocity_session_traces_dropped_total",
+    "Agent log lines and file-sync events not kept for the session page (buffer full, write failed).",
+    ["reason"],
+)
 SESSION_CREATE_TO_ACTIVE = Histogram(
     "velocity_session_create_to_active_seconds",
     "Time from a session's creation to its preview being ready (the seed's target: under 30 s).",
@@ -82,6 +87,12 @@ def session_created(*, kind: str) -> None:
 def sessions_ended(*, reason: str, count: int = 1) -> None:
     if count:
         SESSIONS_ENDED.labels(reason=reason).inc(count)
+
+
+def session_traces_dropped(*, reason: str, count: int = 1) -> None:
+    """Trace records lost: ``buffer_full`` (the writer fell behind) or ``write_failed`` (the database refused)."""
+    if count:
+        SESSION_TRACES_DROPPED.labels(reason=reason).inc(count)
 
 
 def session_activated(*, created_at: datetime, now: datetime) -> None:

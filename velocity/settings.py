@@ -261,6 +261,14 @@ PROVISION_TIMEOUT = env_int("PROVISION_TIMEOUT", 180)
 # --- Sessions -------------------------------------------------------------------------------------------
 PREVIEW_INACTIVITY_TIMEOUT = env_int("PREVIEW_INACTIVITY_TIMEOUT", 1800)
 PREVIEW_SESSION_TTL = env_int("PREVIEW_SESSION_TTL", 7200)
+# The newest agent log lines and file-sync events kept per session for the operator's session page (a reload
+# still shows them): written from a bounded in-memory buffer every SESSION_TRACE_FLUSH_SECONDS (0: only when
+# ``sessions.services.traces.traces_flush`` is called); past SESSION_TRACE_BUFFER waiting items new ones are
+# dropped and counted (velocity_session_traces_dropped_total).
+AGENT_LOG_KEEP = env_int("AGENT_LOG_KEEP", 300)
+SYNC_EVENTS_KEEP = env_int("SYNC_EVENTS_KEEP", 300)
+SESSION_TRACE_FLUSH_SECONDS = float(os.environ.get("SESSION_TRACE_FLUSH_SECONDS") or 0.5)
+SESSION_TRACE_BUFFER = env_int("SESSION_TRACE_BUFFER", 10_000)
 
 # --- Project access -------------------------------------------------------------------------------------
 # Who may use a project: ``registry`` (our Project/ProjectMember tables) or ``supabase`` (the frontend's

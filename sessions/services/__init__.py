@@ -2,7 +2,8 @@
 
 ``create`` (access, quota, the row, provisioning queued), ``lifecycle`` (activate, touch, end),
 ``provisioning`` (a warm or a new machine), ``agent_events`` (the agent's reports), ``sweeps`` (the
-schedules' writes), ``quotas`` and ``flags``. Every write announces itself through ``sessions.changes``.
+schedules' writes), ``quotas``, ``flags`` and ``traces`` (agent log lines and file-sync events kept per
+session). Every write announces itself through ``sessions.changes``.
 """
 
 from sessions.services.agent_events import session_handle_agent_event
@@ -26,6 +27,7 @@ from sessions.services.sweeps import (
     session_reap_idle,
     session_release_finished_machines,
 )
+from sessions.services.traces import session_traces_trim, traces_flush
 
 __all__ = [
     "ACTIVITY_WRITE_INTERVAL",
@@ -46,5 +48,7 @@ __all__ = [
     "session_reap_idle",
     "session_release_finished_machines",
     "session_touch",
+    "session_traces_trim",
     "sessions_delete_finished",
+    "traces_flush",
 ]
