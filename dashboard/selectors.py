@@ -11,13 +11,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from machines import selectors as machine_selectors
 from machines.models import GONE_STATES, Machine, MachineEvent
 from machines.selectors import CostTotals
-from sessions.models import LIVE_STATUSES, PreviewSession, Quota
-from sessions.selectors import month_start
+from sessions.models import LIVE_STATUSES, PreviewSession, Quota, SessionTrace, TraceKind
+from sessions.selectors import SyncBacklog, month_start, session_traces, sync_backlog
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,30 @@ def session_machine_events(session: PreviewSession) -> list[MachineEvent]:
     if session.machine_id is None:
         return []
     return list(MachineEvent.objects.filter(machine_id=session.machine_id).order_by("at", "id"))
+
+
+SYNC_FEED_LIMIT = 200  # as many rows as the page's live feed keeps (live.js FEED_LIMIT)
+
+
+@dataclass(frozen=True)
+class AgentRecords:
+    """What the session page shows of its agent on load: the kept log lines (oldest first, as a terminal
+    reads), the kept sync events (newest first, as the live feed adds them) and the unanswered updates."""
+
+    logs: list[SessionTrace]
+    syncs: list[SessionTrace]
+    backlog: SyncBacklog
+    backlog_seconds: int
+
+
+def session_agent_records(session: PreviewSession, *, now: datetime) -> AgentRecords:
+    backlog = sync_backlog(session.id, now=now)
+    return AgentRecords(
+        logs=session_traces(session.id, kind=TraceKind.LOG, limit=settings.AGENT_LOG_KEEP),
+        syncs=session_traces(session.id, kind=TraceKind.SYNC, limit=SYNC_FEED_LIMIT)[::-1],
+        backlog=backlog,
+        backlog_seconds=backlog.seconds(now),
+    )
 
 
 @dataclass(frozen=True)

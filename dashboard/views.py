@@ -99,6 +99,7 @@ def session_detail(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
     session = selectors.session_for_operator(session_id)
     if session is None:
         raise Http404("no such session")
+    agent = selectors.session_agent_records(session, now=timezone.now())
     context = {
         "nav": "sessions",
         "session": session,
@@ -106,8 +107,20 @@ def session_detail(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
         "waterfall": selectors.session_waterfall(session),
         "deadlines": session_deadlines(session, idle_timeout=settings.PREVIEW_INACTIVITY_TIMEOUT),
         "audit": audit_log.records_for(session, session.machine),
+        "agent": agent,
+        "numbers": {"sync_backlog": _backlog_numbers(agent)},
     }
-    return _page(request, "dashboard/session_detail.html", context, ["session_state", "session_timeline"])
+    regions = ["session_state", "session_sync_backlog", "session_timeline"]
+    return _page(request, "dashboard/session_detail.html", context, regions)
+
+
+def _backlog_numbers(agent: selectors.AgentRecords) -> dict[str, Any]:
+    oldest = agent.backlog.oldest_at
+    return {
+        "count": agent.backlog.count,
+        "oldest_at": oldest.isoformat() if oldest else None,
+        "seconds": agent.backlog_seconds,
+    }
 
 
 @staff_member_required

@@ -98,10 +98,27 @@
       const name = event.data.event;
       if (name === "file:update" || name === "file:synced" || name === "file:delete") appendSync(event);
       else if (name === "agent:log") appendLog(event);
-      if (!document.getElementById("sync-feed")) scheduleTrafficRefresh();
+      // The session page's unacknowledged-updates warning is computed from the stored events: re-read it
+      // (throttled) when updates or acks pass. Pages without a feed refresh their traffic figures so.
+      const backlog = document.querySelector('[data-region="session_sync_backlog"]');
+      if (!document.getElementById("sync-feed") || (backlog && name !== "agent:log")) scheduleTrafficRefresh();
       return;
     }
     scheduleRefresh();
+  }
+
+  // "N file updates unacknowledged for M s": M counts on between refreshes, from the server's figure.
+  function tickAges() {
+    document.querySelectorAll("[data-age-seconds]").forEach(function (node) {
+      if (!node.dataset.shownAt) node.dataset.shownAt = String(Date.now());
+      const elapsed = Math.floor((Date.now() - Number(node.dataset.shownAt)) / 1000);
+      node.textContent = Number(node.dataset.ageSeconds) + elapsed + " s";
+    });
+  }
+
+  function scrollLogsToEnd() {
+    const logs = document.getElementById("log-feed");
+    if (logs) logs.scrollTop = logs.scrollHeight;
   }
 
   function connect() {
@@ -135,5 +152,7 @@
     retryMs = Math.min(retryMs * 2, 30000);
   }
 
+  scrollLogsToEnd();
+  setInterval(tickAges, 1000);
   connect();
 })();
