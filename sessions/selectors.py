@@ -258,12 +258,16 @@ class SyncBacklog:
 def sync_backlog(session_id: uuid.UUID, *, now: datetime) -> SyncBacklog:
     """The session's unacknowledged file updates among its kept sync events seen up to ``now``.
 
-    A ``file:update`` or ``file:delete`` of a path at version v is answered by a ``file:synced`` of that path,
-    or an entry of a ``files:synced``, at a version >= v (the agent acks only the newest and ignores stale
-    versions), or by the ``agent:error`` refusing it; a ``files:snapshot`` by the next ``files:synced`` (or
-    its refusal). Anything else still waits: a live agent answers within a second, so a backlog that grows
-    older means the agent is hung or cut off. Only the newest ``SYNC_EVENTS_KEEP`` events are kept, so an
-    update whose answer came long after is rare but possible to miss; none is counted twice.
+    A ``file:update`` or ``file:delete`` of a path at version v waits until the agent answers it: a
+    ``file:synced`` of that path (or an entry of a ``files:synced``) at a version >= v, or the ``agent:error``
+    refusing it; a ``files:snapshot`` waits for a ``files:synced`` or its refusal. The agent handles broadcasts
+    in order, so an answer also settles every update seen before the one it answers (those it ignored as
+    stale, or missed); an update at or below a version already acknowledged for its path is stale and never
+    waits; an ``agent:manifest`` after a (re)join settles everything before it (what the agent missed is the
+    editor's to resend, see docs/agent.md). Whatever is left waits: a live agent answers within a second, so
+    a backlog that grows older means the agent is hung or cut off from the channel.
+
+    Returns ``SyncBacklog(count, oldest_at)``: how many wait, and when the oldest was seen (None if none).
     """
     records = (
         SessionTrace.objects.filter(session_id=session_id, kind=TraceKind.SYNC, at__lte=now)
@@ -273,38 +277,61 @@ def sync_backlog(session_id: uuid.UUID, *, now: datetime) -> SyncBacklog:
     return sync_backlog_of(records)
 
 
+UPDATE_EVENTS = ("file:update", "file:delete")
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    index: int
+    event: str
+    path: Any
+    version: Any
+    at: datetime
+
+
 def sync_backlog_of(records: Iterable[tuple[str, dict[str, Any], datetime]]) -> SyncBacklog:
     """The pure core of ``sync_backlog``: ``records`` are (event, data, at), oldest first."""
     acked: dict[str, int] = {}
-    refused: set[tuple[Any, ...]] = set()
-    updates: list[tuple[str, Any, Any, datetime]] = []
-    snapshots: list[datetime] = []
-    for event, data, at in records:
-        if event in ("file:update", "file:delete"):
-            updates.append((event, data.get("path"), data.get("version"), at))
-        elif event == "file:synced":
-            _ack(acked, data.get("path"), data.get("version"))
-        elif event == "files:synced":
-            for path, version in data.get("files") or ():
-                _ack(acked, path, version)
-            snapshots.clear()
-        elif event == "files:snapshot":
-            snapshots.append(at)
-        elif event == "agent:error" and data.get("event") == "files:snapshot":
-            snapshots.clear()
-        elif event == "agent:error":
-            refused.add((data.get("event"), data.get("path"), str(data.get("version"))))
-    waiting = [at for event, path, version, at in updates if not _answered(acked, refused, event, path, version)]
-    waiting += snapshots
-    return SyncBacklog(count=len(waiting), oldest_at=min(waiting, default=None))
+    waiting: list[_Waiting] = []
+    for index, (event, data, at) in enumerate(records):
+        item = _Waiting(index, event, data.get("path"), data.get("version"), at)
+        if event in (*UPDATE_EVENTS, "files:snapshot"):
+            if not _acked(acked, item.path, item.version):  # else stale: the agent ignores it, no answer
+                waiting.append(item)
+        elif event == "agent:manifest" and data.get("reason") == "join":
+            waiting = []
+        else:
+            waiting = _after_answer(waiting, event, data, acked)
+    return SyncBacklog(count=len(waiting), oldest_at=min((item.at for item in waiting), default=None))
 
 
-def _ack(acked: dict[str, int], path: Any, version: Any) -> None:
-    if isinstance(path, str) and isinstance(version, int):
-        acked[path] = max(version, acked.get(path, version))
+def _after_answer(waiting: list[_Waiting], event: str, data: dict[str, Any], acked: dict[str, int]) -> list[_Waiting]:
+    """What still waits after one of the agent's answers: the items it answers and all before them are settled."""
+    acks = [[data.get("path"), data.get("version")]] if event == "file:synced" else []
+    acks += (data.get("files") or []) if event == "files:synced" else []
+    for path, version in acks:
+        if isinstance(path, str) and isinstance(version, int):
+            acked[path] = max(version, acked.get(path, version))
+    answered = [item.index for item in waiting if _answers(item, event, data, acks)]
+    return [item for item in waiting if item.index > max(answered)] if answered else waiting
 
 
-def _answered(acked: dict[str, int], refused: set[tuple[Any, ...]], event: str, path: Any, version: Any) -> bool:
-    if (event, path, str(version)) in refused:
-        return True
-    return isinstance(version, int) and isinstance(path, str) and acked.get(path, -1) >= version
+def _answers(item: _Waiting, event: str, data: dict[str, Any], acks: list[list[Any]]) -> bool:
+    if item.event == "files:snapshot":
+        return event == "files:synced" or (event == "agent:error" and data.get("event") == "files:snapshot")
+    if event == "agent:error":
+        return (data.get("event"), data.get("path"), str(data.get("version"))) == (
+            item.event,
+            item.path,
+            str(item.version),
+        )
+    return any(path == item.path and _covers(version, item.version) for path, version in acks)
+
+
+def _covers(acked: Any, version: Any) -> bool:
+    return isinstance(acked, int) and isinstance(version, int) and acked >= version
+
+
+def _acked(acked: dict[str, Any], path: Any, version: Any) -> bool:
+    """Has ``path`` been acknowledged at ``version`` or newer?"""
+    return isinstance(path, str) and _covers(acked.get(path), version)

@@ -36,7 +36,9 @@ logger = logging.getLogger(__name__)
 
 LOG_EVENTS = frozenset({"agent:log"})
 # What the editor sends, what the agent answers with (``preview_agent/messages.py``).
-SYNC_EVENTS = frozenset({"file:update", "file:delete", "files:snapshot", "file:synced", "files:synced", "agent:error"})
+SYNC_EVENTS = frozenset(
+    {"file:update", "file:delete", "files:snapshot", "file:synced", "files:synced", "agent:error", "agent:manifest"}
+)
 FLUSH_BATCH = 2000  # items per bulk insert; a full batch also wakes the writer early
 MAX_LINE_CHARS = 1000
 MAX_TEXT_CHARS = 300
@@ -66,6 +68,11 @@ def _version(value: Any) -> int | str | None:
     return _text(value, 40)
 
 
+def _number(value: Any) -> int | float | None:
+    """Figures (sizes, lags, counts) as numbers or nothing: the payloads are the clients' to shape."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _acked_files(files: Any) -> list[list[Any]]:
     entries = files if isinstance(files, list) else []
     acked = [[_text(e.get("path")), _version(e.get("version"))] for e in entries if isinstance(e, Mapping)]
@@ -83,13 +90,20 @@ def trace_data(observed: Observed) -> dict[str, Any]:
         }
     elif event in ("file:update", "file:delete", "file:synced"):
         kept |= {"path": _text(payload.get("path")), "version": _version(payload.get("version"))}
-        kept |= {key: summary.get(key) for key in ("size", "lag_ms", "latency_ms", "ack_lag_ms") if key in summary}
+        # Sizes and lags the endpoint measured (metrics.mirror_summary); the agent's own latency from its ack.
+        kept |= {key: _number(summary[key]) for key in ("size", "lag_ms", "ack_lag_ms") if key in summary}
+        if event == "file:synced":
+            kept["latency_ms"] = _number(payload.get("latency_ms"))
     elif event == "files:snapshot":
         files = payload.get("files")
         kept |= {"count": len(files) if isinstance(files, list) else 0, "mode": _text(payload.get("mode"), 16)}
     elif event == "files:synced":
         files = _acked_files(payload.get("files"))
-        kept |= {"count": len(files), "latency_ms": payload.get("latency_ms"), "files": files}
+        kept |= {"count": len(files), "latency_ms": _number(payload.get("latency_ms")), "files": files}
+    elif event == "agent:manifest":  # the agent's files after a (re)join or on request: kept without the list
+        kept |= {key: payload.get(key) for key in ("part", "parts", "file_count")} | {
+            "reason": _text(payload.get("reason"), 16)
+        }
     elif event == "agent:error":
         kept |= {key: _text(payload.get(key)) for key in ("event", "code", "message", "path")}
         kept["version"] = _version(payload.get("version"))
@@ -100,12 +114,13 @@ def trace_rows(batch: Iterable[Observed], sessions: Mapping[str, list[uuid.UUID]
     """One unsaved row per (observed broadcast, session of its project); projects with no session keep none."""
     rows = []
     for observed in batch:
-        kind = trace_kind(observed.event)
-        if kind is None:
+        kind, targets = trace_kind(observed.event), sessions.get(observed.project_id, [])
+        if kind is None or not targets:
             continue
-        for session_id in sessions.get(observed.project_id, ()):
-            data = trace_data(observed)
-            rows.append(SessionTrace(session_id=session_id, kind=kind, event=observed.event, data=data, at=observed.at))
+        data = trace_data(observed)
+        rows += [
+            SessionTrace(session_id=s, kind=kind, event=observed.event, data=data, at=observed.at) for s in targets
+        ]
     return rows
 
 

@@ -174,18 +174,24 @@ def test_deleting_a_finished_session_deletes_its_records():
     assert not SessionTrace.objects.filter(session_id=session.id).exists()
 
 
-def test_long_lines_and_paths_are_cut_and_contents_never_kept():
+def test_long_lines_and_paths_are_cut_and_neither_contents_nor_odd_figures_are_kept():
     project = f"traces-{uuid.uuid4()}"
     session = live_session(project=project)
     trace_observe(observed(project, "agent:log", {"line": "x" * 5000}, timezone.now()))
     update = {"path": "p" * 1000, "version": 1, "content": "secret source"}
     trace_observe(observed(project, "file:update", update, timezone.now()))
+    ack = {"path": "a.ts", "version": "9" * 500, "latency_ms": "x" * 5000}
+    trace_observe(observed(project, "file:synced", ack, timezone.now()))
+    manifest = {"reason": "join", "part": 1, "parts": 1, "files": {"a.ts": {"version": 1}}, "file_count": 1}
+    trace_observe(observed(project, "agent:manifest", manifest, timezone.now()))
     flush()
     [log] = session_traces(session.id, kind=TraceKind.LOG, limit=5)
-    [sync] = session_traces(session.id, kind=TraceKind.SYNC, limit=5)
+    update_row, ack_row, manifest_row = session_traces(session.id, kind=TraceKind.SYNC, limit=5)
     assert len(log.data["line"]) == 1000
-    assert len(sync.data["path"]) == 300
-    assert "secret source" not in str(sync.data)
+    assert len(update_row.data["path"]) == 300
+    assert "secret source" not in str(update_row.data)
+    assert (len(ack_row.data["version"]), ack_row.data["latency_ms"]) == (40, None)
+    assert "files" not in manifest_row.data
 
 
 # --- the backlog selector ----------------------------------------------------------------------
@@ -236,6 +242,31 @@ def test_an_unanswered_update_stays_with_its_time():
         ("file:update", {"path": "b.ts", "version": 1}),
         ("file:synced", {"path": "b.ts", "version": 0}),
     ) == (2, T0 + timedelta(seconds=2))
+
+
+def test_an_answer_settles_the_updates_before_the_one_it_answers():
+    # The agent handles broadcasts in order: a.ts v2 was ignored or missed, not still on its way.
+    assert backlog_of(
+        ("file:update", {"path": "a.ts", "version": 2}),
+        ("file:update", {"path": "b.ts", "version": 1}),
+        ("file:synced", {"path": "b.ts", "version": 1}),
+        ("file:update", {"path": "c.ts", "version": 1}),
+    ) == (1, T0 + timedelta(seconds=3))
+
+
+def test_a_stale_update_the_agent_ignores_never_waits():
+    assert backlog_of(
+        ("file:update", {"path": "a.ts", "version": 5}),
+        ("file:synced", {"path": "a.ts", "version": 5}),
+        ("file:update", {"path": "a.ts", "version": 4}),
+    ) == (0, None)
+
+
+def test_a_rejoin_manifest_settles_what_the_agent_missed():
+    assert backlog_of(
+        ("file:update", {"path": "a.ts", "version": 1}),
+        ("agent:manifest", {"reason": "join", "part": 1, "parts": 1, "files": {}, "file_count": 0}),
+    ) == (0, None)
 
 
 def test_a_refused_update_and_an_answered_snapshot_are_not_waiting():
