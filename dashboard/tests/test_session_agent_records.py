@@ -12,14 +12,17 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from machines.services.lifecycle import machine_realtime_key
+from realtime_bridge.observers import Observed
 from realtime_bridge.testing import Socket
 from sessions.models import PreviewSession, Project
 from sessions.services import traces_flush
-from sessions.services.traces import traces_reset
+from sessions.services.traces import trace_observe, traces_reset
 from sessions.testing import live_session
 from velocity.auth import issue_token
 
@@ -97,3 +100,27 @@ def test_a_session_with_no_records_says_it_is_waiting(staff_client):
     page = staff_client.get(reverse("dashboard:session", args=[session.id])).content.decode()
     assert "Waiting for file:update and file:synced" in page
     assert "unacknowledged" not in page
+
+
+def test_the_session_page_runs_the_same_number_of_queries_for_one_record_or_hundreds(
+    staff_client: Any, django_assert_num_queries: Any
+) -> None:
+    project = f"records-{uuid.uuid4()}"
+    session = live_session(project=project)
+    url = reverse("dashboard:session", args=[session.id])
+
+    def seen(event: str, payload: dict[str, Any]) -> None:
+        now = timezone.now()
+        trace_observe(Observed(project_id=project, event=event, summary={}, payload=payload, source="endpoint", at=now))
+
+    seen("agent:log", {"line": "first"})
+    traces_flush(now=timezone.now())
+    with CaptureQueriesContext(connection) as one:
+        staff_client.get(url)
+    for n in range(200):
+        seen("agent:log", {"line": f"line {n}"})
+        seen("file:update", {"path": f"f{n}.ts", "version": 1})
+    traces_flush(now=timezone.now())
+    with django_assert_num_queries(len(one.captured_queries)):
+        response = staff_client.get(url)
+    assert response.content.decode().count("</td></tr>") == 200  # the feed's cap
