@@ -42,6 +42,7 @@ SYNC_EVENTS = frozenset(
 FLUSH_BATCH = 2000  # items per bulk insert; a full batch also wakes the writer early
 MAX_LINE_CHARS = 1000
 MAX_TEXT_CHARS = 300
+DROP_LOG_EVERY = 1000  # drops logged: the first, then one line per thousand (all are counted in the metric)
 MAX_ACKED_FILES = 5000  # the agent's own snapshot limit: one files:synced never names more
 
 
@@ -145,19 +146,22 @@ def trace_observe(observed: Observed) -> None:
     if trace_kind(observed.event) is None:
         return
     with _buffer.lock:
-        if len(_buffer.items) >= settings.SESSION_TRACE_BUFFER:
-            _dropped(1, "buffer_full")
-            return
-        _buffer.items.append(observed)
+        full = len(_buffer.items) >= settings.SESSION_TRACE_BUFFER
+        if not full:
+            _buffer.items.append(observed)
         if len(_buffer.items) >= FLUSH_BATCH:
             _buffer.wake.set()
+    if full:
+        _dropped(1, "buffer_full")
+        return
     _ensure_writer()
 
 
 def _dropped(count: int, reason: str) -> None:
-    _buffer.dropped += count
+    before, _buffer.dropped = _buffer.dropped, _buffer.dropped + count
     metrics.session_traces_dropped(reason=reason, count=count)
-    logger.warning("session traces dropped", extra={"count": count, "reason": reason})
+    if before == 0 or before // DROP_LOG_EVERY != _buffer.dropped // DROP_LOG_EVERY:  # no log flood when behind
+        logger.warning("session traces dropped", extra={"count": count, "reason": reason, "total": _buffer.dropped})
 
 
 def traces_dropped() -> int:
