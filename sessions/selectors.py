@@ -22,6 +22,7 @@ from sessions.models import (
     Project,
     ProjectMember,
     Quota,
+    UserBlock,
 )
 
 
@@ -65,6 +66,11 @@ def quota_for_user(user_id: uuid.UUID) -> Quota:
     return Quota.objects.filter(user_id=user_id).first() or Quota.objects.get_or_create(user_id=None)[0]
 
 
+def user_block_for(user_id: uuid.UUID) -> UserBlock | None:
+    """The operator's block on the user's new previews, or None."""
+    return UserBlock.objects.filter(user_id=user_id).first()
+
+
 def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
@@ -97,6 +103,9 @@ def usage_for_user(user_id: uuid.UUID, *, now: datetime) -> Usage:
     )
 
 
+BLOCKED_MESSAGE = "New previews are blocked for this account; contact support"
+
+
 @dataclass(frozen=True)
 class QuotaDecision:
     quota: Quota
@@ -113,6 +122,9 @@ def quota_evaluate(user_id: uuid.UUID, *, now: datetime, memory_mb: int) -> Quot
     quota = quota_for_user(user_id)
     usage = usage_for_user(user_id, now=now)
     reasons = []
+    block = user_block_for(user_id)
+    if block is not None:
+        reasons.append(_reason("user.blocked", BLOCKED_MESSAGE, None, None))
     if usage.live_sessions >= quota.max_concurrent_sessions:
         reasons.append(
             _reason(
