@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.models import AuditRecord
+from dashboard.views import USER_ACTIONS
 from machines.models import EventSource, MachineState
 from machines.providers import get_provider
 from machines.services import machine_reconcile
@@ -33,6 +34,8 @@ def page_urls() -> list[str]:
         reverse("dashboard:session", args=[session.id]),
         reverse("dashboard:session-end", args=[session.id]),
         reverse("dashboard:machine-kill", args=[session.machine_id]),
+        reverse("dashboard:user", args=[session.user_id]),
+        *(reverse("dashboard:user-action", args=[session.user_id, action]) for action in USER_ACTIONS),
     ]
 
 

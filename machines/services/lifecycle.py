@@ -271,7 +271,7 @@ def machine_destroy(*, machine_id: uuid.UUID, source: str, detail: dict[str, Any
 
 def machine_kill(*, machine_id: uuid.UUID, actor: Any | None, now: datetime, reason: str = "") -> bool:
     """An operator's kill: end the machine's live session (reason ``operator``), destroy it, audit who did it
-    and why (``reason``, kept in the audit record, the session's end detail and the machine's event).
+    and why (``reason``, kept in the audit record and the session's end detail).
 
     False when the machine is unknown or already gone; the audit record is written only for a real kill.
     """
@@ -280,7 +280,7 @@ def machine_kill(*, machine_id: uuid.UUID, actor: Any | None, now: datetime, rea
         return False
     reason = reason.strip()[:500]
     before = {"state": machine.state, "is_warm": machine.is_warm}
-    detail = {"actor": getattr(actor, "username", None) or "system", **({"reason": reason} if reason else {})}
+    detail = {"actor": getattr(actor, "username", None) or "system"}
     ended = end_sessions_of_machines(
         [machine.id], reason="operator", now=now, source=EventSource.OPERATOR, detail=_killed(reason)
     )
