@@ -69,6 +69,7 @@ class TestOnTheDatabase:
 
     def test_the_providers_machine_id_finds_its_session_whole_or_by_prefix(self) -> None:
         session = live_session()
+        assert session.machine_id is not None
         Machine.objects.filter(id=session.machine_id).update(provider_machine_id="3d8d9e4c2e5e89")
         assert self.found("3d8d9e4c2e5e89") == [session]
         assert self.found("3d8d9e") == [session]

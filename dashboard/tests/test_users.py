@@ -156,11 +156,12 @@ def test_user_ids_link_to_the_user_page_from_the_lists(staff_client: Any) -> Non
 def test_users_without_staff_rights_cannot_act_on_a_user(client: Any, django_user_model: Any) -> None:
     session = live_session()
     client.force_login(django_user_model.objects.create_user("editor", password="pw-editor"))
-    for name, args in [
+    actions: list[tuple[str, list[Any]]] = [
         ("user-quota", [session.user_id]),
         ("user-quota-reset", [session.user_id]),
         ("user-action", [session.user_id, "stop"]),
-    ]:
+    ]
+    for name, args in actions:
         response = client.post(reverse(f"dashboard:{name}", args=args), {**LIMITS, "reason": "x"})
         assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), name
     session.refresh_from_db()
