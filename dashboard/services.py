@@ -96,7 +96,8 @@ def user_sessions_end_all(*, user_id: uuid.UUID, operator: Any, now: datetime, r
         if session_end(session=s, reason=EndReason.OPERATOR, now=now, detail=detail, source=EventSource.OPERATOR)
     ]
     if ended:
-        after = {"sessions_ended": len(ended), "sessions": ", ".join(str(s.id)[:8] for s in ended), **_reason(reason)}
+        names = ", ".join(str(s.id)[:8] for s in ended)
+        after = {"live_sessions": len(live) - len(ended), "ended": names, **_reason(reason)}
         audit(
             actor=operator,
             action="user.end_all",
