@@ -114,3 +114,16 @@ def test_a_quota_change_reads_as_a_diff_on_the_audit_page(page: Any) -> None:
     screenshot(page, "audit-diff")
     page.goto("/dashboard/audit/")  # with the other tests' blocks and ends: reasons beside the changes
     keep(screenshot(page, "audit"), "audit")
+
+
+def test_the_user_page_its_confirmation_and_the_audit_page_fit_a_phone(page: Any, server: Server) -> None:
+    user = uuid.uuid4()
+    server.create_session("phone-user", user_id=user)
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, f"/dashboard/users/{user}/")
+    for path in (f"/dashboard/users/{user}/", f"/dashboard/users/{user}/stop/", "/dashboard/audit/"):
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
+    page.goto(f"/dashboard/users/{user}/")
+    screenshot(page, "user-page-phone")
