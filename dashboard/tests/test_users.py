@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -167,3 +169,24 @@ def test_users_without_staff_rights_cannot_act_on_a_user(client: Any, django_use
     session.refresh_from_db()
     assert session.status == SessionStatus.ACTIVE
     assert not Quota.objects.filter(user_id=session.user_id).exists() and not UserBlock.objects.exists()
+
+
+def test_the_user_page_runs_the_same_number_of_queries_for_one_live_session_or_two(
+    staff_client: Any, django_assert_num_queries: Any
+) -> None:
+    user = uuid.uuid4()
+    live_session(project="first", user_id=user)
+    url = reverse("dashboard:user", args=[user])
+    with CaptureQueriesContext(connection) as one:
+        staff_client.get(url)
+    live_session(project="second", user_id=user)
+    with django_assert_num_queries(len(one.captured_queries)):
+        body = staff_client.get(url).content.decode()
+    assert body.count("<tr data-session=") == 2
+
+
+def test_the_live_region_is_re_rendered_for_the_status_fallback(staff_client: Any) -> None:
+    session = live_session()
+    data = staff_client.get(reverse("dashboard:user", args=[session.user_id]), {"format": "json"}).json()
+    assert set(data["regions"]) == {"user_live"}
+    assert str(session.id) in data["regions"]["user_live"]
