@@ -127,6 +127,7 @@ def session_detail(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
         "waterfall": selectors.session_waterfall(session),
         "deadlines": session_deadlines(session, idle_timeout=settings.PREVIEW_INACTIVITY_TIMEOUT),
         "audit": audit_log.audit_rows(audit_log.records_for(session, session.machine)),
+        "user_block": user_block_for(session.user_id),
     }
     return _page(request, "dashboard/session_detail.html", context, ["session_state", "session_timeline"])
 

@@ -190,3 +190,10 @@ def test_the_live_region_is_re_rendered_for_the_status_fallback(staff_client: An
     data = staff_client.get(reverse("dashboard:user", args=[session.user_id]), {"format": "json"}).json()
     assert set(data["regions"]) == {"user_live"}
     assert str(session.id) in data["regions"]["user_live"]
+
+
+def test_the_session_page_says_its_user_is_blocked(staff_client: Any) -> None:
+    session = live_session()
+    services.user_block_by_operator(user_id=session.user_id, operator=staff_client.operator, now=timezone.now())
+    body = staff_client.get(reverse("dashboard:session", args=[session.id])).content.decode()
+    assert "new sessions blocked" in body
