@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
+from dashboard.search import MIN_PREFIX, SearchTerms, search_parse
 from machines import selectors as machine_selectors
 from machines.models import GONE_STATES, Machine, MachineEvent
 from machines.selectors import CostTotals
@@ -38,36 +39,55 @@ def session_counts(*, now: datetime) -> dict[str, int]:
 
 
 def session_search(*, status: str = "", user: str = "", project: str = "", query: str = "") -> QuerySet[PreviewSession]:
-    """The sessions list's rows: filter by status, user and project, search ids and project names."""
+    """The sessions list's rows: filter by status, user (an id or a 6+ character prefix) and project; search
+    ids by prefix (session, user, machine), the provider's machine id and project names (see ``search``)."""
     sessions = PreviewSession.objects.select_related("machine").order_by("-created_at", "-id")
     if status:
         sessions = sessions.filter(status=status)
     if user:
-        sessions = sessions.filter(user_id=_uuid_or_nil(user))
+        sessions = sessions.filter(user_id__startswith=search_parse(user).id_prefix or NO_MATCH)
     if project:
         sessions = sessions.filter(project_id=project)
     if query:
-        sessions = sessions.filter(_search(query))
+        sessions = sessions.filter(_search(search_parse(query)))
     return sessions
 
 
-def _search(query: str) -> Q:
-    match = Q(project_id__icontains=query)
-    as_uuid = _uuid_or_none(query)
-    if as_uuid is not None:
-        match |= Q(id=as_uuid) | Q(user_id=as_uuid) | Q(machine_id=as_uuid)
+NO_MATCH = str(uuid.UUID(int=0))  # a prefix no generated id has: a filter that cannot be read matches nothing
+
+
+def _search(terms: SearchTerms) -> Q:
+    provider_id = terms.text.lower()
+    match = Q(project_id__icontains=terms.text)
+    if len(provider_id) >= MIN_PREFIX:
+        match |= Q(machine__provider_machine_id__istartswith=provider_id)
+    else:
+        match |= Q(machine__provider_machine_id__iexact=provider_id)
+    if terms.id_prefix:
+        prefix = terms.id_prefix
+        match |= Q(id__startswith=prefix) | Q(user_id__startswith=prefix) | Q(machine__id__startswith=prefix)
     return match
 
 
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value.strip())
-    except ValueError:
+def search_jump(terms: SearchTerms) -> tuple[str, uuid.UUID] | None:
+    """Where a whole id leads straight to: its session, or its user's page (a machine: its session)."""
+    exact = terms.exact_id
+    if exact is None:
         return None
+    session = PreviewSession.objects.filter(Q(id=exact) | Q(machine_id=exact)).order_by("-created_at").first()
+    if session is not None:
+        return "session", session.id
+    if PreviewSession.objects.filter(user_id=exact).exists():
+        return "user", exact
+    return None
 
 
-def _uuid_or_nil(value: str) -> uuid.UUID:
-    return _uuid_or_none(value) or uuid.UUID(int=0)
+def users_matching(terms: SearchTerms, *, limit: int = 10) -> list[uuid.UUID]:
+    """The users whose id starts with the searched prefix (for links to their pages above the results)."""
+    if not terms.id_prefix:
+        return []
+    rows = PreviewSession.objects.filter(user_id__startswith=terms.id_prefix).order_by("user_id")
+    return list(rows.values_list("user_id", flat=True).distinct()[:limit])
 
 
 def session_for_operator(session_id: uuid.UUID) -> PreviewSession | None:
@@ -223,6 +243,28 @@ def machine_rows(machines: Iterable[Machine], *, now: datetime) -> list[dict[str
         cost = machine_selectors.machine_cost_so_far(machine, now)
         rows.append({"machine": machine, "uptime": uptime.total_seconds() if uptime else None, "cost": cost})
     return rows
+
+
+@dataclass(frozen=True)
+class KillTarget:
+    """What the kill confirmation names: the machine, whose session it runs, and what it costs."""
+
+    machine: Machine
+    session: PreviewSession | None
+    cost_so_far: Decimal
+    cost_per_hour: Decimal
+
+
+def machine_for_kill(machine_id: uuid.UUID, *, now: datetime) -> KillTarget | None:
+    machine = Machine.objects.prefetch_related("events", "sessions").filter(id=machine_id).first()
+    if machine is None:
+        return None
+    return KillTarget(
+        machine,
+        machine.latest_session,
+        machine_selectors.machine_cost_so_far(machine, now),
+        machine_selectors.machine_hourly_cost(machine),
+    )
 
 
 def machine_activity_per_minute(*, now: datetime, minutes: int = 60) -> dict[str, list[int]]:

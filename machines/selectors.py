@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 
 from machines.models import GONE_STATES, CostRollup, Machine, MachineState, Provider, ReconcileReport
-from machines.pricing import DEFAULT_ROOTFS_GB, machine_cost
+from machines.pricing import DEFAULT_ROOTFS_GB, machine_cost, running_cost
 from machines.usage import MachineUsage, Slice, machine_intervals, usage_slices
 
 ZERO = Decimal(0)
@@ -82,6 +82,22 @@ def machine_cost_so_far(machine: Machine, now: datetime) -> Decimal:
         region=usage.region,
         rootfs_gb=DEFAULT_ROOTFS_GB,
     )
+
+
+def machine_hourly_cost(machine: Machine) -> Decimal:
+    """What the machine costs per hour while started (its size and region at Fly's rates)."""
+    region = None if Provider(machine.provider).reached_directly else machine.region
+    return running_cost(machine.cpu_kind, machine.cpus, machine.memory_mb, region, 3600)
+
+
+def cost_of_user(user_id: uuid.UUID, *, start: datetime, end: datetime, now: datetime) -> CostTotals:
+    """One user's machine cost between ``start`` and ``end``, exact: only the machines their sessions ran on."""
+    end = min(end, now)
+    if end <= start:
+        return CostTotals()
+    machines = machines_overlapping(start, end).filter(sessions__user_id=user_id).distinct()
+    slices = (s for m in machines for s in usage_slices(machine_usage(m, now=now), start=start, end=end))
+    return CostTotals.of(piece for piece in slices if piece.user_id == str(user_id))
 
 
 def machine_uptime(machine: Machine, now: datetime) -> timedelta | None:

@@ -273,3 +273,25 @@ class SessionTrace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} at {self.at:%H:%M:%S}"
+
+
+class UserBlock(models.Model):
+    """An operator's stop on one user's new previews (a cost spike, abuse): while it exists, session creates
+    for the user are refused with ``user.blocked``; their live sessions are not touched by the block itself.
+    Written only by ``sessions.services.user_block`` / ``user_unblock`` (audited)."""
+
+    id = models.BigAutoField(primary_key=True)
+    user_id = models.UUIDField(unique=True)
+    reason = models.CharField(max_length=500, blank=True, help_text="Why, for the next operator.")
+    actor_label = models.CharField(max_length=150, blank=True, help_text="Who blocked the user.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "preview_user_blocks"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"block on {self.user_id}"
+
+    def audit_values(self) -> dict[str, str]:
+        return {"user_id": str(self.user_id), "reason": self.reason, "blocked_by": self.actor_label}

@@ -25,6 +25,7 @@ from sessions.models import (
     Quota,
     SessionTrace,
     TraceKind,
+    UserBlock,
 )
 
 # Broadcasts seen on a project with no live session still reach the sessions that ended this recently.
@@ -71,6 +72,11 @@ def quota_for_user(user_id: uuid.UUID) -> Quota:
     return Quota.objects.filter(user_id=user_id).first() or Quota.objects.get_or_create(user_id=None)[0]
 
 
+def user_block_for(user_id: uuid.UUID) -> UserBlock | None:
+    """The operator's block on the user's new previews, or None."""
+    return UserBlock.objects.filter(user_id=user_id).first()
+
+
 def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
@@ -103,6 +109,9 @@ def usage_for_user(user_id: uuid.UUID, *, now: datetime) -> Usage:
     )
 
 
+BLOCKED_MESSAGE = "New previews are blocked for this account; contact support"
+
+
 @dataclass(frozen=True)
 class QuotaDecision:
     quota: Quota
@@ -119,6 +128,9 @@ def quota_evaluate(user_id: uuid.UUID, *, now: datetime, memory_mb: int) -> Quot
     quota = quota_for_user(user_id)
     usage = usage_for_user(user_id, now=now)
     reasons = []
+    block = user_block_for(user_id)
+    if block is not None:
+        reasons.append(_reason("user.blocked", BLOCKED_MESSAGE, None, None))
     if usage.live_sessions >= quota.max_concurrent_sessions:
         reasons.append(
             _reason(
