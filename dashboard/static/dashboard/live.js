@@ -1,5 +1,6 @@
 // Live dashboard pages: listen on /ws/ops/ and re-render this page's regions when something changes.
-// While the socket is down, fetch the same regions from the JSON status endpoint every few seconds.
+// Whenever the socket cannot carry updates (it will not open, a Content-Security-Policy makes `new WebSocket()`
+// throw, it closes), fetch the same regions from the JSON status endpoint every few seconds instead, and say so.
 (function () {
   "use strict";
   const body = document.body;
@@ -15,7 +16,10 @@
   let pollTimer = null;
   let refreshTimer = null;
   let trafficTimer = null;
+  // A socket that neither opens nor fails within this long (a proxy holding the upgrade) counts as failed.
+  const OPEN_TIMEOUT_MS = 5000;
   let retryMs = 1000;
+  let openTimer = null;
 
   function setState(state, text) {
     badge.dataset.state = state;
@@ -53,12 +57,29 @@
   }
 
   function startPolling() {
-    if (pollTimer === null) pollTimer = setInterval(refresh, POLL_MS);
+    setState("polling", "Polling every " + POLL_MS / 1000 + " s");
+    if (pollTimer !== null) return;
+    pollTimer = setInterval(refresh, POLL_MS);
+    refresh(); // catch up at once on what the socket may have missed
   }
 
   function stopPolling() {
     if (pollTimer !== null) clearInterval(pollTimer);
     pollTimer = null;
+  }
+
+  // The same text as the server's `when` filter (dashboard/templatetags/dashboard.py): UTC, zone said.
+  function utcText(iso) {
+    return new Date(iso).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  }
+
+  function timeCell(row, iso) {
+    const td = document.createElement("td");
+    const time = document.createElement("time");
+    time.dateTime = new Date(iso).toISOString().slice(0, 19) + "Z";
+    time.textContent = utcText(iso);
+    td.appendChild(time);
+    row.appendChild(td);
   }
 
   function cell(row, text, numeric) {
@@ -76,7 +97,7 @@
     const data = event.data;
     const row = document.createElement("tr");
     const lag = data.event === "file:synced" ? (data.latency_ms ?? data.ack_lag_ms) : data.lag_ms;
-    cell(row, new Date(event.at).toLocaleTimeString());
+    timeCell(row, event.at);
     cell(row, data.event);
     cell(row, data.path);
     cell(row, data.version, true);
@@ -127,10 +148,12 @@
     try {
       socket = new WebSocket(scheme + location.host + wsPath);
     } catch (error) {
-      reconnectLater();
+      failed(); // e.g. blocked by a Content-Security-Policy: it throws instead of closing
       return;
     }
+    openTimer = setTimeout(startPolling, OPEN_TIMEOUT_MS);
     socket.onopen = function () {
+      clearTimeout(openTimer);
       retryMs = 1000;
       stopPolling();
       setState("live", "Live");
@@ -141,13 +164,14 @@
       else if (data.type === "event") onEvent(data);
     };
     socket.onclose = function () {
-      setState("polling", "Offline: refreshing every " + POLL_MS / 1000 + " s");
-      startPolling();
-      reconnectLater();
+      clearTimeout(openTimer);
+      failed();
     };
   }
 
-  function reconnectLater() {
+  // Every failure ends here: poll now, and try the socket again later (backing off to 30 s).
+  function failed() {
+    startPolling();
     setTimeout(connect, retryMs);
     retryMs = Math.min(retryMs * 2, 30000);
   }
