@@ -36,12 +36,21 @@
       const data = await response.json();
       regions.forEach(function (node) {
         const html = data.regions[node.dataset.region];
-        if (html !== undefined) node.innerHTML = html;
+        if (html !== undefined) swap(node, html);
       });
       body.dataset.refreshedAt = data.at;
     } catch (error) {
       /* the next event or poll tries again */
     }
+  }
+
+  // Re-render a region, keeping where its tables were scrolled to (on a phone the Kill button is scrolled to).
+  function swap(node, html) {
+    const offsets = Array.from(node.querySelectorAll(".table-scroll"), function (box) { return box.scrollLeft; });
+    node.innerHTML = html;
+    node.querySelectorAll(".table-scroll").forEach(function (box, index) {
+      if (offsets[index]) box.scrollLeft = offsets[index];
+    });
   }
 
   function scheduleRefresh() {
