@@ -128,6 +128,17 @@ def test_a_sessions_form_is_view_only_and_a_post_changes_nothing(admin_client: C
     assert not AuditRecord.objects.exists()
 
 
+def test_a_live_rows_page_links_to_ending_or_killing_it_through_the_dashboard(admin_client: Client) -> None:
+    session = live_session()
+    page = admin_client.get(f"/admin/preview_sessions/previewsession/{session.id}/change/").content.decode()
+    assert f'href="/dashboard/sessions/{session.id}/end/"' in page
+    page = admin_client.get(f"/admin/machines/machine/{session.machine_id}/change/").content.decode()
+    assert f'href="/dashboard/machines/{session.machine_id}/kill/"' in page
+    services.session_end(session=session, reason="user", now=timezone.now())
+    page = admin_client.get(f"/admin/preview_sessions/previewsession/{session.id}/change/").content.decode()
+    assert "/end/" not in page and f'href="/dashboard/sessions/{session.id}/"' in page
+
+
 def test_a_machines_state_cannot_be_set_in_its_form(admin_client: Client) -> None:
     machine = live_session().machine
     assert machine is not None

@@ -49,6 +49,13 @@ def phone(browser: Any, server: Server) -> Iterator[Any]:
     context.close()
 
 
+def session_now(server: Server, session: dict[str, Any]) -> dict[str, Any]:
+    """The session as the API shows it now (``session`` carries its id and its owner's token)."""
+    headers = {"Authorization": f"Bearer {session['token']}"}
+    response = httpx.get(f"{server.url}/api/v1/sessions/{session['id']}/", headers=headers, timeout=10)
+    return dict(response.json())
+
+
 def document_width(page: Any) -> int:
     return int(page.evaluate("document.documentElement.scrollWidth"))
 
@@ -58,7 +65,13 @@ def test_every_dashboard_page_fits_a_phone_without_sideways_scroll(phone: Any, s
     server.wait_active(session)
     log_in(phone)
     widths = {}
-    for name, path in {**PAGES, "session": f"/dashboard/sessions/{session['id']}/"}.items():
+    pages = {
+        **PAGES,
+        "session": f"/dashboard/sessions/{session['id']}/",
+        "end-confirmation": f"/dashboard/sessions/{session['id']}/end/",
+        "kill-confirmation": f"/dashboard/machines/{session_now(server, session)['machine_id']}/kill/",
+    }
+    for name, path in pages.items():
         phone.goto(path)
         phone.locator("#live-status:not([data-state=connecting])").wait_for()
         widths[name] = document_width(phone)
@@ -120,9 +133,7 @@ def start_playground(page: Any) -> dict[str, str]:
 
 
 def session_status(server: Server, started: dict[str, str]) -> str:
-    headers = {"Authorization": f"Bearer {started['token']}"}
-    response = httpx.get(f"{server.url}/api/v1/sessions/{started['id']}/", headers=headers, timeout=10)
-    return str(response.json()["status"])
+    return str(session_now(server, started)["status"])
 
 
 def assert_machine_gone(page: Any, started: dict[str, str]) -> None:
