@@ -64,19 +64,26 @@ def test_every_dashboard_page_fits_a_phone_without_sideways_scroll(phone: Any, s
     session = server.create_session("phone-pages")
     server.wait_active(session)
     log_in(phone)
-    widths = {}
     pages = {
         **PAGES,
         "session": f"/dashboard/sessions/{session['id']}/",
-        "end-confirmation": f"/dashboard/sessions/{session['id']}/end/",
         "kill-confirmation": f"/dashboard/machines/{session_now(server, session)['machine_id']}/kill/",
+        "end-confirmation": f"/dashboard/sessions/{session['id']}/end/",
     }
-    for name, path in pages.items():
-        phone.goto(path)
-        phone.locator("#live-status:not([data-state=connecting])").wait_for()
-        widths[name] = document_width(phone)
-        screenshot(phone, f"phone-{name}")
+    widths = {name: page_width(phone, path, name) for name, path in pages.items()}
+    phone.get_by_role("button", name="End the session").click()  # so the audit page has a record, and the
+    phone.locator('[data-stat="session.status"]', has_text="ended").wait_for()  # session page an ended one
+    widths["session-ended"] = page_width(phone, f"/dashboard/sessions/{session['id']}/", "session-ended")
+    widths["audit"] = page_width(phone, PAGES["audit"], "audit")
     assert {name: width for name, width in widths.items() if width > PHONE["width"]} == {}
+
+
+def page_width(phone: Any, path: str, name: str) -> int:
+    """Open ``path`` on the phone (once its live badge has settled), save ``phone-<name>.png``, and measure."""
+    phone.goto(path)
+    phone.locator("#live-status:not([data-state=connecting])").wait_for()
+    screenshot(phone, f"phone-{name}")
+    return document_width(phone)
 
 
 def test_the_machines_table_scrolls_in_its_own_box_and_its_kill_button_is_reachable(phone: Any, server: Server) -> None:
