@@ -105,6 +105,7 @@
     if (empty) empty.remove();
     const data = event.data;
     const row = document.createElement("tr");
+    row.dataset.live = "1"; // arrived on the socket (the server's rows come from the kept records)
     const lag = data.event === "file:synced" ? (data.latency_ms ?? data.ack_lag_ms) : data.lag_ms;
     timeCell(row, event.at);
     cell(row, data.event);
