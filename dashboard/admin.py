@@ -51,9 +51,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class NoBulkDeleteAdmin(admin.ModelAdmin):
-    """Rows with a lifecycle: ending and killing are actions through services, never a bulk delete, and a row
-    is deleted only once its life is over (a live one would vanish under what still runs)."""
+class LifecycleAdmin(admin.ModelAdmin):
+    """Rows with a lifecycle (sessions, machines): changed only by actions through services, never by their form
+    nor a bulk delete, and deleted only once their life is over (a live one would vanish under what still runs).
+
+    The form is view-only: a status saved by hand "ends" a session with its machine left running and nothing
+    audited, and the other fields are just as loaded (a session's machine or user, a machine's provider id).
+    The list keeps the change permission, which its actions (end, kill) require."""
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
@@ -102,10 +109,7 @@ def kill_machines(modeladmin: MachineAdmin, request: HttpRequest, queryset: Quer
 
 
 @admin.register(Machine)
-class MachineAdmin(NoBulkDeleteAdmin):
-    def is_over(self, obj: Machine) -> bool:
-        return obj.is_gone  # kill it first (the action): a live row's machine would run on, unrecorded
-
+class MachineAdmin(LifecycleAdmin):
     list_display = (
         "id",
         "provider",
@@ -133,6 +137,9 @@ class MachineAdmin(NoBulkDeleteAdmin):
     )
     inlines = (MachineEventInline,)
     actions = (kill_machines,)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # even gone, a machine's row and its events are the cost history and the audit's target
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Machine]:
         # Two extra queries for the whole page, whatever its length: events (for cost) and sessions.
@@ -219,12 +226,11 @@ def end_sessions(modeladmin: PreviewSessionAdmin, request: HttpRequest, queryset
 
 
 @admin.register(PreviewSession)
-class PreviewSessionAdmin(NoBulkDeleteAdmin):
+class PreviewSessionAdmin(LifecycleAdmin):
     list_display = ("id", "user_id", "project_id", "status", "machine", "created_at", "expires_at", "end_reason")
     list_filter = ("status", "end_reason", "framework")
     search_fields = ("=id", "=user_id", "project_id")
     list_select_related = ("machine",)
-    # A status saved by hand would "end" a session with no machine released and no audit: ending is an action.
     readonly_fields = (
         "id",
         "status",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from django import template
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -106,3 +108,52 @@ def _is_uuid(value: Any) -> bool:
 def attr(obj: object, name: str) -> object:
     """A field of an object by name (a quota's limit beside its form field)."""
     return getattr(obj, name, EMPTY)
+
+
+# --- time: one format everywhere, in UTC, with the zone said -------------------------------------------
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+UNITS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
+
+
+def utc_text(at: datetime, *, precise: bool = False) -> str:
+    """``2026-12-01 17:45:09 UTC`` (``precise``: with milliseconds), whatever zone ``at`` is in; live.js
+    writes the same text for the rows it inserts."""
+    moment = at.astimezone(UTC)
+    millis = f".{moment.microsecond // 1000:03d}" if precise else ""
+    return f"{moment.strftime(TIME_FORMAT)}{millis} UTC"
+
+
+def utc_iso(at: datetime, *, precise: bool = False) -> str:
+    """The machine-readable ``datetime`` attribute: ISO 8601 in UTC with a ``Z``."""
+    spec = "milliseconds" if precise else "seconds"
+    return at.astimezone(UTC).isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def relative(at: datetime, now: datetime) -> str:
+    """``3 min ago`` or ``in 3 min``: the largest whole unit, so a glance tells the age."""
+    seconds = round((now - at).total_seconds())
+    if seconds == 0:
+        return "just now"
+    amount = abs(seconds)
+    size, unit = next((size, unit) for size, unit in UNITS if amount >= size)
+    text = f"{amount // size} {unit}"
+    return f"{text} ago" if seconds > 0 else f"in {text}"
+
+
+def time_html(at: datetime | None, *, now: datetime, precise: bool = False, beside: bool = False) -> str:
+    """The ``<time>`` element: UTC text, the relative age on hover (``title``) and, with ``beside``, shown."""
+    if at is None:
+        return EMPTY
+    ago = relative(at, now)
+    html = format_html(
+        '<time datetime="{}" title="{}">{}</time>', utc_iso(at, precise=precise), ago, utc_text(at, precise=precise)
+    )
+    return format_html('{} <span class="ago">({})</span>', html, ago) if beside else html
+
+
+@register.filter(is_safe=True)
+def when(at: datetime | None, style: str = "") -> SafeString | str:
+    """``{{ at|when }}`` in every dashboard template; ``when:"ago"`` shows the relative time beside it,
+    ``when:"ms"`` adds milliseconds (event timelines)."""
+    return time_html(at, now=timezone.now(), precise=style == "ms", beside=style == "ago")
