@@ -22,6 +22,7 @@ from sessions.models import (
     Project,
     ProjectMember,
     Quota,
+    SessionStatus,
 )
 
 
@@ -212,3 +213,10 @@ def live_project_topics() -> set[str]:
     """``project:{id}`` for every project with a live session (what the bridge mirrors)."""
     projects = PreviewSession.objects.filter(status__in=LIVE_STATUSES).values_list("project_id", flat=True)
     return {project_topic(project) for project in projects.distinct()}
+
+
+def sessions_stuck_creating(*, now: datetime, older_than: float) -> QuerySet[PreviewSession]:
+    """Sessions still ``creating`` ``older_than`` seconds after they were asked for, oldest first: a
+    provisioning task that never ran (the cluster is down or backed up) or a launch that hangs."""
+    cutoff = now - timedelta(seconds=older_than)
+    return PreviewSession.objects.filter(status=SessionStatus.CREATING, created_at__lt=cutoff).order_by("created_at")
