@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from machines.reconcile import drift_sentence
+
 
 class Provider(models.TextChoices):
     LOCAL = "local", "Local process"
@@ -253,3 +255,20 @@ class DriftFinding(models.Model):
     def running_for(self) -> Any:
         """How long the machine had run when it was found (None when the provider did not say)."""
         return self.found_at - self.running_since if self.running_since else None
+
+    @property
+    def sentence(self) -> str:
+        """``Destroyed orphan fly-abc ($0.0081/h, running 4 min): unknown to the database``."""
+        return drift_sentence(
+            kind=self.kind,
+            action=self.action,
+            name=self.provider_machine_id or str(self.machine_id or "?"),
+            why=self.why,
+            hourly_cost=self.hourly_cost,
+            running_for=self.running_for,
+        )
+
+    @property
+    def is_warning(self) -> bool:
+        """Money was at stake or nothing could be done: an operator should look."""
+        return self.kind == DriftKind.ORPHAN or self.action == DriftAction.LEFT
