@@ -61,8 +61,9 @@ class HeartbeatMixin:
         status = str(stat.status)
         if status == self._beat_status and time.monotonic() - self._beat_at < BEAT_EVERY:
             return
-        heartbeat_save(stat, now=timezone.now())
+        # Noted before writing: while the database is down, one attempt (and one log line) per BEAT_EVERY.
         self._beat_status, self._beat_at = status, time.monotonic()
+        heartbeat_save(stat, now=timezone.now())
 
 
 class HeartbeatORM(HeartbeatMixin, ORM):

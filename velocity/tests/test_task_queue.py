@@ -110,3 +110,20 @@ def django_q_failure() -> Any:
             stopped=stopped,
             success=False,
         )
+
+
+@pytest.mark.django_db
+def test_prometheus_reports_a_stopped_worker_and_the_backlog(isolated_task_queue: Any) -> None:
+    from prometheus_client import generate_latest
+
+    from velocity.metrics_exporter import scrape_registry
+    from velocity.testing import cluster_beat
+
+    cluster_beat(age=60)
+    isolated_task_queue.enqueue(
+        SignedPackage.dumps({"id": "t", "started": datetime.now(tz=UTC) - timedelta(minutes=2)})
+    )
+    lines = generate_latest(scrape_registry()).decode().splitlines()
+    assert "velocity_worker_up 0.0" in lines and "velocity_task_queue_depth 1.0" in lines
+    (oldest,) = [line for line in lines if line.startswith("velocity_task_queue_oldest_seconds ")]
+    assert float(oldest.split()[1]) >= 120
