@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,9 +58,10 @@ def health(server: Server) -> tuple[int, dict[str, Any]]:
 def test_a_stopped_worker_shows_on_the_overview_and_in_health(page: Any, server: Server) -> None:
     wait_until(lambda: health(server)[1]["checks"]["worker"]["status"] == "ok", timeout=30, what="a first heartbeat")
     log_in(page)
+    page.evaluate("window.__notReloaded = true")
     page.locator('[data-stat="worker.state"]', has_text="Running").wait_for()
     with paused(qcluster_group(server.var_dir)):
-        stopped_at = time.monotonic()
+        # within the heartbeat threshold, plus slack for a loaded machine
         wait_until(
             lambda: health(server)[1]["status"] == "degraded",
             timeout=HEARTBEAT_STALE_SECONDS + 10,
@@ -71,15 +71,14 @@ def test_a_stopped_worker_shows_on_the_overview_and_in_health(page: Any, server:
         status, body = health(server)
         assert status == 200  # the web process serves: Fly must not restart it for the worker's sake
         assert body["failing"] == ["worker"] and body["checks"]["worker"]["status"] == "down"
-        assert time.monotonic() - stopped_at < HEARTBEAT_STALE_SECONDS + 10
-        page.reload()
-        alert = page.locator('[data-stat="worker.state"]')
-        assert alert.inner_text().startswith("Stopped: no heartbeat for")
+        # no reload: the health region refreshes on its own (a stopped worker sends no event to react to)
+        alert = page.locator('[data-stat="worker.state"]', has_text="Stopped: no heartbeat for")
+        alert.wait_for()
         assert alert.get_attribute("role") == "alert"
         screenshot(page, "overview-worker-stopped")
     wait_until(lambda: health(server)[1]["status"] == "ok", timeout=30, interval=0.5, what="/health ok again")
-    page.reload()
     page.locator('[data-stat="worker.state"]', has_text="Running").wait_for()
+    assert page.evaluate("window.__notReloaded") is True
 
 
 def test_an_orphan_is_flagged_with_what_was_done_and_linked_to_its_session(page: Any, server: Server) -> None:

@@ -135,5 +135,10 @@
     retryMs = Math.min(retryMs * 2, 30000);
   }
 
+  // Health is mostly about what does not happen (a stopped worker sends no event): a region that says
+  // data-refresh-ms is also refreshed on that timer, socket or not.
+  const ticking = document.querySelector("[data-region][data-refresh-ms]");
+  if (ticking) setInterval(refresh, Number(ticking.dataset.refreshMs));
+
   connect();
 })();
