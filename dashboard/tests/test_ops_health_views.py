@@ -99,3 +99,17 @@ def test_a_reconciliation_finding_is_a_linked_warning_on_the_overview_and_on_the
     page = staff_client.get(reverse("dashboard:session", args=[session.id])).content.decode()
     assert f"reconciliation: {sentence}" in page  # the machine's event
     assert 'id="h-drift"' in page and sentence in page  # the findings
+
+
+def test_the_admin_shows_findings_provider_health_and_heartbeats_read_only(admin_client: Any, tmp_path: Path) -> None:
+    live_session()
+    with override_settings(VAR_DIR=tmp_path, MACHINE_PROVIDER="local"):
+        get_provider.cache_clear()
+        machine_reconcile(now=timezone.now(), grace=timedelta(0))
+    get_provider.cache_clear()
+    cluster_beat(age=0)
+    ProviderHealth.objects.create(provider="local", last_ok_at=timezone.now(), last_ok_call="list")
+    for model in ("machines/driftfinding", "machines/providerhealth", "velocity/workerheartbeat"):
+        page = admin_client.get(f"/admin/{model}/")
+        assert page.status_code == 200 and b"to view |" in page.content  # "Select ... to view": read-only
+    assert b"ghost" in admin_client.get("/admin/machines/driftfinding/").content
