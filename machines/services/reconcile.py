@@ -72,6 +72,7 @@ class Found:
     session_id: uuid.UUID | None = None
     retried: bool = False  # a destroy left unfinished by an earlier run, finished now
     noted: bool = False  # the machine's state change already carries the finding in its event
+    to_state: str = ""  # a mismatch: the provider's state, which the row takes
 
     def event_detail(self, now: datetime, **extra: Any) -> dict[str, Any]:
         """What the machine's event records: the sentence the dashboard shows, and the finding's kind."""
@@ -235,26 +236,32 @@ def _apply_mismatches(drift: DriftReport, rows: dict[str, Machine], *, now: date
     found, failed = [], []
     for mismatch in drift.mismatches:
         row = rows[mismatch.known.id]
-        state, was = str(mismatch.machine.state), row.state
         if now - row.updated_at < grace:
-            # a launch or a stop in flight: the provider may be a step ahead of us
-            why = f"database {was}, provider {state}: changed less than {int(grace.total_seconds())} s ago"
-            found.append(_row_found(DriftKind.MISMATCH, DriftAction.LEFT, row, why))
-            continue
-        moved = machine_transition(machine=row, to_state=state, source=EventSource.PROVIDER, now=now)
-        if moved and state == MachineState.FAILED:
-            failed.append(row.id)
-            why = "failed at the provider; its session ended (failed)"
-            found.append(_row_found(DriftKind.MISMATCH, DriftAction.ENDED, row, why))
-        elif moved:
-            found.append(
-                _row_found(DriftKind.MISMATCH, DriftAction.UPDATED, row, f"{was} → {state}, as the provider says")
-            )
+            continue  # a launch or a stop in flight: the provider may be a step ahead of us (not drift yet)
+        finding = _mismatch_found(row, str(mismatch.machine.state))
+        detail = finding.event_detail(now)
+        if machine_transition(
+            machine=row, to_state=finding.to_state, source=EventSource.PROVIDER, detail=detail, now=now
+        ):
+            found.append(finding)
+            if finding.action == DriftAction.ENDED:
+                failed.append(row.id)
     if failed:
         end_sessions_of_machines(
             failed, reason="failed", now=now, source=EventSource.PROVIDER, detail="machine failed at the provider"
         )
     return found
+
+
+def _mismatch_found(row: Machine, state: str) -> Found:
+    """The row takes the provider's ``state``; a machine failed there ends its session."""
+    if state == MachineState.FAILED:
+        finding = _row_found(DriftKind.MISMATCH, DriftAction.ENDED, row, "failed at the provider; its session ended")
+    else:
+        why = f"{row.state} → {state}, as the provider says"
+        finding = _row_found(DriftKind.MISMATCH, DriftAction.UPDATED, row, why)
+    finding.noted, finding.to_state = True, state
+    return finding
 
 
 def _finish_unfinished(kind: str, at_provider: list[ProviderMachine], *, now: datetime) -> list[Found]:

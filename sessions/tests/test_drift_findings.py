@@ -95,3 +95,24 @@ def test_findings_are_kept_a_day_then_the_reconcile_job_drops_them(local: Path) 
     assert DriftFinding.objects.count() == 1
     machine_reconcile(now=found_at + timedelta(hours=25))
     assert not DriftFinding.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_mismatch_takes_the_providers_state_and_its_one_event_says_reconciliation_did_it(fly_api: FakeFly) -> None:
+    tagged = preview_metadata(session_id="", project_id="p", user_id="u")
+    machine_id = fly_api.add_machine("velocity-stopped-there", metadata=tagged)
+    fly_api.machines[machine_id]["state"] = "stopped"
+    row = machine_with_history([("created", old()), ("started", old())], provider="fly", provider_machine_id=machine_id)
+    machine_reconcile(now=timezone.now(), grace=NO_GRACE)
+    finding = DriftFinding.objects.get()
+    assert (finding.kind, finding.action, finding.why) == (
+        "mismatch",
+        "updated",
+        "started → stopped, as the provider says",
+    )
+    event = row.events.get(to_state="stopped")
+    assert (event.source, event.detail["reconcile"]) == (
+        "provider",
+        f"Updated mismatched machine {machine_id}: " + finding.why,
+    )
+    assert not finding.is_warning
