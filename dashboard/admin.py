@@ -28,11 +28,12 @@ from dashboard.services import (
     session_delete_by_operator,
     session_end_by_operator,
 )
-from machines.models import CostRollup, Machine, MachineEvent, ReconcileReport
+from machines.models import CostRollup, DriftFinding, Machine, MachineEvent, ProviderHealth, ReconcileReport
 from machines.selectors import machine_cost_so_far, machine_uptime
 from machines.services import machine_kill
 from sessions import services as session_services
 from sessions.models import PreviewFlag, PreviewSession, PreviewTarget, Quota
+from velocity.models import WorkerHeartbeat
 
 # The admin's "View site" link: the operators' pages (the site's root is not a page).
 admin.site.site_url = "/dashboard/"
@@ -330,3 +331,40 @@ class AuditRecordAdmin(ReadOnlyAdmin):
     list_select_related = ("actor",)
     readonly_fields = ("id", "at", "actor", "actor_label", "action", "target_type", "target_id", "before", "after")
     date_hierarchy = "at"
+
+
+# --- ops health --------------------------------------------------------------------------------------
+
+
+@admin.register(DriftFinding)
+class DriftFindingAdmin(ReadOnlyAdmin):
+    list_display = ("found_at", "kind", "action", "provider_machine_id", "session_id", "hourly_cost", "why")
+    list_filter = ("kind", "action", "provider")
+    search_fields = ("provider_machine_id", "=session_id", "=machine__id")
+    list_select_related = ("machine",)
+    readonly_fields = (
+        "id",
+        "report",
+        "found_at",
+        "provider",
+        "kind",
+        "action",
+        "why",
+        "provider_machine_id",
+        "machine",
+        "session_id",
+        "hourly_cost",
+        "cost_so_far",
+        "running_since",
+    )
+    date_hierarchy = "found_at"
+
+
+@admin.register(ProviderHealth)
+class ProviderHealthAdmin(ReadOnlyAdmin):
+    list_display = ("provider", "last_ok_at", "last_ok_call", "last_failure_at", "last_failure_call", "last_failure")
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ("cluster_id", "host", "pid", "workers", "status", "started_at", "beat_at")

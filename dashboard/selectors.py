@@ -16,10 +16,11 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from dashboard.search import MIN_PREFIX, SearchTerms, search_parse
 from machines import selectors as machine_selectors
-from machines.models import GONE_STATES, Machine, MachineEvent
+from machines.models import GONE_STATES, DriftFinding, Machine, MachineEvent, ProviderHealth
 from machines.selectors import CostTotals
 from sessions.models import LIVE_STATUSES, PreviewSession, Quota, SessionTrace, TraceKind
-from sessions.selectors import SyncBacklog, month_start, session_traces, sync_backlog
+from sessions.selectors import SyncBacklog, month_start, session_traces, sessions_stuck_creating, sync_backlog
+from velocity import task_queue
 
 logger = logging.getLogger(__name__)
 
@@ -338,3 +339,51 @@ def user_costs(*, now: datetime) -> list[UserCost]:
 def _budgets(user_ids: list[uuid.UUID]) -> dict[str | None, Decimal]:
     rows = Quota.objects.filter(Q(user_id__in=user_ids) | Q(user_id__isnull=True))
     return {str(user) if user else None: budget for user, budget in rows.values_list("user_id", "monthly_budget_usd")}
+
+
+# --- health of the moving parts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpsHealth:
+    """What an operator on call checks first: is the task cluster alive and keeping up, are sessions stuck
+    in ``creating``, is the provider answering."""
+
+    cluster: task_queue.ClusterHealth
+    queue: task_queue.QueueHealth
+    queue_lag_limit: int
+    stuck_creating: list[PreviewSession]
+    stuck_creating_count: int
+    stuck_after: int
+    provider: str
+    provider_health: ProviderHealth | None
+
+    @property
+    def queue_lagging(self) -> bool:
+        return self.queue.oldest_age is not None and self.queue.oldest_age > self.queue_lag_limit
+
+
+STUCK_LISTED = 10
+
+
+def ops_health(*, now: datetime) -> OpsHealth:
+    stuck = sessions_stuck_creating(now=now, older_than=settings.STUCK_CREATING_SECONDS)
+    return OpsHealth(
+        cluster=task_queue.cluster_health_now(now=now),
+        queue=task_queue.queue_health(now=now),
+        queue_lag_limit=settings.QUEUE_LAG_SECONDS,
+        stuck_creating=list(stuck[:STUCK_LISTED]),
+        stuck_creating_count=stuck.count(),
+        stuck_after=settings.STUCK_CREATING_SECONDS,
+        provider=settings.MACHINE_PROVIDER,
+        provider_health=machine_selectors.provider_health(settings.MACHINE_PROVIDER),
+    )
+
+
+def drift_findings_recent(*, now: datetime) -> list[DriftFinding]:
+    """The last day's reconciliation findings (what was found, what was done), newest first."""
+    return list(machine_selectors.drift_findings_since(now - timedelta(hours=24))[:100])
+
+
+def session_drift_findings(session: PreviewSession) -> list[DriftFinding]:
+    return list(machine_selectors.drift_findings_of(session_id=session.id, machine_id=session.machine_id))

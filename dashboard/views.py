@@ -58,10 +58,14 @@ def overview(request: HttpRequest) -> HttpResponse:
         "cost": selectors.cost_summary(now=now),
         "top_users": selectors.user_costs(now=now)[:5],
         "drift": machine_selectors.reconcile_latest(),
+        "findings": selectors.drift_findings_recent(now=now),
+        "health": selectors.ops_health(now=now),
+        "routes": http_stats.route_stats(),
         "live_sessions": selectors.session_search().filter(status__in=LIVE_STATUSES)[:20],
     }
     context["numbers"] = _overview_numbers(context)
-    return _page(request, "dashboard/overview.html", context, ["overview_numbers", "overview_sessions"])
+    regions = ["overview_health", "overview_numbers", "overview_sessions"]
+    return _page(request, "dashboard/overview.html", context, regions)
 
 
 def _overview_numbers(context: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +81,31 @@ def _overview_numbers(context: dict[str, Any]) -> dict[str, Any]:
         },
         "api": {"requests": api.requests, "error_rate": api.error_rate, "p50_ms": api.p50_ms, "p95_ms": api.p95_ms},
         "realtime_messages_per_second": context["realtime"]["total_per_second"],
+        "realtime_connections": context["realtime"]["sockets"],
+        **_health_numbers(context["health"]),
+    }
+
+
+def _health_numbers(health: selectors.OpsHealth) -> dict[str, Any]:
+    cluster, queue, provider = health.cluster, health.queue, health.provider_health
+    return {
+        "worker": {
+            "alive": cluster.alive,
+            "workers": cluster.workers,
+            "heartbeat_age_s": cluster.heartbeat_age,
+        },
+        "queue": {
+            "queued": queue.queued,
+            "oldest_age_s": queue.oldest_age,
+            "failures_last_hour": queue.failures_last_hour,
+        },
+        "stuck_creating": health.stuck_creating_count,
+        "provider": {
+            "kind": health.provider,
+            "last_ok_at": provider.last_ok_at.isoformat() if provider and provider.last_ok_at else None,
+            "last_failure_at": provider.last_failure_at.isoformat() if provider and provider.last_failure_at else None,
+            "failing": bool(provider and provider.failing),
+        },
     }
 
 
@@ -129,6 +158,7 @@ def session_detail(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
         "deadlines": session_deadlines(session, idle_timeout=settings.PREVIEW_INACTIVITY_TIMEOUT),
         "audit": audit_log.audit_rows(audit_log.records_for(session, session.machine)),
         "user_block": user_block_for(session.user_id),
+        "drift_findings": selectors.session_drift_findings(session),
         "agent": agent,
         "numbers": {"sync_backlog": _backlog_numbers(agent)},
     }

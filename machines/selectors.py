@@ -18,7 +18,16 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 
-from machines.models import GONE_STATES, CostRollup, Machine, MachineState, Provider, ReconcileReport
+from machines.models import (
+    GONE_STATES,
+    CostRollup,
+    DriftFinding,
+    Machine,
+    MachineState,
+    Provider,
+    ProviderHealth,
+    ReconcileReport,
+)
 from machines.pricing import DEFAULT_ROOTFS_GB, machine_cost, running_cost
 from machines.usage import MachineUsage, Slice, machine_intervals, usage_slices
 
@@ -196,6 +205,22 @@ def cost_per_user(*, since: date) -> list[tuple[str | None, CostTotals]]:
 
 def reconcile_latest() -> ReconcileReport | None:
     return ReconcileReport.objects.order_by("-at", "-id").first()
+
+
+def drift_findings_since(since: datetime) -> QuerySet[DriftFinding]:
+    """Reconciliation findings since ``since`` (they are kept a day), newest first, with their machines."""
+    return DriftFinding.objects.filter(found_at__gte=since).select_related("machine").order_by("-found_at", "-id")
+
+
+def drift_findings_of(*, session_id: uuid.UUID, machine_id: uuid.UUID | None) -> QuerySet[DriftFinding]:
+    """What reconciliation found about one session or its machine."""
+    about = Q(session_id=session_id) | Q(machine_id=machine_id) if machine_id else Q(session_id=session_id)
+    return DriftFinding.objects.filter(about).order_by("found_at", "id")
+
+
+def provider_health(kind: str) -> ProviderHealth | None:
+    """When ``kind`` last answered and last failed, as any process saw it; None before its first call."""
+    return ProviderHealth.objects.filter(provider=kind).first()
 
 
 @dataclass(frozen=True)

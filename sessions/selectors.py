@@ -23,6 +23,7 @@ from sessions.models import (
     Project,
     ProjectMember,
     Quota,
+    SessionStatus,
     SessionTrace,
     TraceKind,
     UserBlock,
@@ -347,3 +348,10 @@ def _covers(acked: Any, version: Any) -> bool:
 def _acked(acked: dict[str, Any], path: Any, version: Any) -> bool:
     """Has ``path`` been acknowledged at ``version`` or newer?"""
     return isinstance(path, str) and _covers(acked.get(path), version)
+
+
+def sessions_stuck_creating(*, now: datetime, older_than: float) -> QuerySet[PreviewSession]:
+    """Sessions still ``creating`` ``older_than`` seconds after they were asked for, oldest first: a
+    provisioning task that never ran (the cluster is down or backed up) or a launch that hangs."""
+    cutoff = now - timedelta(seconds=older_than)
+    return PreviewSession.objects.filter(status=SessionStatus.CREATING, created_at__lt=cutoff).order_by("created_at")

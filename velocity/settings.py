@@ -158,6 +158,13 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+# The same brokers, also writing the cluster's heartbeat where every process reads it (velocity.task_queue).
+Q_CLUSTER["broker_class"] = "velocity.task_queue." + ("HeartbeatRedis" if REDIS_URL else "HeartbeatORM")
+# /health and the overview: a cluster silent this long is down; a task waiting this long, or a session
+# in `creating` this long, is a backlog.
+WORKER_STALE_SECONDS = env_int("WORKER_STALE_SECONDS", 15)
+QUEUE_LAG_SECONDS = env_int("QUEUE_LAG_SECONDS", 60)
+STUCK_CREATING_SECONDS = env_int("STUCK_CREATING_SECONDS", 90)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [

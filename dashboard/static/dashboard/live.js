@@ -188,5 +188,10 @@
 
   scrollLogsToEnd();
   setInterval(tickAges, 1000);
+  // Health is mostly about what does not happen (a stopped worker sends no event): a region that says
+  // data-refresh-ms is also refreshed on that timer, socket or not.
+  const ticking = document.querySelector("[data-region][data-refresh-ms]");
+  if (ticking) setInterval(refresh, Number(ticking.dataset.refreshMs));
+
   connect();
 })();
