@@ -28,11 +28,12 @@ from dashboard.services import (
     session_delete_by_operator,
     session_end_by_operator,
 )
-from machines.models import CostRollup, Machine, MachineEvent, ReconcileReport
+from machines.models import CostRollup, DriftFinding, Machine, MachineEvent, ProviderHealth, ReconcileReport
 from machines.selectors import machine_cost_so_far, machine_uptime
 from machines.services import machine_kill
 from sessions import services as session_services
 from sessions.models import PreviewFlag, PreviewSession, PreviewTarget, Quota
+from velocity.models import WorkerHeartbeat
 
 # The admin's "View site" link: the operators' pages (the site's root is not a page).
 admin.site.site_url = "/dashboard/"
@@ -51,9 +52,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class NoBulkDeleteAdmin(admin.ModelAdmin):
-    """Rows with a lifecycle: ending and killing are actions through services, never a bulk delete, and a row
-    is deleted only once its life is over (a live one would vanish under what still runs)."""
+class LifecycleAdmin(admin.ModelAdmin):
+    """Rows with a lifecycle (sessions, machines): changed only by actions through services, never by their form
+    nor a bulk delete, and deleted only once their life is over (a live one would vanish under what still runs).
+
+    The form is view-only: a status saved by hand "ends" a session with its machine left running and nothing
+    audited, and the other fields are just as loaded (a session's machine or user, a machine's provider id).
+    The list keeps the change permission, which its actions (end, kill) require."""
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
@@ -102,10 +110,7 @@ def kill_machines(modeladmin: MachineAdmin, request: HttpRequest, queryset: Quer
 
 
 @admin.register(Machine)
-class MachineAdmin(NoBulkDeleteAdmin):
-    def is_over(self, obj: Machine) -> bool:
-        return obj.is_gone  # kill it first (the action): a live row's machine would run on, unrecorded
-
+class MachineAdmin(LifecycleAdmin):
     list_display = (
         "id",
         "provider",
@@ -133,6 +138,9 @@ class MachineAdmin(NoBulkDeleteAdmin):
     )
     inlines = (MachineEventInline,)
     actions = (kill_machines,)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # even gone, a machine's row and its events are the cost history and the audit's target
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Machine]:
         # Two extra queries for the whole page, whatever its length: events (for cost) and sessions.
@@ -219,12 +227,11 @@ def end_sessions(modeladmin: PreviewSessionAdmin, request: HttpRequest, queryset
 
 
 @admin.register(PreviewSession)
-class PreviewSessionAdmin(NoBulkDeleteAdmin):
+class PreviewSessionAdmin(LifecycleAdmin):
     list_display = ("id", "user_id", "project_id", "status", "machine", "created_at", "expires_at", "end_reason")
     list_filter = ("status", "end_reason", "framework")
     search_fields = ("=id", "=user_id", "project_id")
     list_select_related = ("machine",)
-    # A status saved by hand would "end" a session with no machine released and no audit: ending is an action.
     readonly_fields = (
         "id",
         "status",
@@ -324,3 +331,40 @@ class AuditRecordAdmin(ReadOnlyAdmin):
     list_select_related = ("actor",)
     readonly_fields = ("id", "at", "actor", "actor_label", "action", "target_type", "target_id", "before", "after")
     date_hierarchy = "at"
+
+
+# --- ops health --------------------------------------------------------------------------------------
+
+
+@admin.register(DriftFinding)
+class DriftFindingAdmin(ReadOnlyAdmin):
+    list_display = ("found_at", "kind", "action", "provider_machine_id", "session_id", "hourly_cost", "why")
+    list_filter = ("kind", "action", "provider")
+    search_fields = ("provider_machine_id", "=session_id", "=machine__id")
+    list_select_related = ("machine",)
+    readonly_fields = (
+        "id",
+        "report",
+        "found_at",
+        "provider",
+        "kind",
+        "action",
+        "why",
+        "provider_machine_id",
+        "machine",
+        "session_id",
+        "hourly_cost",
+        "cost_so_far",
+        "running_since",
+    )
+    date_hierarchy = "found_at"
+
+
+@admin.register(ProviderHealth)
+class ProviderHealthAdmin(ReadOnlyAdmin):
+    list_display = ("provider", "last_ok_at", "last_ok_call", "last_failure_at", "last_failure_call", "last_failure")
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ("cluster_id", "host", "pid", "workers", "status", "started_at", "beat_at")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 WIDTH = 900
 HEIGHT = 180
-PAD_LEFT = 60
+PAD_LEFT = 84  # room for a y label such as $0.025 in the larger phone font
 PAD_BOTTOM = 20
 
 

@@ -11,13 +11,23 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
+from dashboard.search import MIN_PREFIX, SearchTerms, search_parse
 from machines import selectors as machine_selectors
-from machines.models import GONE_STATES, Machine, MachineEvent
+from machines.models import GONE_STATES, DriftFinding, Machine, MachineEvent, ProviderHealth
 from machines.selectors import CostTotals
-from sessions.models import LIVE_STATUSES, PreviewSession, Quota
-from sessions.selectors import month_start, session_heartbeat
+from sessions.models import LIVE_STATUSES, PreviewSession, Quota, SessionTrace, TraceKind
+from sessions.selectors import (
+    SyncBacklog,
+    month_start,
+    session_heartbeat,
+    session_traces,
+    sessions_stuck_creating,
+    sync_backlog,
+)
+from velocity import task_queue
 
 logger = logging.getLogger(__name__)
 
@@ -37,36 +47,55 @@ def session_counts(*, now: datetime) -> dict[str, int]:
 
 
 def session_search(*, status: str = "", user: str = "", project: str = "", query: str = "") -> QuerySet[PreviewSession]:
-    """The sessions list's rows: filter by status, user and project, search ids and project names."""
+    """The sessions list's rows: filter by status, user (an id or a 6+ character prefix) and project; search
+    ids by prefix (session, user, machine), the provider's machine id and project names (see ``search``)."""
     sessions = PreviewSession.objects.select_related("machine").order_by("-created_at", "-id")
     if status:
         sessions = sessions.filter(status=status)
     if user:
-        sessions = sessions.filter(user_id=_uuid_or_nil(user))
+        sessions = sessions.filter(user_id__startswith=search_parse(user).id_prefix or NO_MATCH)
     if project:
         sessions = sessions.filter(project_id=project)
     if query:
-        sessions = sessions.filter(_search(query))
+        sessions = sessions.filter(_search(search_parse(query)))
     return sessions
 
 
-def _search(query: str) -> Q:
-    match = Q(project_id__icontains=query)
-    as_uuid = _uuid_or_none(query)
-    if as_uuid is not None:
-        match |= Q(id=as_uuid) | Q(user_id=as_uuid) | Q(machine_id=as_uuid)
+NO_MATCH = str(uuid.UUID(int=0))  # a prefix no generated id has: a filter that cannot be read matches nothing
+
+
+def _search(terms: SearchTerms) -> Q:
+    provider_id = terms.text.lower()
+    match = Q(project_id__icontains=terms.text)
+    if len(provider_id) >= MIN_PREFIX:
+        match |= Q(machine__provider_machine_id__istartswith=provider_id)
+    else:
+        match |= Q(machine__provider_machine_id__iexact=provider_id)
+    if terms.id_prefix:
+        prefix = terms.id_prefix
+        match |= Q(id__startswith=prefix) | Q(user_id__startswith=prefix) | Q(machine__id__startswith=prefix)
     return match
 
 
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value.strip())
-    except ValueError:
+def search_jump(terms: SearchTerms) -> tuple[str, uuid.UUID] | None:
+    """Where a whole id leads straight to: its session, or its user's page (a machine: its session)."""
+    exact = terms.exact_id
+    if exact is None:
         return None
+    session = PreviewSession.objects.filter(Q(id=exact) | Q(machine_id=exact)).order_by("-created_at").first()
+    if session is not None:
+        return "session", session.id
+    if PreviewSession.objects.filter(user_id=exact).exists():
+        return "user", exact
+    return None
 
 
-def _uuid_or_nil(value: str) -> uuid.UUID:
-    return _uuid_or_none(value) or uuid.UUID(int=0)
+def users_matching(terms: SearchTerms, *, limit: int = 10) -> list[uuid.UUID]:
+    """The users whose id starts with the searched prefix (for links to their pages above the results)."""
+    if not terms.id_prefix:
+        return []
+    rows = PreviewSession.objects.filter(user_id__startswith=terms.id_prefix).order_by("user_id")
+    return list(rows.values_list("user_id", flat=True).distinct()[:limit])
 
 
 def session_for_operator(session_id: uuid.UUID) -> PreviewSession | None:
@@ -108,6 +137,30 @@ def session_machine_events(session: PreviewSession) -> list[MachineEvent]:
     if session.machine_id is None:
         return []
     return list(MachineEvent.objects.filter(machine_id=session.machine_id).order_by("at", "id"))
+
+
+SYNC_FEED_LIMIT = 200  # as many rows as the page's live feed keeps (live.js FEED_LIMIT)
+
+
+@dataclass(frozen=True)
+class AgentRecords:
+    """What the session page shows of its agent on load: the kept log lines (oldest first, as a terminal
+    reads), the kept sync events (newest first, as the live feed adds them) and the unanswered updates."""
+
+    logs: list[SessionTrace]
+    syncs: list[SessionTrace]
+    backlog: SyncBacklog
+    backlog_seconds: int
+
+
+def session_agent_records(session: PreviewSession, *, now: datetime) -> AgentRecords:
+    backlog = sync_backlog(session.id, now=now)
+    return AgentRecords(
+        logs=session_traces(session.id, kind=TraceKind.LOG, limit=settings.AGENT_LOG_KEEP),
+        syncs=session_traces(session.id, kind=TraceKind.SYNC, limit=SYNC_FEED_LIMIT)[::-1],
+        backlog=backlog,
+        backlog_seconds=backlog.seconds(now),
+    )
 
 
 @dataclass(frozen=True)
@@ -231,6 +284,28 @@ def machine_rows(machines: Iterable[Machine], *, now: datetime) -> list[dict[str
     return rows
 
 
+@dataclass(frozen=True)
+class KillTarget:
+    """What the kill confirmation names: the machine, whose session it runs, and what it costs."""
+
+    machine: Machine
+    session: PreviewSession | None
+    cost_so_far: Decimal
+    cost_per_hour: Decimal
+
+
+def machine_for_kill(machine_id: uuid.UUID, *, now: datetime) -> KillTarget | None:
+    machine = Machine.objects.prefetch_related("events", "sessions").filter(id=machine_id).first()
+    if machine is None:
+        return None
+    return KillTarget(
+        machine,
+        machine.latest_session,
+        machine_selectors.machine_cost_so_far(machine, now),
+        machine_selectors.machine_hourly_cost(machine),
+    )
+
+
 def machine_activity_per_minute(*, now: datetime, minutes: int = 60) -> dict[str, list[int]]:
     """Creations and destructions in each of the last ``minutes`` minutes, oldest first."""
     start = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
@@ -302,3 +377,51 @@ def user_costs(*, now: datetime) -> list[UserCost]:
 def _budgets(user_ids: list[uuid.UUID]) -> dict[str | None, Decimal]:
     rows = Quota.objects.filter(Q(user_id__in=user_ids) | Q(user_id__isnull=True))
     return {str(user) if user else None: budget for user, budget in rows.values_list("user_id", "monthly_budget_usd")}
+
+
+# --- health of the moving parts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpsHealth:
+    """What an operator on call checks first: is the task cluster alive and keeping up, are sessions stuck
+    in ``creating``, is the provider answering."""
+
+    cluster: task_queue.ClusterHealth
+    queue: task_queue.QueueHealth
+    queue_lag_limit: int
+    stuck_creating: list[PreviewSession]
+    stuck_creating_count: int
+    stuck_after: int
+    provider: str
+    provider_health: ProviderHealth | None
+
+    @property
+    def queue_lagging(self) -> bool:
+        return self.queue.oldest_age is not None and self.queue.oldest_age > self.queue_lag_limit
+
+
+STUCK_LISTED = 10
+
+
+def ops_health(*, now: datetime) -> OpsHealth:
+    stuck = sessions_stuck_creating(now=now, older_than=settings.STUCK_CREATING_SECONDS)
+    return OpsHealth(
+        cluster=task_queue.cluster_health_now(now=now),
+        queue=task_queue.queue_health(now=now),
+        queue_lag_limit=settings.QUEUE_LAG_SECONDS,
+        stuck_creating=list(stuck[:STUCK_LISTED]),
+        stuck_creating_count=stuck.count(),
+        stuck_after=settings.STUCK_CREATING_SECONDS,
+        provider=settings.MACHINE_PROVIDER,
+        provider_health=machine_selectors.provider_health(settings.MACHINE_PROVIDER),
+    )
+
+
+def drift_findings_recent(*, now: datetime) -> list[DriftFinding]:
+    """The last day's reconciliation findings (what was found, what was done), newest first."""
+    return list(machine_selectors.drift_findings_since(now - timedelta(hours=24))[:100])
+
+
+def session_drift_findings(session: PreviewSession) -> list[DriftFinding]:
+    return list(machine_selectors.drift_findings_of(session_id=session.id, machine_id=session.machine_id))

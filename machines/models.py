@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from machines.reconcile import drift_sentence
+
 
 class Provider(models.TextChoices):
     LOCAL = "local", "Local process"
@@ -182,3 +184,91 @@ class CostRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.user_id or 'pool'}: {self.cost}"
+
+
+class ProviderHealth(models.Model):
+    """When the provider last answered and last failed, as seen by any process that called it.
+
+    Written by ``machines.services.provider_health`` around every provider call (successes at most every
+    few seconds per process), read by the dashboard: the web process rarely calls the provider itself.
+    """
+
+    provider = models.CharField(max_length=16, choices=Provider.choices, primary_key=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    last_ok_call = models.CharField(max_length=32, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_failure_call = models.CharField(max_length=32, blank=True)
+    last_failure = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name_plural = "provider health"
+
+    def __str__(self) -> str:
+        return f"{self.provider}: ok {self.last_ok_at}, failed {self.last_failure_at}"
+
+    @property
+    def failing(self) -> bool:
+        """The latest word from the provider was a failure."""
+        return self.last_failure_at is not None and (self.last_ok_at is None or self.last_failure_at > self.last_ok_at)
+
+
+class DriftKind(models.TextChoices):
+    ORPHAN = "orphan", "Orphan"  # ours at the provider, unknown or ended here
+    GHOST = "ghost", "Ghost"  # live here, gone at the provider
+    MISMATCH = "mismatch", "Mismatch"  # both know it, in different states
+    UNFINISHED = "unfinished", "Unfinished"  # left destroying/failed here, gone at the provider
+
+
+class DriftAction(models.TextChoices):
+    DESTROYED = "destroyed", "Destroyed"  # at the provider
+    BURIED = "buried", "Buried"  # marked destroyed here
+    ENDED = "ended", "Ended"  # its session ended
+    UPDATED = "updated", "Updated"  # took the provider's state
+    LEFT = "left", "Left"  # nothing done, ``why`` says why
+
+
+class DriftFinding(models.Model):
+    """One thing a reconciliation run found and what it did about it; kept a day for the dashboard."""
+
+    id = models.BigAutoField(primary_key=True)
+    report = models.ForeignKey(ReconcileReport, on_delete=models.CASCADE, related_name="findings")
+    found_at = models.DateTimeField(default=timezone.now, db_index=True)
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    kind = models.CharField(max_length=16, choices=DriftKind.choices)
+    provider_machine_id = models.CharField(max_length=64, blank=True)
+    machine = models.ForeignKey(Machine, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
+    # The sessions app sits above this one: its id, not a foreign key (the dashboard links it).
+    session_id = models.UUIDField(null=True, blank=True, db_index=True)
+    action = models.CharField(max_length=16, choices=DriftAction.choices)
+    why = models.CharField(max_length=300, blank=True)
+    hourly_cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    cost_so_far = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    running_since = models.DateTimeField(null=True, blank=True, help_text="When the provider created the machine.")
+
+    class Meta:
+        ordering = ["-found_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.kind} {self.provider_machine_id or self.machine_id}"
+
+    @property
+    def running_for(self) -> Any:
+        """How long the machine had run when it was found (None when the provider did not say)."""
+        return self.found_at - self.running_since if self.running_since else None
+
+    @property
+    def sentence(self) -> str:
+        """``Destroyed orphan fly-abc ($0.0081/h, running 4 min): unknown to the database``."""
+        return drift_sentence(
+            kind=self.kind,
+            action=self.action,
+            name=self.provider_machine_id or str(self.machine_id or "?"),
+            why=self.why,
+            hourly_cost=self.hourly_cost,
+            running_for=self.running_for,
+        )
+
+    @property
+    def is_warning(self) -> bool:
+        """Money was at stake or nothing could be done: an operator should look."""
+        return self.kind == DriftKind.ORPHAN or self.action == DriftAction.LEFT

@@ -136,3 +136,42 @@ def _orphan(machine: ProviderMachine, record: KnownMachine | None, *, now: datet
 
 def _is_young(created_at: datetime | None, now: datetime, grace: timedelta) -> bool:
     return created_at is not None and now - created_at < grace
+
+
+KIND_WORDS = {
+    "orphan": "orphan",
+    "ghost": "ghost",
+    "mismatch": "mismatched machine",
+    "unfinished": "unfinished machine",
+}
+
+
+def drift_sentence(
+    *,
+    kind: str,
+    action: str,
+    name: str,
+    why: str = "",
+    hourly_cost: Decimal = Decimal(0),
+    running_for: timedelta | None,
+) -> str:
+    """What reconciliation found and did, in the past tense, for the dashboard and the machine's events:
+    ``Destroyed orphan fly-abc ($0.0081/h, running 4 min): unknown to the database``."""
+    facts = [f"${hourly_cost:.4f}/h"] if hourly_cost > 0 else []
+    if running_for is not None:
+        facts.append(f"running {duration_words(running_for)}")
+    sentence = f"{action.capitalize()} {KIND_WORDS.get(kind, kind)} {name}"
+    sentence += f" ({', '.join(facts)})" if facts else ""
+    return f"{sentence}: {why}" if why else sentence
+
+
+def duration_words(span: timedelta) -> str:
+    """``45 s``, ``4 min``, ``2 h 5 min``, ``3 d 4 h``: as precise as an operator needs."""
+    seconds = max(int(span.total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < HOUR:
+        return f"{seconds // 60} min"
+    if seconds < 24 * HOUR:
+        return f"{seconds // HOUR} h {seconds % HOUR // 60} min"
+    return f"{seconds // (24 * HOUR)} d {seconds % (24 * HOUR) // HOUR} h"

@@ -18,8 +18,17 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 
-from machines.models import GONE_STATES, CostRollup, Machine, MachineState, Provider, ReconcileReport
-from machines.pricing import DEFAULT_ROOTFS_GB, machine_cost
+from machines.models import (
+    GONE_STATES,
+    CostRollup,
+    DriftFinding,
+    Machine,
+    MachineState,
+    Provider,
+    ProviderHealth,
+    ReconcileReport,
+)
+from machines.pricing import DEFAULT_ROOTFS_GB, machine_cost, running_cost
 from machines.usage import MachineUsage, Slice, machine_intervals, usage_slices
 
 ZERO = Decimal(0)
@@ -82,6 +91,22 @@ def machine_cost_so_far(machine: Machine, now: datetime) -> Decimal:
         region=usage.region,
         rootfs_gb=DEFAULT_ROOTFS_GB,
     )
+
+
+def machine_hourly_cost(machine: Machine) -> Decimal:
+    """What the machine costs per hour while started (its size and region at Fly's rates)."""
+    region = None if Provider(machine.provider).reached_directly else machine.region
+    return running_cost(machine.cpu_kind, machine.cpus, machine.memory_mb, region, 3600)
+
+
+def cost_of_user(user_id: uuid.UUID, *, start: datetime, end: datetime, now: datetime) -> CostTotals:
+    """One user's machine cost between ``start`` and ``end``, exact: only the machines their sessions ran on."""
+    end = min(end, now)
+    if end <= start:
+        return CostTotals()
+    machines = machines_overlapping(start, end).filter(sessions__user_id=user_id).distinct()
+    slices = (s for m in machines for s in usage_slices(machine_usage(m, now=now), start=start, end=end))
+    return CostTotals.of(piece for piece in slices if piece.user_id == str(user_id))
 
 
 def machine_uptime(machine: Machine, now: datetime) -> timedelta | None:
@@ -180,6 +205,22 @@ def cost_per_user(*, since: date) -> list[tuple[str | None, CostTotals]]:
 
 def reconcile_latest() -> ReconcileReport | None:
     return ReconcileReport.objects.order_by("-at", "-id").first()
+
+
+def drift_findings_since(since: datetime) -> QuerySet[DriftFinding]:
+    """Reconciliation findings since ``since`` (they are kept a day), newest first, with their machines."""
+    return DriftFinding.objects.filter(found_at__gte=since).select_related("machine").order_by("-found_at", "-id")
+
+
+def drift_findings_of(*, session_id: uuid.UUID, machine_id: uuid.UUID | None) -> QuerySet[DriftFinding]:
+    """What reconciliation found about one session or its machine."""
+    about = Q(session_id=session_id) | Q(machine_id=machine_id) if machine_id else Q(session_id=session_id)
+    return DriftFinding.objects.filter(about).order_by("found_at", "id")
+
+
+def provider_health(kind: str) -> ProviderHealth | None:
+    """When ``kind`` last answered and last failed, as any process saw it; None before its first call."""
+    return ProviderHealth.objects.filter(provider=kind).first()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -23,7 +24,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from realtime_bridge import metrics, relay
+from realtime_bridge import metrics, observers, relay
 from realtime_bridge.events import PG_GROUP, TOPIC_PREFIX, Event, realtime_message
 from realtime_bridge.hub import existing_hub, get_hub, topic_group
 from realtime_bridge.protocol import BroadcastFrames
@@ -185,7 +186,8 @@ async def dispatch(body: dict[str, Any]) -> None:
 
 
 async def mirror_broadcast(topic: str, event: str, payload: dict[str, Any] | None, *, source: str = "endpoint") -> None:
-    """Forward a broadcast on `project:{id}` to the operator views (others are ignored).
+    """Forward a broadcast on `project:{id}` to the operator views and the registered observers (others are
+    ignored; see ``realtime_bridge.observers``).
 
     `source` is `endpoint` (the embedded endpoint saw it) or `bridge` (mirrored from Supabase).
     """
@@ -193,6 +195,17 @@ async def mirror_broadcast(topic: str, event: str, payload: dict[str, Any] | Non
     if summary is None:
         return
     project_id = topic.split(":", 1)[1]
+    inner = (payload or {}).get("payload")
+    observers.notify(
+        observers.Observed(
+            project_id=project_id,
+            event=event,
+            summary=summary,
+            payload=inner if isinstance(inner, dict) else {},
+            source=source,
+            at=datetime.now(tz=UTC),
+        )
+    )
     try:
         await apublish(realtime_message(project_id=project_id, event=event, data={**summary, "source": source}))
     except Exception:

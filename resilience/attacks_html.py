@@ -11,6 +11,7 @@ import html
 import re
 import uuid
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import httpx
 
@@ -35,7 +36,7 @@ def check_api(ctx: Context, out: Outcome) -> None:
         )
 
 
-def plant_rows() -> list[str]:
+def plant_rows() -> list[tuple[str, str]]:
     from django.utils import timezone
 
     from sessions.models import PreviewSession
@@ -47,7 +48,7 @@ def plant_rows() -> list[str]:
         )
         for p in PAYLOADS
     ]
-    return [str(row.id) for row in rows]
+    return [(str(row.id), str(row.user_id)) for row in rows]
 
 
 def operator_client(ctx: Context) -> httpx.Client:
@@ -60,18 +61,21 @@ def operator_client(ctx: Context) -> httpx.Client:
     return client
 
 
-def check_pages(ctx: Context, out: Outcome, ids: list[str]) -> None:
+def check_pages(ctx: Context, out: Outcome, rows: list[tuple[str, str]]) -> None:
     pages = [
         "/admin/preview_sessions/previewsession/",
-        *(f"/admin/preview_sessions/previewsession/{i}/change/" for i in ids),
+        *(f"/admin/preview_sessions/previewsession/{i}/change/" for i, _ in rows),
         "/dashboard/",
+        *(f"/dashboard/users/{user}/" for _, user in rows),  # the user page lists their projects
+        *(f"/dashboard/sessions/?{urlencode({'q': p})}" for p in PAYLOADS),  # search echoes what was typed
+        *(f"/dashboard/audit/?{urlencode({'target': p, 'since': p})}" for p in PAYLOADS),
     ]
     client = operator_client(ctx)
     try:
         for path in pages:
             response = client.get(path)
-            if response.status_code == 404 and path == "/dashboard/":
-                out.saw("/dashboard/ answers 404: the dashboard is not merged here; not checked")
+            if response.status_code == 404 and path.startswith("/dashboard/"):
+                out.saw(f"{path[:40]} answers 404: the dashboard is not merged here; not checked")
                 continue
             raw = [p for p in PAYLOADS if p in response.text]
             shown = sum(
@@ -89,6 +93,6 @@ def check_pages(ctx: Context, out: Outcome, ids: list[str]) -> None:
 def run(ctx: Context, out: Outcome) -> None:
     out.step(f"POST {len(PAYLOADS)} project ids carrying markup; plant the same ids in the database")
     check_api(ctx, out)
-    ids = plant_rows()
-    out.step("log in as the operator and read the admin pages and the dashboard")
-    check_pages(ctx, out, ids)
+    rows = plant_rows()
+    out.step("log in as the operator and read the admin pages and the dashboard (its user pages, search, audit)")
+    check_pages(ctx, out, rows)

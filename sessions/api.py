@@ -91,7 +91,8 @@ class SessionListCreateApi(generics.ListAPIView[PreviewSession]):
             201: OpenApiResponse(SessionSerializer, description="a new session, `creating`"),
             **errors(
                 e400=f"`request.invalid` (`details.fields`), `request.malformed`, {NO_USER_400}",
-                e403="`project.forbidden`: the caller may not use this project",
+                e403="`user.blocked`: an operator blocked this user's new previews; "
+                "`project.forbidden`: the caller may not use this project",
                 e429="`quota.concurrent_sessions`, `quota.monthly_seconds`, `quota.monthly_budget`, "
                 "`quota.machine_size` (every reason in `details.reasons`), or `rate_limited` (`Retry-After`)",
                 e503="`project.access_unavailable`: the Supabase backend could not be asked; retry",
@@ -115,6 +116,8 @@ class SessionListCreateApi(generics.ListAPIView[PreviewSession]):
                 memory_mb=serializer.validated_memory_mb(),
                 now=timezone.now(),
             )
+        except services.UserBlocked as exc:
+            raise ApiError(status_code=403, code="user.blocked", message=str(exc)) from exc
         except ProjectForbidden as exc:
             raise ApiError(status_code=403, code="project.forbidden", message="you may not use this project") from exc
         except ProjectAccessUnavailable as exc:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from machines.agent_probe import Probe
+from sessions.selectors import SyncBacklog
 
 
 class Action(StrEnum):
@@ -32,14 +33,6 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class SyncBacklog:
-    """``file:update``s the agent has not acknowledged with ``file:synced``, and the age of the oldest."""
-
-    count: int
-    oldest_age: timedelta
-
-
-@dataclass(frozen=True)
 class Facts:
     seen_at: datetime | None  # the last heartbeat (or other report) of the agent; None: never since activation
     active_since: datetime  # when the session became active: the clock for an agent never heard from
@@ -47,7 +40,7 @@ class Facts:
     joined: bool | None
     restarts: int  # since the agent was last healthy
     restarted_at: datetime | None
-    sync_backlog: SyncBacklog | None = None
+    sync_backlog: SyncBacklog | None = None  # the kept file-sync events' unanswered updates
 
 
 @dataclass(frozen=True)
@@ -69,16 +62,16 @@ def judge(facts: Facts, *, limits: Limits, now: datetime) -> Verdict:
         return Verdict(Action.DEGRADED, f"no heartbeat for {_seconds(silent)}, though /health answers")
     if probe is not None and not probe.ok:
         return Verdict(Action.DEGRADED, f"/health did not answer ({probe.error})")
-    return _warnings(facts, limits)
+    return _warnings(facts, limits, now)
 
 
-def _warnings(facts: Facts, limits: Limits) -> Verdict:
+def _warnings(facts: Facts, limits: Limits, now: datetime) -> Verdict:
     if facts.joined is False:
         return Verdict(Action.DEGRADED, "the agent is not joined on its project's channel")
     backlog = facts.sync_backlog
-    if backlog is not None and backlog.count and backlog.oldest_age > limits.sync_stall:
+    if backlog is not None and backlog.oldest_at is not None and now - backlog.oldest_at > limits.sync_stall:
         return Verdict(
-            Action.DEGRADED, f"{backlog.count} file update(s) unacknowledged for {_seconds(backlog.oldest_age)}"
+            Action.DEGRADED, f"{backlog.count} file update(s) unacknowledged for {_seconds(now - backlog.oldest_at)}"
         )
     return Verdict(Action.OK)
 

@@ -286,3 +286,52 @@ class ProjectMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} on {self.project_id} ({self.role})"
+
+
+class TraceKind(models.TextChoices):
+    LOG = "log", "Agent log line"
+    SYNC = "sync", "File-sync event"
+
+
+class SessionTrace(models.Model):
+    """One agent log line or file-sync event seen on the session's project channel, kept so a reload of the
+    operator's session page still shows them (and hung agents stay visible: updates with no ack).
+
+    Only the newest few hundred of each kind are kept per session (``AGENT_LOG_KEEP``, ``SYNC_EVENTS_KEEP``);
+    they go with the session when it is deleted.
+    """
+
+    session = models.ForeignKey(PreviewSession, on_delete=models.CASCADE, related_name="traces")
+    kind = models.CharField(max_length=8, choices=TraceKind.choices)
+    event = models.CharField(max_length=32)
+    data = models.JSONField(default=dict, blank=True, help_text="The event's summary (path, version, line...).")
+    at = models.DateTimeField(default=timezone.now, help_text="When the orchestrator saw the broadcast.")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["session", "kind", "at"], name="preview_trace_session_kind_at")]
+
+    def __str__(self) -> str:
+        return f"{self.event} at {self.at:%H:%M:%S}"
+
+
+class UserBlock(models.Model):
+    """An operator's stop on one user's new previews (a cost spike, abuse): while it exists, session creates
+    for the user are refused with ``user.blocked``; their live sessions are not touched by the block itself.
+    Written only by ``sessions.services.user_block`` / ``user_unblock`` (audited)."""
+
+    id = models.BigAutoField(primary_key=True)
+    user_id = models.UUIDField(unique=True)
+    reason = models.CharField(max_length=500, blank=True, help_text="Why, for the next operator.")
+    actor_label = models.CharField(max_length=150, blank=True, help_text="Who blocked the user.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "preview_user_blocks"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"block on {self.user_id}"
+
+    def audit_values(self) -> dict[str, str]:
+        return {"user_id": str(self.user_id), "reason": self.reason, "blocked_by": self.actor_label}

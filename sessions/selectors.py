@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,7 +26,13 @@ from sessions.models import (
     ProjectMember,
     Quota,
     SessionStatus,
+    SessionTrace,
+    TraceKind,
+    UserBlock,
 )
+
+# Broadcasts seen on a project with no live session still reach the sessions that ended this recently.
+TRACE_ENDED_GRACE = timedelta(seconds=60)
 
 
 def session_visible_to(caller: Any) -> QuerySet[PreviewSession]:
@@ -91,6 +98,11 @@ def quota_for_user(user_id: uuid.UUID) -> Quota:
     return Quota.objects.filter(user_id=user_id).first() or Quota.objects.get_or_create(user_id=None)[0]
 
 
+def user_block_for(user_id: uuid.UUID) -> UserBlock | None:
+    """The operator's block on the user's new previews, or None."""
+    return UserBlock.objects.filter(user_id=user_id).first()
+
+
 def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
@@ -123,6 +135,9 @@ def usage_for_user(user_id: uuid.UUID, *, now: datetime) -> Usage:
     )
 
 
+BLOCKED_MESSAGE = "New previews are blocked for this account; contact support"
+
+
 @dataclass(frozen=True)
 class QuotaDecision:
     quota: Quota
@@ -139,6 +154,9 @@ def quota_evaluate(user_id: uuid.UUID, *, now: datetime, memory_mb: int) -> Quot
     quota = quota_for_user(user_id)
     usage = usage_for_user(user_id, now=now)
     reasons = []
+    block = user_block_for(user_id)
+    if block is not None:
+        reasons.append(_reason("user.blocked", BLOCKED_MESSAGE, None, None))
     if usage.live_sessions >= quota.max_concurrent_sessions:
         reasons.append(
             _reason(
@@ -238,3 +256,127 @@ def live_project_topics() -> set[str]:
     """``project:{id}`` for every project with a live session (what the bridge mirrors)."""
     projects = PreviewSession.objects.filter(status__in=LIVE_STATUSES).values_list("project_id", flat=True)
     return {project_topic(project) for project in projects.distinct()}
+
+
+# --- agent log lines and file-sync events kept per session (sessions.services.traces) ----------
+
+
+def trace_sessions_by_project(project_ids: Iterable[str], *, now: datetime) -> dict[str, list[uuid.UUID]]:
+    """Whose records a project's broadcasts become: its live sessions (the agents on that channel), or when
+    none is live, those that ended within ``TRACE_ENDED_GRACE`` (an agent's last lines before it died)."""
+    recent = Q(status__in=LIVE_STATUSES) | Q(ended_at__gte=now - TRACE_ENDED_GRACE)
+    rows = PreviewSession.objects.filter(recent, project_id__in=list(project_ids)).values_list(
+        "project_id", "id", "status"
+    )
+    live: dict[str, list[uuid.UUID]] = {}
+    ended: dict[str, list[uuid.UUID]] = {}
+    for project_id, session_id, status in rows:
+        (live if status in LIVE_STATUSES else ended).setdefault(project_id, []).append(session_id)
+    return {project: live.get(project) or ended[project] for project in {*live, *ended}}
+
+
+def session_traces(session_id: uuid.UUID, *, kind: str, limit: int) -> list[SessionTrace]:
+    """A session's newest ``limit`` records of one kind, oldest first (newest last)."""
+    newest = SessionTrace.objects.filter(session_id=session_id, kind=kind).order_by("-at", "-id")[:limit]
+    return list(reversed(newest))
+
+
+@dataclass(frozen=True)
+class SyncBacklog:
+    """File updates the agent has not answered: how many, and since when (None when there are none)."""
+
+    count: int
+    oldest_at: datetime | None
+
+    def seconds(self, now: datetime) -> int:
+        """For how long the oldest has waited, in whole seconds (0 with no backlog)."""
+        return 0 if self.oldest_at is None else max(0, int((now - self.oldest_at).total_seconds()))
+
+
+def sync_backlog(session_id: uuid.UUID, *, now: datetime) -> SyncBacklog:
+    """The session's unacknowledged file updates among its kept sync events seen up to ``now``.
+
+    A ``file:update`` or ``file:delete`` of a path at version v waits until the agent answers it: a
+    ``file:synced`` of that path (or an entry of a ``files:synced``) at a version >= v, or the ``agent:error``
+    refusing it; a ``files:snapshot`` waits for a ``files:synced`` or its refusal. The agent handles broadcasts
+    in order, so an answer also settles every update seen before the one it answers (those it ignored as
+    stale, or missed); an update at or below a version already acknowledged for its path is stale and never
+    waits; an ``agent:manifest`` after a (re)join settles everything before it (what the agent missed is the
+    editor's to resend, see docs/agent.md). Whatever is left waits: a live agent answers within a second, so
+    a backlog that grows older means the agent is hung or cut off from the channel.
+
+    Returns ``SyncBacklog(count, oldest_at)``: how many wait, and when the oldest was seen (None if none).
+    """
+    records = (
+        SessionTrace.objects.filter(session_id=session_id, kind=TraceKind.SYNC, at__lte=now)
+        .order_by("at", "id")
+        .values_list("event", "data", "at")
+    )
+    return sync_backlog_of(records)
+
+
+UPDATE_EVENTS = ("file:update", "file:delete")
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    index: int
+    event: str
+    path: Any
+    version: Any
+    at: datetime
+
+
+def sync_backlog_of(records: Iterable[tuple[str, dict[str, Any], datetime]]) -> SyncBacklog:
+    """The pure core of ``sync_backlog``: ``records`` are (event, data, at), oldest first."""
+    acked: dict[str, int] = {}
+    waiting: list[_Waiting] = []
+    for index, (event, data, at) in enumerate(records):
+        item = _Waiting(index, event, data.get("path"), data.get("version"), at)
+        if event in (*UPDATE_EVENTS, "files:snapshot"):
+            if not _acked(acked, item.path, item.version):  # else stale: the agent ignores it, no answer
+                waiting.append(item)
+        elif event == "agent:manifest" and data.get("reason") == "join":
+            waiting = []
+        else:
+            waiting = _after_answer(waiting, event, data, acked)
+    return SyncBacklog(count=len(waiting), oldest_at=min((item.at for item in waiting), default=None))
+
+
+def _after_answer(waiting: list[_Waiting], event: str, data: dict[str, Any], acked: dict[str, int]) -> list[_Waiting]:
+    """What still waits after one of the agent's answers: the items it answers and all before them are settled."""
+    acks = [[data.get("path"), data.get("version")]] if event == "file:synced" else []
+    acks += (data.get("files") or []) if event == "files:synced" else []
+    for path, version in acks:
+        if isinstance(path, str) and isinstance(version, int):
+            acked[path] = max(version, acked.get(path, version))
+    answered = [item.index for item in waiting if _answers(item, event, data, acks)]
+    return [item for item in waiting if item.index > max(answered)] if answered else waiting
+
+
+def _answers(item: _Waiting, event: str, data: dict[str, Any], acks: list[list[Any]]) -> bool:
+    if item.event == "files:snapshot":
+        return event == "files:synced" or (event == "agent:error" and data.get("event") == "files:snapshot")
+    if event == "agent:error":
+        return (data.get("event"), data.get("path"), str(data.get("version"))) == (
+            item.event,
+            item.path,
+            str(item.version),
+        )
+    return any(path == item.path and _covers(version, item.version) for path, version in acks)
+
+
+def _covers(acked: Any, version: Any) -> bool:
+    return isinstance(acked, int) and isinstance(version, int) and acked >= version
+
+
+def _acked(acked: dict[str, Any], path: Any, version: Any) -> bool:
+    """Has ``path`` been acknowledged at ``version`` or newer?"""
+    return isinstance(path, str) and _covers(acked.get(path), version)
+
+
+def sessions_stuck_creating(*, now: datetime, older_than: float) -> QuerySet[PreviewSession]:
+    """Sessions still ``creating`` ``older_than`` seconds after they were asked for, oldest first: a
+    provisioning task that never ran (the cluster is down or backed up) or a launch that hangs."""
+    cutoff = now - timedelta(seconds=older_than)
+    return PreviewSession.objects.filter(status=SessionStatus.CREATING, created_at__lt=cutoff).order_by("created_at")

@@ -1,4 +1,8 @@
-"""Test support for the sessions app: state built through the services the real flow uses."""
+"""Test support for the sessions app: state built through the services the real flow uses.
+
+Registered by the root conftest (``pytest_plugins``) so that, in every test, session traces are written only
+when a test calls ``traces_flush`` (no writer thread touching the test database behind its back).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from machines.models import EventSource, Machine, MachineState
 from machines.services import machine_prepare, machine_transition
 from sessions.models import PreviewSession
 from sessions.services import session_activate, session_create, session_mark_step
+from sessions.services.traces import traces_write_in_background
 from velocity.auth import user_claims
 
 
@@ -33,3 +38,10 @@ def live_session(
 def started(machine: Machine) -> None:
     machine_transition(machine=machine, to_state=MachineState.STARTING, source=EventSource.PROVIDER)
     machine_transition(machine=machine, to_state=MachineState.STARTED, source=EventSource.PROVIDER)
+
+
+def _tests_flush_traces_themselves() -> None:
+    traces_write_in_background(False)
+
+
+_tests_flush_traces_themselves()

@@ -1,4 +1,11 @@
-"""``GET /health``: the seed's shape plus a check per dependency; 503 with the failing check named."""
+"""``GET /health``: the seed's shape plus a check per dependency, the failing ones named.
+
+``database`` and ``channel_layer`` are what this web process needs to serve: one of them down answers 503,
+so a load balancer (Fly's ``http_service`` check) takes this machine out or restarts it. ``worker`` (the
+task cluster's heartbeat) and ``queue`` (the backlog, and sessions stuck in ``creating``) are about other
+processes: they make the body ``degraded`` with the check named, but the answer stays 200, because
+restarting healthy web machines would not bring a stopped worker back and would drop every socket.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +22,14 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 
+from sessions.selectors import sessions_stuck_creating
+from velocity import task_queue
+
 logger = logging.getLogger(__name__)
 STARTED_AT = time.monotonic()
 CHECK_TIMEOUT = 2.0
+# Without these this process cannot serve: 503. The others degrade the body only (see the docstring).
+SERVING_CHECKS = ("database", "channel_layer")
 
 
 def _check_database() -> dict[str, Any]:
@@ -42,6 +54,33 @@ async def _check_channel_layer() -> dict[str, Any]:
     return {"status": "ok", "backend": type(layer).__name__, "latency_ms": _since(started)}
 
 
+def _check_worker() -> dict[str, Any]:
+    cluster = task_queue.cluster_health_now()
+    return {
+        "status": "ok" if cluster.alive else "down",
+        "clusters": cluster.clusters,
+        "workers": cluster.workers,
+        "heartbeat_age_s": cluster.heartbeat_age,
+        "last_status": cluster.status,
+        "stale_after_s": cluster.stale_after,
+    }
+
+
+def _check_queue() -> dict[str, Any]:
+    now = timezone.now()
+    queue = task_queue.queue_health(now=now)
+    stuck = sessions_stuck_creating(now=now, older_than=settings.STUCK_CREATING_SECONDS).count()
+    lagging = queue.oldest_age is not None and queue.oldest_age > settings.QUEUE_LAG_SECONDS
+    return {
+        "status": "degraded" if lagging or stuck else "ok",
+        "queued": queue.queued,
+        "oldest_age_s": queue.oldest_age,
+        "failures_last_hour": queue.failures_last_hour,
+        "stuck_creating": stuck,
+        "stuck_after_s": settings.STUCK_CREATING_SECONDS,
+    }
+
+
 def _since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
@@ -58,6 +97,8 @@ async def health(request: HttpRequest) -> JsonResponse:
     checks = {
         "database": await _run("database", sync_to_async(_check_database)),
         "channel_layer": await _run("channel_layer", _check_channel_layer),
+        "worker": await _run("worker", sync_to_async(_check_worker)),
+        "queue": await _run("queue", sync_to_async(_check_queue)),
     }
     failing = [name for name, result in checks.items() if result["status"] != "ok"]
     body: dict[str, Any] = {
@@ -69,4 +110,4 @@ async def health(request: HttpRequest) -> JsonResponse:
     }
     if failing:
         body["failing"] = failing
-    return JsonResponse(body, status=503 if failing else 200)
+    return JsonResponse(body, status=503 if set(failing) & set(SERVING_CHECKS) else 200)

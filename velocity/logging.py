@@ -115,7 +115,7 @@ class RequestLogMiddleware:
         seconds = time.perf_counter() - started
         metrics.http_request_observed(request, response, seconds)
         duration_ms = round(seconds * 1000, 2)
-        http_stats.record(request.path, response.status_code, duration_ms)
+        http_stats.record(request.path, response.status_code, duration_ms, route=metrics.route_of(request))
         level = logging.ERROR if response.status_code >= 500 else logging.INFO
         logger.log(
             level,

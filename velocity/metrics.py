@@ -32,6 +32,11 @@ AGENT_VERDICTS = Counter(
     "The agent watch's actions on sessions: degraded, restart, fail (and ok on recovery), as written.",
     ["action"],
 )
+SESSION_TRACES_DROPPED = Counter(
+    "velocity_session_traces_dropped_total",
+    "Agent log lines and file-sync events not kept for the session page (buffer full, write failed).",
+    ["reason"],
+)
 SESSION_CREATE_TO_ACTIVE = Histogram(
     "velocity_session_create_to_active_seconds",
     "Time from a session's creation to its preview being ready (the seed's target: under 30 s).",
@@ -91,6 +96,12 @@ def sessions_ended(*, reason: str, count: int = 1) -> None:
 
 def agent_verdict(*, action: str) -> None:
     AGENT_VERDICTS.labels(action=action).inc()
+
+
+def session_traces_dropped(*, reason: str, count: int = 1) -> None:
+    """Trace records lost: ``buffer_full`` (the writer fell behind) or ``write_failed`` (the database refused)."""
+    if count:
+        SESSION_TRACES_DROPPED.labels(reason=reason).inc(count)
 
 
 def session_activated(*, created_at: datetime, now: datetime) -> None:

@@ -121,7 +121,35 @@ class DatabaseCollector:
         live = Machine.objects.exclude(state__in=GONE_STATES).prefetch_related("events", "sessions")
         cost = GaugeMetricFamily("velocity_machines_live_cost_usd", "Cost accrued so far by machines still live.")
         cost.add_metric([], float(sum((machine_cost_so_far(m, now) for m in live), Decimal(0))))
-        return [sessions, machines, cost]
+        return [sessions, machines, cost, *_task_families(now)]
+
+
+def _task_families(now: Any) -> list[Any]:
+    """The task cluster and its queue, as ``/health`` sees them: alert on these, not on a 503."""
+    from django.conf import settings
+    from prometheus_client.core import GaugeMetricFamily
+
+    from sessions.selectors import sessions_stuck_creating
+    from velocity import task_queue
+
+    cluster, queue = task_queue.cluster_health_now(now=now), task_queue.queue_health(now=now)
+    stuck = sessions_stuck_creating(now=now, older_than=settings.STUCK_CREATING_SECONDS).count()
+    values = [
+        ("velocity_worker_up", "1 while a task cluster's heartbeat is fresh.", int(cluster.alive)),
+        ("velocity_worker_processes", "Worker processes of the live task clusters.", cluster.workers),
+        ("velocity_worker_heartbeat_age_seconds", "Seconds since the newest cluster heartbeat.", cluster.heartbeat_age),
+        ("velocity_task_queue_depth", "Tasks waiting in the queue.", queue.queued),
+        ("velocity_task_queue_oldest_seconds", "How long the oldest waiting task has waited.", queue.oldest_age or 0),
+        ("velocity_task_failures_last_hour", "Tasks that failed in the last hour.", queue.failures_last_hour),
+        ("velocity_sessions_stuck_creating", "Sessions still creating past STUCK_CREATING_SECONDS.", stuck),
+    ]
+    families = []
+    for name, help_text, value in values:
+        if value is not None:  # no heartbeat ever: no age to report
+            family = GaugeMetricFamily(name, help_text)
+            family.add_metric([], float(value))
+            families.append(family)
+    return families
 
 
 def _authorized(request: HttpRequest) -> bool:

@@ -158,6 +158,13 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+# The same brokers, also writing the cluster's heartbeat where every process reads it (velocity.task_queue).
+Q_CLUSTER["broker_class"] = "velocity.task_queue." + ("HeartbeatRedis" if REDIS_URL else "HeartbeatORM")
+# /health and the overview: a cluster silent this long is down; a task waiting this long, or a session
+# in `creating` this long, is a backlog.
+WORKER_STALE_SECONDS = env_int("WORKER_STALE_SECONDS", 15)
+QUEUE_LAG_SECONDS = env_int("QUEUE_LAG_SECONDS", 60)
+STUCK_CREATING_SECONDS = env_int("STUCK_CREATING_SECONDS", 90)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
@@ -261,6 +268,14 @@ PROVISION_TIMEOUT = env_int("PROVISION_TIMEOUT", 180)
 # --- Sessions -------------------------------------------------------------------------------------------
 PREVIEW_INACTIVITY_TIMEOUT = env_int("PREVIEW_INACTIVITY_TIMEOUT", 1800)
 PREVIEW_SESSION_TTL = env_int("PREVIEW_SESSION_TTL", 7200)
+# The newest agent log lines and file-sync events kept per session for the operator's session page (a reload
+# still shows them): written from a bounded in-memory buffer every SESSION_TRACE_FLUSH_SECONDS (0: only when
+# ``sessions.services.traces.traces_flush`` is called); past SESSION_TRACE_BUFFER waiting items new ones are
+# dropped and counted (velocity_session_traces_dropped_total).
+AGENT_LOG_KEEP = env_int("AGENT_LOG_KEEP", 300)
+SYNC_EVENTS_KEEP = env_int("SYNC_EVENTS_KEEP", 300)
+SESSION_TRACE_FLUSH_SECONDS = float(os.environ.get("SESSION_TRACE_FLUSH_SECONDS") or 0.5)
+SESSION_TRACE_BUFFER = env_int("SESSION_TRACE_BUFFER", 10_000)
 
 # --- Agent liveness (manage.py watch_agents, in the worker role) -----------------------------------------
 # A live session's agent is judged every AGENT_WATCH_INTERVAL_SECONDS: degraded when its /health probe fails

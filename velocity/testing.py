@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -284,3 +285,34 @@ def supervised(env: dict[str, str], *roles: str) -> Iterator[str]:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
+
+
+def cluster_beat(*, age: float = 0.0, status: str = "Idle", workers: int = 2, cluster_id: str = "test-cluster") -> Any:
+    """A task cluster's heartbeat ``age`` seconds old, as the cluster writes it (``velocity.task_queue``):
+    a fresh one stands for a running cluster in tests that have none, a stale one for a stopped one."""
+    from django.utils import timezone
+
+    from velocity.models import WorkerHeartbeat
+
+    at = timezone.now() - timedelta(seconds=age)
+    beat, _ = WorkerHeartbeat.objects.update_or_create(
+        cluster_id=cluster_id,
+        defaults={"host": "test", "pid": 1, "workers": workers, "status": status, "started_at": at, "beat_at": at},
+    )
+    return beat
+
+
+@pytest.fixture
+def isolated_task_queue(db: Any) -> Iterator[Any]:
+    """The task queue ``velocity.task_queue`` reads, on a list of this test's own: with the Redis broker the
+    queue outlives the test's transaction (and is shared with anything else using that Redis)."""
+    from unittest import mock
+
+    from django_q.brokers import get_broker
+    from django_q.brokers.orm import ORM
+
+    broker = get_broker(list_key=f"velocity-test-{uuid.uuid4().hex}")
+    with mock.patch("velocity.task_queue.get_broker", return_value=broker):
+        yield broker
+    if not isinstance(broker, ORM):  # the ORM's rows go with the test's transaction
+        broker.delete_queue()

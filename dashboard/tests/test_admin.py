@@ -115,11 +115,45 @@ def test_a_running_machines_row_cannot_be_deleted(admin_client: Client) -> None:
     assert Machine.objects.filter(id=machine.id).exists()
 
 
-def test_a_sessions_status_cannot_be_changed_in_its_form(admin_client: Client) -> None:
+def test_a_sessions_form_is_view_only_and_a_post_changes_nothing(admin_client: Client) -> None:
+    session = live_session()
+    url = f"/admin/preview_sessions/previewsession/{session.id}/change/"
+    page = admin_client.get(url).content.decode()
+    assert str(session.project_id) in page and "active" in page  # inspectable
+    assert 'name="status"' not in page and 'name="expires_at_0"' not in page and 'name="machine"' not in page
+    response = admin_client.post(url, {"status": "ended", "end_reason": "operator", "user_id": str(uuid.uuid4())})
+    assert response.status_code == 403
+    session.refresh_from_db()
+    assert session.status == "active" and session.machine is not None and session.machine.state == "started"
+    assert not AuditRecord.objects.exists()
+
+
+def test_a_live_rows_page_links_to_ending_or_killing_it_through_the_dashboard(admin_client: Client) -> None:
     session = live_session()
     page = admin_client.get(f"/admin/preview_sessions/previewsession/{session.id}/change/").content.decode()
-    assert 'name="status"' not in page and 'name="end_reason"' not in page and 'name="ended_at"' not in page
-    assert 'name="expires_at_0"' in page  # the rest of the form is still there
+    assert f'href="/dashboard/sessions/{session.id}/end/"' in page
+    page = admin_client.get(f"/admin/machines/machine/{session.machine_id}/change/").content.decode()
+    assert f'href="/dashboard/machines/{session.machine_id}/kill/"' in page
+    services.session_end(session=session, reason="user", now=timezone.now())
+    page = admin_client.get(f"/admin/preview_sessions/previewsession/{session.id}/change/").content.decode()
+    assert "/end/" not in page and f'href="/dashboard/sessions/{session.id}/"' in page
+
+
+def test_a_machines_state_cannot_be_set_in_its_form(admin_client: Client) -> None:
+    machine = live_session().machine
+    assert machine is not None
+    url = f"/admin/machines/machine/{machine.id}/change/"
+    page = admin_client.get(url).content.decode()
+    assert 'name="state"' not in page and 'name="provider_machine_id"' not in page
+    assert admin_client.post(url, {"state": "destroyed"}).status_code == 403
+    machine.refresh_from_db()
+    assert machine.state == "started"
+
+
+def test_a_machines_row_is_kept_even_once_the_machine_is_gone(admin_client: Client) -> None:
+    machine = machine_with_history([("created", timezone.now()), ("destroyed", timezone.now())])
+    assert admin_client.post(f"/admin/machines/machine/{machine.id}/delete/", {"post": "yes"}).status_code == 403
+    assert Machine.objects.filter(id=machine.id).exists()  # its events are the cost history
 
 
 def test_sessions_and_machines_have_no_bulk_delete_and_sessions_are_not_added_by_hand(admin_client: Client) -> None:

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.models import AuditRecord
+from dashboard.views import USER_ACTIONS
 from machines.models import EventSource, MachineState
 from machines.providers import get_provider
 from machines.services import machine_reconcile
@@ -34,6 +35,8 @@ def page_urls() -> list[str]:
         reverse("dashboard:session", args=[session.id]),
         reverse("dashboard:session-end", args=[session.id]),
         reverse("dashboard:machine-kill", args=[session.machine_id]),
+        reverse("dashboard:user", args=[session.user_id]),
+        *(reverse("dashboard:user-action", args=[session.user_id, action]) for action in USER_ACTIONS),
     ]
 
 
@@ -93,7 +96,7 @@ def test_the_costs_page_runs_the_same_number_of_queries_for_one_user_or_thirty(
         live_session(project=f"p-{index}")
     with django_assert_num_queries(len(one.captured_queries)):
         response = staff_client.get(reverse("dashboard:costs"))
-    assert response.content.count(b'href="/dashboard/sessions/?user=') == 30
+    assert response.content.count(b'href="/dashboard/users/') == 30
 
 
 def test_the_end_button_ends_the_session_as_an_operator_and_destroys_its_machine(staff_client: Any) -> None:
@@ -133,7 +136,7 @@ def test_killing_and_ending_write_audit_records(staff_client: Any) -> None:
 def test_the_json_status_endpoint_re_renders_the_live_regions(staff_client: Any) -> None:
     session = live_session(project="status-demo")
     data = staff_client.get(reverse("dashboard:overview"), {"format": "json"}).json()
-    assert set(data["regions"]) == {"overview_numbers", "overview_sessions"}
+    assert set(data["regions"]) == {"overview_health", "overview_numbers", "overview_sessions"}
     assert str(session.id) in data["regions"]["overview_sessions"]
     assert data["numbers"]["sessions"]["active"] == 1
     assert set(data["numbers"]["cost_usd"]) == {"today", "month_to_date", "projected_month"}
@@ -142,10 +145,11 @@ def test_the_json_status_endpoint_re_renders_the_live_regions(staff_client: Any)
 def test_the_session_list_filters_by_status_user_and_project_and_searches(staff_client: Any) -> None:
     kept, other = live_session(project="alpha"), live_session(project="beta")
     url = reverse("dashboard:sessions")
-    for params in ({"project": "alpha"}, {"user": str(kept.user_id)}, {"q": "alp"}, {"q": str(kept.id)}):
+    for params in ({"project": "alpha"}, {"user": str(kept.user_id)}, {"q": "alp"}, {"q": str(kept.id)[:8]}):
         body = staff_client.get(url, params).content
         assert str(kept.id).encode() in body and str(other.id).encode() not in body, params
     assert str(kept.id).encode() not in staff_client.get(url, {"status": "ended"}).content
+    assert staff_client.get(url, {"q": str(kept.id)})["Location"] == reverse("dashboard:session", args=[kept.id])
 
 
 def test_the_session_page_shows_the_waterfall_the_deadlines_and_the_machine_events(staff_client: Any) -> None:
@@ -189,4 +193,4 @@ def test_the_overview_shows_the_latest_reconciliation_report(staff_client: Any, 
         machine_reconcile(now=timezone.now(), grace=timedelta(0))
     get_provider.cache_clear()
     body = staff_client.get(reverse("dashboard:overview")).content.decode()
-    assert "1 ghost(s)" in body and f"ghost <code>{session.machine_id}</code>" in body
+    assert "buried 1 ghost(s)" in body and f"Buried ghost {session.machine_id}" in body

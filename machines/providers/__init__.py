@@ -13,8 +13,16 @@ if TYPE_CHECKING:
 
 @functools.cache
 def get_provider(kind: str | None = None) -> MachineProvider:
-    """The process-wide provider instance for ``kind`` (default: the configured one)."""
+    """The process-wide provider instance for ``kind`` (default: the configured one), whose calls are
+    recorded for the dashboard (when the provider last answered, and last failed)."""
+    from machines.providers.observed import ObservedProvider
+    from machines.services.provider_health import provider_call_observed
+
     kind = kind or settings.MACHINE_PROVIDER
+    return ObservedProvider(_provider(kind), kind=kind, observe=provider_call_observed)
+
+
+def _provider(kind: str) -> MachineProvider:
     if kind == "fly":
         from machines.providers.fly import FlyConfig, FlyProvider
         from velocity.metrics import fly_request_observed

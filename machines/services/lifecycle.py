@@ -298,30 +298,31 @@ def machine_restart(*, machine_id: uuid.UUID, source: str, reason: str, now: dat
     return True
 
 
-def machine_kill(*, machine_id: uuid.UUID, actor: Any | None, now: datetime) -> bool:
-    """An operator's kill: end the machine's live session (reason ``operator``), destroy it, audit who did it.
+def machine_kill(*, machine_id: uuid.UUID, actor: Any | None, now: datetime, reason: str = "") -> bool:
+    """An operator's kill: end the machine's live session (reason ``operator``), destroy it, audit who did it
+    and why (``reason``, kept in the audit record and the session's end detail).
 
     False when the machine is unknown or already gone; the audit record is written only for a real kill.
     """
     machine = Machine.objects.filter(id=machine_id).first()
     if machine is None or machine.is_gone:
         return False
+    reason = reason.strip()[:500]
     before = {"state": machine.state, "is_warm": machine.is_warm}
     detail = {"actor": getattr(actor, "username", None) or "system"}
     ended = end_sessions_of_machines(
-        [machine.id], reason="operator", now=now, source=EventSource.OPERATOR, detail="killed by an operator"
+        [machine.id], reason="operator", now=now, source=EventSource.OPERATOR, detail=_killed(reason)
     )
     machine_destroy(machine_id=machine.id, source=EventSource.OPERATOR, detail=detail)
     machine.refresh_from_db()
-    audit(
-        actor=actor,
-        action="machine.kill",
-        target=machine,
-        before=before,
-        after={"state": machine.state, "sessions_ended": ended},
-    )
-    logger.info("machine killed", extra={"machine_id": str(machine.id), **detail})
+    after = {"state": machine.state, "sessions_ended": ended, **({"reason": reason} if reason else {})}
+    audit(actor=actor, action="machine.kill", target=machine, before=before, after=after)
+    logger.info("machine killed", extra={"machine_id": str(machine.id), "actor": detail["actor"]})
     return True
+
+
+def _killed(reason: str) -> str:
+    return f"killed by an operator: {reason}" if reason else "killed by an operator"
 
 
 def machine_stop_all_local(*, now: datetime) -> int:

@@ -1,9 +1,18 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from machines.pricing import running_cost, stopped_cost
 from machines.providers.base import Guest, MachineState, ProviderMachine, preview_metadata
-from machines.reconcile import KnownMachine, OrphanReason, compute_drift, hourly_cost
+from machines.reconcile import (
+    KnownMachine,
+    OrphanReason,
+    compute_drift,
+    drift_sentence,
+    duration_words,
+    hourly_cost,
+)
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(hours=3)
@@ -110,3 +119,35 @@ def test_a_state_difference_is_a_mismatch_not_an_orphan() -> None:
 def test_the_hourly_cost_follows_the_state() -> None:
     assert hourly_cost(_at_fly("m1", "s1", MachineState.SUSPENDED), rootfs_gb=Decimal(2)) == stopped_cost(2, 3600)
     assert hourly_cost(_at_fly("m1", "s1", MachineState.DESTROYING)) == 0
+
+
+def test_a_finding_reads_as_what_was_done_in_the_past_tense() -> None:
+    sentence = drift_sentence(
+        kind="orphan",
+        action="destroyed",
+        name="fly-abc",
+        why="unknown to the database",
+        hourly_cost=Decimal("0.0081"),
+        running_for=timedelta(minutes=4, seconds=10),
+    )
+    assert sentence == "Destroyed orphan fly-abc ($0.0081/h, running 4 min): unknown to the database"
+
+
+def test_a_finding_without_cost_or_age_says_only_what_it_can() -> None:
+    assert (
+        drift_sentence(kind="mismatch", action="updated", name="m1", running_for=None)
+        == "Updated mismatched machine m1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("span", "words"),
+    [
+        (timedelta(seconds=45), "45 s"),
+        (timedelta(minutes=4), "4 min"),
+        (timedelta(hours=2, minutes=5), "2 h 5 min"),
+        (timedelta(days=3, hours=4), "3 d 4 h"),
+    ],
+)
+def test_durations_are_as_precise_as_an_operator_needs(span: timedelta, words: str) -> None:
+    assert duration_words(span) == words

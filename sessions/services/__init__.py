@@ -2,12 +2,14 @@
 
 ``create`` (access, quota, the row, provisioning queued), ``lifecycle`` (activate, touch, end),
 ``provisioning`` (a warm or a new machine), ``agent_events`` (the agent's reports), ``liveness`` (heartbeats
-and the agent watch's verdicts), ``sweeps`` (the
-schedules' writes), ``quotas`` and ``flags``. Every write announces itself through ``sessions.changes``.
+and the agent watch's verdicts), ``sweeps`` (the schedules' writes), ``quotas``, ``blocks`` (an operator's stop
+on a user's new previews), ``flags`` and ``traces`` (agent log lines and file-sync events kept per session).
+Every write announces itself through ``sessions.changes``.
 """
 
 from sessions.services.agent_events import session_handle_agent_event
-from sessions.services.create import QuotaExceeded, session_create
+from sessions.services.blocks import user_block, user_unblock
+from sessions.services.create import QuotaExceeded, UserBlocked, session_create
 from sessions.services.flags import preview_flag_set, preview_flags_route
 from sessions.services.lifecycle import (
     ACTIVITY_WRITE_INTERVAL,
@@ -26,7 +28,7 @@ from sessions.services.liveness import (
     session_set_health,
 )
 from sessions.services.provisioning import session_provision
-from sessions.services.quotas import quota_set
+from sessions.services.quotas import quota_reset, quota_set
 from sessions.services.sweeps import (
     STATUS_FANOUT_LIMIT,
     session_end_expired,
@@ -34,14 +36,17 @@ from sessions.services.sweeps import (
     session_reap_idle,
     session_release_finished_machines,
 )
+from sessions.services.traces import session_traces_trim, traces_flush
 
 __all__ = [
     "ACTIVITY_WRITE_INTERVAL",
     "STATUS_FANOUT_LIMIT",
     "QuotaExceeded",
+    "UserBlocked",
     "agents_watch",
     "preview_flag_set",
     "preview_flags_route",
+    "quota_reset",
     "quota_set",
     "session_activate",
     "session_apply_verdict",
@@ -59,5 +64,9 @@ __all__ = [
     "session_restart_agent",
     "session_set_health",
     "session_touch",
+    "session_traces_trim",
     "sessions_delete_finished",
+    "traces_flush",
+    "user_block",
+    "user_unblock",
 ]

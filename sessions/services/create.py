@@ -12,14 +12,16 @@ from django_q.tasks import async_task
 
 from sessions.access import project_check_use, project_claim
 from sessions.changes import session_status_announce
-from sessions.models import LEGACY_FRAMEWORK, EndReason, PreviewSession, SessionStatus
+from sessions.models import LEGACY_FRAMEWORK, EndReason, PreviewSession, SessionStatus, UserBlock
 from sessions.selectors import (
+    BLOCKED_MESSAGE,
     PreviewRoute,
     QuotaDecision,
     preview_route_for,
     quota_evaluate,
     session_live_for_project,
     session_ttl_seconds,
+    user_block_for,
 )
 from sessions.services.lifecycle import session_end
 from velocity import metrics
@@ -31,14 +33,29 @@ logger = logging.getLogger(__name__)
 PROVISION_TASK = "sessions.tasks.provision_session"
 
 
+class UserBlocked(Exception):
+    """An operator blocked the user's new previews (``UserBlock``)."""
+
+    def __init__(self, block: UserBlock) -> None:
+        super().__init__(BLOCKED_MESSAGE)
+        self.block = block
+
+
+def _refuse_blocked(user_id: uuid.UUID) -> None:
+    block = user_block_for(user_id)
+    if block is not None:
+        raise UserBlocked(block)
+
+
 class QuotaExceeded(Exception):
     def __init__(self, decision: QuotaDecision) -> None:
         super().__init__(decision.reasons[0]["message"])
         self.decision = decision
 
 
-def _lock_user(user_id: uuid.UUID) -> None:
-    """Serialize one user's creates, so the quota is counted once per create."""
+def lock_user(user_id: uuid.UUID) -> None:
+    """Serialize one user's creates (and an operator's block of the user), so the quota is counted once per
+    create and a block is never overtaken by a create that began before it."""
     transaction_lock(f"user-creates:{user_id}")
 
 
@@ -51,12 +68,14 @@ def session_create(
 ) -> tuple[PreviewSession, bool]:
     """The user's live session for the project, or a new one (``True``) queued for provisioning.
 
-    Raises ``ProjectForbidden`` unless ``claims`` may use the project (an id nobody holds is claimed for
+    Raises ``UserBlocked`` when an operator blocked the user (checked first, and again under the user's lock),
+    ``ProjectForbidden`` unless ``claims`` may use the project (an id nobody holds is claimed for
     the caller in the same transaction as the session), ``QuotaExceeded`` with every reason when the quota
     refuses; nothing is written then.
     When the rollback flags route the caller to the legacy previews, the session is an active one pointing
     at the Appetize app, and no machine is made. A live session of the other kind is ended first.
     """
+    _refuse_blocked(user_id)
     project_check_use(claims=claims, project_id=project_id)
     route = preview_route_for(user_id=user_id, project_id=project_id)
     existing = session_live_for_project(user_id, project_id)
@@ -71,7 +90,8 @@ def session_create(
         return _legacy_session(claims=claims, user_id=user_id, project_id=project_id, route=route, now=now)
     try:
         with transaction.atomic():
-            _lock_user(user_id)
+            lock_user(user_id)
+            _refuse_blocked(user_id)
             existing = session_live_for_project(user_id, project_id)
             if existing is not None:
                 return existing, False

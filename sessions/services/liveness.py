@@ -25,9 +25,15 @@ from machines.models import EventSource, Machine
 from machines.services import machine_restart
 from realtime_bridge import events, publish
 from sessions.changes import sessions_announce
-from sessions.liveness import Action, Facts, Limits, SyncBacklog, Verdict, judge
+from sessions.liveness import Action, Facts, Limits, Verdict, judge
 from sessions.models import AgentHeartbeat, EndReason, PreviewSession, SessionHealth, SessionStatus
-from sessions.selectors import session_assigned_to_machine, session_heartbeat, sessions_to_watch
+from sessions.selectors import (
+    SyncBacklog,
+    session_assigned_to_machine,
+    session_heartbeat,
+    sessions_to_watch,
+    sync_backlog,
+)
 from sessions.services.lifecycle import session_end
 from velocity import metrics
 
@@ -35,8 +41,13 @@ logger = logging.getLogger(__name__)
 
 # The agent's status keys kept with its heartbeat (what the dashboard shows).
 STATUS_KEYS = ("devServer", "devServerState", "fileCount", "uptime")
-# Given session ids, each one's unacknowledged file:update count and the age of the oldest (another module's).
-BacklogReader = Callable[[list[uuid.UUID]], Mapping[uuid.UUID, SyncBacklog]]
+# Given session ids and the moment, each one's unacknowledged file updates (count, since when).
+BacklogReader = Callable[[list[uuid.UUID], datetime], Mapping[uuid.UUID, SyncBacklog]]
+
+
+def sync_backlogs(session_ids: list[uuid.UUID], now: datetime) -> dict[uuid.UUID, SyncBacklog]:
+    """The default ``BacklogReader``: each session's kept file-sync events (``sync_backlog``), one query each."""
+    return {session_id: sync_backlog(session_id, now=now) for session_id in session_ids}
 
 
 def limits_from_settings() -> Limits:
@@ -79,7 +90,9 @@ def _heartbeat_save(session_id: uuid.UUID, values: dict[str, Any]) -> None:
         AgentHeartbeat.objects.filter(session_id=session_id).update(**values)
 
 
-def agents_watch(*, backlog: BacklogReader | None = None, now: Callable[[], datetime] = timezone.now) -> dict[str, int]:
+def agents_watch(
+    *, backlog: BacklogReader = sync_backlogs, now: Callable[[], datetime] = timezone.now
+) -> dict[str, int]:
     """One round of the agent watch: probe every active session's agent at once, judge each, act.
 
     Returns how many sessions got each verdict (for the command's log line).
@@ -89,8 +102,8 @@ def agents_watch(*, backlog: BacklogReader | None = None, now: Callable[[], date
     probes = probe_agents(
         urls, timeout=settings.AGENT_PROBE_TIMEOUT_SECONDS, concurrency=settings.AGENT_PROBE_CONCURRENCY
     )
-    backlogs = backlog([s.id for s in sessions]) if backlog is not None and sessions else {}
     limits, moment = limits_from_settings(), now()  # judged after the probes: their timeouts have passed
+    backlogs = backlog([s.id for s in sessions], moment) if sessions else {}
     counts: dict[str, int] = {}
     for session in sessions:
         verdict = judge(_facts(session, probes.get(session.id), backlogs.get(session.id)), limits=limits, now=moment)

@@ -1,4 +1,4 @@
-"""Writes on quotas (the service role's API; the dashboard goes through here too)."""
+"""Writes on quotas (the service role's API and the dashboard's user page both go through here)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from sessions.models import Quota
 from velocity.audit import audit
 
 
-def quota_set(*, user_id: uuid.UUID, values: dict[str, Any], actor_label: str) -> tuple[Quota, bool]:
-    """Create or update one user's quota override (the API's write, by the service role named ``actor_label``),
-    audited like an operator's edit."""
+def quota_set(
+    *, user_id: uuid.UUID, values: dict[str, Any], actor_label: str = "", actor: Any | None = None
+) -> tuple[Quota, bool]:
+    """Create or update one user's quota override, audited once: by an operator (``actor``) or by the
+    service role named ``actor_label``."""
     with transaction.atomic():
         quota, created = Quota.objects.select_for_update().get_or_create(user_id=user_id, defaults=values)
         before = {} if created else quota.audit_values()
@@ -25,6 +27,17 @@ def quota_set(*, user_id: uuid.UUID, values: dict[str, Any], actor_label: str) -
             quota.save(update_fields=[*values.keys(), "updated_at"])
         action = "quota.create" if created else "quota.update"
         audit(
-            actor=None, actor_label=actor_label, action=action, target=quota, before=before, after=quota.audit_values()
+            actor=actor, actor_label=actor_label, action=action, target=quota, before=before, after=quota.audit_values()
         )
     return quota, created
+
+
+def quota_reset(*, user_id: uuid.UUID, actor: Any | None, actor_label: str = "") -> bool:
+    """Delete the user's override, so the default quota applies again (audited); False when there was none."""
+    with transaction.atomic():
+        quota = Quota.objects.select_for_update().filter(user_id=user_id).first()
+        if quota is None:
+            return False
+        audit(actor=actor, actor_label=actor_label, action="quota.delete", target=quota, before=quota.audit_values())
+        quota.delete()
+    return True

@@ -244,3 +244,25 @@ def test_a_session_whose_machine_is_gone_is_left_to_reconciliation(provider: moc
     machine_transition(machine=machine, to_state=MachineState.FAILED, source="provider")
     assert services.agents_watch() == {}
     provider.restart.assert_not_called()
+
+
+def test_file_updates_the_agent_leaves_unanswered_make_the_session_degraded() -> None:
+    from sessions.models import SessionTrace, TraceKind
+
+    session = active_session(live_machine()[0])
+    now = timezone.now()
+    AgentHeartbeat.objects.create(session=session, seen_at=now, joined=True)
+    for version, age in ((1, 30), (2, 12)):
+        SessionTrace.objects.create(
+            session=session,
+            kind=TraceKind.SYNC,
+            event="file:update",
+            data={"path": "index.html", "version": version},
+            at=now - timedelta(seconds=age),
+        )
+    SessionTrace.objects.create(
+        session=session, kind=TraceKind.SYNC, event="file:synced", data={"path": "index.html", "version": 1}, at=now
+    )
+    assert services.agents_watch(now=lambda: now) == {"degraded": 1}  # no address: the heartbeat alone vouches
+    session.refresh_from_db()
+    assert session.health_detail == "1 file update(s) unacknowledged for 12 s"

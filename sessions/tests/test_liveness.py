@@ -6,7 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from machines.agent_probe import Probe
-from sessions.liveness import Action, Facts, Limits, SyncBacklog, judge
+from sessions.liveness import Action, Facts, Limits, judge
+from sessions.selectors import SyncBacklog
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 LIMITS = Limits(
@@ -95,10 +96,10 @@ def test_an_agent_not_joined_on_its_channel_is_a_warning() -> None:
 
 
 def test_unacknowledged_file_updates_past_the_stall_are_a_warning() -> None:
-    stuck = SyncBacklog(count=3, oldest_age=timedelta(seconds=12))
+    stuck = SyncBacklog(count=3, oldest_at=ago(12))
     verdict = judge(facts(sync_backlog=stuck), limits=LIMITS, now=NOW)
     assert (verdict.action, verdict.reason) == (Action.DEGRADED, "3 file update(s) unacknowledged for 12 s")
-    recent = SyncBacklog(count=3, oldest_age=timedelta(seconds=2))
+    recent = SyncBacklog(count=3, oldest_at=ago(2))
     assert judge(facts(sync_backlog=recent), limits=LIMITS, now=NOW).action == Action.OK
 
 

@@ -51,8 +51,9 @@ def test_up_serves_health_and_admin_and_ctrl_c_stops_everything_local_machines_i
     runner_pid = int(next((tmp_path / "machines").glob("*/runner.pid")).read_text())
     supervisor = subprocess.Popen([sys.executable, "-m", "velocity.run"], cwd=REPO_ROOT, env=env)
     try:
-        health = wait_for_http(f"http://127.0.0.1:{port}/health", timeout=30).json()
-        assert health["status"] == "ok"
+        wait_for_http(f"http://127.0.0.1:{port}/health", timeout=30)
+        # web first, then the task cluster's first heartbeat turns the worker check ok
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health").json()["status"] == "ok", timeout=30)
         assert httpx.get(f"http://127.0.0.1:{port}/admin/login/").status_code == 200
         assert running(runner_pid)
         # supervisor, daphne, the cluster, the machine: the cluster may start after /health answers

@@ -1,5 +1,6 @@
 // Live dashboard pages: listen on /ws/ops/ and re-render this page's regions when something changes.
-// While the socket is down, fetch the same regions from the JSON status endpoint every few seconds.
+// Whenever the socket cannot carry updates (it will not open, a Content-Security-Policy makes `new WebSocket()`
+// throw, it closes), fetch the same regions from the JSON status endpoint every few seconds instead, and say so.
 (function () {
   "use strict";
   const body = document.body;
@@ -15,7 +16,10 @@
   let pollTimer = null;
   let refreshTimer = null;
   let trafficTimer = null;
+  // A socket that neither opens nor fails within this long (a proxy holding the upgrade) counts as failed.
+  const OPEN_TIMEOUT_MS = 5000;
   let retryMs = 1000;
+  let openTimer = null;
 
   function setState(state, text) {
     badge.dataset.state = state;
@@ -32,12 +36,21 @@
       const data = await response.json();
       regions.forEach(function (node) {
         const html = data.regions[node.dataset.region];
-        if (html !== undefined) node.innerHTML = html;
+        if (html !== undefined) swap(node, html);
       });
       body.dataset.refreshedAt = data.at;
     } catch (error) {
       /* the next event or poll tries again */
     }
+  }
+
+  // Re-render a region, keeping where its tables were scrolled to (on a phone the Kill button is scrolled to).
+  function swap(node, html) {
+    const offsets = Array.from(node.querySelectorAll(".table-scroll"), function (box) { return box.scrollLeft; });
+    node.innerHTML = html;
+    node.querySelectorAll(".table-scroll").forEach(function (box, index) {
+      if (offsets[index]) box.scrollLeft = offsets[index];
+    });
   }
 
   function scheduleRefresh() {
@@ -53,12 +66,29 @@
   }
 
   function startPolling() {
-    if (pollTimer === null) pollTimer = setInterval(refresh, POLL_MS);
+    setState("polling", "Polling every " + POLL_MS / 1000 + " s");
+    if (pollTimer !== null) return;
+    pollTimer = setInterval(refresh, POLL_MS);
+    refresh(); // catch up at once on what the socket may have missed
   }
 
   function stopPolling() {
     if (pollTimer !== null) clearInterval(pollTimer);
     pollTimer = null;
+  }
+
+  // The same text as the server's `when` filter (dashboard/templatetags/dashboard.py): UTC, zone said.
+  function utcText(iso) {
+    return new Date(iso).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  }
+
+  function timeCell(row, iso) {
+    const td = document.createElement("td");
+    const time = document.createElement("time");
+    time.dateTime = new Date(iso).toISOString().slice(0, 19) + "Z";
+    time.textContent = utcText(iso);
+    td.appendChild(time);
+    row.appendChild(td);
   }
 
   function cell(row, text, numeric) {
@@ -75,8 +105,9 @@
     if (empty) empty.remove();
     const data = event.data;
     const row = document.createElement("tr");
+    row.dataset.live = "1"; // arrived on the socket (the server's rows come from the kept records)
     const lag = data.event === "file:synced" ? (data.latency_ms ?? data.ack_lag_ms) : data.lag_ms;
-    cell(row, new Date(event.at).toLocaleTimeString());
+    timeCell(row, event.at);
     cell(row, data.event);
     cell(row, data.path);
     cell(row, data.version, true);
@@ -98,10 +129,27 @@
       const name = event.data.event;
       if (name === "file:update" || name === "file:synced" || name === "file:delete") appendSync(event);
       else if (name === "agent:log") appendLog(event);
-      if (!document.getElementById("sync-feed")) scheduleTrafficRefresh();
+      // The session page's unacknowledged-updates warning is computed from the stored events: re-read it
+      // (throttled) when updates or acks pass. Pages without a feed refresh their traffic figures so.
+      const backlog = document.querySelector('[data-region="session_sync_backlog"]');
+      if (!document.getElementById("sync-feed") || (backlog && name !== "agent:log")) scheduleTrafficRefresh();
       return;
     }
     scheduleRefresh();
+  }
+
+  // "N file updates unacknowledged for M s": M counts on between refreshes, from the server's figure.
+  function tickAges() {
+    document.querySelectorAll("[data-age-seconds]").forEach(function (node) {
+      if (!node.dataset.shownAt) node.dataset.shownAt = String(Date.now());
+      const elapsed = Math.floor((Date.now() - Number(node.dataset.shownAt)) / 1000);
+      node.textContent = Number(node.dataset.ageSeconds) + elapsed + " s";
+    });
+  }
+
+  function scrollLogsToEnd() {
+    const logs = document.getElementById("log-feed");
+    if (logs) logs.scrollTop = logs.scrollHeight;
   }
 
   function connect() {
@@ -110,10 +158,12 @@
     try {
       socket = new WebSocket(scheme + location.host + wsPath);
     } catch (error) {
-      reconnectLater();
+      failed(); // e.g. blocked by a Content-Security-Policy: it throws instead of closing
       return;
     }
+    openTimer = setTimeout(startPolling, OPEN_TIMEOUT_MS);
     socket.onopen = function () {
+      clearTimeout(openTimer);
       retryMs = 1000;
       stopPolling();
       setState("live", "Live");
@@ -124,16 +174,24 @@
       else if (data.type === "event") onEvent(data);
     };
     socket.onclose = function () {
-      setState("polling", "Offline: refreshing every " + POLL_MS / 1000 + " s");
-      startPolling();
-      reconnectLater();
+      clearTimeout(openTimer);
+      failed();
     };
   }
 
-  function reconnectLater() {
+  // Every failure ends here: poll now, and try the socket again later (backing off to 30 s).
+  function failed() {
+    startPolling();
     setTimeout(connect, retryMs);
     retryMs = Math.min(retryMs * 2, 30000);
   }
+
+  scrollLogsToEnd();
+  setInterval(tickAges, 1000);
+  // Health is mostly about what does not happen (a stopped worker sends no event): a region that says
+  // data-refresh-ms is also refreshed on that timer, socket or not.
+  const ticking = document.querySelector("[data-region][data-refresh-ms]");
+  if (ticking) setInterval(refresh, Number(ticking.dataset.refreshMs));
 
   connect();
 })();

@@ -1,9 +1,12 @@
 // The playground: start a session through the public API, then speak the realtime protocol (vsn 1.0.0,
 // JSON objects) like the editor: join realtime:project:<id>, send file:update, read file:synced acks.
+// Its session is the operator's: Stop ends it (DELETE through the API, which destroys the machine), and so
+// does leaving the page, so a playground never leaves a machine running behind a closed tab.
 (function () {
   "use strict";
   const config = JSON.parse(document.getElementById("pg-config").textContent);
   const startButton = document.getElementById("pg-start");
+  const stopButton = document.getElementById("pg-stop");
   const statusText = document.getElementById("pg-status");
   const fileSelect = document.getElementById("pg-file");
   const editor = document.getElementById("pg-editor");
@@ -21,6 +24,9 @@
   let joinRef = null;
   let editTimer = null;
   let framework = "";
+  let sessionId = null;
+  let heartbeatTimer = null;
+  let run = 0; // which start() is current: a stop makes the one still waiting moot
 
   function say(text) { statusText.textContent = text; }
 
@@ -68,7 +74,7 @@
           topic: topic, event: "phx_join", ref: joinRef, join_ref: joinRef,
           payload: { config: { broadcast: { self: false, ack: false }, presence: { key: "", enabled: false }, private: true, postgres_changes: [] }, access_token: config.token },
         }));
-        setInterval(function () { push("heartbeat", {}); }, HEARTBEAT_MS);
+        heartbeatTimer = setInterval(function () { push("heartbeat", {}); }, HEARTBEAT_MS);
       };
       socket.onmessage = function (message) {
         const frame = JSON.parse(message.data);
@@ -78,7 +84,7 @@
           onSynced(frame.payload.payload);
         }
       };
-      socket.onclose = function () { say("Realtime connection closed."); };
+      socket.onclose = function () { if (sessionId) say("Realtime connection closed."); };
       socket.onerror = function () { reject(new Error("realtime connection failed")); };
     });
   }
@@ -116,22 +122,74 @@
   }
 
   function start() {
+    const thisRun = ++run;
     startButton.disabled = true;
     say("Creating a session…");
     api("POST", "sessions/", { project_id: config.project_id })
-      .then(function (session) { say("Waiting for the machine…"); return waitActive(session); })
+      .then(function (session) {
+        sessionId = session.id;
+        stopButton.disabled = false;
+        say("Waiting for the machine…");
+        return waitActive(session);
+      })
       .then(function (session) {
         say("Connecting to realtime…");
         return connect().then(function () { return session; });
       })
       .then(function (session) {
+        if (thisRun !== run) return;
         files.forEach(function (content, path) { sendFile(path, content); });
         showPreview(session);
         editor.disabled = false;
         document.body.dataset.sessionId = session.id;
         say("Live: session " + session.id + ". Edits are sent as you type.");
       })
-      .catch(function (error) { say("Failed: " + error.message); startButton.disabled = false; });
+      .catch(function (error) {
+        if (thisRun !== run) return; // stopped meanwhile: stop() said what happened
+        say("Failed: " + error.message);
+        startButton.disabled = false;
+      });
+  }
+
+  function sessionPath() { return "sessions/" + sessionId + "/"; }
+
+  // Back to "not started": no socket, no preview, nothing to edit.
+  function reset() {
+    sessionId = null;
+    clearInterval(heartbeatTimer);
+    if (socket) socket.close();
+    socket = null;
+    preview.src = "about:blank";
+    previewLink.hidden = true;
+    editor.disabled = true;
+    stopButton.disabled = true;
+    startButton.disabled = false;
+  }
+
+  function stop() {
+    const id = sessionId;
+    run += 1;
+    stopButton.disabled = true;
+    say("Stopping…");
+    api("DELETE", sessionPath())
+      .then(function (session) {
+        reset();
+        document.body.dataset.stoppedSessionId = id;
+        say("Stopped: session " + id + " " + session.status + ", its machine destroyed.");
+      })
+      .catch(function (error) { say("Stop failed: " + error.message); stopButton.disabled = false; });
+  }
+
+  // The page is going away (closed, reloaded, navigated off): end the session. A keepalive request outlives
+  // the page and, unlike sendBeacon, carries the bearer token the API authenticates with.
+  function endOnLeave() {
+    if (!sessionId) return;
+    fetch(config.api_url + sessionPath(), {
+      method: "DELETE",
+      keepalive: true,
+      headers: { Authorization: "Bearer " + config.token },
+    });
+    sessionId = null;
   }
 
   files.forEach(function (_content, path) {
@@ -149,4 +207,6 @@
     editTimer = setTimeout(function () { sendFile(fileSelect.value, editor.value); }, EDIT_DEBOUNCE_MS);
   });
   startButton.addEventListener("click", start);
+  stopButton.addEventListener("click", stop);
+  window.addEventListener("pagehide", endOnLeave);
 })();

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("preview_sessions", "0008_user_channel_policy"),
+        ("preview_sessions", "0010_user_blocks"),
     ]
 
     operations = [
