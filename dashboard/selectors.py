@@ -110,22 +110,19 @@ class AgentFacts:
     detail: str
     changed_at: datetime | None
     seen_at: datetime | None
-    seen_seconds_ago: int | None
     joined: bool | None
     restarts: int
     restarted_at: datetime | None
     status: Mapping[str, Any]
 
 
-def session_agent(session: PreviewSession, *, now: datetime) -> AgentFacts:
+def session_agent(session: PreviewSession) -> AgentFacts:
     beat = session_heartbeat(session)
-    seen_at = beat.seen_at if beat else None
     return AgentFacts(
         health=session.health,
         detail=session.health_detail,
         changed_at=session.health_changed_at,
-        seen_at=seen_at,
-        seen_seconds_ago=None if seen_at is None else max(0, round((now - seen_at).total_seconds())),
+        seen_at=beat.seen_at if beat else None,
         joined=beat.joined if beat else None,
         restarts=session.agent_restarts,
         restarted_at=session.agent_restarted_at,

@@ -155,7 +155,7 @@ def session_detail(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
         "session": session,
         "events": selectors.session_machine_events(session),
         "waterfall": selectors.session_waterfall(session),
-        "liveness": selectors.session_agent(session, now=timezone.now()),
+        "liveness": selectors.session_agent(session),
         "deadlines": session_deadlines(session, idle_timeout=settings.PREVIEW_INACTIVITY_TIMEOUT),
         "audit": audit_log.audit_rows(audit_log.records_for(session, session.machine)),
         "user_block": user_block_for(session.user_id),
