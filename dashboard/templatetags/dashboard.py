@@ -81,6 +81,8 @@ def event_sentence(detail: Mapping[str, Any] | None) -> SafeString:
 
 
 def _event_part(key: str, value: Any) -> SafeString:
+    if key == "restarted" and value is True:  # machine_restart: the agent watch restarted a hung agent
+        return format_html("{}", "restarted by the agent watch")
     if key == "claimed_by_session" and _is_uuid(value):
         url = reverse("dashboard:session", args=[str(value)])
         return format_html('claimed by session <a href="{}"><code>{}</code></a>', url, str(value)[:8])

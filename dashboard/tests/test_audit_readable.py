@@ -102,6 +102,7 @@ def test_the_audit_page_shows_the_diff_paginated_with_the_filters(staff_client: 
         ({"error": "boom"}, "error: boom"),
         ({"exit_code": 137}, "exit code: 137"),
         ({"claimed_by_session": "not-an-id"}, "claimed by session: not-an-id"),
+        ({"restarted": True, "reason": "no heartbeat for 16 s"}, "restarted by the agent watch; no heartbeat for 16 s"),
     ],
 )
 def test_machine_events_read_as_sentences(detail: dict[str, Any], sentence: str) -> None:
