@@ -1,6 +1,7 @@
-"""On call: a preview hangs. With its agent really frozen (SIGSTOP), the session's page says so within seconds,
-with the reason, shows the machine's restart, and turns healthy again once the restarted agent reports; all
-without a reload. The server is the real one (``make up``'s roles, the agent watch in the worker)."""
+"""On call: a preview hangs. With its agent really frozen (SIGSTOP), the operator finds the session by the
+8-character id prefix the user quotes and sees it flagged in the list; its page says why within seconds, shows
+the machine's restart and turns healthy again once the restarted agent reports, without a reload. The server
+is the real one (``make up``'s roles, the agent watch in the worker)."""
 
 from __future__ import annotations
 
@@ -43,17 +44,34 @@ def machine_of(server: Server, session: dict[str, Any]) -> str:
     )
 
 
+def health_of(server: Server, session: dict[str, Any]) -> str:
+    headers = {"Authorization": f"Bearer {session['token']}"}
+    return str(
+        httpx.get(f"{server.url}/api/v1/sessions/{session['id']}/", headers=headers, timeout=10).json()["health"]
+    )
+
+
 def test_a_frozen_agent_is_flagged_within_seconds_and_its_machine_is_restarted(page: Any, server: Server) -> None:
     session = server.create_session("browser-frozen-agent")
     server.wait_active(session)
     machine_id = machine_of(server, session)
-    log_in(page, f"/dashboard/sessions/{session['id']}/")
-    card = page.locator("section[aria-labelledby=h-agent]")
-    card.locator(".badge", has_text="ok").wait_for(timeout=SEEN_MS)  # the watch has seen it healthy
-    page.evaluate("window.__notReloaded = true")
+    wait_until(lambda: health_of(server, session) == "ok", timeout=SEEN_MS / 1000, what="the watch sees it healthy")
     frozen = wait_until(lambda: agent_pid(server, machine_id), what="the agent's pid")
     os.kill(frozen, signal.SIGSTOP)
     try:
+        # The user reports "my preview hangs" quoting the first 8 characters of the session id: the operator
+        # types them into the header's search box, sees the row flagged, and opens it.
+        log_in(page)
+        search = page.get_by_role("searchbox", name="Find a session: id prefix, machine id, project")
+        search.fill(session["id"][:8])
+        search.press("Enter")
+        row = page.locator(f'tr[data-session="{session["id"]}"]')
+        row.locator(".badge.degraded").wait_for(timeout=SEEN_MS)  # the list's live region follows the watch
+        screenshot(page, "search-degraded-session")
+        row.get_by_role("link").first.click()
+        page.wait_for_url(f"**/dashboard/sessions/{session['id']}/")
+        page.evaluate("window.__notReloaded = true")
+        card = page.locator("section[aria-labelledby=h-agent]")
         page.locator('section[data-health="degraded"]').wait_for(timeout=SEEN_MS)
         reason = card.get_by_role("status").inner_text()
         assert "/health did not answer" in reason or "no heartbeat" in reason
