@@ -28,6 +28,7 @@ from dashboard.services import (
     session_delete_by_operator,
     session_end_by_operator,
 )
+from dashboard.templatetags.dashboard import event_sentence
 from machines.models import CostRollup, DriftFinding, Machine, MachineEvent, ProviderHealth, ReconcileReport
 from machines.selectors import machine_cost_so_far, machine_uptime
 from machines.services import machine_kill
@@ -78,11 +79,18 @@ class LifecycleAdmin(admin.ModelAdmin):
 # --- machines ----------------------------------------------------------------------------------------
 
 
-class MachineEventInline(admin.TabularInline):
+class EventInWords:
+    @admin.display(description="what happened")
+    def in_words(self, event: MachineEvent) -> str:
+        """A machine event's detail as the dashboard reads it ("claimed by session 1a2b3c4d"), not a dict."""
+        return event_sentence(event.detail)
+
+
+class MachineEventInline(EventInWords, admin.TabularInline):
     model = MachineEvent
     extra = 0
     can_delete = False
-    fields = ("at", "from_state", "to_state", "source", "detail")
+    fields = ("at", "from_state", "to_state", "source", "in_words")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -176,12 +184,12 @@ def _latest_session(machine: Machine) -> PreviewSession | None:
 
 
 @admin.register(MachineEvent)
-class MachineEventAdmin(ReadOnlyAdmin):
-    list_display = ("at", "machine", "from_state", "to_state", "source")
+class MachineEventAdmin(EventInWords, ReadOnlyAdmin):
+    list_display = ("at", "machine", "from_state", "to_state", "source", "in_words")
     list_filter = ("source", "to_state")
     search_fields = ("=machine__id", "machine__provider_machine_id")
     list_select_related = ("machine",)
-    readonly_fields = ("id", "machine", "from_state", "to_state", "source", "detail", "at")
+    readonly_fields = ("id", "machine", "from_state", "to_state", "source", "in_words", "detail", "at")
 
 
 @admin.register(ReconcileReport)

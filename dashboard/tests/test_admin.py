@@ -182,3 +182,23 @@ def test_operators_flip_flags_in_the_admin(admin_client: Client, admin_user: Use
         "new",
         "legacy",
     )
+
+
+def test_machine_events_read_as_sentences_in_the_admin_too(admin_client: Client) -> None:
+    machine = live_session().machine
+    assert machine is not None
+    session_id = uuid.uuid4()
+    MachineEvent.objects.create(
+        machine=machine,
+        from_state="started",
+        to_state="started",
+        source="pool",
+        detail={"claimed_by_session": str(session_id)},
+    )
+    listing = admin_client.get("/admin/machines/machineevent/").content.decode()
+    assert (
+        f'claimed by session <a href="/dashboard/sessions/{session_id}/"><code>{str(session_id)[:8]}</code></a>'
+        in listing
+    )
+    inline = admin_client.get(f"/admin/machines/machine/{machine.id}/change/").content.decode()
+    assert "claimed by session" in inline and "{&#x27;claimed_by_session&#x27;" not in inline

@@ -174,8 +174,9 @@ def test_the_session_page_shows_a_degraded_agent_as_a_warning_with_its_reason_an
     assert 'class="card warning"' in state and 'data-health="degraded"' in state
     assert reason in state and "20 s ago" in state
     assert "<dt>Restarts</dt><dd>1" in state and "<dt>Joined</dt><dd>yes" in state
-    listing = staff_client.get(reverse("dashboard:sessions")).content.decode()
-    assert f'<span class="badge degraded" title="{reason}">degraded</span>' in listing
+    flag = f'<span class="badge degraded" title="{reason}">degraded</span>'
+    assert flag in staff_client.get(reverse("dashboard:sessions")).content.decode()
+    assert flag in staff_client.get(reverse("dashboard:overview")).content.decode()  # its live sessions too
 
 
 def test_the_costs_csv_has_one_row_per_user(staff_client: Any) -> None:
