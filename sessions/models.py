@@ -68,12 +68,20 @@ class PreviewSession(models.Model):
     boot_timings = models.JSONField(default=dict, blank=True)
     # Agent liveness (the agent watch): rare writes, each announced; the heartbeats themselves are kept in
     # AgentHeartbeat, off this table, so they do not become a postgres_changes message every few seconds.
-    health = models.CharField(max_length=16, choices=SessionHealth.choices, default=SessionHealth.UNKNOWN)
-    health_detail = models.CharField(max_length=300, blank=True, help_text="Why the health is what it is.")
+    health = models.CharField(
+        max_length=16, choices=SessionHealth.choices, default=SessionHealth.UNKNOWN, db_default=SessionHealth.UNKNOWN
+    )
+    health_detail = models.CharField(
+        max_length=300, blank=True, db_default="", help_text="Why the health is what it is."
+    )
     health_changed_at = models.DateTimeField(null=True, blank=True)
-    agent_restarts = models.PositiveIntegerField(default=0, help_text="Machine restarts by the agent watch.")
+    agent_restarts = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Machine restarts by the agent watch."
+    )
     agent_restart_streak = models.PositiveIntegerField(
-        default=0, help_text="Restarts since the agent was last healthy; at AGENT_RESTART_LIMIT the session fails."
+        default=0,
+        db_default=0,
+        help_text="Restarts since the agent was last healthy; at AGENT_RESTART_LIMIT the session fails.",
     )
     agent_restarted_at = models.DateTimeField(null=True, blank=True)
 

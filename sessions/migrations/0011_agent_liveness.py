@@ -44,6 +44,7 @@ class Migration(migrations.Migration):
             name="agent_restart_streak",
             field=models.PositiveIntegerField(
                 default=0,
+                db_default=0,
                 help_text="Restarts since the agent was last healthy; at AGENT_RESTART_LIMIT the session fails.",
             ),
         ),
@@ -55,7 +56,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="previewsession",
             name="agent_restarts",
-            field=models.PositiveIntegerField(default=0, help_text="Machine restarts by the agent watch."),
+            field=models.PositiveIntegerField(
+                default=0, db_default=0, help_text="Machine restarts by the agent watch."
+            ),
         ),
         migrations.AddField(
             model_name="previewsession",
@@ -63,6 +66,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 choices=[("unknown", "Unknown"), ("ok", "OK"), ("degraded", "Degraded")],
                 default="unknown",
+                db_default="unknown",
                 max_length=16,
             ),
         ),
@@ -74,7 +78,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="previewsession",
             name="health_detail",
-            field=models.CharField(blank=True, help_text="Why the health is what it is.", max_length=300),
+            field=models.CharField(
+                blank=True, db_default="", help_text="Why the health is what it is.", max_length=300
+            ),
         ),
         migrations.AlterField(
             model_name="previewsession",
