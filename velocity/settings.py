@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: keeps the chain above in one thread under ASGI (its docstring says why).
+    "velocity.middleware.SyncChainEnd",
 ]
 
 ROOT_URLCONF = "velocity.urls"
