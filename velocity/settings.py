@@ -205,7 +205,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 CACHES = (
-    {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    {"default": {"BACKEND": "velocity.cache.SharedPoolRedisCache", "LOCATION": REDIS_URL}}
     if REDIS_URL
     else {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 )
