@@ -34,4 +34,5 @@ class SharedPoolRedisCache(RedisCache):
 
     @cached_property
     def _cache(self) -> RedisCacheClient:
-        return shared_client(self._servers, self._options)
+        # RedisCache.__init__ sets both; django-stubs does not declare them.
+        return shared_client(getattr(self, "_servers"), getattr(self, "_options"))  # noqa: B009
