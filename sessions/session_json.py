@@ -38,18 +38,27 @@ def iso_datetime(value: datetime | None, zone: tzinfo) -> str | None:
     return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
 
 
-def _field(name: str, value: Any, zone: tzinfo) -> Any:
-    if name in DATE_FIELDS:
-        return iso_datetime(value, zone)
-    if value is None or name in AS_IS_FIELDS:
-        return value
-    return str(value)  # UUIDs as their hyphenated text, choices and text as they are
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _text(value: Any) -> str | None:
+    """UUIDs as their hyphenated text, choices and text as they are."""
+    return None if value is None else str(value)
+
+
+# Each field and how it is written, decided once: the loop per row is then one call per field.
+CONVERTERS: tuple[tuple[str, Any], ...] = tuple(
+    (name, None if name in DATE_FIELDS else _as_is if name in AS_IS_FIELDS else _text) for name in FIELDS
+)
 
 
 def session_json(row: Mapping[str, Any], zone: tzinfo | None = None) -> dict[str, Any]:
     """One session's JSON from a ``values(*FIELDS)`` row (``zone``: the current time zone, looked up once)."""
     zone = zone or timezone.get_current_timezone()
-    return {name: _field(name, row[name], zone) for name in FIELDS}
+    return {
+        name: iso_datetime(row[name], zone) if convert is None else convert(row[name]) for name, convert in CONVERTERS
+    }
 
 
 def sessions_json(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
