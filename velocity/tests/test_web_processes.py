@@ -3,6 +3,9 @@ without Redis, one process whatever ``WEB_CONCURRENCY`` says."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
 import re
 import signal
@@ -12,7 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
+from django.conf import settings
 
+from realtime_bridge.testing import service_token
 from velocity.run import _children, web_processes
 from velocity.testing import REPO_ROOT, embedded_env, free_port, manage, require, wait_for_http, wait_until
 from velocity.tests.test_up import processes_with_env
@@ -98,3 +104,52 @@ def test_the_embedded_default_stays_one_process_even_when_asked_for_more(tmp_pat
         supervisor.send_signal(signal.SIGINT)
         assert supervisor.wait(timeout=60) == 0
     wait_until(lambda: processes_with_env(str(tmp_path)) == [], timeout=15, what="every process gone")
+
+
+def _serving_pid(server_port: int, client_port: int, pids: list[int]) -> int | None:
+    """Which of ``pids`` holds the server end of the TCP connection from ``client_port``."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{server_port:04X}") and fields[2].endswith(f":{client_port:04X}"):
+            inode = fields[9]
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+    return None
+
+
+def _frame(event: str, payload: dict[str, object], ref: str) -> str:
+    return json.dumps({"topic": "realtime:across", "event": event, "payload": payload, "ref": ref, "join_ref": "1"})
+
+
+@pytest.mark.slow
+async def test_with_redis_a_broadcast_reaches_a_socket_served_by_another_daphne(tmp_path: Path) -> None:
+    require(os.environ.get("REDIS_URL"), "several web processes need Redis for their channel layer")
+    supervisor, base, _ = _run_web(
+        tmp_path, REDIS_URL=REDIS, WEB_CONCURRENCY="2", SUPABASE_JWT_SECRET=settings.SUPABASE_JWT_SECRET
+    )
+    url = base.replace("http", "ws") + f"/realtime/v1/websocket?apikey={service_token()}&vsn=1.0.0"
+    daphnes, port = _daphnes(tmp_path), int(base.rsplit(":", 1)[1])
+    opened: dict[int | None, websockets.ClientConnection] = {}
+    try:
+        for _ in range(40):  # the kernel picks the daphne: open sockets until both have one
+            socket = await websockets.connect(url)
+            opened.setdefault(_serving_pid(port, socket.local_address[1], daphnes), socket)
+            if len({pid for pid in opened if pid is not None}) == 2:
+                break
+        sender, receiver = (opened[pid] for pid in daphnes)
+        for socket in (sender, receiver):
+            await socket.send(_frame("phx_join", {"config": {}}, "1"))
+            assert json.loads(await asyncio.wait_for(socket.recv(), 10))["payload"]["status"] == "ok"
+        payload = {"type": "broadcast", "event": "file:update", "payload": {"path": "a.js"}}
+        await sender.send(_frame("broadcast", payload, "2"))
+        frame = json.loads(await asyncio.wait_for(receiver.recv(), 10))
+        assert frame["payload"]["payload"] == {"path": "a.js"}
+    finally:
+        for socket in opened.values():
+            await socket.close()
+        supervisor.send_signal(signal.SIGINT)
+        assert supervisor.wait(timeout=60) == 0
