@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -121,7 +122,7 @@ def _serving_pid(server_port: int, client_port: int, pids: list[int]) -> int | N
     return None
 
 
-def _frame(event: str, payload: dict[str, object], ref: str) -> str:
+def _frame(event: str, payload: Mapping[str, object], ref: str) -> str:
     return json.dumps({"topic": "realtime:across", "event": event, "payload": payload, "ref": ref, "join_ref": "1"})
 
 
