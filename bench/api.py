@@ -155,6 +155,7 @@ def production_web(stack: Stack) -> Iterator[tuple[str, subprocess.Popen[bytes]]
     """``python -m velocity.run web`` on a port of its own, with the reference view mounted."""
     port = free_port()
     env = {**stack.env, "PORT": str(port), "DJANGO_SETTINGS_MODULE": "bench.reference_settings"}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(stack.root / "web-prometheus")  # emptied at start: never the stack's
     with (stack.logs / "web.log").open("ab") as log:
         process = subprocess.Popen(  # noqa: S603  (our interpreter and module)
             [sys.executable, "-m", "velocity.run", "web"],
