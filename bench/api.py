@@ -1,5 +1,11 @@
 """REST latency with 10,000 sessions in the database, and requests per second under concurrent load.
 
+The load runs against a web server started as production starts it, ``python -m velocity.run web`` (with
+``REDIS_URL``: ``WEB_CONCURRENCY`` daphnes on one socket, default the cores; without: one), with the
+benchmark's settings (``bench.reference_settings``), which add the reference point: the same list query
+answered by a bare Django view returning ``values()`` as JSON (``bench.reference_api``). Both are loaded
+by the same 16 clients in the same run; our requests per second over the reference's is the ratio.
+
 The rows are bulk-inserted (no signals, no publications): 1,000 users with ten sessions each, one
 in ten live, plus the measured user's own 50. Creates run with the task cluster stopped, so each one
 costs what the API costs (quota check, insert, enqueue, status publication) and no agent is started;
@@ -9,16 +15,21 @@ the sessions are ended in the database afterwards and the cluster is started aga
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from bench.results import Figure, Results, percentile
-from bench.stack import Stack
+from bench.stack import REPO_ROOT, Stack, free_port, stop_group, wait_until_answering
 from bench.time_to_preview import user_headers
 
 if TYPE_CHECKING:
@@ -28,6 +39,10 @@ GROUP = "api"
 ROWS = 10_000
 OWN_SESSIONS = 50
 CONCURRENCY = 16
+LIST_RPS_TARGET = 300.0
+LIST_P99_TARGET_MS = 100.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+REFERENCE_PATH = "bench/reference/sessions/"  # served by bench.reference_api
 
 
 def seed_sessions(owner: uuid.UUID, total: int = ROWS) -> None:
@@ -132,8 +147,78 @@ def run(stack: Stack, results: Results, *, quick: bool) -> None:
         _end_bench_creates(prefix)
     finally:
         stack.start_cluster()
-    duration = 3.0 if quick else 10.0
-    done, latencies = asyncio.run(_load(sessions_url, own, duration))
-    note = f"{CONCURRENCY} concurrent clients listing for {duration:.0f} s"
-    results.add(Figure(GROUP, "list_under_load_rps", done / duration, "requests/s", note=note))
-    results.add(Figure(GROUP, "list_under_load_p99", percentile(latencies, 0.99) * 1000, "ms", note=note))
+    results.add(*under_load(stack, owner, own, 3.0 if quick else 10.0))
+
+
+@contextlib.contextmanager
+def production_web(stack: Stack) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``python -m velocity.run web`` on a port of its own, with the reference view mounted."""
+    port = free_port()
+    env = {**stack.env, "PORT": str(port), "DJANGO_SETTINGS_MODULE": "bench.reference_settings"}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(stack.root / "web-prometheus")  # emptied at start: never the stack's
+    with (stack.logs / "web.log").open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603  (our interpreter and module)
+            [sys.executable, "-m", "velocity.run", "web"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answering(f"{base}/health")
+        yield base, process
+    finally:
+        stop_group(process, grace=20)
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU of ``pids`` so far."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def loaded(url: str, headers: dict[str, str], seconds: float, servers: list[int]) -> tuple[float, float, float]:
+    """Requests per second, p99 (ms) and server CPU per request (ms) of ``CONCURRENCY`` clients on ``url``."""
+    asyncio.run(_load(url, headers, 1.0))  # warm every process's imports, connections and caches
+    cpu_before = cpu_seconds(servers)
+    done, latencies = asyncio.run(_load(url, headers, seconds))
+    cpu_ms = (cpu_seconds(servers) - cpu_before) * 1000 / max(done, 1)
+    return done / seconds, percentile(latencies, 0.99) * 1000, cpu_ms
+
+
+def under_load(stack: Stack, owner: uuid.UUID, own: dict[str, str], seconds: float) -> list[Figure]:
+    with production_web(stack) as (base, process):
+        servers = children_of(process.pid)
+        ours = loaded(f"{base}/api/v1/sessions/", own, seconds, servers)
+        reference = loaded(f"{base}/{REFERENCE_PATH}?user_id={owner}", {}, seconds, servers)
+    return load_figures(ours, reference, processes=len(servers), seconds=seconds)
+
+
+def load_figures(
+    ours: tuple[float, float, float], reference: tuple[float, float, float], *, processes: int, seconds: float
+) -> list[Figure]:
+    setup = f"{CONCURRENCY} concurrent clients listing for {seconds:.0f} s, velocity.run web: {processes} process(es)"
+    cpu = f"server CPU {ours[2]:.1f} ms per request (reference {reference[2]:.1f} ms)"
+    bare = f"the same query by a bare Django view returning values() as JSON; {setup}"
+    return [
+        Figure(GROUP, "list_under_load_rps", ours[0], "requests/s", LIST_RPS_TARGET, ">=", note=f"{setup}; {cpu}"),
+        Figure(GROUP, "list_under_load_p99", ours[1], "ms", LIST_P99_TARGET_MS, note=setup),
+        Figure(GROUP, "reference_list_rps", reference[0], "requests/s", note=bare),
+        Figure(GROUP, "reference_list_p99", reference[1], "ms", note=bare),
+        Figure(GROUP, "list_under_load_vs_reference", ours[0] / reference[0], "ratio", note="our requests/s ÷ its"),
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -125,5 +126,6 @@ class RequestLogMiddleware:
                 "path": request.path,
                 "status": response.status_code,
                 "duration_ms": duration_ms,
+                "pid": os.getpid(),  # which web process served it, when several do (WEB_CONCURRENCY)
             },
         )

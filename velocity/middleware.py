@@ -164,6 +164,27 @@ class ApiErrorShapeMiddleware:
         return response
 
 
+class SyncChainEnd:
+    """Last in ``MIDDLEWARE``, sync only: it keeps the whole middleware chain in one thread under ASGI.
+
+    Django runs a middleware that can be both sync and async (all of Django's own) in the mode of the handler
+    it wraps; under ASGI the innermost handler is async, so without this each of them ran async, and
+    ``MiddlewareMixin`` then hands every ``process_request``/``process_response`` to a thread and back: a
+    dozen hops through the event loop per request, which made the event loop the bottleneck of the list
+    under 16 concurrent clients (docs/benchmarks.md, *REST under load*). Below a sync-only middleware, the
+    chain runs sync in the request's thread: one hop in, one to the view, one back.
+    """
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+
 def _in_error_shape(response: HttpResponse) -> HttpResponse:
     status = response.status_code
     shaped = JsonResponse(error_body(DEFAULT_CODES.get(status, "error"), response.reason_phrase.lower()), status=status)

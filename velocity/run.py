@@ -4,7 +4,13 @@ together.
 Each child gets its own process group, so Ctrl-C or SIGTERM here ends the children and everything they
 started. The local provider's machines lead process groups of their own (a machine outlives the worker that
 created it, as a Fly machine would), so on the way out ``manage.py stop_local_machines`` destroys them and ends
-their sessions; nothing is left running.
+their sessions (when the worker role ran: it is the one that makes them); nothing is left running.
+
+With ``REDIS_URL`` set, the web role is ``WEB_CONCURRENCY`` daphne processes (default: the number of
+cores) sharing one listening socket that this supervisor binds and hands to each (``daphne --fd``): one
+Python process holds one core at most, and the channel layer (Redis) and the realtime hub (one per process,
+reaching the others through the layer) are made for several. Without ``REDIS_URL`` the web is one process
+whatever ``WEB_CONCURRENCY`` says: the in-memory channel layer cannot span processes.
 
 ``python -m velocity.run ROLE...`` runs only the named roles (``web``, ``worker``, ``bridge``): each Fly
 process group is one role; the worker role is two processes, the django-q2 cluster and ``watch_agents``.
@@ -22,12 +28,14 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from types import FrameType
 
 STOP_GRACE_SECONDS = 10
+LISTEN_BACKLOG = 1024
 MACHINES_STOP_TIMEOUT = 60
 PUBLIC_HOST = (
     "HOST is not a loopback address while the local provider runs untrusted code on this machine: "
@@ -58,12 +66,46 @@ def is_loopback(host: str) -> bool:
         return False  # a name other than localhost may resolve to anything
 
 
-def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, start_new_session=True)  # noqa: S603  (argv is ours)
+def web_processes(environ: dict[str, str] | os._Environ[str], cores: int | None) -> int:
+    """How many daphne processes serve the web: ``WEB_CONCURRENCY`` (default the cores) with Redis, else 1."""
+    if not environ.get("REDIS_URL"):
+        return 1
+    raw = environ.get("WEB_CONCURRENCY", "").strip()
+    try:
+        wanted = int(raw) if raw else (cores or 1)
+    except ValueError:
+        raise SystemExit(f"velocity: WEB_CONCURRENCY must be a whole number of processes, not {raw!r}") from None
+    if wanted < 1:
+        raise SystemExit(f"velocity: WEB_CONCURRENCY must be at least 1, not {wanted}")
+    return wanted
 
 
-def _children(roles: list[str] | None = None) -> list[list[str]]:
-    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The web's socket, bound here and inherited by every daphne child (``--fd``)."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"velocity: cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(LISTEN_BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _spawn(argv: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, start_new_session=True, pass_fds=pass_fds)  # noqa: S603  (argv is ours)
+
+
+def _bind_arguments(fd: int | None) -> list[str]:
+    if fd is not None:
+        return ["--fd", str(fd)]
+    return ["-b", os.environ.get("HOST", "127.0.0.1"), "-p", os.environ.get("PORT", "8000")]
+
+
+def _children(roles: list[str] | None = None, *, web_fd: int | None = None, web_count: int = 1) -> list[list[str]]:
     python = sys.executable
     commands = {
         # Our request log middleware writes the access log (JSON in production); daphne's would duplicate it.
@@ -71,10 +113,7 @@ def _children(roles: list[str] | None = None) -> list[list[str]]:
             python,
             "-m",
             "daphne",
-            "-b",
-            host,
-            "-p",
-            port,
+            *_bind_arguments(web_fd),
             "--proxy-headers",
             "--access-log",
             os.devnull,
@@ -89,8 +128,9 @@ def _children(roles: list[str] | None = None) -> list[list[str]]:
         "worker": [python, "manage.py", "qcluster"],
         "bridge": [python, "manage.py", "realtime_bridge"],
     }
-    # A role may run more than one process: the worker is the task cluster and the agent watch.
-    extra = {"worker": [[python, "manage.py", "watch_agents"]]}
+    # A role may run more than one process: the worker is the task cluster and the agent watch, the web
+    # ``web_count`` daphnes on one socket.
+    extra = {"worker": [[python, "manage.py", "watch_agents"]], "web": [commands["web"]] * (web_count - 1)}
     if roles is None:
         roles = ["web", "worker", "bridge"] if os.environ.get("SUPABASE_URL") else ["web", "worker"]
     unknown = sorted(set(roles) - commands.keys())
@@ -127,18 +167,34 @@ def _stop_local_machines() -> None:
         print("velocity: stopping local machines timed out", flush=True)
 
 
+def _plan(roles: list[str] | None) -> tuple[list[list[str]], socket.socket | None]:
+    """The children's command lines, and the shared socket when several daphnes serve the web."""
+    count = web_processes(os.environ, os.cpu_count())
+    if count == 1 or (roles is not None and "web" not in roles):
+        if os.environ.get("WEB_CONCURRENCY", "1").strip() not in ("", "1") and not os.environ.get("REDIS_URL"):
+            logger.warning("WEB_CONCURRENCY is ignored without REDIS_URL: the in-memory channel layer is one process")
+        return _children(roles), None
+    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+    sock = listening_socket(host, int(port))
+    logger.info("web: %d processes on %s:%s", count, host, port)
+    return _children(roles, web_fd=sock.fileno(), web_count=count), sock
+
+
 def main(argv: list[str] | None = None) -> int:
     from velocity import metrics_exporter
 
     roles = list(argv if argv is not None else sys.argv[1:]) or None
-    children = _children(roles)
     logging.basicConfig(level=logging.INFO, format="velocity: %(levelname)s %(message)s")
+    children, web_socket = _plan(roles)
     provider = os.environ.get("MACHINE_PROVIDER", "local")
     for warning in startup_warnings(euid=os.geteuid(), host=os.environ.get("HOST", "127.0.0.1"), provider=provider):
         logger.warning(warning)
     metrics_exporter.prepare_multiprocess_dir()
     metrics_exporter.start_if_enabled()
-    processes = [_spawn(argv) for argv in children]
+    fds = (web_socket.fileno(),) if web_socket else ()
+    processes = [_spawn(argv, fds) for argv in children]
+    if web_socket:
+        web_socket.close()  # the children hold it; a new connection must never wait in ours
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -156,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             exit_code = 1
             break
     _stop(processes)
-    _stop_local_machines()
+    if roles is None or "worker" in roles:  # the worker makes the machines; a web alone leaves them be
+        _stop_local_machines()
     print("velocity: stopped", flush=True)
     return exit_code
 
