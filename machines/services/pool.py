@@ -12,11 +12,14 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django_q.tasks import async_task
 
 from machines.models import EventSource, Machine, MachineEvent, MachineState
+from machines.pool_sizing import PoolTarget, surplus_to_destroy
 from machines.providers.base import ProviderError
 from machines.services.lifecycle import machine_create, machine_destroy
+from machines.services.pool_target import pool_enabled, pool_target_now
 from velocity.locks import instance_lock
 
 logger = logging.getLogger(__name__)
@@ -58,31 +61,62 @@ def machine_claim_warm(*, memory_mb: int, session_id: str, now: datetime) -> Mac
 
 def machine_pool_enqueue_refill() -> None:
     """After a claim commits, top the pool up again (no-op when the pool is off)."""
-    if settings.WARM_POOL_SIZE <= 0:
+    if not pool_enabled():
         return
     transaction.on_commit(lambda: async_task(REFILL_TASK, task_name="refill-warm-pool", group="pool"))
 
 
-def machine_pool_refill(*, size: int, memory_mb: int) -> tuple[int, int]:
-    """Make the pool hold ``size`` warm machines: (created, destroyed). Skipped while another instance refills."""
+def machine_pool_refill(
+    *,
+    size: int,
+    memory_mb: int,
+    now: datetime | None = None,
+    min_age_seconds: float = 0,
+    hard_limit: int | None = None,
+) -> tuple[int, int]:
+    """Make the pool hold ``size`` warm machines: (created, destroyed). Skipped while another instance refills.
+
+    Shrinking destroys the oldest extra machines, sparing those younger than ``min_age_seconds`` (so the
+    pool does not flap between bursts) unless the pool is past ``hard_limit`` (the budget's cap).
+    """
     with instance_lock("machines.pool_refill") as held:
         if not held:
             return 0, 0
+        now = now or timezone.now()
         pooled = list(
             Machine.objects.filter(is_warm=True, provider=settings.MACHINE_PROVIDER, state__in=POOLING_STATES)
             .order_by("created_at")
-            .values_list("id", flat=True)
+            .values_list("id", "created_at")
         )
+        ages = [(now - created_at).total_seconds() for _, created_at in pooled]
+        doomed = surplus_to_destroy(ages, target=size, min_age_seconds=min_age_seconds, hard_limit=hard_limit)
         destroyed = sum(
-            machine_destroy(machine_id=machine_id, source=EventSource.SCHEDULE, detail={"reason": "pool shrunk"})
-            for machine_id in pooled[: max(len(pooled) - size, 0)]
+            machine_destroy(machine_id=pooled[index][0], source=EventSource.SCHEDULE, detail={"reason": "pool shrunk"})
+            for index in doomed
         )
-        created = 0
-        for _ in range(max(size - len(pooled), 0)):
-            try:
-                machine_create(session=None, memory_mb=memory_mb, source=EventSource.SCHEDULE)
-            except ProviderError as exc:
-                logger.warning("warm machine create failed", extra={"error": str(exc)})
-                break
-            created += 1
-        return created, destroyed
+        return _grow(max(size - len(pooled), 0), memory_mb), destroyed
+
+
+def _grow(missing: int, memory_mb: int) -> int:
+    created = 0
+    for _ in range(missing):
+        try:
+            machine_create(session=None, memory_mb=memory_mb, source=EventSource.SCHEDULE)
+        except ProviderError as exc:
+            logger.warning("warm machine create failed", extra={"error": str(exc)})
+            break
+        created += 1
+    return created
+
+
+def machine_pool_autosize(*, now: datetime, memory_mb: int) -> tuple[PoolTarget, int, int]:
+    """Bring the pool to the target demand, floor, ceiling and budget set now: (target, created, destroyed)."""
+    target = pool_target_now(now=now, memory_mb=memory_mb)
+    created, destroyed = machine_pool_refill(
+        size=target.size,
+        memory_mb=memory_mb,
+        now=now,
+        min_age_seconds=settings.POOL_DEMAND_WINDOW_SECONDS,
+        hard_limit=target.budget_cap,
+    )
+    return target, created, destroyed
