@@ -15,11 +15,10 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 
-from machines.models import Machine, MachineEvent, MachineState
+from machines.models import Machine, MachineEvent, MachineState, Provider
 from machines.pool_sizing import PoolDemand, PoolPolicy, PoolTarget, hit_rate, pool_target
-from machines.pricing import DEFAULT_ROOTFS_GB, monthly_price, stopped_cost
+from machines.pricing import DEFAULT_ROOTFS_GB, running_cost, stopped_cost
 
-HOURS_PER_MONTH = Decimal(730)
 PROVISION_SAMPLES = 20
 POOL_CPU_KIND, POOL_CPUS = "shared", 1  # what machine_prepare asks the provider for
 
@@ -48,11 +47,14 @@ def pool_budget() -> Decimal | None:
 
 
 def pool_machine_hourly_cost(*, memory_mb: int, suspended: bool = False) -> Decimal:
-    """One pool machine for an hour: compute and RAM when started, only its root filesystem when suspended."""
+    """One pool machine for an hour: compute and RAM when started, only its root filesystem when suspended.
+
+    Priced as the cost pages price it (``machines.selectors``): local machines at the base region's rates.
+    """
     if suspended:
         return stopped_cost(DEFAULT_ROOTFS_GB, 3600)
-    region = "local" if settings.MACHINE_PROVIDER == "local" else settings.FLY_REGION
-    return monthly_price(POOL_CPU_KIND, POOL_CPUS, memory_mb, region) / HOURS_PER_MONTH
+    region = None if Provider(settings.MACHINE_PROVIDER).reached_directly else settings.FLY_REGION
+    return running_cost(POOL_CPU_KIND, POOL_CPUS, memory_mb, region, 3600)
 
 
 def pool_policy(*, memory_mb: int) -> PoolPolicy:
