@@ -8,10 +8,12 @@ never get the same machine. Refills run under an instance lock, so two orchestra
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 REFILL_TASK = "machines.tasks.refill_warm_pool"
 POOLING_STATES = (MachineState.CREATED, MachineState.STARTING, MachineState.STARTED)
 CLAIM_ATTEMPTS = 3
+MAX_CREATES_PER_REFILL = 50  # one refill's bound; the next claim or the schedule continues
 
 
 def machine_claim_warm(*, memory_mb: int, session_id: str, now: datetime) -> Machine | None:
@@ -73,44 +76,57 @@ def machine_pool_refill(
     now: datetime | None = None,
     min_age_seconds: float = 0,
     hard_limit: int | None = None,
+    retarget: Callable[[], int] | None = None,
 ) -> tuple[int, int]:
     """Make the pool hold ``size`` warm machines: (created, destroyed). Skipped while another instance refills.
 
     Shrinking destroys the oldest extra machines, sparing those younger than ``min_age_seconds`` (so the
-    pool does not flap between bursts) unless the pool is past ``hard_limit`` (the budget's cap).
+    pool does not flap between bursts) unless the pool is past ``hard_limit`` (the budget's cap). Growing
+    creates one machine at a time until the pool holds ``size``, asking ``retarget`` for the size again
+    after each: during a burst, claims drain the pool while it grows, and refills enqueued meanwhile
+    find the lock held and skip, so this one keeps going.
     """
     with instance_lock("machines.pool_refill") as held:
         if not held:
             return 0, 0
-        now = now or timezone.now()
-        pooled = list(
-            Machine.objects.filter(is_warm=True, provider=settings.MACHINE_PROVIDER, state__in=POOLING_STATES)
-            .order_by("created_at")
-            .values_list("id", "created_at")
-        )
-        ages = [(now - created_at).total_seconds() for _, created_at in pooled]
-        doomed = surplus_to_destroy(ages, target=size, min_age_seconds=min_age_seconds, hard_limit=hard_limit)
-        destroyed = sum(
-            machine_destroy(machine_id=pooled[index][0], source=EventSource.SCHEDULE, detail={"reason": "pool shrunk"})
-            for index in doomed
-        )
-        return _grow(max(size - len(pooled), 0), memory_mb), destroyed
+        destroyed = _shrink(size, now or timezone.now(), min_age_seconds, hard_limit)
+        created = 0
+        while created < MAX_CREATES_PER_REFILL and _pooled().count() < size:
+            if not _create_one(memory_mb):
+                break
+            created += 1
+            size = retarget() if retarget else size
+        return created, destroyed
 
 
-def _grow(missing: int, memory_mb: int) -> int:
-    created = 0
-    for _ in range(missing):
-        try:
-            machine_create(session=None, memory_mb=memory_mb, source=EventSource.SCHEDULE)
-        except ProviderError as exc:
-            logger.warning("warm machine create failed", extra={"error": str(exc)})
-            break
-        created += 1
-    return created
+def _pooled() -> QuerySet[Machine]:
+    return Machine.objects.filter(is_warm=True, provider=settings.MACHINE_PROVIDER, state__in=POOLING_STATES)
+
+
+def _shrink(size: int, now: datetime, min_age_seconds: float, hard_limit: int | None) -> int:
+    pooled = list(_pooled().order_by("created_at").values_list("id", "created_at"))
+    ages = [(now - created_at).total_seconds() for _, created_at in pooled]
+    doomed = surplus_to_destroy(ages, target=size, min_age_seconds=min_age_seconds, hard_limit=hard_limit)
+    return sum(
+        machine_destroy(machine_id=pooled[index][0], source=EventSource.SCHEDULE, detail={"reason": "pool shrunk"})
+        for index in doomed
+    )
+
+
+def _create_one(memory_mb: int) -> bool:
+    try:
+        machine_create(session=None, memory_mb=memory_mb, source=EventSource.SCHEDULE)
+    except ProviderError as exc:
+        logger.warning("warm machine create failed", extra={"error": str(exc)})
+        return False
+    return True
 
 
 def machine_pool_autosize(*, now: datetime, memory_mb: int) -> tuple[PoolTarget, int, int]:
-    """Bring the pool to the target demand, floor, ceiling and budget set now: (target, created, destroyed)."""
+    """Bring the pool to the target demand, floor, ceiling and budget set: (target, created, destroyed).
+
+    The target is computed at ``now`` and again (at the clock's time) after each machine created.
+    """
     target = pool_target_now(now=now, memory_mb=memory_mb)
     created, destroyed = machine_pool_refill(
         size=target.size,
@@ -118,5 +134,6 @@ def machine_pool_autosize(*, now: datetime, memory_mb: int) -> tuple[PoolTarget,
         now=now,
         min_age_seconds=settings.POOL_DEMAND_WINDOW_SECONDS,
         hard_limit=target.budget_cap,
+        retarget=lambda: pool_target_now(now=timezone.now(), memory_mb=memory_mb).size,
     )
     return target, created, destroyed
