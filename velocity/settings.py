@@ -262,7 +262,7 @@ WARM_POOL_HEADROOM_PERCENT = env_int("WARM_POOL_HEADROOM_PERCENT", 50)
 POOL_BUDGET_USD_PER_HOUR = os.environ.get("POOL_BUDGET_USD_PER_HOUR", "").strip()
 POOL_DEMAND_WINDOW_SECONDS = env_int("POOL_DEMAND_WINDOW_SECONDS", 300)
 POOL_BURST_WINDOW_SECONDS = env_int("POOL_BURST_WINDOW_SECONDS", 20)
-POOL_PROVISION_SECONDS_DEFAULT = env_int("POOL_PROVISION_SECONDS_DEFAULT", 5)
+POOL_PROVISION_SECONDS_MIN = env_int("POOL_PROVISION_SECONDS_MIN", 1)  # the agent boots after "started"
 
 ORCHESTRATOR_URL = os.environ.get("ORCHESTRATOR_URL", f"http://{HOST}:{PORT}").rstrip("/")
 # With a wildcard domain (``*.example-previews.dev`` pointing at the orchestrator), each Fly preview is served at

@@ -88,14 +88,20 @@ def _assigned_since(start: datetime, now: datetime) -> int:
 
 
 def provision_seconds() -> float:
-    """Median time from a machine's row to ``started`` over the latest machines; the default before any."""
+    """How long a new pool machine takes to be useful: at least ``POOL_PROVISION_SECONDS_MIN``.
+
+    Measured as the median time from a machine's row to ``started`` over the latest machines; but
+    ``started`` is only the provider's word (a local process spawned, a Fly VM booted), and the agent
+    still boots after it, which this app does not see: the minimum stands for that boot.
+    """
     rows = (
         Machine.objects.filter(provider=settings.MACHINE_PROVIDER, started_at__isnull=False)
         .order_by("-created_at")
         .values_list("created_at", "started_at")[:PROVISION_SAMPLES]
     )
     samples = [(started - created).total_seconds() for created, started in rows if started and started >= created]
-    return statistics.median(samples) if samples else float(settings.POOL_PROVISION_SECONDS_DEFAULT)
+    measured = statistics.median(samples) if samples else 0.0
+    return max(measured, float(settings.POOL_PROVISION_SECONDS_MIN))
 
 
 def pool_target_now(*, now: datetime, memory_mb: int) -> PoolTarget:
