@@ -103,6 +103,7 @@ def _pool_numbers(pool: PoolReport | None) -> dict[str, Any] | None:
     return {
         "size": pool.size,
         "ready": pool.ready,
+        "suspended": pool.suspended,
         "target": pool.target.size,
         "target_reason": pool.target.reason,
         "hit_rate": pool.hit_rate,

@@ -259,6 +259,7 @@ WARM_POOL_SIZE = env_int("WARM_POOL_SIZE", 0)  # the old fixed size: floor and c
 WARM_POOL_MIN = env_int("WARM_POOL_MIN", -1)  # -1: WARM_POOL_SIZE
 WARM_POOL_MAX = env_int("WARM_POOL_MAX", -1)  # -1: the larger of WARM_POOL_SIZE and WARM_POOL_MIN
 WARM_POOL_HEADROOM_PERCENT = env_int("WARM_POOL_HEADROOM_PERCENT", 50)
+WARM_POOL_SUSPENDED = env_int("WARM_POOL_SUSPENDED", 0)  # of the target, kept suspended (storage only)
 POOL_BUDGET_USD_PER_HOUR = os.environ.get("POOL_BUDGET_USD_PER_HOUR", "").strip()
 POOL_DEMAND_WINDOW_SECONDS = env_int("POOL_DEMAND_WINDOW_SECONDS", 300)
 POOL_BURST_WINDOW_SECONDS = env_int("POOL_BURST_WINDOW_SECONDS", 20)

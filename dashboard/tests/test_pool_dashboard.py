@@ -48,6 +48,7 @@ def test_the_overview_shows_the_pool_its_target_hit_rate_and_cost(staff_client: 
     assert numbers == {
         "size": 1,
         "ready": 1,
+        "suspended": 0,
         "target": 2,
         "target_reason": "floor",
         "hit_rate": 0.5,

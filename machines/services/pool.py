@@ -21,6 +21,7 @@ from machines.models import EventSource, Machine, MachineEvent, MachineState
 from machines.pool_sizing import PoolTarget, surplus_to_destroy
 from machines.providers.base import ProviderError
 from machines.services.lifecycle import machine_create, machine_destroy
+from machines.services.pool_suspend import pool_balance_suspended
 from machines.services.pool_target import pool_enabled, pool_target_now
 from velocity.locks import instance_lock
 
@@ -90,17 +91,28 @@ def machine_pool_refill(
         if not held:
             return 0, 0
         destroyed = _shrink(size, now or timezone.now(), min_age_seconds, hard_limit)
+        _balance(size)  # resume suspended machines first: far quicker than new ones
         created = 0
         while created < MAX_CREATES_PER_REFILL and _pooled().count() < size:
             if not _create_one(memory_mb):
                 break
             created += 1
             size = retarget() if retarget else size
+        _balance(size)  # and refill the suspended reserve from the newest started machines
         return created, destroyed
 
 
+def _balance(size: int) -> None:
+    if settings.WARM_POOL_SUSPENDED > 0 or _pooled().filter(state=MachineState.SUSPENDED).exists():
+        resumed, suspended = pool_balance_suspended(target=size)
+        if resumed or suspended:
+            logger.info("warm pool balanced", extra={"resumed": resumed, "suspended": suspended})
+
+
 def _pooled() -> QuerySet[Machine]:
-    return Machine.objects.filter(is_warm=True, provider=settings.MACHINE_PROVIDER, state__in=POOLING_STATES)
+    """The pool as sized: warm machines booting, started or suspended (claims take only started ones)."""
+    states = (*POOLING_STATES, MachineState.SUSPENDED)
+    return Machine.objects.filter(is_warm=True, provider=settings.MACHINE_PROVIDER, state__in=states)
 
 
 def _shrink(size: int, now: datetime, min_age_seconds: float, hard_limit: int | None) -> int:

@@ -96,6 +96,7 @@ def provision_seconds() -> float:
     """
     rows = (
         Machine.objects.filter(provider=settings.MACHINE_PROVIDER, started_at__isnull=False)
+        .exclude(events__to_state=MachineState.SUSPENDED)  # a resume rewrites started_at
         .order_by("-created_at")
         .values_list("created_at", "started_at")[:PROVISION_SAMPLES]
     )

@@ -109,3 +109,22 @@ def test_the_report_counts_warm_claims_against_all_creates(clock: time_machine.C
     assert machine_claim_warm(memory_mb=512, session_id="s-1", now=datetime.now(tz=UTC)) == warm
     report = pool_report(now=datetime.now(tz=UTC), memory_mb=512)
     assert (report.warm_claims, report.creates, report.hit_rate) == (1, 4, 0.25)
+
+
+@pytest.mark.django_db
+def test_a_suspended_reserve_is_resumed_before_any_machine_is_created(clock: time_machine.Coordinates) -> None:
+    with override_settings(WARM_POOL_MIN=4, WARM_POOL_SUSPENDED=2):
+        assert autosize() == ("floor", 4, 0)
+        states = sorted(Machine.objects.filter(is_warm=True).values_list("state", flat=True))
+        assert states == ["started", "started", "suspended", "suspended"]
+        report = pool_report(now=datetime.now(tz=UTC), memory_mb=512)
+        storage = pool_machine_hourly_cost(memory_mb=512, suspended=True)
+        assert report.hourly_cost == 2 * pool_machine_hourly_cost(memory_mb=512) + 2 * storage
+        assert storage < pool_machine_hourly_cost(memory_mb=512) / 10  # a suspended machine pays only storage
+        reserve = set(Machine.objects.filter(state=MachineState.SUSPENDED).values_list("id", flat=True))
+        for session in ("s-1", "s-2"):
+            assert machine_claim_warm(memory_mb=512, session_id=session, now=datetime.now(tz=UTC)) is not None
+        assert autosize()[1] == 2  # two new machines replace the claimed ones...
+        resumed = Machine.objects.filter(id__in=reserve, state=MachineState.STARTED, is_warm=True)
+        assert resumed.count() == 2  # ...after the reserve was resumed, ready for the next claims
+        assert Machine.objects.filter(is_warm=True, state=MachineState.SUSPENDED).count() == 2
