@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import api, edit_to_ack, fanout, rss, seed, sweep, time_to_preview
+from bench import api, edit_to_ack, fanout, pool_burst, rss, seed, sweep, time_to_preview
 from bench.results import Figure, Results, not_measured
 from bench.stack import Stack
 
@@ -33,6 +33,7 @@ def groups(quick: bool) -> dict[str, Runner]:
         "api": lambda s, r: api.run(s, r, quick=quick),
         "sweep": lambda s, r: sweep.run(s, r, quick=quick),
         "warm_pool": lambda s, r: time_to_preview.run_warm(s, r, quick=quick),
+        "pool_burst": lambda s, r: pool_burst.run(s, r, quick=quick),
     }
 
 

@@ -25,6 +25,7 @@ from machines import selectors as machine_selectors
 from machines import services as machine_services
 from machines.models import MachineState
 from machines.pricing import CENT
+from machines.services.pool_target import PoolReport, pool_report
 from realtime_bridge import metrics as realtime_metrics
 from sessions.models import LIVE_STATUSES, Quota, SessionStatus
 from sessions.selectors import session_deadlines, user_block_for
@@ -62,6 +63,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "health": selectors.ops_health(now=now),
         "routes": http_stats.route_stats(),
         "live_sessions": selectors.session_search().filter(status__in=LIVE_STATUSES)[:20],
+        **_pool(now),
     }
     context["numbers"] = _overview_numbers(context)
     regions = ["overview_health", "overview_numbers", "overview_sessions"]
@@ -83,6 +85,29 @@ def _overview_numbers(context: dict[str, Any]) -> dict[str, Any]:
         "realtime_messages_per_second": context["realtime"]["total_per_second"],
         "realtime_connections": context["realtime"]["sockets"],
         **_health_numbers(context["health"]),
+        "warm_pool": _pool_numbers(context["pool"]),
+    }
+
+
+def _pool(now: Any) -> dict[str, Any]:
+    """The warm pool's report, or why it cannot be computed (a malformed setting; velocity.E012 names it)."""
+    try:
+        return {"pool": pool_report(now=now, memory_mb=settings.PREVIEW_MACHINE_MEMORY_MB), "pool_error": ""}
+    except ValueError as exc:
+        return {"pool": None, "pool_error": str(exc)}
+
+
+def _pool_numbers(pool: PoolReport | None) -> dict[str, Any] | None:
+    if pool is None:
+        return None
+    return {
+        "size": pool.size,
+        "ready": pool.ready,
+        "suspended": pool.suspended,
+        "target": pool.target.size,
+        "target_reason": pool.target.reason,
+        "hit_rate": pool.hit_rate,
+        "usd_per_hour": str(pool.hourly_cost.quantize(CENT)),
     }
 
 
@@ -329,7 +354,9 @@ def costs(request: HttpRequest) -> HttpResponse:
         "chart": chart,
         "users": selectors.user_costs(now=now),
         "summary": selectors.cost_summary(now=now),
+        **_pool(now),
     }
+    context["pool_month"] = next((row for row in context["users"] if row.user_id is None), None)
     return _page(request, "dashboard/costs.html", context, ["cost_users"])
 
 

@@ -22,10 +22,10 @@ def reconcile_machines() -> str:
 
 
 def refill_warm_pool() -> str:
-    created, destroyed = services.machine_pool_refill(
-        size=settings.WARM_POOL_SIZE, memory_mb=settings.PREVIEW_MACHINE_MEMORY_MB
+    target, created, destroyed = services.machine_pool_autosize(
+        now=timezone.now(), memory_mb=settings.PREVIEW_MACHINE_MEMORY_MB
     )
-    return f"warm pool of {settings.WARM_POOL_SIZE}: created {created}, destroyed {destroyed}"
+    return f"warm pool of {target.size}: created {created}, destroyed {destroyed}"
 
 
 def rollup_costs() -> str:

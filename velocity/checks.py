@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
+from machines.services.pool_target import pool_policy
 from sessions.project_access_supabase import quoted_identifier, quoted_table
 from velocity.preview_hosts import orchestrator_hosts, registrable_domain
 
@@ -135,3 +136,19 @@ def check_metrics_token(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
             id="velocity.E011",
         )
     ]
+
+
+@register()
+def check_warm_pool(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    # A pool setting that contradicts another would fail every refill and blank the dashboard's pool card.
+    try:
+        pool_policy(memory_mb=settings.PREVIEW_MACHINE_MEMORY_MB)
+    except ValueError as exc:
+        return [
+            Error(
+                f"The warm pool's settings are invalid: {exc}.",
+                hint="See docs/machines.md, 'The warm pool': WARM_POOL_MIN <= WARM_POOL_MAX, a budget in dollars.",
+                id="velocity.E012",
+            )
+        ]
+    return []

@@ -47,7 +47,8 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         name="refill_warm_pool",
         func="machines.tasks.refill_warm_pool",
         minutes=1,
-        description="Keep WARM_POOL_SIZE started machines without a project (also enqueued after each claim).",
+        description="Bring the warm pool to its target: demand within WARM_POOL_MIN..MAX, under the budget "
+        "(also enqueued after each claim).",
     ),
     ScheduleSpec(
         name="rollup_costs",

@@ -255,7 +255,17 @@ FLY_REGION = os.environ.get("FLY_REGION", "iad")
 PREVIEW_CONTAINER_IMAGE = os.environ.get(
     "PREVIEW_CONTAINER_IMAGE", "ghcr.io/velocity/velocity-preview-container:latest"
 )
-WARM_POOL_SIZE = env_int("WARM_POOL_SIZE", 0)
+WARM_POOL_SIZE = env_int("WARM_POOL_SIZE", 0)  # the old fixed size: floor and ceiling when those are not set
+# The auto-sized pool (docs/machines.md, "The warm pool"): between WARM_POOL_MIN and WARM_POOL_MAX machines,
+# following recent creates per minute x time to provision, capped by POOL_BUDGET_USD_PER_HOUR (empty: no cap).
+WARM_POOL_MIN = env_int("WARM_POOL_MIN", -1)  # -1: WARM_POOL_SIZE
+WARM_POOL_MAX = env_int("WARM_POOL_MAX", -1)  # -1: the larger of WARM_POOL_SIZE and WARM_POOL_MIN
+WARM_POOL_HEADROOM_PERCENT = env_int("WARM_POOL_HEADROOM_PERCENT", 50)
+WARM_POOL_SUSPENDED = env_int("WARM_POOL_SUSPENDED", 0)  # of the target, kept suspended (storage only)
+POOL_BUDGET_USD_PER_HOUR = os.environ.get("POOL_BUDGET_USD_PER_HOUR", "").strip()
+POOL_DEMAND_WINDOW_SECONDS = env_int("POOL_DEMAND_WINDOW_SECONDS", 300)
+POOL_BURST_WINDOW_SECONDS = env_int("POOL_BURST_WINDOW_SECONDS", 20)
+POOL_PROVISION_SECONDS_MIN = env_int("POOL_PROVISION_SECONDS_MIN", 1)  # the agent boots after "started"
 
 ORCHESTRATOR_URL = os.environ.get("ORCHESTRATOR_URL", f"http://{HOST}:{PORT}").rstrip("/")
 # With a wildcard domain (``*.example-previews.dev`` pointing at the orchestrator), each Fly preview is served at

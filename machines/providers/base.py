@@ -181,6 +181,11 @@ class MachineProvider(Protocol):
         same files where the provider keeps them): what a hung agent needs, which ignores polite signals."""
         ...
 
+    def suspend(self, machine_id: str) -> None:
+        """Freeze a started machine with its memory, so that ``start`` resumes it where it was (a warm pool
+        machine then pays only its storage); on Fly the resume takes a few hundred milliseconds."""
+        ...
+
     def destroy(self, machine_id: str, *, force: bool = True) -> None:
         """Destroy the machine; one that is already gone is not an error."""
         ...

@@ -184,6 +184,11 @@ class FlyProvider:
     def stop(self, machine_id: str) -> None:
         self._request("stop", "POST", self._machine_path(machine_id, "stop"), scope=machine_id)
 
+    def suspend(self, machine_id: str) -> None:
+        """``POST .../suspend``: Fly snapshots the machine; the next ``start`` resumes from the snapshot
+        (Fly tries to, and boots cold when it cannot)."""
+        self._request("suspend", "POST", self._machine_path(machine_id, "suspend"), scope=machine_id)
+
     def restart(self, machine_id: str) -> None:
         """``POST .../restart?signal=SIGKILL``: a hung agent would sit out a polite signal's whole timeout."""
         params = {"signal": "SIGKILL"}

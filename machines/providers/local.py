@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from machines.providers.base import (
+    Conflict,
     Guest,
     MachineSpec,
     MachineState,
@@ -135,6 +136,9 @@ class LocalProvider:
         machine = self.get(machine_id)
         if machine.state in (MachineState.STARTED, MachineState.STARTING):
             return
+        if machine.state == MachineState.SUSPENDED:
+            self._resume(self._dir(machine_id))
+            return
         config = self._config(self.root / machine_id)
         self._spawn(self.root / machine_id, config["env"])
 
@@ -142,6 +146,30 @@ class LocalProvider:
         machine_dir = self._dir(machine_id)
         self._kill(machine_dir)
         (machine_dir / "state.json").write_text(json.dumps({"state": "stopped", "updated_at": time.time()}))
+
+    def suspend(self, machine_id: str) -> None:
+        """SIGSTOP the runner's process group: the agent keeps its memory, sockets and port and runs no code,
+        as a suspended Fly machine keeps its snapshot; ``start`` sends SIGCONT. A group that is not running
+        cannot be suspended (Fly refuses too)."""
+        machine_dir = self._dir(machine_id)
+        pid = self._pid(machine_dir)
+        if self.get(machine_id).state != MachineState.STARTED or pid is None:
+            raise Conflict(f"machine {machine_id} is not started", status=409)
+        os.killpg(pid, signal.SIGSTOP)
+        self._write_state(machine_dir, "suspended")
+
+    def _resume(self, machine_dir: Path) -> None:
+        pid = self._pid(machine_dir)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGCONT)
+        self._write_state(machine_dir, "started")
+
+    @staticmethod
+    def _write_state(machine_dir: Path, state: str) -> None:
+        """The provider's own word on the state while the runner cannot speak (it is stopped with its group)."""
+        current = json.loads((machine_dir / "state.json").read_text()) if (machine_dir / "state.json").exists() else {}
+        (machine_dir / "state.json").write_text(json.dumps({**current, "state": state, "updated_at": time.time()}))
 
     def restart(self, machine_id: str) -> None:
         """SIGKILL the runner's process group (a SIGSTOPped agent cannot act on SIGTERM) and run it again.

@@ -57,6 +57,9 @@ class ObservedProvider:
     def stop(self, machine_id: str) -> None:
         self._call("stop", lambda: self.inner.stop(machine_id))
 
+    def suspend(self, machine_id: str) -> None:
+        self._call("suspend", lambda: self.inner.suspend(machine_id))
+
     def destroy(self, machine_id: str, *, force: bool = True) -> None:
         self._call("destroy", lambda: self.inner.destroy(machine_id, force=force))
 

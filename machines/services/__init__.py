@@ -23,6 +23,7 @@ from machines.services.lifecycle import (
 )
 from machines.services.pool import (
     machine_claim_warm,
+    machine_pool_autosize,
     machine_pool_enqueue_refill,
     machine_pool_refill,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "machine_get_by_token",
     "machine_kill",
     "machine_launch",
+    "machine_pool_autosize",
     "machine_pool_enqueue_refill",
     "machine_pool_refill",
     "machine_prepare",

@@ -39,6 +39,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("DELETE", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)$"), "destroy"),
     ("POST", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)/start$"), "start"),
     ("POST", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)/stop$"), "stop"),
+    ("POST", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)/suspend$"), "suspend"),
     ("POST", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)/restart$"), "restart"),
     ("GET", re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)/wait$"), "wait"),
 )
@@ -223,6 +224,10 @@ class FakeFly:
 
     def _stop(self, machine: dict[str, Any], query: dict[str, str]) -> Answer:
         machine["state"] = "stopped"
+        return Answer(200)
+
+    def _suspend(self, machine: dict[str, Any], query: dict[str, str]) -> Answer:
+        machine["state"] = "suspended"  # the next _start resumes it
         return Answer(200)
 
     def _restart(self, machine: dict[str, Any], query: dict[str, str]) -> Answer:
