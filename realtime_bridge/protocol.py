@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from realtime_bridge.wire import frame_bytes
 from velocity import json_input
 
 VSN_1 = "1.0.0"
@@ -324,7 +325,7 @@ class BroadcastFrames:
     v2 receivers get kind 4. A raw-bytes broadcast has no JSON form and skips v1 receivers.
     """
 
-    __slots__ = ("_v1", "_v2_binary", "_v2_text", "binary", "json_payload", "topic")
+    __slots__ = ("_v1", "_v2_binary", "_v2_text", "_wire", "binary", "json_payload", "topic")
 
     def __init__(self, topic: str, json_payload: dict[str, Any] | None, binary: BinaryBroadcast | None) -> None:
         self.topic = topic
@@ -333,6 +334,7 @@ class BroadcastFrames:
         self._v1: str | None = None
         self._v2_text: str | None = None
         self._v2_binary: bytes | None = None
+        self._wire: dict[str, bytes | None] = {}
 
     @classmethod
     def from_binary(cls, topic: str, body: BinaryBroadcast) -> BroadcastFrames:
@@ -367,6 +369,13 @@ class BroadcastFrames:
         if self._v1 is None:
             self._v1 = encode_v1(self._message())
         return self._v1
+
+    def wire_for_vsn(self, vsn: str) -> bytes | None:
+        """The whole websocket frame of ``for_vsn``, built once per version and shared by every receiver."""
+        if vsn not in self._wire:
+            frame = self.for_vsn(vsn)
+            self._wire[vsn] = None if frame is None else frame_bytes(frame)
+        return self._wire[vsn]
 
     def size(self) -> int:
         """Payload size used for limits and metrics (bytes of the user payload)."""
