@@ -326,3 +326,43 @@ async def test_a_stalled_reader_is_dropped_while_the_others_get_every_broadcast(
     read_bytes = await asyncio.to_thread(_drain_until_closed, stalled)
     stalled.close()
     assert read_bytes < COUNT * BIG  # it was cut off, not served everything late
+
+
+# --- several processes ------------------------------------------------------------------------
+
+
+class RecordingLayer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        self.sent.append((group, message))
+
+
+@pytest.mark.django_db
+async def test_a_broadcast_is_one_layer_message_per_process_whatever_the_local_sockets():
+    conns = [FakeConn(VSN_1, RecordingWriter()) for _ in range(50)]
+    hub, layer = hub_with("g", conns), RecordingLayer()
+    hub.layer, hub.remote, hub.channel_name = layer, True, "process-a"
+    await hub.broadcast("g", BroadcastFrames("realtime:t", PAYLOAD, None), sender=None)
+    assert [group for group, _ in layer.sent] == ["g"]
+    assert all(c.writer is not None and len(c.writer.written) == 1 for c in conns)
+
+
+@pytest.mark.django_db
+async def test_another_process_broadcast_reaches_the_local_sockets_encoded_once_per_version(monkeypatch):
+    sender_hub, layer = hub_with("g", []), RecordingLayer()
+    sender_hub.layer, sender_hub.remote = layer, True
+    await sender_hub.broadcast("g", BroadcastFrames("realtime:t", PAYLOAD, None), sender=None)
+    encodes = {"n": 0}
+    real = protocol.encode_v2_text
+
+    def counting(message: Any) -> str:
+        encodes["n"] += 1
+        return real(message)
+
+    monkeypatch.setattr(protocol, "encode_v2_text", counting)
+    conns = [FakeConn(VSN_2, RecordingWriter()) for _ in range(30)]
+    await hub_with("g", conns)._dispatch(layer.sent[0][1])
+    assert encodes["n"] == 1
+    assert all(c.writer is not None and json.loads(_body(c.writer.written[0]))[3] == "broadcast" for c in conns)
