@@ -148,18 +148,32 @@ def reference_figures(label: str, ours: dict[str, Any], reference: dict[str, Any
 
 
 def capacity_figures(ours: dict[str, Any], reference: dict[str, Any]) -> list[Figure]:
-    """Deliveries per second each server sustains when asked for ten times the 10,000/s load."""
+    """Deliveries per second each server sustains when asked for ten times the 10,000/s load, and per
+    second of server CPU (what one core would do: steadier than the wall clock on a shared machine)."""
     note = (
-        f"{ours['sockets']} sockets on 1 topic asked for {ours['expected']} deliveries; "
-        f"first to last delivery; server CPU per delivery: ours {ours['server_cpu_us_per_delivery']} µs, "
+        f"{ours['sockets']} sockets on 1 topic asked for 100,000 deliveries/s; first to last delivery; "
+        f"best of two runs each, alternating; server CPU per delivery: ours {ours['server_cpu_us_per_delivery']} µs, "
         f"reference {reference['server_cpu_us_per_delivery']} µs; clients share the cores"
     )
     ratio = ours["sustained_per_s"] / max(1, reference["sustained_per_s"])
+    per_cpu = reference["server_cpu_us_per_delivery"] / max(0.1, ours["server_cpu_us_per_delivery"])
     return [
         Figure(GROUP, "capacity_deliveries_per_s", ours["sustained_per_s"], "deliveries/s", note=note),
         Figure(GROUP, "reference_capacity_deliveries_per_s", reference["sustained_per_s"], "deliveries/s", note=note),
         Figure(GROUP, "capacity_ratio_to_reference", round(ratio, 3), "ratio", 0.5, ">=", note=note),
+        Figure(GROUP, "deliveries_per_cpu_second_ratio_to_reference", round(per_cpu, 3), "ratio", note=note),
     ]
+
+
+def _floods(ours: Any, reference: Any, seconds: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each server's best of two floods, taken in turn: the shared machine's load changes by the second,
+    and alternating gives both servers the same chances."""
+    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "reference": []}
+    for _ in range(2):
+        for name, server in (("ours", ours), ("reference", reference)):
+            runs[name].append(_run_fanout(server, sockets=1000, topics=1, rate=100.0, seconds=seconds))
+    best = {name: max(outcomes, key=lambda o: o["sustained_per_s"]) for name, outcomes in runs.items()}
+    return best["ours"], best["reference"]
 
 
 def run(stack: Stack, results: Results, *, quick: bool) -> None:
@@ -170,13 +184,12 @@ def run(stack: Stack, results: Results, *, quick: bool) -> None:
         label: _run_fanout(_ours(stack), sockets=1000, topics=t, rate=r, seconds=seconds)
         for label, (t, r) in loads.items()
     }
-    ours_flood = _run_fanout(_ours(stack), sockets=1000, topics=1, rate=100.0, seconds=flood)
     with ReferenceServer() as server:
         reference = {
             label: _run_fanout(server, sockets=1000, topics=t, rate=r, seconds=seconds)
             for label, (t, r) in loads.items()
         }
-        reference_flood = _run_fanout(server, sockets=1000, topics=1, rate=100.0, seconds=flood)
+        ours_flood, reference_flood = _floods(_ours(stack), server, flood)
     for label in loads:
         results.add(*fanout_figures(label, ours[label]), *reference_figures(label, ours[label], reference[label]))
     results.add(*capacity_figures(ours_flood, reference_flood))
