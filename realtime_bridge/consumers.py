@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 
@@ -66,6 +67,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self.conn.writer = writer_for(self.base_send)
         await hub.register(self.conn)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' loop without its per-message task and ``asyncio.wait``: this consumer has one source
+        of messages (the socket; no channel layer), so it awaits ``receive`` directly."""
+        self.scope, self.channel_layer, self.base_send = scope, None, send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its per-message ``close_old_connections`` hop to a worker thread.
