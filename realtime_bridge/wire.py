@@ -14,7 +14,10 @@ delays the others, and never grows the server's memory without bound).
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
 
 OPCODE_TEXT = 0x1
 OPCODE_BINARY = 0x2
@@ -57,6 +60,7 @@ class DaphneWriter:
 
     def __init__(self, protocol: Any) -> None:
         self.protocol = protocol
+        _no_delay(protocol.transport)
 
     def _transport(self) -> Any:
         protocol = self.protocol
@@ -87,6 +91,16 @@ class DaphneWriter:
         transport = self.protocol.transport
         if transport is not None:
             transport.abortConnection()
+
+
+def _no_delay(transport: Any) -> None:
+    """Small frames go out at once (Twisted leaves Nagle on; asyncio, and so the reference server, turns it off)."""
+    set_no_delay = getattr(transport, "setTcpNoDelay", None)
+    if set_no_delay is not None:
+        try:
+            set_no_delay(True)
+        except OSError:
+            logger.debug("realtime socket closed before TCP_NODELAY could be set")
 
 
 def _pending(transport: Any) -> int:
