@@ -243,7 +243,18 @@ def test_only_daphnes_send_yields_a_direct_writer():
 
 LIMIT = 300_000
 BIG = 100_000
-COUNT = 120  # 12 MB: more than the kernel buffers on both ends can hold for the stalled reader
+
+
+def _kernel_send_buffer_max() -> int:
+    """The most a server socket's kernel send buffer can grow to (Linux autotuning), 4 MiB if unknown."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, IndexError, ValueError):
+        return 4 * 1024 * 1024
+
+
+# Twice what the kernel (server send buffer; the stalled client's is pinned small) and the limit can hold.
+COUNT = max(120, 2 * (_kernel_send_buffer_max() + LIMIT) // BIG)
 
 
 @pytest.fixture(scope="module")
