@@ -25,6 +25,7 @@ from realtime_bridge.protocol import (
     dumps,
     reply,
 )
+from realtime_bridge.wire import DirectWriter
 from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,8 @@ class Connection:
     last_seen: float = field(default_factory=time.monotonic)
     _window: int = 0
     _window_count: int = 0
+    # Set by the consumer when the server lets the hub write pre-framed broadcasts to the socket (wire.py).
+    writer: DirectWriter | None = None
 
     @property
     def vsn(self) -> str:
@@ -165,6 +168,16 @@ class Connection:
             await self.transport.send_frame(frame)
         except Exception:  # a closing socket must not break the fan-out to the others
             logger.debug("realtime send to a closing socket dropped", extra={"conn": self.id})
+
+    async def overflowed(self) -> None:
+        """Too many unsent bytes (a reader that stopped reading): drop the socket, as wire.py documents.
+
+        Its frames cannot reach it in time anyway; the client reconnects and rejoins.
+        """
+        metrics.slow_consumer_dropped()
+        logger.warning("realtime socket dropped: its reader fell behind", extra={"conn": self.id})
+        if self.writer is not None:
+            self.writer.abort()
 
     async def push(self, message: Message) -> None:
         await self.send_frame(self.serializer.encode(message))

@@ -16,9 +16,11 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
 
 from realtime_bridge import metrics, postgres_changes
 from realtime_bridge.events import PG_GROUP, TOPIC_PREFIX
@@ -73,6 +75,8 @@ class Hub:
         self._sweeper: asyncio.Task[None] | None = None
         self._sweeping_every = SWEEP_INTERVAL
         self._groups_refreshed_at = time.monotonic()
+        # A socket whose unsent frames pass this many bytes is closed (a stalled reader; see wire.py).
+        self.max_backlog: int = settings.REALTIME_MAX_SEND_BUFFER_BYTES
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -157,16 +161,18 @@ class Hub:
         return await self.deliver(group, frames, sender=sender)
 
     async def deliver(self, group: str, frames: BroadcastFrames, *, sender: str | None) -> int:
-        delivered = 0
-        for state in self.subscribers(group):
-            if state.conn.id == sender and not state.self_broadcast:
-                continue
-            frame = frames.for_vsn(state.conn.vsn)
-            if frame is not None:
-                await state.conn.send_frame(frame)
-                delivered += 1
-        metrics.deliveries(delivered)
-        return delivered
+        """Write the shared frame to every local subscriber; sockets without a direct writer go after.
+
+        The direct loop does no awaiting and no per-socket encoding, logging or metrics: one write each.
+        """
+        receivers = [s.conn for s in self.subscribers(group) if s.conn.id != sender or s.self_broadcast]
+        outcome = write_direct(receivers, frames, self.max_backlog)
+        for conn in outcome.overflowing:
+            await conn.overflowed()
+        for conn in outcome.indirect:
+            await conn.send_frame(frames.for_vsn(conn.vsn) or "")
+        metrics.deliveries(outcome.delivered)
+        return outcome.delivered
 
     # --- presence --------------------------------------------------------------------------
 
@@ -301,6 +307,31 @@ class Hub:
                 await self.layer.group_add(group, self.channel_name)
             except Exception:
                 logger.exception("realtime group refresh failed", extra={"group": group})
+
+
+@dataclass(slots=True)
+class Written:
+    """What one direct fan-out pass did: receivers reached, those left to the ASGI send, those over backlog."""
+
+    delivered: int = 0
+    indirect: list[Connection] = field(default_factory=list)
+    overflowing: list[Connection] = field(default_factory=list)
+
+
+def write_direct(receivers: Iterable[Connection], frames: BroadcastFrames, max_backlog: int) -> Written:
+    """Write ``frames`` to each receiver's socket directly (receivers that cannot take the form are skipped)."""
+    outcome = Written()
+    for conn in receivers:
+        wire = frames.wire_for_vsn(conn.vsn)
+        if wire is None:
+            continue
+        outcome.delivered += 1
+        writer = conn.writer
+        if writer is None or not writer.write(wire):
+            outcome.indirect.append(conn)
+        elif writer.backlog() > max_backlog:
+            outcome.overflowing.append(conn)
+    return outcome
 
 
 def _broadcast_message(origin: str, group: str, frames: BroadcastFrames) -> dict[str, Any]:

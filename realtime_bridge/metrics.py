@@ -23,6 +23,9 @@ MESSAGES = Counter("velocity_realtime_messages_total", "Broadcasts received.", [
 DELIVERIES = Counter("velocity_realtime_deliveries_total", "Frames fanned out to sockets.")
 SOCKETS = Gauge("velocity_realtime_sockets", "Open realtime sockets in this process.")
 JOINS = Counter("velocity_realtime_joins_total", "Accepted channel joins.")
+SLOW_DROPPED = Counter(
+    "velocity_realtime_slow_consumers_dropped_total", "Sockets closed because their unsent frames passed the limit."
+)
 REFUSED = Counter("velocity_realtime_refused_joins_total", "Refused joins and handshakes.")
 ACK_LAG = Histogram(
     "velocity_realtime_edit_to_ack_seconds",
@@ -37,6 +40,7 @@ class _State:
         self.joins = 0
         self.refused = 0
         self.deliveries = 0
+        self.slow_dropped = 0
         self.seconds: deque[tuple[int, dict[str, int]]] = deque(maxlen=RATE_WINDOW + 1)
         self.pending: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self.lags: deque[float] = deque(maxlen=1000)
@@ -67,6 +71,11 @@ def joined() -> None:
 def join_refused() -> None:
     _state.refused += 1
     REFUSED.inc()
+
+
+def slow_consumer_dropped() -> None:
+    _state.slow_dropped += 1
+    SLOW_DROPPED.inc()
 
 
 def deliveries(count: int) -> None:
@@ -126,6 +135,7 @@ def snapshot() -> dict[str, Any]:
         "joins": _state.joins,
         "refused_joins": _state.refused,
         "deliveries": _state.deliveries,
+        "slow_consumers_dropped": _state.slow_dropped,
         "messages_per_second": rates,
         "edit_to_ack_ms": {
             "count": len(lags),

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from realtime_bridge.wire import frame_bytes
 from velocity import json_input
 
 VSN_1 = "1.0.0"
@@ -324,7 +325,7 @@ class BroadcastFrames:
     v2 receivers get kind 4. A raw-bytes broadcast has no JSON form and skips v1 receivers.
     """
 
-    __slots__ = ("_v1", "_v2_binary", "_v2_text", "binary", "json_payload", "topic")
+    __slots__ = ("_size", "_v1", "_v2_binary", "_v2_text", "_wire", "binary", "json_payload", "topic")
 
     def __init__(self, topic: str, json_payload: dict[str, Any] | None, binary: BinaryBroadcast | None) -> None:
         self.topic = topic
@@ -333,6 +334,8 @@ class BroadcastFrames:
         self._v1: str | None = None
         self._v2_text: str | None = None
         self._v2_binary: bytes | None = None
+        self._wire: dict[str, bytes | None] = {}
+        self._size: int | None = None
 
     @classmethod
     def from_binary(cls, topic: str, body: BinaryBroadcast) -> BroadcastFrames:
@@ -368,8 +371,18 @@ class BroadcastFrames:
             self._v1 = encode_v1(self._message())
         return self._v1
 
+    def wire_for_vsn(self, vsn: str) -> bytes | None:
+        """The whole websocket frame of ``for_vsn``, built once per version and shared by every receiver."""
+        if vsn not in self._wire:
+            frame = self.for_vsn(vsn)
+            self._wire[vsn] = None if frame is None else frame_bytes(frame)
+        return self._wire[vsn]
+
     def size(self) -> int:
-        """Payload size used for limits and metrics (bytes of the user payload)."""
-        if self.binary is not None:
-            return len(self.binary.data)
-        return len(dumps((self.json_payload or {}).get("payload")).encode("utf-8"))
+        """Payload size used for limits and metrics (bytes of the user payload), measured once."""
+        if self._size is None:
+            if self.binary is not None:
+                self._size = len(self.binary.data)
+            else:
+                self._size = len(dumps((self.json_payload or {}).get("payload")).encode("utf-8"))
+        return self._size

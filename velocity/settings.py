@@ -351,6 +351,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # editor can send 100 edits a second while its agent acks each (preview agents pace at REALTIME_SEND_RATE).
 REALTIME_MAX_EVENTS_PER_SECOND = env_int("REALTIME_MAX_EVENTS_PER_SECOND", 1000)
 REALTIME_MAX_CHANNELS_PER_SOCKET = env_int("REALTIME_MAX_CHANNELS_PER_SOCKET", 100)
+# A socket whose unsent frames pass this many bytes (a reader that stopped reading) is closed, so a stalled
+# client neither delays the fan-out to the others nor grows the server's memory (realtime_bridge/wire.py).
+# At least twice REALTIME_MAX_PAYLOAD_BYTES, so one large broadcast alone never trips it.
+REALTIME_MAX_SEND_BUFFER_BYTES = env_int("REALTIME_MAX_SEND_BUFFER_BYTES", 8 * 1024 * 1024)
 REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT") or 60)
 REALTIME_JOIN_ERROR_DELAY = float(os.environ.get("REALTIME_JOIN_ERROR_DELAY") or 0)
 REALTIME_BRIDGE_CHANNELS_PER_SOCKET = env_int("REALTIME_BRIDGE_CHANNELS_PER_SOCKET", 100)
