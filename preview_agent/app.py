@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 import os
 import signal
@@ -29,7 +30,6 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 600.0
 # What each heartbeat carries, named as in /health.
 HEARTBEAT_KEYS = ("devServer", "devServerState", "supabaseConnected", "fileCount", "uptime")
-REALTIME_READY_WAIT_SECONDS = 10.0
 
 
 class Activity:
@@ -108,6 +108,7 @@ class Agent:
             logger.warning(warning)
 
     async def _boot_and_wait(self) -> None:
+        preload = self._preload_realtime()
         if not self.config.project_id:
             await self._step("assignment", self._wait_for_assignment())
             if self._stop.is_set():
@@ -125,8 +126,15 @@ class Agent:
         try:
             await self._watch_inactivity()
         finally:
-            for task in background:
+            for task in [*background, *preload]:
                 task.cancel()
+
+    def _preload_realtime(self) -> list[asyncio.Task[Any]]:
+        """Import the realtime client (about 0.8 s, mostly pydantic) in a thread from the first moment: a warm
+        agent has it loaded long before its claim, a cold one while its dev server starts."""
+        if not self.config.realtime_url:
+            return []
+        return [asyncio.create_task(asyncio.to_thread(importlib.import_module, "realtime"), name="realtime-import")]
 
     async def _wait_for_assignment(self) -> None:
         """Warm pool: idle until the orchestrator assigns a project (or the machine is stopped)."""
@@ -205,13 +213,10 @@ class Agent:
         return {key: health[key] for key in ("devServer", "supabaseConnected", "devServerState", "fileCount")}
 
     async def _report_ready(self) -> None:
+        """``ready`` the moment the preview answers. The realtime join is not waited for: whatever the editor
+        sends before it is recovered by the ``agent:manifest`` published on join, and ``status`` reports the
+        join (``supabaseConnected``) when it happens."""
         up = await self.devserver.wait_ready(READY_TIMEOUT_SECONDS)
-        if self.sync is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._until(lambda: self.sync is not None and self.sync.connected),
-                    REALTIME_READY_WAIT_SECONDS,
-                )
         boot = {
             **self.boot,
             "dev_server_start": self.devserver.started_seconds,
@@ -226,10 +231,6 @@ class Agent:
             dev_server=up,
             dev_server_kind=self.devserver.plan.kind if self.devserver.plan else None,
         )
-
-    async def _until(self, condition: Callable[[], bool], interval: float = 0.1) -> None:
-        while not condition():
-            await asyncio.sleep(interval)
 
     async def _watch_status(self) -> None:
         last: dict[str, Any] = {}

@@ -254,6 +254,12 @@ PREVIEW_CONTAINER_IMAGE = os.environ.get(
     "PREVIEW_CONTAINER_IMAGE", "ghcr.io/velocity/velocity-preview-container:latest"
 )
 WARM_POOL_SIZE = env_int("WARM_POOL_SIZE", 0)
+# A create that claimed a warm machine waits this long for its agent's `ready`, to answer `active` at once
+# (else it answers `creating` and the client follows the session as for a cold start).
+WARM_CONFIRM_MS = env_int("WARM_CONFIRM_MS", 150)
+# A warm machine's agent that has not reported this many seconds after its claim never learnt its project
+# (frozen or gone): the agent watch destroys that machine and queues the session for another.
+WARM_PICKUP_SECONDS = float(os.environ.get("WARM_PICKUP_SECONDS") or 10)
 
 ORCHESTRATOR_URL = os.environ.get("ORCHESTRATOR_URL", f"http://{HOST}:{PORT}").rstrip("/")
 # With a wildcard domain (``*.example-previews.dev`` pointing at the orchestrator), each Fly preview is served at
