@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 600.0
 # What each heartbeat carries, named as in /health.
 HEARTBEAT_KEYS = ("devServer", "devServerState", "supabaseConnected", "fileCount", "uptime")
+# The first heartbeat waits at most this long for `ready` to go out first (a slow npm install does not hold it).
+FIRST_REPORT_DELAY_SECONDS = 1.0
 
 
 class Activity:
@@ -85,6 +87,7 @@ class Agent:
         )
         self.sync: RealtimeSync | None = None
         self._stop = asyncio.Event()
+        self._ready_sent = asyncio.Event()
         self.exit_reason = "idle"
 
     async def run(self) -> int:
@@ -225,14 +228,24 @@ class Agent:
         if self.sync is not None:
             boot["realtime_connect"] = self.sync.first_connect_seconds
         boot["total"] = round(time.monotonic() - self.started, 3)
-        await self.orchestrator.send(
-            "ready",
-            boot_steps=boot,
-            dev_server=up,
-            dev_server_kind=self.devserver.plan.kind if self.devserver.plan else None,
-        )
+        try:
+            await self.orchestrator.send(
+                "ready",
+                boot_steps=boot,
+                dev_server=up,
+                dev_server_kind=self.devserver.plan.kind if self.devserver.plan else None,
+            )
+        finally:
+            self._ready_sent.set()
+
+    async def _ready_first(self) -> None:
+        """The first status and heartbeat wait for ``ready`` to be sent (at most ``FIRST_REPORT_DELAY_SECONDS``):
+        three reports at once would make ``ready`` queue behind the other two for the orchestrator's writes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready_sent.wait(), FIRST_REPORT_DELAY_SECONDS)
 
     async def _watch_status(self) -> None:
+        await self._ready_first()
         last: dict[str, Any] = {}
         while True:
             status = self._status()
@@ -244,6 +257,7 @@ class Agent:
     async def _heartbeat(self) -> None:
         """Tell the orchestrator every ``AGENT_HEARTBEAT_SECONDS`` that this agent runs, and how it is: their
         absence is how the orchestrator sees a hung agent (it restarts the machine)."""
+        await self._ready_first()
         while True:
             health = self.health()
             beat = {key: health[key] for key in HEARTBEAT_KEYS}
