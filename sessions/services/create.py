@@ -166,7 +166,7 @@ def _insert_session(*, user_id: uuid.UUID, project_id: str, memory_mb: int, now:
         last_activity_source="create",
         expires_at=now + timedelta(seconds=ttl),
     )
-    session_status_announce(session, "INSERT")
-    if session_claim_warm(session=session, now=now) is None:
+    if session_claim_warm(session=session, now=now) is None:  # before the announcement: its wake-up goes first
         transaction.on_commit(lambda: _enqueue_provisioning(session.id))
+    session_status_announce(session, "INSERT")
     return session

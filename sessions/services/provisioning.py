@@ -71,8 +71,8 @@ def session_claim_warm(*, session: PreviewSession, now: datetime) -> Machine | N
         if not claimed:
             transaction.set_rollback(True)  # the machine goes back to the pool untouched
             return None
+        transaction.on_commit(lambda: wakeups.assignment_wake(machine.id))  # first: the agent waits on it
         machine_pool_enqueue_refill()
-        transaction.on_commit(lambda: wakeups.assignment_wake(machine.id))
     session.machine, session.machine_created_at, session.machine_started_at = machine, now, now
     logger.info("session got a warm machine", extra={"session_id": str(session.id), "machine_id": str(machine.id)})
     return machine
