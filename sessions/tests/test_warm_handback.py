@@ -58,8 +58,8 @@ def test_a_reported_claim_a_recent_one_and_a_new_machine_are_left_alone(
     reported, recent = warm_claimed("reported"), warm_claimed("recent")
     AgentHeartbeat.objects.create(session=reported, seen_at=timezone.now())
     cold = warm_claimed("cold")
+    assert cold.machine_started_at is not None and recent.machine_started_at is not None
     PreviewSession.objects.filter(id=cold.id).update(machine_created_at=cold.machine_started_at - timedelta(seconds=1))
-    assert recent.machine_started_at is not None
     handed, enqueued = hand_back(
         recent.machine_started_at + timedelta(seconds=PICKUP - 1), django_capture_on_commit_callbacks
     )

@@ -8,7 +8,9 @@ from velocity.testing import wait_until
 
 
 def test_a_wake_up_answers_the_waiting_thread_with_what_it_now_finds() -> None:
-    key, found, answers = f"test:{uuid.uuid4()}", [], []
+    key = f"test:{uuid.uuid4()}"
+    found: list[str] = []
+    answers: list[str | None] = []
     waiter = threading.Thread(
         target=lambda: answers.append(
             wakeup.wait_for(lambda: found[0] if found else None, key=key, timeout=60, recheck=60)
