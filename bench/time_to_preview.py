@@ -25,6 +25,7 @@ GROUP = "time_to_preview"
 WARM_P50_TARGET, WARM_P95_TARGET, COLD_P50_TARGET = 0.1, 0.2, 0.4
 POLL_SECONDS = 0.01
 ACTIVE_TIMEOUT = 60.0
+JOIN_TIMEOUT = 15.0
 
 
 @dataclass
@@ -56,6 +57,26 @@ def create_and_wait(client: httpx.Client, base: str, headers: dict[str, str], pr
     if preview.status_code >= 500:  # an empty project answers 404: the agent serves, there is no page yet
         raise RuntimeError(f"the preview of {session['id']} answered {preview.status_code}")
     return Preview(time.perf_counter() - started, session, active_in_response=active_in_response)
+
+
+def create_and_join(client: httpx.Client, base: str, headers: dict[str, str], project: str) -> Preview:
+    """``create_and_wait``, then until the agent has joined ``project:{id}`` (its ``/health`` says so): an agent
+    reports ``ready`` before its join, and an editor that sends at once relies on the join's ``agent:manifest``
+    to resend what was missed, which these scripted editors do not do."""
+    preview = create_and_wait(client, base, headers, project)
+    deadline = time.perf_counter() + JOIN_TIMEOUT
+    while not _joined(client, preview.session["preview_url"]):
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the agent of {preview.session['id']} did not join within {JOIN_TIMEOUT} s")
+        time.sleep(POLL_SECONDS)
+    return preview
+
+
+def _joined(client: httpx.Client, preview_url: str) -> bool:
+    try:
+        return bool(client.get(f"{preview_url}health").json().get("supabaseConnected"))
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 def end_session(client: httpx.Client, base: str, headers: dict[str, str], session_id: str) -> None:
