@@ -22,7 +22,7 @@ import httpx
 from bench.results import Figure, Results, not_measured, percentile
 from bench.rss import cpu_seconds
 from bench.stack import Stack
-from bench.time_to_preview import create_and_wait, end_session, user_headers
+from bench.time_to_preview import create_and_join, end_session, user_headers
 
 GROUP = "edit_to_ack"
 RATE = 100
@@ -119,7 +119,7 @@ def run(stack: Stack, results: Results, *, quick: bool) -> None:
     user, project = uuid.uuid4(), f"bench-edits-{uuid.uuid4().hex[:8]}"
     headers = user_headers(user)
     with httpx.Client(timeout=30) as client:
-        session = create_and_wait(client, stack.base_url, headers, project).session
+        session = create_and_join(client, stack.base_url, headers, project).session
         editor = Editor()
         token = headers["Authorization"].removeprefix("Bearer ")
         agent = stack.agent_pids()

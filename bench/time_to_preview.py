@@ -21,8 +21,11 @@ from bench.results import Figure, Results, not_measured, percentile
 from bench.stack import Stack
 
 GROUP = "time_to_preview"
+# Issue 16's targets on this machine: a warm pool exists to beat the hosted sandboxes (~100 ms).
+WARM_P50_TARGET, WARM_P95_TARGET, COLD_P50_TARGET = 0.1, 0.2, 0.4
 POLL_SECONDS = 0.01
 ACTIVE_TIMEOUT = 60.0
+JOIN_TIMEOUT = 15.0
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Preview:
     seconds: float
     session: dict[str, Any]
     end_seconds: float = float("nan")  # the DELETE that ended it (destroys the machine before answering)
+    active_in_response: bool = False  # the create's own answer said `active` (a warm claim confirmed in time)
 
 
 def user_headers(user_id: uuid.UUID | None = None, role: str = "authenticated") -> dict[str, str]:
@@ -43,6 +47,7 @@ def create_and_wait(client: httpx.Client, base: str, headers: dict[str, str], pr
     response = client.post(f"{base}/api/v1/sessions/", json={"project_id": project}, headers=headers)
     response.raise_for_status()
     session = response.json()
+    active_in_response = session["status"] == "active"
     while session["status"] == "creating" and time.perf_counter() - started < ACTIVE_TIMEOUT:
         time.sleep(POLL_SECONDS)
         session = client.get(f"{base}/api/v1/sessions/{session['id']}/", headers=headers).json()
@@ -51,7 +56,27 @@ def create_and_wait(client: httpx.Client, base: str, headers: dict[str, str], pr
     preview = client.get(session["preview_url"])
     if preview.status_code >= 500:  # an empty project answers 404: the agent serves, there is no page yet
         raise RuntimeError(f"the preview of {session['id']} answered {preview.status_code}")
-    return Preview(time.perf_counter() - started, session)
+    return Preview(time.perf_counter() - started, session, active_in_response=active_in_response)
+
+
+def create_and_join(client: httpx.Client, base: str, headers: dict[str, str], project: str) -> Preview:
+    """``create_and_wait``, then until the agent has joined ``project:{id}`` (its ``/health`` says so): an agent
+    reports ``ready`` before its join, and an editor that sends at once relies on the join's ``agent:manifest``
+    to resend what was missed, which these scripted editors do not do."""
+    preview = create_and_wait(client, base, headers, project)
+    deadline = time.perf_counter() + JOIN_TIMEOUT
+    while not _joined(client, preview.session["preview_url"]):
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the agent of {preview.session['id']} did not join within {JOIN_TIMEOUT} s")
+        time.sleep(POLL_SECONDS)
+    return preview
+
+
+def _joined(client: httpx.Client, preview_url: str) -> bool:
+    try:
+        return bool(client.get(f"{preview_url}health").json().get("supabaseConnected"))
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 def end_session(client: httpx.Client, base: str, headers: dict[str, str], session_id: str) -> None:
@@ -84,7 +109,7 @@ def _step_seconds(previews: list[Preview], start: str, end: str) -> float:
 
 def waterfall(previews: list[Preview], label: str) -> list[Figure]:
     steps = (
-        ("queue_wait", "queued_at", "machine_created_at", "task queue pick-up and machine row"),
+        ("queue_wait", "queued_at", "machine_created_at", "task queue pick-up and machine row (0 for a claim)"),
         ("machine_start", "machine_created_at", "machine_started_at", "provider create until the process runs"),
         ("agent_boot", "machine_started_at", "agent_ready_at", "agent boot until its ready report"),
     )
@@ -99,7 +124,7 @@ def cold(stack: Stack, count: int) -> list[Figure]:
     seconds = [p.seconds for p in previews]
     note = f"{count} sequential creates, each a new user and project; poll every {POLL_SECONDS * 1000:.0f} ms"
     return [
-        Figure(GROUP, "cold_p50", percentile(seconds, 0.5), "s", 1.5, note=note),
+        Figure(GROUP, "cold_p50", percentile(seconds, 0.5), "s", COLD_P50_TARGET, note=note),
         Figure(GROUP, "cold_p95", percentile(seconds, 0.95), "s", note=note),
         *waterfall(previews, "cold"),
         Figure(
@@ -132,9 +157,12 @@ def warm(stack: Stack, count: int, pool_size: int = 2) -> list[Figure]:
         previews += _measure(stack, 1, f"bench-warm-{index}")
     seconds = [p.seconds for p in previews]
     note = f"{count} creates, each with a started warm machine waiting (pool size {pool_size})"
+    answered = sum(p.active_in_response for p in previews)
+    answered_note = "creates whose own response already said `active` (the agent confirmed within WARM_CONFIRM_MS)"
     return [
-        Figure(GROUP, "warm_p50", percentile(seconds, 0.5), "s", 0.1, note=note),
-        Figure(GROUP, "warm_p95", percentile(seconds, 0.95), "s", note=note),
+        Figure(GROUP, "warm_p50", percentile(seconds, 0.5), "s", WARM_P50_TARGET, note=note),
+        Figure(GROUP, "warm_p95", percentile(seconds, 0.95), "s", WARM_P95_TARGET, note=note),
+        Figure(GROUP, "warm_active_in_response", answered / len(previews), "ratio", note=answered_note),
         *waterfall(previews, "warm"),
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 import os
 import signal
@@ -29,7 +30,8 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 600.0
 # What each heartbeat carries, named as in /health.
 HEARTBEAT_KEYS = ("devServer", "devServerState", "supabaseConnected", "fileCount", "uptime")
-REALTIME_READY_WAIT_SECONDS = 10.0
+# The first heartbeat waits at most this long for `ready` to go out first (a slow npm install does not hold it).
+FIRST_REPORT_DELAY_SECONDS = 1.0
 
 
 class Activity:
@@ -85,6 +87,7 @@ class Agent:
         )
         self.sync: RealtimeSync | None = None
         self._stop = asyncio.Event()
+        self._ready_sent = asyncio.Event()
         self.exit_reason = "idle"
 
     async def run(self) -> int:
@@ -108,6 +111,7 @@ class Agent:
             logger.warning(warning)
 
     async def _boot_and_wait(self) -> None:
+        preload = self._preload_realtime()
         if not self.config.project_id:
             await self._step("assignment", self._wait_for_assignment())
             if self._stop.is_set():
@@ -125,8 +129,15 @@ class Agent:
         try:
             await self._watch_inactivity()
         finally:
-            for task in background:
+            for task in [*background, *preload]:
                 task.cancel()
+
+    def _preload_realtime(self) -> list[asyncio.Task[Any]]:
+        """Import the realtime client (about 0.8 s, mostly pydantic) in a thread from the first moment: a warm
+        agent has it loaded long before its claim, a cold one while its dev server starts."""
+        if not self.config.realtime_url:
+            return []
+        return [asyncio.create_task(asyncio.to_thread(importlib.import_module, "realtime"), name="realtime-import")]
 
     async def _wait_for_assignment(self) -> None:
         """Warm pool: idle until the orchestrator assigns a project (or the machine is stopped)."""
@@ -205,13 +216,10 @@ class Agent:
         return {key: health[key] for key in ("devServer", "supabaseConnected", "devServerState", "fileCount")}
 
     async def _report_ready(self) -> None:
+        """``ready`` the moment the preview answers. The realtime join is not waited for: whatever the editor
+        sends before it is recovered by the ``agent:manifest`` published on join, and ``status`` reports the
+        join (``supabaseConnected``) when it happens."""
         up = await self.devserver.wait_ready(READY_TIMEOUT_SECONDS)
-        if self.sync is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._until(lambda: self.sync is not None and self.sync.connected),
-                    REALTIME_READY_WAIT_SECONDS,
-                )
         boot = {
             **self.boot,
             "dev_server_start": self.devserver.started_seconds,
@@ -220,18 +228,24 @@ class Agent:
         if self.sync is not None:
             boot["realtime_connect"] = self.sync.first_connect_seconds
         boot["total"] = round(time.monotonic() - self.started, 3)
-        await self.orchestrator.send(
-            "ready",
-            boot_steps=boot,
-            dev_server=up,
-            dev_server_kind=self.devserver.plan.kind if self.devserver.plan else None,
-        )
+        try:
+            await self.orchestrator.send(
+                "ready",
+                boot_steps=boot,
+                dev_server=up,
+                dev_server_kind=self.devserver.plan.kind if self.devserver.plan else None,
+            )
+        finally:
+            self._ready_sent.set()
 
-    async def _until(self, condition: Callable[[], bool], interval: float = 0.1) -> None:
-        while not condition():
-            await asyncio.sleep(interval)
+    async def _ready_first(self) -> None:
+        """The first status and heartbeat wait for ``ready`` to be sent (at most ``FIRST_REPORT_DELAY_SECONDS``):
+        three reports at once would make ``ready`` queue behind the other two for the orchestrator's writes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready_sent.wait(), FIRST_REPORT_DELAY_SECONDS)
 
     async def _watch_status(self) -> None:
+        await self._ready_first()
         last: dict[str, Any] = {}
         while True:
             status = self._status()
@@ -243,6 +257,7 @@ class Agent:
     async def _heartbeat(self) -> None:
         """Tell the orchestrator every ``AGENT_HEARTBEAT_SECONDS`` that this agent runs, and how it is: their
         absence is how the orchestrator sees a hung agent (it restarts the machine)."""
+        await self._ready_first()
         while True:
             health = self.health()
             beat = {key: health[key] for key in HEARTBEAT_KEYS}

@@ -41,6 +41,9 @@ SECRET_ENV = ("REALTIME_KEY", "MACHINE_TOKEN")
 STABLE_AFTER_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 30.0
 LOOPBACKS = ("127.0.0.1", "::1")
+# The first probes of a starting dev server come quickly (a fast one is seen at once), then settle.
+FIRST_PROBE_SECONDS = 0.02
+PROBE_SECONDS = 0.2
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 LogSink = Callable[[str, str], None]
@@ -251,6 +254,9 @@ class DevServer:
         return time.monotonic() - started, restart
 
     async def _probe(self, process: asyncio.subprocess.Process, started: float) -> None:
+        """Watch the port: every 20 ms at first, doubling to every 200 ms, so a fast dev server is seen
+        listening within a few milliseconds; every 5 s once up."""
+        down_wait = FIRST_PROBE_SECONDS
         while process.returncode is None:
             host = await listening_host(self.port)
             up = host is not None
@@ -260,7 +266,8 @@ class DevServer:
                 self.state, self.starts = "running", self.starts + 1
                 self._ready.set()
             self.is_up = up
-            await asyncio.sleep(5.0 if up else 0.2)
+            await asyncio.sleep(5.0 if up else down_wait)
+            down_wait = min(down_wait * 2, PROBE_SECONDS)
 
     async def _spawn(self, argv: tuple[str, ...], env: dict[str, str]) -> asyncio.subprocess.Process:
         identity = self.sandbox.popen_kwargs() if self.sandbox is not None else {}

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bench.time_to_preview import create_and_wait, end_session, user_headers
+from bench.time_to_preview import create_and_join, end_session, user_headers
 from resilience.context import Context, connect, join, machine_env, token
 from resilience.report import Outcome
 
@@ -65,7 +65,7 @@ def live_session(ctx: Context, user: uuid.UUID, project_id: str) -> Iterator[dic
     ctx.stack.start_cluster()
     try:
         with httpx.Client(timeout=30) as client:
-            session = create_and_wait(client, ctx.stack.base_url, headers, project_id).session
+            session = create_and_join(client, ctx.stack.base_url, headers, project_id).session
             try:
                 yield session
             finally:

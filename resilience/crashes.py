@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from bench.stack import signal_group
-from bench.time_to_preview import create_and_wait, user_headers
+from bench.time_to_preview import create_and_join, user_headers
 from resilience.context import Context
 from resilience.report import Outcome
 
@@ -76,7 +76,7 @@ def agent_killed(ctx: Context, out: Outcome) -> None:
     try:
         headers = user_headers(uuid.uuid4())
         with httpx.Client(timeout=30) as client:
-            session = create_and_wait(client, ctx.stack.base_url, headers, f"killed-{uuid.uuid4().hex[:6]}").session
+            session = create_and_join(client, ctx.stack.base_url, headers, f"killed-{uuid.uuid4().hex[:6]}").session
         out.step(f"session {session['id']} active; SIGKILL its agent up to {KILLS} times")
         final = kill_agent_repeatedly(out, machine_dir(ctx, session["machine_id"]))
         out.check(

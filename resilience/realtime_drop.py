@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from bench.edit_to_ack import CHANNEL_CONFIG, FILLER, mismatched_files, project_dir_of
-from bench.time_to_preview import create_and_wait, end_session, user_headers
+from bench.time_to_preview import create_and_join, end_session, user_headers
 from resilience.context import Context
 from resilience.report import Outcome
 
@@ -150,7 +150,7 @@ def run(ctx: Context, out: Outcome) -> None:
     headers = user_headers(user)
     try:
         with httpx.Client(timeout=30) as client:
-            session = create_and_wait(client, ctx.stack.base_url, headers, project).session
+            session = create_and_join(client, ctx.stack.base_url, headers, project).session
             out.step(f"session {session['id']} active; streaming {EDITS} edits at {RATE}/s over {PATHS} files")
             disk = project_dir_of(ctx.stack, session)
             editor = asyncio.run(drop_and_resync(ctx, project, headers["Authorization"][7:], out, disk))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 import uuid
 from typing import Any
 
@@ -18,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from machines.services import machine_realtime_key
-from sessions import selectors, services
+from sessions import selectors, services, wakeups
 from sessions.access import ProjectAccessUnavailable, ProjectForbidden
 from sessions.authentication import MachineCaller, MachineTokenAuthentication, TokenUser
 from sessions.errors import ApiError
@@ -141,9 +140,18 @@ class SessionListCreateApi(generics.ListAPIView[PreviewSession]):
             raise ApiError(
                 status_code=429, code=first["code"], message=first["message"], details={"reasons": exc.decision.reasons}
             ) from exc
+        if created and session.machine_id is not None:
+            session = _confirmed(session)
         return Response(
             SessionSerializer(session).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
+
+
+def _confirmed(session: PreviewSession) -> PreviewSession:
+    """A session that got a warm machine in its create, as it stands once its agent reported ``ready`` (then it
+    reads ``active``), or after ``WARM_CONFIRM_MS`` (still ``creating``: the client follows it as usual)."""
+    timeout = settings.WARM_CONFIRM_MS / 1000
+    return wakeups.ready_wait(session.id, timeout=timeout, recheck=READY_RECHECK_SECONDS) or session
 
 
 class SessionDetailApi(APIView):
@@ -250,7 +258,10 @@ class AgentEventApi(APIView):
 
 PROJECT_ID_RE = re.compile(PROJECT_ID_PATTERN)
 ASSIGNMENT_MAX_WAIT_SECONDS = 25
-ASSIGNMENT_POLL_SECONDS = 0.25
+# How often a held assignment request re-reads the database besides its wake-up (the cost of a lost one).
+ASSIGNMENT_POLL_SECONDS = 0.1
+# Likewise for a create waiting on its warm agent's `ready`.
+READY_RECHECK_SECONDS = 0.02
 
 
 class AgentAssignmentApi(APIView):
@@ -275,11 +286,9 @@ class AgentAssignmentApi(APIView):
     def get(self, request: Request) -> Response:
         assert isinstance(request.user, MachineCaller)  # noqa: S101  (IsMachine guarantees it)
         machine = request.user.machine
-        deadline = time.monotonic() + _wait_seconds(request)
-        while (session := selectors.session_assigned_to_machine(machine.id)) is None:
-            if time.monotonic() >= deadline:
-                return Response(status=status.HTTP_204_NO_CONTENT)
-            time.sleep(ASSIGNMENT_POLL_SECONDS)
+        session = wakeups.assignment_wait(machine.id, timeout=_wait_seconds(request), recheck=ASSIGNMENT_POLL_SECONDS)
+        if session is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
         realtime_key = machine_realtime_key(machine=machine, project_id=session.project_id)
         return Response(
             AgentAssignmentSerializer(

@@ -41,8 +41,15 @@ def agent_watch_round(*, holder: str, ttl: float, release: bool = False, act: bo
         if act and not lease_acquire(name=AGENT_WATCH_LEASE, holder=holder, ttl=ttl, now=timezone.now()):
             return "agent watch: another instance holds the lease"
         counts = services.agents_watch() if act else {}
+        handed_back = _hand_back_undelivered() if act else 0
     finally:
         if release:
             lease_release(name=AGENT_WATCH_LEASE, holder=holder)
     summary = ", ".join(f"{count} {action}" for action, count in sorted(counts.items()))
-    return f"agent watch: {summary or 'no active sessions'}"
+    undelivered = f"; {handed_back} warm claim(s) not picked up, provisioning again" if handed_back else ""
+    return f"agent watch: {summary or 'no active sessions'}{undelivered}"
+
+
+def _hand_back_undelivered() -> int:
+    """The warm agents that never picked up their claim (``WARM_PICKUP_SECONDS``): the watch's other half."""
+    return services.session_reprovision_undelivered(now=timezone.now(), timeout=settings.WARM_PICKUP_SECONDS)

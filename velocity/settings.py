@@ -266,6 +266,12 @@ POOL_BUDGET_USD_PER_HOUR = os.environ.get("POOL_BUDGET_USD_PER_HOUR", "").strip(
 POOL_DEMAND_WINDOW_SECONDS = env_int("POOL_DEMAND_WINDOW_SECONDS", 300)
 POOL_BURST_WINDOW_SECONDS = env_int("POOL_BURST_WINDOW_SECONDS", 20)
 POOL_PROVISION_SECONDS_MIN = env_int("POOL_PROVISION_SECONDS_MIN", 1)  # the agent boots after "started"
+# A create that claimed a warm machine waits this long for its agent's `ready`, to answer `active` at once
+# (else it answers `creating` and the client follows the session as for a cold start).
+WARM_CONFIRM_MS = env_int("WARM_CONFIRM_MS", 150)
+# A warm machine's agent that has not reported this many seconds after its claim never learnt its project
+# (frozen or gone): the agent watch destroys that machine and queues the session for another.
+WARM_PICKUP_SECONDS = float(os.environ.get("WARM_PICKUP_SECONDS") or 10)
 
 ORCHESTRATOR_URL = os.environ.get("ORCHESTRATOR_URL", f"http://{HOST}:{PORT}").rstrip("/")
 # With a wildcard domain (``*.example-previews.dev`` pointing at the orchestrator), each Fly preview is served at

@@ -27,7 +27,7 @@ from sessions.services.liveness import (
     session_restart_agent,
     session_set_health,
 )
-from sessions.services.provisioning import session_provision
+from sessions.services.provisioning import session_provision, session_reprovision_undelivered
 from sessions.services.quotas import quota_reset, quota_set
 from sessions.services.sweeps import (
     STATUS_FANOUT_LIMIT,
@@ -61,6 +61,7 @@ __all__ = [
     "session_reap_idle",
     "session_record_heartbeat",
     "session_release_finished_machines",
+    "session_reprovision_undelivered",
     "session_restart_agent",
     "session_set_health",
     "session_touch",

@@ -1,4 +1,8 @@
-"""Creating a session: project access, the quota, the row, and provisioning queued on commit."""
+"""Creating a session: project access, the quota, the row, and a machine.
+
+A warm machine of the right size is claimed inside the create's transaction (its agent is woken on commit, no
+task queue in between); only without one is provisioning queued, on commit, for a new machine.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django_q.tasks import async_task
 
 from sessions.access import project_check_use, project_claim
 from sessions.changes import session_status_announce
@@ -24,13 +27,12 @@ from sessions.selectors import (
     user_block_for,
 )
 from sessions.services.lifecycle import session_end
+from sessions.services.provisioning import session_claim_warm, session_enqueue_provisioning
 from velocity import metrics
 from velocity.auth import Claims
 from velocity.locks import transaction_lock
 
 logger = logging.getLogger(__name__)
-
-PROVISION_TASK = "sessions.tasks.provision_session"
 
 
 class UserBlocked(Exception):
@@ -60,13 +62,14 @@ def lock_user(user_id: uuid.UUID) -> None:
 
 
 def _enqueue_provisioning(session_id: uuid.UUID) -> None:
-    async_task(PROVISION_TASK, str(session_id), task_name=f"provision-{session_id}", group="provisioning")
+    session_enqueue_provisioning(session_id)
 
 
 def session_create(
     *, claims: Claims, user_id: uuid.UUID, project_id: str, memory_mb: int, now: datetime
 ) -> tuple[PreviewSession, bool]:
-    """The user's live session for the project, or a new one (``True``) queued for provisioning.
+    """The user's live session for the project, or a new one (``True``): given a warm machine at once when the
+    pool has one of its size, queued for provisioning otherwise.
 
     Raises ``UserBlocked`` when an operator blocked the user (checked first, and again under the user's lock),
     ``ProjectForbidden`` unless ``claims`` may use the project (an id nobody holds is claimed for
@@ -163,6 +166,7 @@ def _insert_session(*, user_id: uuid.UUID, project_id: str, memory_mb: int, now:
         last_activity_source="create",
         expires_at=now + timedelta(seconds=ttl),
     )
+    if session_claim_warm(session=session, now=now) is None:  # before the announcement: its wake-up goes first
+        transaction.on_commit(lambda: _enqueue_provisioning(session.id))
     session_status_announce(session, "INSERT")
-    transaction.on_commit(lambda: _enqueue_provisioning(session.id))
     return session

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django_q.tasks import async_task
 
 from machines.services import machine_destroy
+from sessions import wakeups
 from sessions.changes import session_status_announce, sessions_announce
 from sessions.models import LIVE_STATUSES, EndReason, PreviewSession, SessionStatus
 from velocity import metrics
@@ -40,6 +41,7 @@ def session_activate(*, session: PreviewSession, preview_url: str, boot_timings:
         session.refresh_from_db()
         session_status_announce(session)
         metrics.session_activated(created_at=session.created_at, now=now)
+        transaction.on_commit(lambda: wakeups.ready_wake(session.id))  # a create may be waiting to answer `active`
     return bool(updated)
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
+from django_q.tasks import async_task
 
+from machines.models import Machine
 from machines.providers.base import ProviderError
 from machines.services import (
     machine_claim_warm,
@@ -17,10 +20,20 @@ from machines.services import (
     machine_pool_enqueue_refill,
     machine_prepare,
 )
+from sessions import wakeups
 from sessions.models import EndReason, PreviewSession, SessionStatus
 from sessions.services.lifecycle import _release_machine, session_end, session_mark_step
 
 logger = logging.getLogger(__name__)
+
+PROVISION_TASK = "sessions.tasks.provision_session"
+# How many undelivered warm claims one round hands back (the rest wait for the next round).
+REPROVISION_BATCH = 100
+
+
+def session_enqueue_provisioning(session_id: uuid.UUID) -> None:
+    """Queue the session for a machine (the cold path: the task cluster creates one)."""
+    async_task(PROVISION_TASK, str(session_id), task_name=f"provision-{session_id}", group="provisioning")
 
 
 def session_provision(*, session_id: uuid.UUID | str, now: datetime) -> str:
@@ -38,6 +51,16 @@ def session_provision(*, session_id: uuid.UUID | str, now: datetime) -> str:
 
 def _claim_warm_machine(session: PreviewSession, *, now: datetime) -> str | None:
     """A summary once a warm machine is this session's; None when the pool has none to give."""
+    machine = session_claim_warm(session=session, now=now)
+    return None if machine is None else f"session {session.id}: warm machine {machine.id} claimed"
+
+
+def session_claim_warm(*, session: PreviewSession, now: datetime) -> Machine | None:
+    """Give ``session`` a started warm machine of its size, inside the caller's transaction; None when the pool
+    has none, or when the session was ended or given a machine meanwhile (the machine then goes back untouched).
+
+    On commit the machine's waiting agent is woken (``sessions.wakeups``), so it learns its project at once.
+    """
     with transaction.atomic():
         machine = machine_claim_warm(memory_mb=session.memory_mb, session_id=str(session.id), now=now)
         if machine is None:
@@ -47,10 +70,12 @@ def _claim_warm_machine(session: PreviewSession, *, now: datetime) -> str | None
         ).update(machine=machine, machine_created_at=now, machine_started_at=now, updated_at=now)
         if not claimed:
             transaction.set_rollback(True)  # the machine goes back to the pool untouched
-            return f"session {session.id}: ended or claimed before provisioning"
+            return None
+        transaction.on_commit(lambda: wakeups.assignment_wake(machine.id))  # first: the agent waits on it
         machine_pool_enqueue_refill()
+    session.machine, session.machine_created_at, session.machine_started_at = machine, now, now
     logger.info("session got a warm machine", extra={"session_id": str(session.id), "machine_id": str(machine.id)})
-    return f"session {session.id}: warm machine {machine.id} claimed"
+    return machine
 
 
 def _provision_new_machine(session: PreviewSession, *, now: datetime) -> str:
@@ -79,3 +104,47 @@ def _provision_new_machine(session: PreviewSession, *, now: datetime) -> str:
 
 def _discard_machine(machine_id: uuid.UUID) -> None:
     machine_destroy(machine_id=machine_id, source="api", detail={"reason": "not needed"})
+
+
+def session_reprovision_undelivered(*, now: datetime, timeout: float) -> int:
+    """Hand back the warm claims whose agent never picked its assignment up: no report from it ``timeout``
+    seconds after the claim (a lost wake-up is only a delay, so this is an agent frozen or gone before it
+    learnt its project). The session keeps its place (``creating``) and is queued for another machine; the
+    silent machine is destroyed in the task cluster. Returns how many were handed back.
+
+    A warm claim is told from a new machine by its timestamps: it gives the session a machine already started
+    (``machine_created_at`` = ``machine_started_at``, the claim's moment), which a new machine never does.
+    """
+    stalled = PreviewSession.objects.filter(
+        status=SessionStatus.CREATING,
+        machine__isnull=False,
+        machine_started_at__lt=now - timedelta(seconds=timeout),
+        machine_created_at=F("machine_started_at"),
+        agent_heartbeat__isnull=True,
+    ).values_list("id", "machine_id")
+    return sum(_hand_back(session_id, machine_id, now=now) for session_id, machine_id in stalled[:REPROVISION_BATCH])
+
+
+def _hand_back(session_id: uuid.UUID, machine_id: uuid.UUID, *, now: datetime) -> bool:
+    with transaction.atomic():
+        detached = PreviewSession.objects.filter(
+            id=session_id, status=SessionStatus.CREATING, machine_id=machine_id
+        ).update(machine=None, machine_created_at=None, machine_started_at=None, updated_at=now)
+        if not detached:
+            return False
+        reason = "warm agent did not pick up its assignment"
+        transaction.on_commit(lambda: _destroy_later(machine_id, reason))
+        transaction.on_commit(lambda: session_enqueue_provisioning(session_id))
+    logger.warning("warm claim not picked up; provisioning again", extra={"session_id": str(session_id)})
+    return True
+
+
+def _destroy_later(machine_id: uuid.UUID, reason: str) -> None:
+    """In the task cluster: a frozen agent's machine may take its whole stop grace to go."""
+    async_task(
+        machine_destroy,
+        machine_id=machine_id,
+        source="schedule",
+        detail={"reason": reason},
+        task_name=f"release-{machine_id}",
+    )

@@ -1,10 +1,13 @@
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
+from machines.providers import get_provider
 from velocity.audit import audited
 from velocity.auth import issue_token
 
@@ -42,3 +45,16 @@ def audits() -> Iterator[list[dict[str, Any]]]:
     audited.connect(knock, weak=False, dispatch_uid="test-audits")
     yield sent
     audited.disconnect(dispatch_uid="test-audits")
+
+
+@pytest.fixture
+def local_machines(tmp_path: Path, live_server: object) -> Iterator[Path]:
+    """The local provider under a temporary var dir, its agents reporting to the live server (no realtime)."""
+    root = tmp_path / "var"
+    with override_settings(VAR_DIR=root, ORCHESTRATOR_URL=str(live_server), REALTIME_URL="", MACHINE_PROVIDER="local"):
+        get_provider.cache_clear()
+        yield root
+        provider = get_provider()
+        for machine in provider.list():
+            provider.destroy(machine.id)
+    get_provider.cache_clear()

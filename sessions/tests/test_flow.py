@@ -2,7 +2,7 @@
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -11,7 +11,6 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from machines import tasks as machine_tasks
 from machines.models import Machine, MachineEvent
 from machines.providers import get_provider
 from sessions import tasks
@@ -19,18 +18,6 @@ from sessions.models import PreviewSession
 from velocity.testing import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def local_machines(tmp_path: Path, live_server: object) -> Iterator[Path]:
-    root = tmp_path / "var"
-    with override_settings(VAR_DIR=root, ORCHESTRATOR_URL=str(live_server), REALTIME_URL="", MACHINE_PROVIDER="local"):
-        get_provider.cache_clear()
-        yield root
-        provider = get_provider()
-        for machine in provider.list():
-            provider.destroy(machine.id)
-    get_provider.cache_clear()
 
 
 def wait_for_status(session_id: str, status: str, timeout: float = 30) -> PreviewSession:
@@ -64,27 +51,6 @@ def test_a_created_session_becomes_active_with_a_preview_and_ending_it_stops_the
         os.killpg(runner_pid, 0)
     states = list(MachineEvent.objects.filter(machine=machine).values_list("to_state", flat=True))
     assert states == ["created", "starting", "started", "destroying", "destroyed"]
-
-
-def test_a_warm_machines_real_agent_gets_its_assignment_and_the_claiming_session_becomes_active(
-    local_machines: Path, as_user: Callable[..., APIClient]
-) -> None:
-    with override_settings(WARM_POOL_SIZE=1):
-        assert machine_tasks.refill_warm_pool() == "warm pool of 1: created 1, destroyed 0"
-        warm = Machine.objects.get(is_warm=True, state="started")
-        client = as_user()
-        session_id = client.post("/api/v1/sessions/", {"project_id": "demo"}, format="json").json()["id"]
-        assert tasks.provision_session(session_id).endswith(f"warm machine {warm.id} claimed")
-    session = wait_for_status(session_id, "active")
-    assert session.machine_id == warm.id
-    assert httpx.get(session.preview_url, timeout=5).status_code == 404  # the agent serves an empty project
-    health = httpx.get(f"{session.preview_url}health", timeout=5).json()
-    assert health["projectId"] == "demo"
-    warm.refresh_from_db()
-    assert (warm.is_warm, warm.assigned_at is not None) == (False, True)
-    assert client.delete(f"/api/v1/sessions/{session_id}/").json()["end_reason"] == "user"
-    warm.refresh_from_db()
-    assert warm.state == "destroyed"
 
 
 def test_a_failed_launch_fails_the_session_and_leaves_no_machine(
