@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 
 from machines.models import (
@@ -221,22 +220,6 @@ def drift_findings_of(*, session_id: uuid.UUID, machine_id: uuid.UUID | None) ->
 def provider_health(kind: str) -> ProviderHealth | None:
     """When ``kind`` last answered and last failed, as any process saw it; None before its first call."""
     return ProviderHealth.objects.filter(provider=kind).first()
-
-
-@dataclass(frozen=True)
-class PoolStatus:
-    wanted: int
-    ready: int
-    booting: int
-
-
-def warm_pool_status() -> PoolStatus:
-    warm = Machine.objects.filter(is_warm=True, provider=settings.MACHINE_PROVIDER)
-    return PoolStatus(
-        wanted=settings.WARM_POOL_SIZE,
-        ready=warm.filter(state=MachineState.STARTED).count(),
-        booting=warm.filter(state__in=[MachineState.CREATED, MachineState.STARTING]).count(),
-    )
 
 
 def machine_is_running(machine_id: str | uuid.UUID) -> bool:

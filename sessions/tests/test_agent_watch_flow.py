@@ -19,7 +19,6 @@ from rest_framework.test import APIClient
 
 from machines import tasks as machine_tasks
 from machines.models import Machine, MachineEvent
-from machines.providers import get_provider
 from sessions import services, tasks
 from sessions.models import AgentHeartbeat, PreviewSession
 from velocity.testing import wait_until
@@ -39,17 +38,10 @@ FAST = {
 
 
 @pytest.fixture
-def local_machines(tmp_path: Path, live_server: object) -> Iterator[Path]:
-    root = tmp_path / "var"
-    with override_settings(
-        VAR_DIR=root, ORCHESTRATOR_URL=str(live_server), REALTIME_URL="", MACHINE_PROVIDER="local", **FAST
-    ):
-        get_provider.cache_clear()
-        yield root
-        provider = get_provider()
-        for machine in provider.list():
-            provider.destroy(machine.id)
-    get_provider.cache_clear()
+def local_machines(local_machines: Path) -> Iterator[Path]:
+    """The shared fixture (sessions/tests/conftest.py) with the agent watch's clocks shortened."""
+    with override_settings(**FAST):
+        yield local_machines
 
 
 def retried(read: Callable[[], T]) -> Callable[[], T | None]:
