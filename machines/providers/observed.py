@@ -60,6 +60,9 @@ class ObservedProvider:
     def suspend(self, machine_id: str) -> None:
         self._call("suspend", lambda: self.inner.suspend(machine_id))
 
+    def restart(self, machine_id: str) -> None:
+        self._call("restart", lambda: self.inner.restart(machine_id))
+
     def destroy(self, machine_id: str, *, force: bool = True) -> None:
         self._call("destroy", lambda: self.inner.destroy(machine_id, force=force))
 

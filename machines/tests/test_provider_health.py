@@ -10,7 +10,15 @@ import pytest
 
 from machines.models import ProviderHealth
 from machines.providers import get_provider
-from machines.providers.base import BadRequest, NotFound, RateLimited, Unavailable, WaitTimeout
+from machines.providers.base import (
+    BadRequest,
+    MachineProvider,
+    MachineState,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    WaitTimeout,
+)
 from machines.providers.observed import ObservedProvider, is_provider_failure
 from machines.selectors import provider_health
 from machines.services.provider_health import provider_health_reset
@@ -72,3 +80,20 @@ def test_the_observer_never_changes_a_calls_outcome() -> None:
 
     provider = ObservedProvider(Broken(), kind="local", observe=observe)  # type: ignore[arg-type]
     assert provider.list() == ["m"]
+
+
+def test_every_call_of_the_provider_protocol_is_observed() -> None:
+    """A call the wrapper does not name would pass through ``__getattr__`` unseen by the dashboard."""
+    calls = [name for name, value in vars(MachineProvider).items() if callable(value) and not name.startswith("_")]
+    seen: list[str] = []
+
+    class Inner:
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args, **kwargs: None
+
+    provider = ObservedProvider(Inner(), kind="local", observe=lambda kind, call, error: seen.append(call))  # type: ignore[arg-type]
+    for name in calls:
+        method = getattr(provider, name)
+        args: list[Any] = ["m", MachineState.STARTED] if name == "wait_for_state" else [] if name == "list" else ["m"]
+        method(*args, **({"timeout": 1.0} if name == "wait_for_state" else {}))
+    assert sorted(seen) == sorted(calls)
