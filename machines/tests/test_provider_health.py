@@ -91,7 +91,7 @@ def test_every_call_of_the_provider_protocol_is_observed() -> None:
         def __getattr__(self, name: str) -> Any:
             return lambda *args, **kwargs: None
 
-    provider = ObservedProvider(Inner(), kind="local", observe=lambda kind, call, error: seen.append(call))  # type: ignore[arg-type]
+    provider = ObservedProvider(Inner(), kind="local", observe=lambda kind, call, error: seen.append(call))
     for name in calls:
         method = getattr(provider, name)
         args: list[Any] = ["m", MachineState.STARTED] if name == "wait_for_state" else [] if name == "list" else ["m"]
