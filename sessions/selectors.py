@@ -307,12 +307,21 @@ def sync_backlog(session_id: uuid.UUID, *, now: datetime) -> SyncBacklog:
 
     Returns ``SyncBacklog(count, oldest_at)``: how many wait, and when the oldest was seen (None if none).
     """
-    records = (
-        SessionTrace.objects.filter(session_id=session_id, kind=TraceKind.SYNC, at__lte=now)
+    return sync_backlogs([session_id], now=now)[session_id]
+
+
+def sync_backlogs(session_ids: Iterable[uuid.UUID], *, now: datetime) -> dict[uuid.UUID, SyncBacklog]:
+    """``sync_backlog`` of several sessions in one query (the agent watch's round), every id answered."""
+    ids = list(session_ids)
+    records: dict[uuid.UUID, list[tuple[str, dict[str, Any], datetime]]] = {session_id: [] for session_id in ids}
+    rows = (
+        SessionTrace.objects.filter(session_id__in=ids, kind=TraceKind.SYNC, at__lte=now)
         .order_by("at", "id")
-        .values_list("event", "data", "at")
+        .values_list("session_id", "event", "data", "at")
     )
-    return sync_backlog_of(records)
+    for session_id, event, data, at in rows:
+        records[session_id].append((event, data, at))
+    return {session_id: sync_backlog_of(kept) for session_id, kept in records.items()}
 
 
 UPDATE_EVENTS = ("file:update", "file:delete")

@@ -32,7 +32,7 @@ from sessions.selectors import (
     session_assigned_to_machine,
     session_heartbeat,
     sessions_to_watch,
-    sync_backlog,
+    sync_backlogs,
 )
 from sessions.services.lifecycle import session_end
 from velocity import metrics
@@ -45,9 +45,9 @@ STATUS_KEYS = ("devServer", "devServerState", "fileCount", "uptime")
 BacklogReader = Callable[[list[uuid.UUID], datetime], Mapping[uuid.UUID, SyncBacklog]]
 
 
-def sync_backlogs(session_ids: list[uuid.UUID], now: datetime) -> dict[uuid.UUID, SyncBacklog]:
-    """The default ``BacklogReader``: each session's kept file-sync events (``sync_backlog``), one query each."""
-    return {session_id: sync_backlog(session_id, now=now) for session_id in session_ids}
+def sync_backlogs_read(session_ids: list[uuid.UUID], now: datetime) -> Mapping[uuid.UUID, SyncBacklog]:
+    """The default ``BacklogReader``: the sessions' kept file-sync events (``sync_backlogs``), in one query."""
+    return sync_backlogs(session_ids, now=now)
 
 
 def limits_from_settings() -> Limits:
@@ -91,7 +91,7 @@ def _heartbeat_save(session_id: uuid.UUID, values: dict[str, Any]) -> None:
 
 
 def agents_watch(
-    *, backlog: BacklogReader = sync_backlogs, now: Callable[[], datetime] = timezone.now
+    *, backlog: BacklogReader = sync_backlogs_read, now: Callable[[], datetime] = timezone.now
 ) -> dict[str, int]:
     """One round of the agent watch: probe every active session's agent at once, judge each, act.
 

@@ -22,7 +22,7 @@ from realtime_bridge.observers import Observed
 from realtime_bridge.publish import mirror_broadcast
 from realtime_bridge.testing import Socket
 from sessions.models import PreviewSession, Project, SessionTrace, TraceKind
-from sessions.selectors import session_traces, sync_backlog
+from sessions.selectors import session_traces, sync_backlog, sync_backlogs
 from sessions.services import session_end, sessions_delete_finished, traces_flush
 from sessions.services.traces import trace_observe, traces_dropped, traces_pending, traces_reset
 from sessions.testing import live_session
@@ -287,3 +287,22 @@ def test_the_backlog_ignores_what_was_seen_after_now():
     flush()
     assert sync_backlog(session.id, now=T0 - timedelta(seconds=1)).count == 0
     assert sync_backlog(session.id, now=T0).seconds(T0 + timedelta(seconds=42)) == 42
+
+
+def test_the_backlogs_of_several_sessions_are_each_sessions_own(django_assert_num_queries: Any):
+    waiting, answered = f"traces-{uuid.uuid4()}", f"traces-{uuid.uuid4()}"
+    first, second = live_session(project=waiting), live_session(project=answered)
+    quiet = live_session(project=f"traces-{uuid.uuid4()}")
+    trace_observe(observed(waiting, "file:update", {"path": "a.ts", "version": 1}, T0))
+    trace_observe(observed(answered, "file:update", {"path": "a.ts", "version": 1}, T0))
+    trace_observe(observed(answered, "file:synced", {"path": "a.ts", "version": 1}, T0 + timedelta(seconds=1)))
+    flush()
+    now = T0 + timedelta(seconds=5)
+    with django_assert_num_queries(1):
+        backlogs = sync_backlogs([first.id, second.id, quiet.id], now=now)
+    assert {key: (value.count, value.oldest_at) for key, value in backlogs.items()} == {
+        first.id: (1, T0),
+        second.id: (0, None),
+        quiet.id: (0, None),
+    }
+    assert all(backlogs[key] == sync_backlog(key, now=now) for key in backlogs)
