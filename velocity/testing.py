@@ -25,13 +25,15 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from django.contrib.auth import get_user_model
-from django.db import connections
-from django.test import Client
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connections
+from django.test import Client, TransactionTestCase
 
 from velocity.auth import issue_token
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+FLUSH_ATTEMPTS = 4
 
 
 # Supabase's auth helpers as policies use them: ``auth.uid()``/``auth.jwt()`` read the request's JWT claims
@@ -220,6 +222,29 @@ def _close_database_connections_after_each_use() -> None:
     outlive the tests and PostgreSQL refuses to drop the test database at the end."""
     for alias in connections:
         connections.settings[alias]["CONN_MAX_AGE"] = 0
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _flush_survives_other_processes_writing() -> Iterator[None]:
+    """A transactional test's teardown empties every table with one TRUNCATE, while the server processes some
+    tests start (daphne, agents) may still be writing to the same test database: a trace batch landing at
+    that moment takes its locks in the other order and PostgreSQL aborts one side as a deadlock. When it
+    aborts the TRUNCATE, the test fails in teardown although it passed. Try the flush again: the other side
+    has finished by then."""
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown_with_retries(self: TransactionTestCase) -> None:
+        for attempt in range(FLUSH_ATTEMPTS):
+            try:
+                return original(self)
+            except CommandError as error:
+                if attempt == FLUSH_ATTEMPTS - 1 or not isinstance(error.__cause__, DatabaseError):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    TransactionTestCase._fixture_teardown = teardown_with_retries  # type: ignore[method-assign]
+    yield
+    TransactionTestCase._fixture_teardown = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)
