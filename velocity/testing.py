@@ -231,7 +231,7 @@ def _flush_survives_other_processes_writing() -> Iterator[None]:
     that moment takes its locks in the other order and PostgreSQL aborts one side as a deadlock. When it
     aborts the TRUNCATE, the test fails in teardown although it passed. Try the flush again: the other side
     has finished by then."""
-    original = TransactionTestCase._fixture_teardown
+    original = vars(TransactionTestCase)["_fixture_teardown"]  # private: django-stubs does not declare it
 
     def teardown_with_retries(self: TransactionTestCase) -> None:
         for attempt in range(FLUSH_ATTEMPTS):
@@ -242,9 +242,9 @@ def _flush_survives_other_processes_writing() -> Iterator[None]:
                     raise
                 time.sleep(0.2 * (attempt + 1))
 
-    TransactionTestCase._fixture_teardown = teardown_with_retries  # type: ignore[method-assign]
-    yield
-    TransactionTestCase._fixture_teardown = original  # type: ignore[method-assign]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TransactionTestCase, "_fixture_teardown", teardown_with_retries)
+        yield
 
 
 @pytest.fixture(autouse=True)
