@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from machines.services import machine_pool_enqueue_refill
 from sessions.access import project_check_use, project_claim
 from sessions.changes import session_status_announce
 from sessions.models import LEGACY_FRAMEWORK, EndReason, PreviewSession, SessionStatus, UserBlock
@@ -168,5 +169,6 @@ def _insert_session(*, user_id: uuid.UUID, project_id: str, memory_mb: int, now:
     )
     if session_claim_warm(session=session, now=now) is None:  # before the announcement: its wake-up goes first
         transaction.on_commit(lambda: _enqueue_provisioning(session.id))
+        machine_pool_enqueue_refill()  # a miss: demand rose (the auto-sized target counts this create); after ours
     session_status_announce(session, "INSERT")
     return session

@@ -173,3 +173,14 @@ def test_two_creates_racing_for_one_warm_machine_never_share_it(local_machines: 
     assert [session_id for session_id in provisioned if session_id in ids] == [
         next(answer["id"] for answer in answers if answer["machine_id"] is None)
     ]
+
+
+def test_a_create_that_finds_the_pool_empty_is_provisioned_cold_and_asks_the_pool_to_grow(
+    as_user: Callable[..., APIClient],
+) -> None:
+    queued_tasks()
+    with override_settings(WARM_POOL_MIN=0, WARM_POOL_MAX=3):  # an auto-sized pool that is empty now
+        body = as_user().post("/api/v1/sessions/", {"project_id": "pool-miss"}, format="json").json()
+    assert (body["status"], body["machine_id"]) == ("creating", None)
+    mine = [(task_name(task), list(task["args"])) for task in queued_tasks()]
+    assert mine.index((PROVISION_TASK, [body["id"]])) < mine.index((REFILL_TASK, []))  # its own machine first
