@@ -10,11 +10,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
 from django.db import connection
 from django.test import override_settings
+from django_q import tasks as django_q_tasks
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 from rest_framework.test import APIClient
@@ -40,10 +42,19 @@ def warm_machine(local_machines: Path) -> Iterator[Machine]:
         yield Machine.objects.get(is_warm=True, state="started")
 
 
+@pytest.fixture(autouse=True)
+def own_queue() -> Iterator[Any]:
+    """Tasks go to a queue of this test's own: with Redis the cluster's queue is shared with anything else
+    using that Redis (another test run's tasks are signed with another key and cannot even be read)."""
+    broker = get_broker(list_key=f"velocity-test-{uuid.uuid4().hex}")
+    with mock.patch("django_q.tasks.get_broker", return_value=broker):
+        yield broker
+    broker.delete_queue()
+
+
 def queued_tasks() -> list[dict[str, Any]]:
-    """Take every task waiting in the queue, as the cluster would (with Redis the queue may hold others' tasks:
-    the tests look for their own)."""
-    broker, taken = get_broker(), []
+    """Take every task waiting in this test's queue, as the cluster would."""
+    broker, taken = django_q_tasks.get_broker(), []
     while batch := broker.dequeue():
         for task_id, package in batch:
             taken.append(SignedPackage.loads(package))
@@ -98,7 +109,7 @@ def agent_pid(root: Path, machine: Machine) -> int:
 def test_a_create_claims_the_warm_machine_in_the_request_with_no_task_and_its_agent_serves_the_project(
     warm_machine: Machine, as_user: Callable[..., APIClient]
 ) -> None:
-    queued_tasks()  # the pool's own refill, if any
+    queued_tasks()  # the pool's own refill
     response = as_user().post("/api/v1/sessions/", {"project_id": "warm-demo"}, format="json")
     body = response.json()
     assert response.status_code == 201
