@@ -131,6 +131,11 @@ def embedded(server: RealtimeServer) -> Target:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Check the two variables when the suite is loaded, so a wrong key stops the run before any case."""
+    target_from_environment(os.environ)
+
+
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Target:
     return target_from_environment(os.environ) or embedded(request.getfixturevalue("realtime_server"))
