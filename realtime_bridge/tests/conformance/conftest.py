@@ -29,9 +29,10 @@ from realtime import AsyncRealtimeClient
 
 from realtime_bridge.testing import RealtimeServer, service_token
 from realtime_bridge.tests.clients import JsClient, private, subscribe
-
-__all__ = ["Clients", "Target", "new_topic", "private", "subscribe"]
 from velocity.auth import issue_token
+
+# private and subscribe are the cases' helpers too (from tests.clients), imported from here with the rest.
+__all__ = ["Clients", "Target", "new_topic", "private", "subscribe"]
 
 URL_VARIABLE = "CONFORMANCE_SUPABASE_URL"
 KEYS_VARIABLE = "CONFORMANCE_SUPABASE_KEYS"
