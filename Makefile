@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: up test lint fmt bench bench-quick resilience install clean
+.PHONY: up test conformance lint fmt bench bench-quick resilience install clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ $(JS_CLIENT)/node_modules/.package-lock.json: $(JS_CLIENT)/package-lock.json
 test: lint $(JS_HARNESS)/node_modules/.package-lock.json $(ASYNCAPI_HARNESS)/node_modules/.package-lock.json $(JS_CLIENT)/node_modules/.package-lock.json
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
+
+# The realtime conformance suite alone (docs/realtime.md, "Conformance with Supabase"): against the embedded
+# endpoint, or against a hosted project when CONFORMANCE_SUPABASE_URL and CONFORMANCE_SUPABASE_KEYS are set.
+conformance: $(STAMP) $(JS_HARNESS)/node_modules/.package-lock.json
+	$(BIN)/pytest realtime_bridge/tests/conformance
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache

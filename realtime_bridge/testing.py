@@ -98,8 +98,9 @@ class RealtimeServer:
 
 
 def ensure_js_harness() -> Path:
-    """The realtime-js harness, installed from its lockfile when `make test` has not done it."""
-    if not (JS_DIR / "node_modules" / "@supabase" / "realtime-js").is_dir():
+    """The realtime-js / supabase-js harness, installed from its lockfile when `make test` has not done it."""
+    installed = JS_DIR / "node_modules" / "@supabase"
+    if not all((installed / package).is_dir() for package in ("realtime-js", "supabase-js")):
         npm = ["npm", "ci", "--prefix", str(JS_DIR), "--no-audit", "--no-fund", "--loglevel=error"]
         subprocess.run(npm, check=True, cwd=REPO_ROOT)
     return JS_DIR / "client.mjs"

@@ -10,13 +10,20 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
+from realtime import AsyncRealtimeChannel, RealtimeSubscribeStates
+
 from realtime_bridge.testing import REPO_ROOT, ensure_js_harness
+from velocity.testing import async_wait_until
 
 Event = dict[str, Any]
 
 
 class JsClient:
-    """A realtime-js 2.119.1 client in a Node process; its callbacks arrive as JSON events."""
+    """A realtime-js 2.119.1 client in a Node process; its callbacks arrive as JSON events.
+
+    ``library="supabase-js"`` builds it as a frontend does, ``createClient(url, apikey).realtime`` of
+    supabase-js 2.119.1 (with ``access_token`` as its ``accessToken`` option when given).
+    """
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
@@ -26,7 +33,15 @@ class JsClient:
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
-    async def start(cls, http_base: str, apikey: str, vsn: str = "2.0.0") -> JsClient:
+    async def start(
+        cls,
+        http_base: str,
+        apikey: str,
+        vsn: str = "2.0.0",
+        *,
+        library: str = "realtime-js",
+        access_token: str = "",
+    ) -> JsClient:
         script = ensure_js_harness()
         node = shutil.which("node") or "node"
         process = await asyncio.create_subprocess_exec(
@@ -35,6 +50,8 @@ class JsClient:
             http_base,
             apikey,
             vsn,
+            library,
+            access_token,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=REPO_ROOT,
@@ -94,3 +111,31 @@ class JsClient:
                 self.process.kill()
                 await self.process.wait()
         self._reader.cancel()
+
+
+class Inbox:
+    """Collects Python client callbacks and waits for them."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+
+    async def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 10) -> Any:
+        item = await async_wait_until(lambda: next((i for i in self.items if predicate(i)), None), timeout=timeout)
+        self.items.remove(item)
+        return item
+
+
+def private(options: dict[str, Any] | None = None) -> Any:
+    """Python channel options with ``private: true``, as the agent and the editor join."""
+    options = options or {}
+    return {**options, "config": {**options.get("config", {}), "private": True}}
+
+
+async def subscribe(channel: AsyncRealtimeChannel) -> tuple[RealtimeSubscribeStates, Exception | None]:
+    """Subscribe a Python channel and return its first state (SUBSCRIBED, or CHANNEL_ERROR with the reason)."""
+    states: list[tuple[RealtimeSubscribeStates, Exception | None]] = []
+    await channel.subscribe(lambda state, error: states.append((state, error)))
+    return states[0]

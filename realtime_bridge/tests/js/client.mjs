@@ -1,21 +1,39 @@
-// Drives @supabase/realtime-js for the Python tests.
+// Drives @supabase/realtime-js (or @supabase/supabase-js) for the Python tests.
 //
-// Usage: node client.mjs <realtime http base> <apikey> [vsn]
+// Usage: node client.mjs <realtime http base> <apikey> [vsn] [realtime-js|supabase-js] [access token]
+// With supabase-js the client is createClient(<project url>, apikey, {accessToken}).realtime: the project URL is the
+// realtime base without its /realtime/v1, as a frontend passes it.
 // Reads one JSON command per line on stdin, writes one JSON event per line on stdout:
 //   {"cmd":"join","topic":"room1","config":{...},"presence":true,"postgres":[{...}]}
 //   {"cmd":"send","id":"1","topic":"room1","event":"e","payload":{...}}   (or "hex":"cafe" for raw bytes)
 //   {"cmd":"http_send","id":"2","topic":"room1","event":"e","payload":{...}}
 //   {"cmd":"track","id":"3","topic":"room1","payload":{...}}  {"cmd":"untrack","id":"4","topic":"room1"}
 //   {"cmd":"leave","id":"5","topic":"room1"}  {"cmd":"set_auth","token":"..."}  {"cmd":"exit"}
+//   {"cmd":"rest_send","id":"6","topic":"room1","config":{...},"event":"e","payload":{...}}  (a channel never
+//     subscribed: realtime-js sends it through POST /api/broadcast with a messages list)
+//   {"cmd":"presence_state","id":"7","topic":"room1"}
 // Events: ready, status, broadcast, presence, postgres_changes, system, result, error.
 import readline from 'node:readline'
 import { RealtimeClient } from '@supabase/realtime-js'
+import { createClient } from '@supabase/supabase-js'
 import WebSocket from 'ws'
 
-const [base, apikey, vsn = '2.0.0'] = process.argv.slice(2)
+const [base, apikey, vsn = '2.0.0', library = 'realtime-js', accessToken = ''] = process.argv.slice(2)
 const out = (event) => process.stdout.write(JSON.stringify(event) + '\n')
-const wsBase = base.replace(/^http/, 'ws')
-const client = new RealtimeClient(wsBase, { params: { apikey }, transport: WebSocket, vsn })
+
+function realtimeClient() {
+  if (library === 'supabase-js') {
+    const options = {
+      auth: { persistSession: false, autoRefreshToken: false },
+      realtime: { transport: WebSocket, vsn },
+    }
+    if (accessToken) options.accessToken = async () => accessToken
+    return createClient(base.replace(/\/realtime\/v1\/?$/, ''), apikey, options).realtime
+  }
+  return new RealtimeClient(base.replace(/^http/, 'ws'), { params: { apikey }, transport: WebSocket, vsn })
+}
+
+const client = realtimeClient()
 const channels = new Map()
 
 const encodeBytes = (value) =>
@@ -61,6 +79,14 @@ async function run(cmd) {
       return channel.untrack()
     case 'leave':
       return channel.unsubscribe()
+    case 'rest_send': {
+      const unjoined = client.channel(cmd.topic, { config: cmd.config ?? {} })
+      const value = await unjoined.send({ type: 'broadcast', event: cmd.event, payload: cmd.payload })
+      await client.removeChannel(unjoined)
+      return value
+    }
+    case 'presence_state':
+      return channel.presenceState()
     case 'set_auth':
       return client.setAuth(cmd.token)
     case 'exit':
@@ -86,4 +112,4 @@ process.stdin.on('end', () => {
   client.disconnect()
   process.exit(0)
 })
-out({ type: 'ready', endpoint: client.endpointURL?.() ?? null })
+out({ type: 'ready', library, endpoint: client.endpointURL?.() ?? null })
