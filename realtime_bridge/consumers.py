@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -12,14 +14,16 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 
-from realtime_bridge import metrics, policies, selectors
+from realtime_bridge import metrics, policies, selectors, token_refusals
 from realtime_bridge.connection import Connection, Limits
 from realtime_bridge.hub import get_hub
 from realtime_bridge.protocol import serializer_for
 from realtime_bridge.wire import writer_for
-from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
+from velocity.auth import Claims, TokenError
 
 logger = logging.getLogger(__name__)
+
+DENIAL = "websocket.http.response"  # the ASGI denial response extension (velocity.daphne_denial for daphne)
 
 
 @database_sync_to_async
@@ -53,11 +57,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         vsn, apikey = _handshake(self.scope)
         serializer = serializer_for(vsn)
         try:
-            claims = verify_token(apikey, audiences=realtime_audiences())
+            claims = token_refusals.realtime_claims(apikey, time.time())
         except TokenError as exc:
             metrics.join_refused()
             logger.info("realtime handshake refused", extra={"code": exc.code})
-            await self.close()
+            await self.deny(*token_refusals.handshake_body(exc, apikey, time.time()))
             return
         if serializer is None:
             await self.close()
@@ -67,6 +71,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self.conn.writer = writer_for(self.base_send)
         await hub.register(self.conn)
+
+    async def deny(self, status: int, body: dict[str, str]) -> None:
+        """Refuse the handshake with an HTTP answer, as Realtime does (a plain refusal where the server
+        offers no denial response, e.g. in-process tests)."""
+        if DENIAL not in self.scope.get("extensions", {}):
+            await self.close()
+            return
+        headers = [(b"content-type", b"application/json")]
+        await self.base_send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await self.base_send(
+            {"type": "websocket.http.response.body", "body": json.dumps(body, separators=(",", ":")).encode()}
+        )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Channels' loop without its per-message task and ``asyncio.wait``: this consumer has one source

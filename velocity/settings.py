@@ -364,6 +364,9 @@ REALTIME_MAX_SEND_BUFFER_BYTES = env_int("REALTIME_MAX_SEND_BUFFER_BYTES", 8 * 1
 REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT") or 60)
 REALTIME_JOIN_ERROR_DELAY = float(os.environ.get("REALTIME_JOIN_ERROR_DELAY") or 0)
 REALTIME_BRIDGE_CHANNELS_PER_SOCKET = env_int("REALTIME_BRIDGE_CHANNELS_PER_SOCKET", 100)
+# Public channels (`private: false`) on topics no app claims, open to any valid key as on a Supabase project
+# that allows public access; project and user topics stay private only either way (realtime_bridge/policies.py).
+REALTIME_PUBLIC_CHANNELS = env_bool("REALTIME_PUBLIC_CHANNELS", default=True)
 
 # --- Observability --------------------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "info").upper()

@@ -71,11 +71,27 @@ async def test_leave_replies_then_closes_with_the_join_ref(connect):
     assert (close["event"], close["ref"]) == ("phx_close", "1")
 
 
-async def test_other_topics_than_projects_are_for_the_service_role_only(connect):
+async def test_private_channels_on_unclaimed_topics_are_for_the_service_role_only(connect):
     socket = await connect(issue_token(sub=uuid.uuid4()))
-    reply = await socket.join("room-1")
+    reply = await socket.join("room-1", {"private": True})
     assert reply["payload"]["status"] == "error"
     assert reply["payload"]["response"]["reason"].startswith("Unauthorized")
+
+
+async def test_a_public_channel_on_an_unclaimed_topic_is_open_to_the_anon_key(connect):
+    socket = await connect(issue_token(sub=None, role="anon"))
+    assert (await socket.join("lobby", {"private": False}))["payload"]["status"] == "ok"
+    await socket.push("realtime:lobby", "broadcast", {"type": "broadcast", "event": "hi", "payload": {}}, "1")
+    await socket.push("realtime:lobby", "presence", {"event": "track", "payload": {"a": 1}}, "1")
+    assert (await socket.receive_event("phx_reply"))["payload"]["status"] == "ok"  # the track, written
+
+
+async def test_public_channels_switched_off_answer_private_only_for_every_topic(connect, settings):
+    settings.REALTIME_PUBLIC_CHANNELS = False
+    socket = await connect(service_token())
+    reply = await socket.join("lobby", {"private": False})
+    reason = "PrivateOnly: This project only allows private channels"
+    assert reply["payload"] == {"status": "error", "response": {"reason": reason}}
 
 
 async def test_a_public_join_to_a_project_topic_is_refused_as_on_a_private_only_supabase_project(connect):
