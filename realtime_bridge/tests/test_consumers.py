@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -181,7 +182,22 @@ async def test_a_join_without_its_own_token_is_refused_once_the_apikey_expired(c
     socket = await connect(issue_token(sub=None, role="service_role", ttl=1))
     time_machine.shift(2)  # past the key's expiry, on the clock the token check reads
     reply = await socket.join("late")
-    assert reply["payload"]["response"]["reason"].startswith("InvalidJWTToken")
+    assert re.fullmatch(r"InvalidJWTToken: Token has expired \d+ seconds ago", reply["payload"]["response"]["reason"])
+
+
+async def test_a_channel_ends_at_its_tokens_expiry_without_any_client_push(connect):
+    socket = await connect(service_token())
+    await socket.join("project:p1", {"private": True}, access_token=issue_token(sub=None, role="service_role", ttl=1))
+    system = await socket.receive_event("system", timeout=10)
+    assert re.fullmatch(r"Token has expired \d+ seconds ago", system["payload"]["message"])
+    assert (await socket.receive())["event"] == "phx_close"
+
+
+async def test_access_token_on_a_topic_not_joined_gets_unmatched_topic(connect):
+    socket = await connect(service_token())
+    await socket.push("realtime:nowhere", "access_token", {"access_token": service_token()})
+    reply = await socket.receive()
+    assert reply["payload"] == {"status": "error", "response": {"reason": "unmatched topic"}}
 
 
 async def test_broadcasts_still_reach_local_sockets_when_redis_is_down(connect, settings):
