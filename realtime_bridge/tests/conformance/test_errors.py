@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import Any
 
 import jwt
 import pytest
@@ -70,7 +71,8 @@ async def test_a_join_with_a_malformed_token_is_refused_as_not_a_valid_jwt(targe
     try:
         await client.set_auth("not.a.jwt")
         states: list[tuple[RealtimeSubscribeStates, Exception | None]] = []
-        await client.channel(topic(), {"config": {"private": False}}).subscribe(lambda s, e: states.append((s, e)))
+        public: Any = {"config": {"private": False}}  # a RealtimeChannelOptions TypedDict
+        await client.channel(topic(), public).subscribe(lambda s, e: states.append((s, e)))
     finally:
         await client.close()
     state, error = states[0]
