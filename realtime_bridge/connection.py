@@ -406,7 +406,11 @@ class Connection:
             await self.fail_channel(state, token_refusals.refusal(exc, token, time.time()).system_text)
             return
         if not await self.allowed(claims, state.sub_topic, policies.READ, private=state.config.private):
-            await self.fail_channel(state, _no_longer(state))
+            # Realtime's refresh re-asks the read policies with the new token and ends the channel with the
+            # join's own refusal text (realtime_channel.ex, handle_in("access_token")).
+            await self.fail_channel(
+                state, f"You do not have permissions to read from this Channel topic: {state.sub_topic}"
+            )
             return
         state.claims, state.can_write = claims, None
         self._arm_expiry(state)

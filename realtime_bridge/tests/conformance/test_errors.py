@@ -102,7 +102,7 @@ async def test_a_channel_ends_by_itself_when_its_token_expires(target: Target) -
     name = topic()
     client = await JsClient.start(target.http_base, target.anon_key)
     try:
-        await client.call("set_auth", token=target.user_key(ttl=3))
+        await client.call("set_auth", token=target.user_key(ttl=4))
         assert (await client.join(name, config={"private": False}))["status"] == "SUBSCRIBED"
         system = await client.expect(lambda e: e["type"] == "system" and e["payload"]["status"] == "error", 20)
         closed = await client.expect(lambda e: e["type"] == "status" and e["topic"] == name)
