@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -12,6 +13,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.db import DatabaseError
 
 from realtime_bridge import metrics, policies, selectors, token_refusals
@@ -56,21 +58,26 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         vsn, apikey = _handshake(self.scope)
         serializer = serializer_for(vsn)
+        if serializer is None:  # Phoenix refuses an unknown vsn before it reads the key: 403, no body
+            await self.close()
+            return
         try:
             claims = token_refusals.realtime_claims(apikey, time.time())
         except TokenError as exc:
-            metrics.join_refused()
-            logger.info("realtime handshake refused", extra={"code": exc.code})
-            await self.deny(*token_refusals.handshake_body(exc, apikey, time.time()))
-            return
-        if serializer is None:
-            await self.close()
+            await self.refuse_token(exc, apikey)
             return
         hub = get_hub()
         self.conn = Connection(self, serializer, claims, apikey, hub, _authorize, Limits.from_settings())
         await self.accept()
         self.conn.writer = writer_for(self.base_send)
         await hub.register(self.conn)
+
+    async def refuse_token(self, exc: TokenError, apikey: str) -> None:
+        """Realtime's handshake refusal: 401 with the reason, after ``REALTIME_CONNECT_ERROR_DELAY``."""
+        metrics.join_refused()
+        logger.info("realtime handshake refused", extra={"code": exc.code})
+        await asyncio.sleep(settings.REALTIME_CONNECT_ERROR_DELAY)
+        await self.deny(*token_refusals.handshake_body(exc, apikey, time.time()))
 
     async def deny(self, status: int, body: dict[str, str]) -> None:
         """Refuse the handshake with an HTTP answer, as Realtime does (a plain refusal where the server

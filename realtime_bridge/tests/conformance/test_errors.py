@@ -43,6 +43,13 @@ async def test_a_refused_handshake_is_a_401_with_the_reason_as_json(target: Targ
     assert forged == (401, "application/json", {"error": "Failed to validate JWT signature"})
 
 
+# supabase/realtime: Phoenix.Transports.WebSocket and Phoenix.Socket (which RealtimeWeb.Socket wraps): the vsn is
+# negotiated before connect/3 reads the key, and an unknown one is answered 403 with no body
+async def test_an_unknown_vsn_is_a_403_without_a_body_whatever_the_key(target: Target) -> None:
+    status, _, body = await handshake_refusal(target, "not.a.jwt", vsn="3.0.0")
+    assert (status, body) == (403, None)
+
+
 # supabase/realtime: lib/realtime_web/channels/user_socket.ex (the Python client sees the HTTP status)
 async def test_the_python_client_is_refused_with_401(target: Target) -> None:
     client = AsyncRealtimeClient(target.http_base, token=forged_key(), auto_reconnect=False)

@@ -19,10 +19,10 @@ def socket_url(target: Target, key: str, vsn: str = "1.0.0") -> str:
     return f"{base}/websocket?apikey={key}&vsn={vsn}"
 
 
-async def handshake_refusal(target: Target, key: str) -> tuple[int, str, Any]:
-    """(status, content type, JSON body) of a handshake the server refuses."""
+async def handshake_refusal(target: Target, key: str, vsn: str = "1.0.0") -> tuple[int, str, Any]:
+    """(status, content type, JSON body or None when empty) of a handshake the server refuses."""
     try:
-        async with websockets.connect(socket_url(target, key), open_timeout=15):
+        async with websockets.connect(socket_url(target, key, vsn), open_timeout=15):
             pass
     except websockets.InvalidStatus as refused:
         response = refused.response
