@@ -282,7 +282,7 @@ class Hub:
             diff = {"joins": joins, "leaves": {}}
             await self.layer.send(message["reply_to"], {**reply, "topic": topic, "diff": diff})
 
-    # --- idle sockets ---------------------------------------------------
+    # --- idle sockets ----------------------------------------------------------------------
 
     async def _sweep(self) -> None:
         """Every few seconds while sockets are open: idle sockets (token expiry has timers: expiry.py)."""
