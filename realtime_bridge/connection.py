@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from realtime_bridge import metrics, policies, publish
+from realtime_bridge import metrics, policies, publish, token_refusals
 from realtime_bridge.events import TOPIC_PREFIX
+from realtime_bridge.expiry import ExpiryTimers
 from realtime_bridge.hub import Hub, topic_group
 from realtime_bridge.protocol import (
     BinaryBroadcast,
@@ -26,7 +27,7 @@ from realtime_bridge.protocol import (
     reply,
 )
 from realtime_bridge.wire import DirectWriter
-from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
+from velocity.auth import Claims, TokenError
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +157,8 @@ class Connection:
     _window_count: int = 0
     # Set by the consumer when the server lets the hub write pre-framed broadcasts to the socket (wire.py).
     writer: DirectWriter | None = None
+    # One timer per channel at its token's expiry (expiry.py).
+    timers: ExpiryTimers = field(default_factory=ExpiryTimers)
 
     @property
     def vsn(self) -> str:
@@ -210,9 +213,10 @@ class Connection:
             await self._on_channel(self.channels[message.topic], message)
 
     async def _unmatched(self, message: Message) -> None:
+        """Phoenix's socket answers every push to a topic it has not joined (`access_token` included)."""
         if message.event == "phx_leave":
             await self.push(reply(message))
-        elif message.event != "access_token":
+        else:
             await self.push(reply(message, "error", {"reason": "unmatched topic"}))
 
     async def _on_channel(self, state: ChannelState, message: Message) -> None:
@@ -247,25 +251,28 @@ class Connection:
             return "TopicNameRequired: You must provide a topic name"
         if len(self.channels) >= self.limits.max_channels:
             return "ChannelRateLimitReached: Too many channels"
-        if policies.private_only(sub_topic) and not config.private:
+        if policies.public_refused(sub_topic) and not config.private:
             return PRIVATE_ONLY
+        token = _join_token(message.payload)
         try:
-            claims = self._join_claims(message.payload)
+            claims = self._join_claims(token)
         except TokenError as exc:
-            return f"{_join_error_code(exc.code)}: {exc.message}"
-        if not await self.authorize(claims, sub_topic, policies.READ):
+            return token_refusals.refusal(exc, token or self.apikey, time.time()).join_reason
+        if not await self.allowed(claims, sub_topic, policies.READ, private=config.private):
             return f"Unauthorized: You do not have permissions to read from this Channel topic: {sub_topic}"
         return claims
 
-    def _join_claims(self, payload: Any) -> Claims:
-        token = None
-        if isinstance(payload, dict):
-            token = payload.get("access_token") or payload.get("user_token")
-        if isinstance(token, str) and token and not token.startswith("sb_"):
-            return verify_token(token, audiences=realtime_audiences())
-        if self.claims.exp <= time.time():
+    def _join_claims(self, token: str | None) -> Claims:
+        """The join's own token, else the socket's key (which may have expired since the handshake)."""
+        if token:
+            return token_refusals.realtime_claims(token, time.time())
+        if token_refusals.is_expired(self.claims.exp, time.time()):
             raise TokenError("auth.expired", "the token has expired")
         return self.claims
+
+    async def allowed(self, claims: Claims, sub_topic: str, action: str, *, private: bool) -> bool:
+        """A public channel on an unclaimed topic needs no policy (policies.py); everything else asks one."""
+        return policies.public_open(sub_topic, private=private) or await self.authorize(claims, sub_topic, action)
 
     async def _accept_join(self, message: Message, config: JoinConfig, claims: Claims) -> None:
         state = ChannelState(
@@ -278,6 +285,7 @@ class Connection:
             presence_enabled=config.presence_enabled,
         )
         self.channels[state.topic] = state
+        self._arm_expiry(state)
         await self.hub.subscribe(state)
         metrics.joined()
         response = {"postgres_changes": list(config.bindings)}
@@ -312,6 +320,7 @@ class Connection:
         """Drop the channel and tell the client with `phx_close` (ref = join_ref = the join's)."""
         if self.channels.get(state.topic) is state:
             del self.channels[state.topic]
+            self.timers.cancel(state.key)
         await self.hub.unsubscribe(state)
         close = Message(state.topic, "phx_close", {}, ref=state.join_ref, join_ref=state.join_ref)
         await self.push(close)
@@ -332,7 +341,9 @@ class Connection:
     async def may_write(self, state: ChannelState) -> bool:
         """Write access, asked once per channel and token (Realtime caches its RLS insert check so)."""
         if state.can_write is None:
-            state.can_write = await self.authorize(state.claims, state.sub_topic, policies.WRITE)
+            state.can_write = await self.allowed(
+                state.claims, state.sub_topic, policies.WRITE, private=state.config.private
+            )
         return state.can_write
 
     async def broadcast(self, state: ChannelState, message: Message) -> None:
@@ -390,20 +401,39 @@ class Connection:
         if not isinstance(token, str) or not token or token.startswith("sb_"):
             return
         try:
-            claims = verify_token(token, audiences=realtime_audiences())
+            claims = token_refusals.realtime_claims(token, time.time())
         except TokenError as exc:
-            await self.fail_channel(state, exc.message)
+            await self.fail_channel(state, token_refusals.refusal(exc, token, time.time()).system_text)
             return
-        if not await self.authorize(claims, state.sub_topic, policies.READ):
-            await self.fail_channel(state, _no_longer(state))
+        if not await self.allowed(claims, state.sub_topic, policies.READ, private=state.config.private):
+            # Realtime's refresh re-asks the read policies with the new token and ends the channel with the
+            # join's own refusal text (realtime_channel.ex, handle_in("access_token")).
+            await self.fail_channel(
+                state, f"You do not have permissions to read from this Channel topic: {state.sub_topic}"
+            )
             return
         state.claims, state.can_write = claims, None
+        self._arm_expiry(state)
+
+    def _arm_expiry(self, state: ChannelState) -> None:
+        self.timers.arm(state.key, state.claims.exp, lambda: self.expire(state))
+
+    async def expire(self, state: ChannelState) -> None:
+        """The channel's token reached its expiry: end the channel as Realtime's `confirm_token` timer does."""
+        if self.channels.get(state.topic) is not state:
+            return
+        now = time.time()
+        if not token_refusals.is_expired(state.claims.exp, now):
+            self._arm_expiry(state)  # the timer fired a moment early, or the token was refreshed meanwhile
+            return
+        logger.info("realtime channel token expired", extra={"conn": self.id, "topic": state.topic})
+        await self.fail_channel(state, token_refusals.expired_text(state.claims.exp, now))
 
     async def recheck(self, state: ChannelState) -> bool:
         """Access to the topic changed: keep the channel if its token may still read it, else end it."""
         if self.channels.get(state.topic) is not state:
             return True
-        if await self.authorize(state.claims, state.sub_topic, policies.READ):
+        if await self.allowed(state.claims, state.sub_topic, policies.READ, private=state.config.private):
             state.can_write = None
             return True
         logger.info("realtime channel lost access", extra={"conn": self.id, "topic": state.topic})
@@ -413,18 +443,13 @@ class Connection:
     # --- housekeeping ----------------------------------------------------------------------
 
     async def sweep(self, now: float) -> None:
-        """Close the socket when idle; end channels whose token expired."""
+        """Close the socket when idle (token expiry has its own timers: expiry.py)."""
         if now - self.last_seen > self.limits.idle_timeout:
             logger.info("realtime idle socket closed", extra={"conn": self.id})
             await self.transport.close_socket()
-            return
-        wall = int(time.time())
-        for state in list(self.channels.values()):
-            if state.claims.exp <= wall:
-                ago = wall - state.claims.exp
-                await self.fail_channel(state, f"Token has expired {ago} seconds ago")
 
     async def close(self) -> None:
+        self.timers.cancel_all()
         for state in list(self.channels.values()):
             self.channels.pop(state.topic, None)
             await self.hub.unsubscribe(state)
@@ -435,13 +460,12 @@ def _no_longer(state: ChannelState) -> str:
     return f"You no longer have permission to read from this Channel topic: {state.sub_topic}"
 
 
-def _join_error_code(code: str) -> str:
-    """Realtime's join error codes for our token refusals."""
-    return {
-        "auth.malformed": "MalformedJWT",
-        "auth.bad_signature": "JwtSignatureError",
-        "auth.missing_claim": "InvalidJWTToken",
-    }.get(code, "InvalidJWTToken")
+def _join_token(payload: Any) -> str | None:
+    """The join's own token: `access_token`, else `user_token`; an `sb_` API key means the socket's key."""
+    token = payload.get("access_token") or payload.get("user_token") if isinstance(payload, dict) else None
+    if isinstance(token, str) and token and not token.startswith("sb_"):
+        return token
+    return None
 
 
 def _frames_for(topic: str, payload: Any) -> BroadcastFrames | None:

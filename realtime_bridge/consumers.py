@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -10,16 +13,19 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.db import DatabaseError
 
-from realtime_bridge import metrics, policies, selectors
+from realtime_bridge import metrics, policies, selectors, token_refusals
 from realtime_bridge.connection import Connection, Limits
 from realtime_bridge.hub import get_hub
 from realtime_bridge.protocol import serializer_for
 from realtime_bridge.wire import writer_for
-from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
+from velocity.auth import Claims, TokenError
 
 logger = logging.getLogger(__name__)
+
+DENIAL = "websocket.http.response"  # the ASGI denial response extension (velocity.daphne_denial for daphne)
 
 
 @database_sync_to_async
@@ -52,21 +58,38 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         vsn, apikey = _handshake(self.scope)
         serializer = serializer_for(vsn)
-        try:
-            claims = verify_token(apikey, audiences=realtime_audiences())
-        except TokenError as exc:
-            metrics.join_refused()
-            logger.info("realtime handshake refused", extra={"code": exc.code})
+        if serializer is None:  # Phoenix refuses an unknown vsn before it reads the key: 403, no body
             await self.close()
             return
-        if serializer is None:
-            await self.close()
+        try:
+            claims = token_refusals.realtime_claims(apikey, time.time())
+        except TokenError as exc:
+            await self.refuse_token(exc, apikey)
             return
         hub = get_hub()
         self.conn = Connection(self, serializer, claims, apikey, hub, _authorize, Limits.from_settings())
         await self.accept()
         self.conn.writer = writer_for(self.base_send)
         await hub.register(self.conn)
+
+    async def refuse_token(self, exc: TokenError, apikey: str) -> None:
+        """Realtime's handshake refusal: 401 with the reason, after ``REALTIME_CONNECT_ERROR_DELAY``."""
+        metrics.join_refused()
+        logger.info("realtime handshake refused", extra={"code": exc.code})
+        await asyncio.sleep(settings.REALTIME_CONNECT_ERROR_DELAY)
+        await self.deny(*token_refusals.handshake_body(exc, apikey, time.time()))
+
+    async def deny(self, status: int, body: dict[str, str]) -> None:
+        """Refuse the handshake with an HTTP answer, as Realtime does (a plain refusal where the server
+        offers no denial response, e.g. in-process tests)."""
+        if DENIAL not in self.scope.get("extensions", {}):
+            await self.close()
+            return
+        headers = [(b"content-type", b"application/json")]
+        await self.base_send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await self.base_send(
+            {"type": "websocket.http.response.body", "body": json.dumps(body, separators=(",", ":")).encode()}
+        )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Channels' loop without its per-message task and ``asyncio.wait``: this consumer has one source

@@ -202,7 +202,7 @@ class Hub:
     async def deliver_presence(self, group: str, topic: str, diff: dict[str, Any]) -> None:
         frames: dict[str, str] = {}
         for state in self.subscribers(group):
-            if not state.presence_enabled:
+            if not hears_presence(state):
                 continue
             frame = frames.get(state.conn.vsn)
             if frame is None:
@@ -282,10 +282,10 @@ class Hub:
             diff = {"joins": joins, "leaves": {}}
             await self.layer.send(message["reply_to"], {**reply, "topic": topic, "diff": diff})
 
-    # --- idle sockets and expired tokens ---------------------------------------------------
+    # --- idle sockets ----------------------------------------------------------------------
 
     async def _sweep(self) -> None:
-        """Every few seconds while sockets are open: idle sockets, expired channel tokens."""
+        """Every few seconds while sockets are open: idle sockets (token expiry has timers: expiry.py)."""
         while self.connections:
             await asyncio.sleep(self._sweeping_every)
             now = time.monotonic()
@@ -307,6 +307,14 @@ class Hub:
                 await self.layer.group_add(group, self.channel_name)
             except Exception:
                 logger.exception("realtime group refresh failed", extra={"group": group})
+
+
+def hears_presence(state: ChannelState) -> bool:
+    """Who gets a topic's `presence_diff`, as Realtime's dispatcher decides it
+    (``lib/realtime_web/channels/realtime_channel/message_dispatcher.ex``): on a public channel every
+    subscriber, presence enabled or not (nothing gates reading it); on a private one only a channel that
+    enabled presence at its join or by tracking (its read access was checked at the join)."""
+    return state.presence_enabled or not state.config.private
 
 
 @dataclass(slots=True)

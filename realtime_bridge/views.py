@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from realtime_bridge import policies, publish, selectors
 from realtime_bridge.connection import Limits
 from realtime_bridge.events import TOPIC_PREFIX
-from realtime_bridge.protocol import ENCODING_BINARY, BinaryBroadcast, BroadcastFrames
+from realtime_bridge.protocol import ENCODING_BINARY, ENCODING_JSON, BinaryBroadcast, BroadcastFrames, dumps
 from velocity import json_input
 from velocity.auth import Claims, TokenError, realtime_audiences, verify_token
 
@@ -54,8 +54,12 @@ def _allowed(claims: Claims, topics: set[str]) -> set[str]:
 
 
 def _deliverable(message: dict[str, Any], allowed: set[str]) -> bool:
-    private = bool(message.get("private"))
-    return message["topic"] in allowed and (private or not policies.private_only(message["topic"]))
+    """A public message on an unclaimed topic goes out with no policy asked, as Realtime's REST broadcast
+    sends public messages (``lib/realtime/tenants/batch_broadcast.ex``); every other needs write access."""
+    topic, private = message["topic"], bool(message.get("private"))
+    if policies.public_open(topic, private=private):
+        return True
+    return topic in allowed and (private or not policies.private_only(topic))
 
 
 def _errors(messages: Any) -> list[dict[str, list[str]]] | None:
@@ -139,7 +143,15 @@ def _single_frames(request: HttpRequest, topic: str, event: str) -> BroadcastFra
         payload = json_input.loads(request.body)
     except ValueError:
         return _message("Invalid JSON", 422)
-    return publish.json_frames(topic, {"event": event, "payload": payload})
+    return _user_broadcast(topic, event, payload)
+
+
+def _user_broadcast(topic: str, event: str, payload: Any) -> BroadcastFrames:
+    """A single JSON broadcast travels as Realtime's user broadcast (``lib/realtime/tenants/single_broadcast.ex``):
+    vsn 2.0.0 sockets get a binary kind 4 frame with a JSON payload, vsn 1.0.0 sockets its JSON form. (The
+    batch form is a plain Phoenix broadcast, a text frame for everyone: ``publish.json_frames``.)"""
+    body = BinaryBroadcast(event, dumps(payload).encode("utf-8"), ENCODING_JSON)
+    return BroadcastFrames.from_binary(TOPIC_PREFIX + topic, body)
 
 
 @csrf_exempt

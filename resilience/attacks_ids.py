@@ -78,6 +78,35 @@ def check_realtime(ctx: Context, out: Outcome, project: str, intruder: uuid.UUID
     )
 
 
+def anon_key() -> str:
+    """The project's public key, as a browser holds it (no user)."""
+    from velocity.auth import issue_token
+
+    return issue_token(sub=None, role="anon")
+
+
+async def _public_attempts(ctx: Context, project: str, owner: uuid.UUID) -> dict[str, dict[str, Any]]:
+    """The anon key through the public-channel door: A's project and user topics, public and private."""
+    socket = await connect(ctx.ws_url(anon_key()))
+    answers = {}
+    try:
+        for ref, (name, private) in enumerate(
+            [(f"project:{project}", False), (f"user:{owner}", False), (f"project:{project}", True)], start=1
+        ):
+            answers[f"{name} private={private}"] = await join(socket, name, ref=str(ref), private=private)
+    finally:
+        await socket.close()
+    return answers
+
+
+def check_public_channels(ctx: Context, out: Outcome, project: str, owner: uuid.UUID) -> None:
+    """Public channels are open to the anon key, but never on a project's or a user's topic."""
+    for attempt, answer in asyncio.run(_public_attempts(ctx, project, owner)).items():
+        reason = str(answer.get("response", {}).get("reason", ""))
+        refused = answer.get("status") == "error" and reason.startswith(("PrivateOnly", "Unauthorized"))
+        out.check(refused, f"anon key joins {attempt}: '{reason[:60]}'", f"anon key joined {attempt}: {answer}")
+
+
 def run(ctx: Context, out: Outcome) -> None:
     owner, intruder = uuid.uuid4(), uuid.uuid4()
     project = f"victim-{uuid.uuid4().hex[:8]}"
@@ -85,6 +114,7 @@ def run(ctx: Context, out: Outcome) -> None:
     out.step(f"user A created session {session['id']} for project {project}; user B tries it everywhere")
     check_rest(ctx, out, str(session["id"]), owner, intruder)
     check_realtime(ctx, out, project, intruder)
+    check_public_channels(ctx, out, project, owner)
     after = httpx.get(f"{ctx.api}/sessions/{session['id']}/", headers=bearer(token(owner)), timeout=10).json()
     out.check(after["status"] == session["status"], "A's session is untouched", f"A's session is now {after['status']}")
     httpx.delete(f"{ctx.api}/sessions/{session['id']}/", headers=bearer(token(owner)), timeout=10)

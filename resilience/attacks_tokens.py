@@ -65,13 +65,22 @@ def check_rest(ctx: Context, out: Outcome, tokens: dict[str, str]) -> None:
 
 
 async def _handshake_refused(url: str) -> str | None:
-    """None when the server refused the websocket; else what happened."""
+    """None when the server refused the websocket as Supabase does (401 with a JSON ``error``); else what
+    happened."""
     try:
         socket = await connect(url)
     except websockets.InvalidStatus as refused:
-        return None if refused.response.status_code in (401, 403) else f"status {refused.response.status_code}"
+        return _refusal_problem(refused.response.status_code, refused.response.body or b"")
     await socket.close()
     return "accepted"
+
+
+def _refusal_problem(status: int, body: bytes) -> str | None:
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    return None if status == 401 and isinstance(error, str) and error else f"status {status} body {body[:80]!r}"
 
 
 async def _join_refusal(ctx: Context, value: str) -> dict[str, Any]:

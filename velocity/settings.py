@@ -363,7 +363,12 @@ REALTIME_MAX_CHANNELS_PER_SOCKET = env_int("REALTIME_MAX_CHANNELS_PER_SOCKET", 1
 REALTIME_MAX_SEND_BUFFER_BYTES = env_int("REALTIME_MAX_SEND_BUFFER_BYTES", 8 * 1024 * 1024)
 REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT") or 60)
 REALTIME_JOIN_ERROR_DELAY = float(os.environ.get("REALTIME_JOIN_ERROR_DELAY") or 0)
+# Realtime waits 2 s (CONNECT_ERROR_BACKOFF_MS) before a refused handshake's 401; 0 here by default.
+REALTIME_CONNECT_ERROR_DELAY = float(os.environ.get("REALTIME_CONNECT_ERROR_DELAY") or 0)
 REALTIME_BRIDGE_CHANNELS_PER_SOCKET = env_int("REALTIME_BRIDGE_CHANNELS_PER_SOCKET", 100)
+# Public channels (`private: false`) on topics no app claims, open to any valid key as on a Supabase project
+# that allows public access; project and user topics stay private only either way (realtime_bridge/policies.py).
+REALTIME_PUBLIC_CHANNELS = env_bool("REALTIME_PUBLIC_CHANNELS", default=True)
 
 # --- Observability --------------------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "info").upper()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -71,11 +72,27 @@ async def test_leave_replies_then_closes_with_the_join_ref(connect):
     assert (close["event"], close["ref"]) == ("phx_close", "1")
 
 
-async def test_other_topics_than_projects_are_for_the_service_role_only(connect):
+async def test_private_channels_on_unclaimed_topics_are_for_the_service_role_only(connect):
     socket = await connect(issue_token(sub=uuid.uuid4()))
-    reply = await socket.join("room-1")
+    reply = await socket.join("room-1", {"private": True})
     assert reply["payload"]["status"] == "error"
     assert reply["payload"]["response"]["reason"].startswith("Unauthorized")
+
+
+async def test_a_public_channel_on_an_unclaimed_topic_is_open_to_the_anon_key(connect):
+    socket = await connect(issue_token(sub=None, role="anon"))
+    assert (await socket.join("lobby", {"private": False}))["payload"]["status"] == "ok"
+    await socket.push("realtime:lobby", "broadcast", {"type": "broadcast", "event": "hi", "payload": {}}, "1")
+    await socket.push("realtime:lobby", "presence", {"event": "track", "payload": {"a": 1}}, "1")
+    assert (await socket.receive_event("phx_reply"))["payload"]["status"] == "ok"  # the track, written
+
+
+async def test_public_channels_switched_off_answer_private_only_for_every_topic(connect, settings):
+    settings.REALTIME_PUBLIC_CHANNELS = False
+    socket = await connect(service_token())
+    reply = await socket.join("lobby", {"private": False})
+    reason = "PrivateOnly: This project only allows private channels"
+    assert reply["payload"] == {"status": "error", "response": {"reason": reason}}
 
 
 async def test_a_public_join_to_a_project_topic_is_refused_as_on_a_private_only_supabase_project(connect):
@@ -162,10 +179,25 @@ async def test_a_malformed_frame_is_dropped_and_the_socket_stays_open(connect):
 
 async def test_a_join_without_its_own_token_is_refused_once_the_apikey_expired(connect, time_machine):
     time_machine.move_to(datetime.now(UTC))
-    socket = await connect(issue_token(sub=None, role="service_role", ttl=1))
-    time_machine.shift(2)  # past the key's expiry, on the clock the token check reads
+    socket = await connect(issue_token(sub=None, role="service_role", ttl=3))
+    time_machine.shift(4)  # past the key's expiry, on the clock the token check reads
     reply = await socket.join("late")
-    assert reply["payload"]["response"]["reason"].startswith("InvalidJWTToken")
+    assert re.fullmatch(r"InvalidJWTToken: Token has expired \d+ seconds ago", reply["payload"]["response"]["reason"])
+
+
+async def test_a_channel_ends_at_its_tokens_expiry_without_any_client_push(connect):
+    socket = await connect(service_token())
+    await socket.join("project:p1", {"private": True}, access_token=issue_token(sub=None, role="service_role", ttl=3))
+    system = await socket.receive_event("system", timeout=10)
+    assert re.fullmatch(r"Token has expired \d+ seconds ago", system["payload"]["message"])
+    assert (await socket.receive())["event"] == "phx_close"
+
+
+async def test_access_token_on_a_topic_not_joined_gets_unmatched_topic(connect):
+    socket = await connect(service_token())
+    await socket.push("realtime:nowhere", "access_token", {"access_token": service_token()})
+    reply = await socket.receive()
+    assert reply["payload"] == {"status": "error", "response": {"reason": "unmatched topic"}}
 
 
 async def test_broadcasts_still_reach_local_sockets_when_redis_is_down(connect, settings):

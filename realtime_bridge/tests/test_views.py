@@ -97,6 +97,34 @@ async def test_the_single_form_delivers_raw_bytes_as_kind_4(subscriber):
     assert frame["bytes"] == bytes([4, 19, 4, 0, 0]) + b"realtime:project:p1blob\xca\xfe"
 
 
+async def test_the_single_form_delivers_json_to_vsn_2_as_kind_4_with_a_json_payload(subscriber):
+    url = "/realtime/v1/api/broadcast/project%3Ap1/events/note?private=true"
+    response = await AsyncClient().post(
+        url, {"text": "hi"}, content_type="application/json", headers=bearer(service_token())
+    )
+    assert response.status_code == 202
+    frame = await subscriber.receive_output(timeout=2)
+    assert frame["bytes"] == bytes([4, 19, 4, 0, 1]) + b'realtime:project:p1note{"text":"hi"}'
+
+
+async def test_a_public_message_on_an_unclaimed_topic_needs_no_policy():
+    listener = WebsocketCommunicator(application, f"/realtime/v1/websocket?apikey={service_token()}&vsn=1.0.0")
+    await listener.connect()
+    join = {"topic": "realtime:lobby", "event": "phx_join", "payload": {"config": {}}, "ref": "1", "join_ref": "1"}
+    await listener.send_to(text_data=json.dumps(join))
+    assert json.loads(await listener.receive_from())["payload"]["status"] == "ok"
+    anon = issue_token(sub=None, role="anon")
+    body = {"messages": [{"topic": "lobby", "event": "e", "payload": {"n": 1}}]}
+    response = await AsyncClient().post(BATCH, body, content_type="application/json", headers=bearer(anon))
+    assert response.status_code == 202
+    assert json.loads(await listener.receive_from())["payload"] == {
+        "type": "broadcast",
+        "event": "e",
+        "payload": {"n": 1},
+    }
+    await listener.disconnect()
+
+
 async def test_the_single_form_refuses_a_foreign_project_and_other_media_types():
     url = "/realtime/v1/api/broadcast/project%3Ap1/events/e?private=true"
     client = AsyncClient()

@@ -76,9 +76,11 @@ async def join_status(connect: Any, token: str, topic: str) -> dict[str, Any]:
     return (await socket.join(topic, PRIVATE))["payload"]
 
 
-async def expect_lost(socket: Socket, topic: str) -> None:
+async def expect_lost(socket: Socket, topic: str, text: str = "You no longer have permission") -> None:
+    """The channel ends with a system error: ``You no longer have permission`` when access changed, Realtime's
+    join refusal ``You do not have permissions`` when a refreshed token may not read."""
     system = await socket.receive_event("system", timeout=1)
-    text = f"You no longer have permission to read from this Channel topic: {topic}"
+    text = f"{text} to read from this Channel topic: {topic}"
     assert (system["payload"]["status"], system["payload"]["message"]) == ("error", text)
     assert (await socket.receive(timeout=1))["event"] == "phx_close"
 
@@ -150,7 +152,7 @@ async def test_a_token_refresh_to_one_without_access_ends_the_channel(connect):
     await make_project("refresh", owner)
     socket = await joined(connect, user_token(owner), "project:refresh")
     await socket.push("realtime:project:refresh", "access_token", {"access_token": user_token(stranger)}, "1")
-    await expect_lost(socket, "project:refresh")
+    await expect_lost(socket, "project:refresh", "You do not have permissions")
 
 
 async def test_postgres_changes_show_each_viewer_only_what_the_seeds_rls_would(connect):

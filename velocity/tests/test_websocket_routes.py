@@ -33,6 +33,17 @@ def test_through_daphne_an_unknown_path_is_a_404_and_the_endpoint_still_opens(re
     assert handshake_status(realtime_server, "/realtime/v1/websocket") == 101
 
 
+@pytest.mark.slow
+def test_through_daphne_a_denial_carries_its_headers_and_body(realtime_server) -> None:
+    url = f"ws://127.0.0.1:{realtime_server.port}/ws/nothing/?vsn=1.0.0"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, open_timeout=10).close()
+    response = refused.value.response
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(response.body))
+    assert response.body == b'{"message":"Not found"}'
+
+
 async def test_in_process_an_unknown_path_is_refused_without_an_error() -> None:
     communicator = WebsocketCommunicator(application, DOUBLED)
     connected, _ = await communicator.connect()
