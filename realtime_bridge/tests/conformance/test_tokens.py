@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 
 # supabase/realtime: lib/realtime_web/channels/realtime_channel.ex (handle_in "access_token": the new token is
-# verified and the read policy asked again; "You no longer have permission to read from this Channel topic")
+# verified and the read policies asked again; neither broadcast nor presence read left answers "You do not have
+# permissions to read from this Channel topic" from maybe_assign_policies)
 async def test_a_refresh_to_a_token_that_may_not_read_ends_the_channel(target: Target, clients: Clients) -> None:
     owner = uuid.uuid4()
     topic = f"user:{owner}"
@@ -29,7 +30,7 @@ async def test_a_refresh_to_a_token_that_may_not_read_ends_the_channel(target: T
     await js.call("set_auth", token=target.user_key())
     system = await js.expect(lambda e: e["type"] == "system" and e["topic"] == topic)
     assert system["payload"]["status"] == "error"
-    assert system["payload"]["message"] == f"You no longer have permission to read from this Channel topic: {topic}"
+    assert system["payload"]["message"] == f"You do not have permissions to read from this Channel topic: {topic}"
     assert (await js.expect(lambda e: e["type"] == "status" and e["topic"] == topic))["status"] == "CLOSED"
 
 
