@@ -95,6 +95,27 @@ def test_the_dashboards_queries_are_valid_promql(tmp_path: Path) -> None:
     assert len(exprs) >= 20
 
 
+def test_the_dashboard_is_importable_anywhere() -> None:
+    """One Prometheus data source chosen at import (no fixed uid), unique panel ids, panels inside the 24-column grid
+    and not overlapping."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    [variable] = dashboard["templating"]["list"]
+    assert (variable["type"], variable["query"]) == ("datasource", "prometheus")
+    panels = dashboard["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    cells: set[tuple[int, int]] = set()
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        area = {
+            (x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not area & cells, f"{panel['title']} overlaps another panel"
+        cells |= area
+        for target in panel.get("targets", []):
+            assert target["datasource"]["uid"] == "${datasource}", panel["title"]
+
+
 def test_every_alert_has_a_test_where_it_fires_and_one_where_it_does_not() -> None:
     alerts = {rule["alert"] for rule in rules() if "alert" in rule}
     fired: set[str] = set()
