@@ -206,6 +206,11 @@ def reconcile_latest() -> ReconcileReport | None:
     return ReconcileReport.objects.order_by("-at", "-id").first()
 
 
+def reconcile_latest_complete() -> ReconcileReport | None:
+    """The newest run that could list the provider's machines (a failed listing found nothing, not zero)."""
+    return ReconcileReport.objects.filter(error="").order_by("-at", "-id").first()
+
+
 def drift_findings_since(since: datetime) -> QuerySet[DriftFinding]:
     """Reconciliation findings since ``since`` (they are kept a day), newest first, with their machines."""
     return DriftFinding.objects.filter(found_at__gte=since).select_related("machine").order_by("-found_at", "-id")

@@ -22,6 +22,7 @@ from .files import FileStore
 from .messages import Result, handle_event, manifest_events
 from .orchestrator import Orchestrator
 from .proxy import Front
+from .resources import ResourceMeter
 from .sandbox import sandbox_warning
 from .sync import RealtimeSync
 
@@ -65,6 +66,7 @@ class Agent:
         self.started = time.monotonic()
         self.boot: dict[str, float] = {}
         self.activity = Activity()
+        self.meter = ResourceMeter()
         sandbox = config.sandbox
         self.store = FileStore(
             config.project_dir, max_bytes=config.max_file_bytes, owner=sandbox.owner if sandbox else None
@@ -263,6 +265,7 @@ class Agent:
             beat = {key: health[key] for key in HEARTBEAT_KEYS}
             if self.sync is None:
                 del beat["supabaseConnected"]  # no realtime configured: nothing to be joined on, so nothing to say
+            beat.update(self.meter.sample())  # cpuRatio (since the last beat) and memoryRatio of this machine
             await self.orchestrator.send("heartbeat", attempts=1, **beat)
             await asyncio.sleep(self.config.heartbeat_interval)
 

@@ -30,7 +30,7 @@ REFUSED = Counter("velocity_realtime_refused_joins_total", "Refused joins and ha
 ACK_LAG = Histogram(
     "velocity_realtime_edit_to_ack_seconds",
     "Time from a file:update passing the endpoint to its file:synced.",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10),  # 2: the seed's target, an exact edge for alerts
 )
 
 

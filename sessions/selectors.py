@@ -84,6 +84,36 @@ def session_heartbeat(session: PreviewSession) -> AgentHeartbeat | None:
         return None
 
 
+@dataclass(frozen=True)
+class ResourceReading:
+    """The newest CPU and memory fractions a live session's agent reported for its machine."""
+
+    session_id: uuid.UUID
+    machine_id: uuid.UUID
+    cpu: float | None
+    memory: float | None
+
+
+def machine_resource_readings(*, now: datetime, fresh_for: float) -> list[ResourceReading]:
+    """Readings of live sessions whose agent beat within ``fresh_for`` seconds (an older one is no reading)."""
+    beats = AgentHeartbeat.objects.filter(
+        session__status__in=LIVE_STATUSES,
+        session__machine__isnull=False,
+        seen_at__gte=now - timedelta(seconds=fresh_for),
+    ).values_list("session_id", "session__machine_id", "status")
+    readings = []
+    for session_id, machine_id, status in beats:
+        cpu, memory = _ratio(status, "cpuRatio"), _ratio(status, "memoryRatio")
+        if cpu is not None or memory is not None:
+            readings.append(ResourceReading(session_id, machine_id, cpu, memory))
+    return readings
+
+
+def _ratio(status: Any, key: str) -> float | None:
+    value = status.get(key) if isinstance(status, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def session_for_preview(session_id: uuid.UUID) -> PreviewSession | None:
     """A session and its machine, for the preview route (which anyone holding the URL may use)."""
     return PreviewSession.objects.select_related("machine").filter(id=session_id).first()

@@ -131,6 +131,9 @@ class AgentEventSerializer(serializers.Serializer[Any]):
     devServerState = serializers.CharField(required=False, allow_blank=True, max_length=32)
     fileCount = serializers.IntegerField(required=False, min_value=0)
     uptime = serializers.FloatField(required=False, min_value=0)
+    # How busy the machine is (heartbeats only): CPU since the previous beat and memory in use, as fractions.
+    cpuRatio = serializers.FloatField(required=False, min_value=0, max_value=1)
+    memoryRatio = serializers.FloatField(required=False, min_value=0, max_value=1)
 
     def event(self) -> dict[str, Any]:
         data = dict(self.validated_data)

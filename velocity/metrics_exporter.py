@@ -121,7 +121,7 @@ class DatabaseCollector:
         live = Machine.objects.exclude(state__in=GONE_STATES).prefetch_related("events", "sessions")
         cost = GaugeMetricFamily("velocity_machines_live_cost_usd", "Cost accrued so far by machines still live.")
         cost.add_metric([], float(sum((machine_cost_so_far(m, now) for m in live), Decimal(0))))
-        return [sessions, machines, cost, *_task_families(now)]
+        return [sessions, machines, cost, *_task_families(now), *_reconcile_families(), *_resource_families(now)]
 
 
 def _task_families(now: Any) -> list[Any]:
@@ -150,6 +150,58 @@ def _task_families(now: Any) -> list[Any]:
             family.add_metric([], float(value))
             families.append(family)
     return families
+
+
+RECONCILE_HELP = {
+    "velocity_reconcile_orphans": "Orphan machines the newest reconciliation found.",
+    "velocity_reconcile_orphan_cost_usd": "What the orphans the newest reconciliation found had cost so far.",
+    "velocity_reconcile_orphan_hourly_cost_usd": "What those orphans cost per hour while they ran.",
+    "velocity_reconcile_last_run_timestamp_seconds": "When the newest reconciliation that listed the provider ran.",
+}
+
+
+def _reconcile_families() -> list[Any]:
+    """The newest complete reconciliation: orphans (ours at the provider, not live here) should cost nothing.
+    Never reconciled: the families have no sample (an absent series, not a zero)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    from machines.selectors import reconcile_latest_complete
+
+    report = reconcile_latest_complete()
+    figures = {}
+    if report is not None:
+        figures = {
+            "velocity_reconcile_orphans": float(report.orphans),
+            "velocity_reconcile_orphan_cost_usd": float(report.orphan_cost),
+            "velocity_reconcile_orphan_hourly_cost_usd": float(report.orphan_hourly_cost),
+            "velocity_reconcile_last_run_timestamp_seconds": report.at.timestamp(),
+        }
+    families = []
+    for name, help_text in RECONCILE_HELP.items():
+        family = GaugeMetricFamily(name, help_text)
+        if name in figures:
+            family.add_metric([], figures[name])
+        families.append(family)
+    return families
+
+
+def _resource_families(now: Any) -> list[Any]:
+    """Each live machine's CPU and memory, as its agent's last fresh heartbeat reported them (fractions)."""
+    from django.conf import settings
+    from prometheus_client.core import GaugeMetricFamily
+
+    from sessions.selectors import machine_resource_readings
+
+    labels = ["machine", "session"]
+    cpu = GaugeMetricFamily("velocity_machine_cpu_ratio", "CPU busy share of a live machine.", labels=labels)
+    memory = GaugeMetricFamily("velocity_machine_memory_ratio", "Memory in use of a live machine.", labels=labels)
+    for reading in machine_resource_readings(now=now, fresh_for=settings.AGENT_STALE_SECONDS):
+        ids = [str(reading.machine_id), str(reading.session_id)]
+        if reading.cpu is not None:
+            cpu.add_metric(ids, reading.cpu)
+        if reading.memory is not None:
+            memory.add_metric(ids, reading.memory)
+    return [cpu, memory]
 
 
 def _authorized(request: HttpRequest) -> bool:

@@ -200,6 +200,7 @@ def test_it_sends_a_heartbeat_with_its_status_every_interval(start_agent: StartA
     beats = wait_until(lambda: orchestrator.of_type("heartbeat")[2:])
     assert {"devServer", "devServerState", "fileCount", "uptime"} <= set(beats[0])
     assert "supabaseConnected" not in beats[0]  # no realtime URL: nothing to be joined on
+    assert 0 < beats[0]["memoryRatio"] <= 1 and 0 <= beats[0]["cpuRatio"] <= 1  # the third beat: CPU since the second
     assert beats[0]["session_id"] == "sess-1"
 
 

@@ -39,8 +39,8 @@ from velocity import metrics
 
 logger = logging.getLogger(__name__)
 
-# The agent's status keys kept with its heartbeat (what the dashboard shows).
-STATUS_KEYS = ("devServer", "devServerState", "fileCount", "uptime")
+# The agent's status keys kept with its heartbeat (what the dashboard shows; the ratios feed /metrics).
+STATUS_KEYS = ("devServer", "devServerState", "fileCount", "uptime", "cpuRatio", "memoryRatio")
 # Given session ids and the moment, each one's unacknowledged file updates (count, since when).
 BacklogReader = Callable[[list[uuid.UUID], datetime], Mapping[uuid.UUID, SyncBacklog]]
 

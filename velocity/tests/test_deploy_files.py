@@ -177,6 +177,7 @@ def test_the_ci_workflow_runs_make_test_against_postgresql_and_redis_services() 
     runs = [step["run"] for step in job["steps"] if "run" in step]
     assert runs[-1] == "make test"
     assert "FLY_OPENAPI_SPEC=" in runs[0] and "CI_WITHOUT_FLY_SPEC=1" in runs[0]  # the spec, or a loud waiver
+    assert "install" in runs[-2] and "prometheus" in runs[-2]  # promtool for deploy/prometheus/
     assert {"actions/checkout", "actions/setup-python"} <= step_uses(job).keys()
 
 
