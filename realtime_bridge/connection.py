@@ -242,6 +242,8 @@ class Connection:
             logger.info("realtime join refused", extra={"topic": message.topic, "reason": refusal})
             await asyncio.sleep(self.limits.join_error_delay)
             await self.push(reply(message, "error", {"reason": refusal}))
+            if refusal in limits.JOIN_LIMITS:
+                metrics.limited(refusal)
             if refusal == limits.TOO_MANY_JOINS:
                 await self.transport.close_socket()  # Realtime disconnects the socket with this refusal
             return
@@ -345,6 +347,12 @@ class Connection:
         await self.push(self._system(state, "error", text))
         await self.close_channel(state)
 
+    async def shut_for_limit(self, state: ChannelState, text: str) -> None:
+        """A limit of the profile ends the channel as Realtime's ``shutdown_response`` does, counted."""
+        metrics.limited(text)
+        logger.warning("realtime channel shut by a limit", extra={"topic": state.topic, "limit": text})
+        await self.fail_channel(state, text)
+
     # --- broadcast -------------------------------------------------------------------------
 
     async def may_write(self, state: ChannelState) -> bool:
@@ -364,6 +372,7 @@ class Connection:
             await self._refuse_malformed(message)
             return
         if frames.size() > self.limits.max_payload_bytes:
+            metrics.limited(limits.PAYLOAD_TOO_BIG)
             if state.config.ack:
                 await self.push(reply(message, "error", {"reason": limits.PAYLOAD_TOO_BIG}))
             return
@@ -379,7 +388,7 @@ class Connection:
         payload = message.payload if isinstance(message.payload, dict) else {}
         kind = str(payload.get("event", "")).lower()
         if not self._presence_allowed(state):
-            await self.fail_channel(state, limits.CLIENT_PRESENCE)
+            await self.shut_for_limit(state, limits.CLIENT_PRESENCE)
         elif kind == "track" and not await self.may_write(state):
             reason = f"Unauthorized: You do not have permissions to write to this Channel topic: {state.sub_topic}"
             await self.push(reply(message, "error", {"reason": reason}))
@@ -400,9 +409,9 @@ class Connection:
             reason = {"reason": "Presence track payload must be a map"}
             await self.push(reply(message, "error", reason))
         elif len(dumps(meta)) > self.limits.max_payload_bytes:
-            await self.fail_channel(state, limits.TRACK_TOO_BIG)
+            await self.shut_for_limit(state, limits.TRACK_TOO_BIG)
         elif self.hub.limits.presence.triggered:
-            await self.fail_channel(state, limits.TOO_MANY_PRESENCE)
+            await self.shut_for_limit(state, limits.TOO_MANY_PRESENCE)
         else:
             state.presence_enabled = True
             await self.push(reply(message))

@@ -186,7 +186,7 @@ class Hub:
         ``:update_rate_counter`` in the receiving channel)."""
         for state in states:
             if frames.wire_for_vsn(state.conn.vsn) is not None and state.conn.channels.get(state.topic) is state:
-                await state.conn.fail_channel(state, limits.TOO_MANY_MESSAGES)
+                await state.conn.shut_for_limit(state, limits.TOO_MANY_MESSAGES)
 
     # --- presence --------------------------------------------------------------------------
 

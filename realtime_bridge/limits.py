@@ -36,6 +36,8 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
+from realtime_bridge import metrics
+
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 5.0
@@ -50,6 +52,7 @@ CLIENT_PRESENCE = "Client presence rate limit exceeded"
 TOO_MANY_PRESENCE = "Too many presence messages per second"
 TRACK_TOO_BIG = "Track message size exceeded"
 PAYLOAD_TOO_BIG = "Payload size exceeded"
+JOIN_LIMITS = frozenset({TOO_MANY_JOINS, TOO_MANY_CHANNELS, TOO_MANY_USERS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +254,7 @@ class TenantLimits:
         for name, counter in self.counters().items():
             if math.isfinite(counter.limit):
                 counter.close_tick(await self.store.add_and_read(name, tick, counter.take()))
+                metrics.tenant_rate(name, average(counter.buckets))
 
     def presence_window(self) -> PresenceWindow:
         return PresenceWindow(self.profile.client_presence_max_calls, self.profile.client_presence_window_seconds)
