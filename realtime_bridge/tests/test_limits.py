@@ -7,6 +7,7 @@ import math
 import pytest
 
 from realtime_bridge import limits
+from realtime_bridge.checks import check_limits_profile
 from realtime_bridge.limits import LocalTicks, PresenceWindow, RateCounter, TenantLimits
 
 
@@ -93,3 +94,10 @@ def test_an_unknown_profile_is_refused_by_name(settings):
     settings.REALTIME_LIMITS_PROFILE = "fast"
     with pytest.raises(ValueError, match="REALTIME_LIMITS_PROFILE must be one of"):
         limits.profile_from_settings()
+
+
+def test_the_system_check_names_an_unknown_profile(settings):
+    settings.REALTIME_LIMITS_PROFILE = "fast"
+    assert [error.id for error in check_limits_profile(None)] == ["realtime_bridge.E001"]
+    settings.REALTIME_LIMITS_PROFILE = "unlimited"
+    assert check_limits_profile(None) == []
