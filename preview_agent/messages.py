@@ -173,8 +173,8 @@ def _apply_snapshot(store: FileStore, payload: Mapping[str, Any], now_ms: float,
 
 def merge_acks(acks: Sequence[Outgoing]) -> Outgoing:
     """Acknowledgements waiting together as one: a lone ``file:synced`` stays itself; more become one
-    ``files:synced`` (``mode: "merge"``) with the newest ack of each path (an older version of a path is
-    superseded by the newer one it was written over, as the editor counts it)."""
+    ``files:synced`` (``mode: "acks"``, unlike a snapshot's) with the newest ack of each path (an older
+    version of a path is superseded by the newer one it was written over, as the editor counts it)."""
     if len(acks) == 1:
         return acks[0]
     newest: dict[str, dict[str, Any]] = {}
@@ -186,7 +186,7 @@ def merge_acks(acks: Sequence[Outgoing]) -> Outgoing:
     files = list(newest.values())
     latencies = [entry["latency_ms"] for entry in files if isinstance(entry.get("latency_ms"), int)]
     return "files:synced", {
-        "mode": "merge",
+        "mode": "acks",
         "files": files,
         "count": len(files),
         "latency_ms": max(latencies) if latencies else None,

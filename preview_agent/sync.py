@@ -36,7 +36,7 @@ STABLE_CONNECTION_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 15.0
 # A Supabase project allows 100 events a second for the whole project, and counts each broadcast once sent
 # and once per channel it reaches: 20 a second to one editor is 40 of them, leaving the editor and the
-# server their share. Acknowledgements waiting for their turn are merged into one ``files:synced``
+# server their share. Acknowledgements waiting for their turn are merged into one ``files:synced`` (mode acks)
 # (messages.merge_acks), so pacing delays acks a little and never drops one.
 SEND_RATE_PER_SECOND = 20.0
 # At most four answers to files:manifest_request a second (a big project's manifest is many parts);

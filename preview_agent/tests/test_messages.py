@@ -183,7 +183,7 @@ def test_merged_acks_keep_the_newest_version_of_every_path_whatever_the_order() 
     rng.shuffle(acks)
     batched = [merge_acks(acks[start : start + 37]) for start in range(0, len(acks), 37)]
     name, body = merge_acks(batched)
-    assert name == "files:synced"
+    assert (name, body["mode"]) == ("files:synced", "acks")
     assert body["count"] == 20
     assert {entry["path"]: entry["version"] for entry in body["files"]} == {f"f{i}": 100 for i in range(20)}
 
