@@ -410,7 +410,7 @@ class Connection:
             await self.push(reply(message, "error", reason))
         elif len(dumps(meta)) > self.limits.max_payload_bytes:
             await self.shut_for_limit(state, limits.TRACK_TOO_BIG)
-        elif self.hub.limits.presence.triggered:
+        elif self.hub.limits.presence.over:
             await self.shut_for_limit(state, limits.TOO_MANY_PRESENCE)
         else:
             state.presence_enabled = True

@@ -69,7 +69,8 @@ class Profile:
 
     @property
     def counts_rates(self) -> bool:
-        return math.isfinite(self.max_events_per_second) or math.isfinite(self.max_joins_per_second)
+        rates = (self.max_events_per_second, self.max_joins_per_second, self.max_presence_events_per_second)
+        return any(math.isfinite(rate) for rate in rates)
 
 
 PROFILES = {
@@ -143,6 +144,11 @@ class RateCounter:
     pending: int = 0
     buckets: deque[int] = field(default_factory=lambda: deque(maxlen=MAX_BUCKETS))
     triggered: bool = False
+
+    @property
+    def over(self) -> bool:
+        """Strictly over the limit (presence_handler.ex compares the average with ``>``, not ``>=``)."""
+        return average(self.buckets) > self.limit
 
     def add(self, count: int = 1) -> None:
         if math.isfinite(self.limit):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -101,3 +102,17 @@ def test_the_system_check_names_an_unknown_profile(settings):
     assert [error.id for error in check_limits_profile(None)] == ["realtime_bridge.E001"]
     settings.REALTIME_LIMITS_PROFILE = "unlimited"
     assert check_limits_profile(None) == []
+
+
+def test_presence_is_over_only_strictly_above_its_limit():
+    counter = RateCounter(limit=20)
+    counter.close_tick([100])  # 20 a second: at the limit
+    assert counter.triggered and not counter.over
+    counter.close_tick([105])
+    assert counter.over
+
+
+def test_a_profile_with_only_a_presence_rate_still_counts_ticks():
+    profile = limits.PROFILES["unlimited"]
+    assert not profile.counts_rates
+    assert replace(profile, max_presence_events_per_second=20).counts_rates

@@ -208,3 +208,35 @@ async def test_past_the_concurrent_users_a_new_sockets_join_is_refused(target: T
     assert again["status"] == "SUBSCRIBED"
     assert refused["status"] == "CHANNEL_ERROR"
     assert limits.TOO_MANY_USERS in refused["error"]
+
+
+async def _track_until_shut(client: JsClient, name: str) -> Event:
+    deadline = time.monotonic() + 3 * limits.TICK_SECONDS
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        await client.command("track", topic=name, payload={"n": n})
+        with contextlib.suppress(TimeoutError):
+            return await client.expect(system_error(name, limits.TOO_MANY_PRESENCE), timeout=0.5)
+    raise AssertionError("no track was refused")
+
+
+# supabase/realtime: lib/realtime_web/channels/realtime_channel/presence_handler.ex (limit_presence_event: the
+# tenant's presence events average over max_presence_events_per_second → :rate_limit_exceeded),
+# realtime_channel.ex ("Too many presence messages per second") and message_dispatcher.ex (presence_diff
+# deliveries counted)
+async def test_over_the_projects_presence_events_a_second_a_track_shuts_the_channel(target: Target) -> None:
+    if target.hosted:
+        pytest.skip("trips the project's tenant-wide limit: embedded endpoint with a low limit only")
+    name = topic()
+    env = {"REALTIME_MAX_PRESENCE_EVENTS_PER_SECOND": "1", "REALTIME_CLIENT_PRESENCE_MAX_CALLS": "1000"}
+    async with low_limit_server(**env) as server, pair(server.http_base, service_token()) as (one, two):
+        for client in (one, two):
+            await client.join(name, config={"private": False, "presence": {"key": str(uuid.uuid4())}}, presence=True)
+        for n in range(10):  # 20 tracks, each diff delivered to both: 40 presence events, over 1 a second
+            await one.call("track", topic=name, payload={"n": n})
+            await two.call("track", topic=name, payload={"n": n})
+        system = await _track_until_shut(one, name)
+        closed = await one.expect(status(name, "CLOSED"))
+    assert system["payload"]["status"] == "error"
+    assert closed["status"] == "CLOSED"
