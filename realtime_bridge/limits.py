@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from django.conf import settings
 
@@ -287,8 +287,3 @@ async def run_ticks(limits: TenantLimits) -> None:
             await limits.tick(time.time())
         except Exception:  # Redis away: keep the last decision, count again at the next tick
             logger.warning("realtime limits tick failed", exc_info=True)
-
-
-def describe(profile: Profile) -> dict[str, Any]:
-    """The numbers, for logs and the docs check."""
-    return {name: getattr(profile, name) for name in Profile.__dataclass_fields__}
