@@ -159,7 +159,7 @@ def main() -> None:
         token = _setup(var_dir)
         from realtime_bridge.testing import RealtimeServer
 
-        server = RealtimeServer(Path(var_dir), REALTIME_MAX_EVENTS_PER_SECOND="100000").start()
+        server = RealtimeServer(Path(var_dir), REALTIME_LIMITS_PROFILE="unlimited").start()
         try:
             print(json.dumps(asyncio.run(bench(args, token, server))))
         finally:

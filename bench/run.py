@@ -100,7 +100,7 @@ def measure(root: Path, results: Results, selected: dict[str, Runner]) -> list[i
         leaked = stack.stop()
     results.meta["settings"] = {
         "throttles": "THROTTLE_* lifted to 1000000/min",
-        "REALTIME_MAX_EVENTS_PER_SECOND": os.environ.get("REALTIME_MAX_EVENTS_PER_SECOND"),
+        "REALTIME_LIMITS_PROFILE": "unlimited, supabase for edit_to_ack",
         "Q_WORKERS": os.environ.get("Q_WORKERS", "2"),
     }
     return leaked

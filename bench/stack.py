@@ -115,7 +115,8 @@ class Stack:
             THROTTLE_READ=UNLIMITED_RATE,
             THROTTLE_AGENT=UNLIMITED_RATE,
             THROTTLE_IP=UNLIMITED_RATE,
-            REALTIME_MAX_EVENTS_PER_SECOND="100000",
+            # edit_to_ack runs under "supabase" (the agent and the editor must stay inside it).
+            REALTIME_LIMITS_PROFILE="unlimited",
         )
         if os.environ.get("REDIS_URL"):
             env["REDIS_URL"] = urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path=f"/{BENCH_REDIS_DB}"))

@@ -29,8 +29,8 @@ class Config:
     dev_command: str = ""
     dev_port: int = 0
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-    log_rate_per_second: float = 20.0
-    realtime_send_rate: float = 400.0
+    log_rate_per_second: float = 5.0
+    realtime_send_rate: float = 20.0
     activity_report_interval: float = 30.0
     heartbeat_interval: float = 5.0
     assignment_poll_interval: float = 2.0
@@ -93,8 +93,8 @@ def load_config(env: Mapping[str, str] | None = None, *, euid: int | None = None
         dev_command=env.get("DEV_COMMAND", "").strip(),
         dev_port=int(_number(env, "DEV_PORT", 0)),
         max_file_bytes=int(_number(env, "MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES, minimum=1)),
-        log_rate_per_second=_number(env, "LOG_RATE_PER_SECOND", 20, minimum=0.1),
-        realtime_send_rate=_number(env, "REALTIME_SEND_RATE", 400, minimum=1),
+        log_rate_per_second=_number(env, "LOG_RATE_PER_SECOND", 5, minimum=0.1),
+        realtime_send_rate=_number(env, "REALTIME_SEND_RATE", 20, minimum=1),
         activity_report_interval=_number(env, "ACTIVITY_REPORT_INTERVAL", 30),
         heartbeat_interval=_number(env, "AGENT_HEARTBEAT_SECONDS", 5, minimum=0.1),
         assignment_poll_interval=_number(env, "ASSIGNMENT_POLL_INTERVAL", 2, minimum=0.05),

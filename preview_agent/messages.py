@@ -171,6 +171,33 @@ def _apply_snapshot(store: FileStore, payload: Mapping[str, Any], now_ms: float,
     result.outgoing.append(("files:synced", body))
 
 
+def merge_acks(acks: Sequence[Outgoing]) -> Outgoing:
+    """Acknowledgements waiting together as one: a lone ``file:synced`` stays itself; more become one
+    ``files:synced`` (``mode: "acks"``, unlike a snapshot's) with the newest ack of each path (an older
+    version of a path is superseded by the newer one it was written over, as the editor counts it)."""
+    if len(acks) == 1:
+        return acks[0]
+    newest: dict[str, dict[str, Any]] = {}
+    for name, body in acks:
+        for entry in body.get("files", []) if name == "files:synced" else [body]:
+            path, known = str(entry.get("path")), newest.get(str(entry.get("path")))
+            if known is None or _version(entry) >= _version(known):
+                newest[path] = entry
+    files = list(newest.values())
+    latencies = [entry["latency_ms"] for entry in files if isinstance(entry.get("latency_ms"), int)]
+    return "files:synced", {
+        "mode": "acks",
+        "files": files,
+        "count": len(files),
+        "latency_ms": max(latencies) if latencies else None,
+    }
+
+
+def _version(entry: Mapping[str, Any]) -> int:
+    version = entry.get("version")
+    return version if isinstance(version, int) and not isinstance(version, bool) else -1
+
+
 def synced_payload(path: str, state: FileState, sent_at: object, now_ms: float) -> dict[str, Any]:
     return {
         "path": path,

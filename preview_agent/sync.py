@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .messages import Outgoing, Result
+from .messages import Outgoing, Result, merge_acks
 from .ratelimit import Coalescer, TokenBucket
 
 if TYPE_CHECKING:
@@ -34,9 +34,11 @@ OUTBOX_LIMIT = 2000
 ACKS = frozenset({"file:synced", "files:synced"})
 STABLE_CONNECTION_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 15.0
-# The default stays under the embedded endpoint's per-socket limit (1,000 a second) with room for an
-# editor's 100 edits a second and their acks; against a Supabase project set it to the plan's limit.
-SEND_RATE_PER_SECOND = 400.0
+# A Supabase project allows 100 events a second for the whole project, and counts each broadcast once sent
+# and once per channel it reaches: 20 a second to one editor is 40 of them, leaving the editor and the
+# server their share. Acknowledgements waiting for their turn are merged into one ``files:synced`` (mode acks)
+# (messages.merge_acks), so pacing delays acks a little and never drops one.
+SEND_RATE_PER_SECOND = 20.0
 # At most four answers to files:manifest_request a second (a big project's manifest is many parts);
 # requests in between share the next answer.
 MANIFEST_REQUEST_INTERVAL = 0.25
@@ -81,8 +83,8 @@ class RealtimeSync:
 
     def publish(self, event: str, payload: dict[str, Any], *, droppable: bool = False) -> None:
         """Queue a broadcast; droppable ones (logs) are skipped while disconnected."""
-        if droppable and not self.connected:
-            return
+        if droppable and (not self.connected or len(self._outbox) >= OUTBOX_LIMIT // 2):
+            return  # logs never push acknowledgements out of a backed-up outbox
         self._outbox.append((event, payload))
         self._wake.set()
 
@@ -197,7 +199,16 @@ class RealtimeSync:
         if self._answer_due:
             self._answer_due = False
             return self.manifest(reason="request", requests=self._requests.take())
-        return [self._outbox.popleft()] if self._outbox else []
+        if not self._outbox:
+            return []
+        first = self._outbox.popleft()
+        if first[0] not in ACKS:
+            return [first]
+        acks = [first, *(item for item in self._outbox if item[0] in ACKS)]
+        others = [item for item in self._outbox if item[0] not in ACKS]
+        self._outbox.clear()
+        self._outbox.extend(others)
+        return [merge_acks(acks)]
 
 
 _CHANNEL_OPTIONS: Any = {

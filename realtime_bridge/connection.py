@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from realtime_bridge import metrics, policies, publish, token_refusals
+from realtime_bridge import limits, metrics, policies, publish, token_refusals
 from realtime_bridge.events import TOPIC_PREFIX
 from realtime_bridge.expiry import ExpiryTimers
 from realtime_bridge.hub import Hub, topic_group
@@ -47,20 +47,23 @@ class Transport(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """One socket's view of the limits profile (rates are tenant-wide: the hub's ``limits.TenantLimits``)."""
+
     max_payload_bytes: int
-    max_events_per_second: int
-    max_channels: int
+    max_channels: float
     idle_timeout: float
     join_error_delay: float
+    max_concurrent_users: float = limits.UNLIMITED
 
     @classmethod
     def from_settings(cls) -> Limits:
+        profile = limits.profile_from_settings()
         return cls(
-            max_payload_bytes=settings.REALTIME_MAX_PAYLOAD_BYTES,
-            max_events_per_second=settings.REALTIME_MAX_EVENTS_PER_SECOND,
-            max_channels=settings.REALTIME_MAX_CHANNELS_PER_SOCKET,
+            max_payload_bytes=profile.max_payload_bytes,
+            max_channels=profile.max_channels_per_client,
             idle_timeout=settings.REALTIME_IDLE_TIMEOUT,
             join_error_delay=settings.REALTIME_JOIN_ERROR_DELAY,
+            max_concurrent_users=profile.max_concurrent_users,
         )
 
 
@@ -127,6 +130,8 @@ class ChannelState:
     key: str = ""
     # Write access, asked at the first broadcast or track and kept until the token or the access changes.
     can_write: bool | None = None
+    # This channel's client presence budget (limits.PresenceWindow), made at its first presence message.
+    presence_window: limits.PresenceWindow | None = None
 
     def __post_init__(self) -> None:
         self.group = topic_group(self.topic, private=self.config.private)
@@ -153,8 +158,6 @@ class Connection:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     channels: dict[str, ChannelState] = field(default_factory=dict)
     last_seen: float = field(default_factory=time.monotonic)
-    _window: int = 0
-    _window_count: int = 0
     # Set by the consumer when the server lets the hub write pre-framed broadcasts to the socket (wire.py).
     writer: DirectWriter | None = None
     # One timer per channel at its token's expiry (expiry.py).
@@ -228,6 +231,8 @@ class Connection:
         }.get(message.event)
         if handler is not None:
             await handler(state, message)
+        else:
+            self.hub.limits.events.add()  # Realtime counts an unexpected message as an event
 
     # --- join / leave ----------------------------------------------------------------------
 
@@ -241,6 +246,10 @@ class Connection:
             logger.info("realtime join refused", extra={"topic": message.topic, "reason": refusal})
             await asyncio.sleep(self.limits.join_error_delay)
             await self.push(reply(message, "error", {"reason": refusal}))
+            if refusal in limits.JOIN_LIMITS:
+                metrics.limited(refusal)
+            if refusal == limits.TOO_MANY_JOINS:
+                await self.transport.close_socket()  # Realtime disconnects the socket with this refusal
             return
         await self._accept_join(message, config, refusal)
 
@@ -249,10 +258,10 @@ class Connection:
         sub_topic = message.topic.removeprefix(TOPIC_PREFIX)
         if not message.topic.startswith(TOPIC_PREFIX) or not sub_topic:
             return "TopicNameRequired: You must provide a topic name"
-        if len(self.channels) >= self.limits.max_channels:
-            return "ChannelRateLimitReached: Too many channels"
         if policies.public_refused(sub_topic) and not config.private:
             return PRIVATE_ONLY
+        if refusal := self._limit_refusal():
+            return refusal
         token = _join_token(message.payload)
         try:
             claims = self._join_claims(token)
@@ -261,6 +270,24 @@ class Connection:
         if not await self.allowed(claims, sub_topic, policies.READ, private=config.private):
             return f"Unauthorized: You do not have permissions to read from this Channel topic: {sub_topic}"
         return claims
+
+    def _limit_refusal(self) -> str | None:
+        """Realtime's join limits, in its order (realtime_channel.ex: max users, joins, channels)."""
+        if self._over_users():
+            return limits.TOO_MANY_USERS
+        if self.hub.limits.joins.triggered:
+            return limits.TOO_MANY_JOINS
+        self.hub.limits.joins.add()
+        if len(self.channels) >= self.limits.max_channels:
+            return limits.TOO_MANY_CHANNELS
+        return None
+
+    def _over_users(self) -> bool:
+        """Sockets with a channel, in this process (Realtime's UsersCounter is cluster-wide)."""
+        cap = self.limits.max_concurrent_users
+        if self.channels or cap == limits.UNLIMITED:
+            return False
+        return sum(1 for conn in self.hub.connections if conn.channels) >= cap
 
     def _join_claims(self, token: str | None) -> Claims:
         """The join's own token, else the socket's key (which may have expired since the handshake)."""
@@ -329,14 +356,13 @@ class Connection:
         await self.push(self._system(state, "error", text))
         await self.close_channel(state)
 
-    # --- broadcast -------------------------------------------------------------------------
+    async def shut_for_limit(self, state: ChannelState, text: str) -> None:
+        """A limit of the profile ends the channel as Realtime's ``shutdown_response`` does, counted."""
+        metrics.limited(text)
+        logger.warning("realtime channel shut by a limit", extra={"topic": state.topic, "limit": text})
+        await self.fail_channel(state, text)
 
-    def _over_rate(self) -> bool:
-        second = int(time.monotonic())
-        if second != self._window:
-            self._window, self._window_count = second, 0
-        self._window_count += 1
-        return self._window_count > self.limits.max_events_per_second
+    # --- broadcast -------------------------------------------------------------------------
 
     async def may_write(self, state: ChannelState) -> bool:
         """Write access, asked once per channel and token (Realtime caches its RLS insert check so)."""
@@ -347,18 +373,19 @@ class Connection:
         return state.can_write
 
     async def broadcast(self, state: ChannelState, message: Message) -> None:
-        if self._over_rate():
-            await self.fail_channel(state, "Too many messages per second")
-            return
+        """Counted once here and once per receiver (hub.deliver); the sender is never refused for the rate,
+        the receivers' channels are shut (broadcast_handler.ex, message_dispatcher.ex)."""
         if not await self.may_write(state):
             return  # Realtime drops a broadcast without write access, with no reply even when acked
+        self.hub.limits.events.add()
         frames = _frames_for(state.topic, message.payload)
         if frames is None:
             await self._refuse_malformed(message)
             return
         if frames.size() > self.limits.max_payload_bytes:
+            metrics.limited(limits.PAYLOAD_TOO_BIG)
             if state.config.ack:
-                await self.push(reply(message, "error", {"reason": "Payload size exceeded"}))
+                await self.push(reply(message, "error", {"reason": limits.PAYLOAD_TOO_BIG}))
             return
         await self.hub.broadcast(state.group, frames, sender=self.id)
         metrics.broadcast_seen(frames.event, frames.size())
@@ -371,8 +398,8 @@ class Connection:
     async def presence(self, state: ChannelState, message: Message) -> None:
         payload = message.payload if isinstance(message.payload, dict) else {}
         kind = str(payload.get("event", "")).lower()
-        if self._over_rate():
-            await self.fail_channel(state, "Too many messages per second")
+        if not self._presence_allowed(state):
+            await self.shut_for_limit(state, limits.CLIENT_PRESENCE)
         elif kind == "track" and not await self.may_write(state):
             reason = f"Unauthorized: You do not have permissions to write to this Channel topic: {state.sub_topic}"
             await self.push(reply(message, "error", {"reason": reason}))
@@ -382,12 +409,20 @@ class Connection:
             await self.hub.presence_untrack(state)
             await self.push(reply(message))
 
+    def _presence_allowed(self, state: ChannelState) -> bool:
+        """Every presence message (track or untrack) spends the channel's window (presence_handler.ex)."""
+        if state.presence_window is None:
+            state.presence_window = self.hub.limits.presence_window()
+        return state.presence_window.allow(time.monotonic())
+
     async def _track(self, state: ChannelState, message: Message, meta: Any) -> None:
         if not isinstance(meta, dict):
             reason = {"reason": "Presence track payload must be a map"}
             await self.push(reply(message, "error", reason))
         elif len(dumps(meta)) > self.limits.max_payload_bytes:
-            await self.push(reply(message, "error", {"reason": "Track message size exceeded"}))
+            await self.shut_for_limit(state, limits.TRACK_TOO_BIG)
+        elif self.hub.limits.presence.over:
+            await self.shut_for_limit(state, limits.TOO_MANY_PRESENCE)
         else:
             state.presence_enabled = True
             await self.push(reply(message))

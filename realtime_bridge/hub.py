@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from realtime_bridge import metrics, postgres_changes
+from realtime_bridge import limits, metrics, postgres_changes
 from realtime_bridge.events import PG_GROUP, TOPIC_PREFIX
 from realtime_bridge.presence import PresenceTable
 from realtime_bridge.protocol import BinaryBroadcast, BroadcastFrames, Message
@@ -77,6 +77,8 @@ class Hub:
         self._groups_refreshed_at = time.monotonic()
         # A socket whose unsent frames pass this many bytes is closed (a stalled reader; see wire.py).
         self.max_backlog: int = settings.REALTIME_MAX_SEND_BUFFER_BYTES
+        # Tenant-wide rates (events with fan-out, joins, presence), shared through Redis between processes.
+        self.limits = limits.tenant_limits()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -88,6 +90,8 @@ class Hub:
                 self.channel_name = await self.layer.new_channel()
                 await self._layer("group_add", PG_GROUP, self.channel_name)
                 self._spawn(self._listen())
+            if self.limits.profile.counts_rates:
+                self._spawn(limits.run_ticks(self.limits))
             self._ready.set_result(None)
         await self._ready
 
@@ -165,14 +169,24 @@ class Hub:
 
         The direct loop does no awaiting and no per-socket encoding, logging or metrics: one write each.
         """
-        receivers = [s.conn for s in self.subscribers(group) if s.conn.id != sender or s.self_broadcast]
-        outcome = write_direct(receivers, frames, self.max_backlog)
+        states = [s for s in self.subscribers(group) if s.conn.id != sender or s.self_broadcast]
+        outcome = write_direct([s.conn for s in states], frames, self.max_backlog)
         for conn in outcome.overflowing:
             await conn.overflowed()
         for conn in outcome.indirect:
             await conn.send_frame(frames.for_vsn(conn.vsn) or "")
         metrics.deliveries(outcome.delivered)
+        self.limits.events.add(outcome.delivered)
+        if self.limits.events.triggered:
+            await self._shut_over_rate(states, frames)
         return outcome.delivered
+
+    async def _shut_over_rate(self, states: list[ChannelState], frames: BroadcastFrames) -> None:
+        """Over the tenant's events a second, every channel a message reached is shut after it (Realtime's
+        ``:update_rate_counter`` in the receiving channel)."""
+        for state in states:
+            if frames.wire_for_vsn(state.conn.vsn) is not None and state.conn.channels.get(state.topic) is state:
+                await state.conn.shut_for_limit(state, limits.TOO_MANY_MESSAGES)
 
     # --- presence --------------------------------------------------------------------------
 
@@ -204,6 +218,7 @@ class Hub:
         for state in self.subscribers(group):
             if not hears_presence(state):
                 continue
+            self.limits.presence.add()
             frame = frames.get(state.conn.vsn)
             if frame is None:
                 message = Message(topic=topic, event="presence_diff", payload=diff)

@@ -27,6 +27,17 @@ SLOW_DROPPED = Counter(
     "velocity_realtime_slow_consumers_dropped_total", "Sockets closed because their unsent frames passed the limit."
 )
 REFUSED = Counter("velocity_realtime_refused_joins_total", "Refused joins and handshakes.")
+LIMITED = Counter(
+    "velocity_realtime_limited_total",
+    "Channels shut, joins refused or acks refused by a limit of the profile (label: Supabase's text).",
+    ["limit"],
+)
+TENANT_RATE = Gauge(
+    "velocity_realtime_tenant_rate",
+    "The tenant-wide average (a second, over the last minute of 5 s ticks) each limit is decided on.",
+    ["counter"],
+    multiprocess_mode="max",
+)
 ACK_LAG = Histogram(
     "velocity_realtime_edit_to_ack_seconds",
     "Time from a file:update passing the endpoint to its file:synced.",
@@ -71,6 +82,14 @@ def joined() -> None:
 def join_refused() -> None:
     _state.refused += 1
     REFUSED.inc()
+
+
+def limited(text: str) -> None:
+    LIMITED.labels(limit=text).inc()
+
+
+def tenant_rate(counter: str, per_second: float) -> None:
+    TENANT_RATE.labels(counter=counter).set(per_second)
 
 
 def slow_consumer_dropped() -> None:

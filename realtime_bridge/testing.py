@@ -106,11 +106,23 @@ def ensure_js_harness() -> Path:
     return JS_DIR / "client.mjs"
 
 
+# The shared server keeps the supabase profile's per-socket and per-channel limits (channels, presence window,
+# payload) and lifts its per-project rates: those are averaged over a minute for the whole endpoint, so one
+# test's burst would shut the channels of the tests after it. Rate cases start their own server
+# (conformance/test_limits.py, preview_agent/tests/test_agent_limits.py).
+SHARED_SERVER_RATES = {
+    "REALTIME_LIMITS_PROFILE": "supabase",
+    "REALTIME_MAX_EVENTS_PER_SECOND": "1000000",
+    "REALTIME_MAX_JOINS_PER_SECOND": "1000000",
+    "REALTIME_MAX_PRESENCE_EVENTS_PER_SECOND": "1000000",
+}
+
+
 @pytest.fixture(scope="session")
 def realtime_server(django_db_setup: None) -> Iterator[RealtimeServer]:
     """A daphne process shared by the session (use unique topic names per test)."""
     with tempfile.TemporaryDirectory(prefix="velocity-rt-") as var_dir:
-        server = RealtimeServer(Path(var_dir)).start()
+        server = RealtimeServer(Path(var_dir), **SHARED_SERVER_RATES).start()
         try:
             yield server
         finally:

@@ -43,9 +43,12 @@ class Editor:
 
     def on_broadcast(self, message: Any) -> None:
         event = message.get("event")
+        payload = message.get("payload") or {}
         if event == "file:synced":
             self.acked += 1
-        elif event == "files:synced" and message.get("payload", {}).get("count") == len(self.files):
+        elif event == "files:synced" and payload.get("mode") == "acks":  # acks merged by the agent's pacing
+            self.acked += len(payload.get("files") or [])
+        elif event == "files:synced" and payload.get("count") == len(self.files):
             self.snapshot_acked.set()
 
     async def connect(self, timeout: float = 30) -> None:

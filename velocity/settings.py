@@ -32,6 +32,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_optional_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else None
+
+
 def env_secret(name: str, default: str = "") -> str:
     """``NAME``, or the content of the file named by ``NAME_FILE`` (Docker and Fly secrets mounted as files)."""
     path = os.environ.get(f"{name}_FILE", "").strip()
@@ -348,15 +353,22 @@ REALTIME_URL = os.environ.get("REALTIME_URL") or (
 # --- Embedded realtime endpoint and bridge (realtime_bridge) -------------------------------------------
 # The endpoint serves /realtime/v1 when SUPABASE_URL is unset, or always with REALTIME_EMBEDDED_ALWAYS.
 REALTIME_EMBEDDED_ALWAYS = env_bool("REALTIME_EMBEDDED_ALWAYS", default=False)
-REALTIME_MAX_PAYLOAD_BYTES = env_int("REALTIME_MAX_PAYLOAD_BYTES", 3000 * 1024)
+# Limits as a named profile (realtime_bridge/limits.py, docs/realtime.md "Limits"): "supabase" (a Supabase
+# project's defaults: 100 events a second per project counting fan-out, 100 joins a second, 100 channels per
+# socket, 5 presence messages per channel per 30 s, 3000 KB payloads) or "unlimited" (local benchmarks).
+REALTIME_LIMITS_PROFILE = os.environ.get("REALTIME_LIMITS_PROFILE", "supabase").strip() or "supabase"
+# Each of these, when set, replaces one number of the profile.
+REALTIME_MAX_PAYLOAD_BYTES = env_optional_int("REALTIME_MAX_PAYLOAD_BYTES")
+REALTIME_MAX_EVENTS_PER_SECOND = env_optional_int("REALTIME_MAX_EVENTS_PER_SECOND")
+REALTIME_MAX_JOINS_PER_SECOND = env_optional_int("REALTIME_MAX_JOINS_PER_SECOND")
+REALTIME_MAX_CHANNELS_PER_SOCKET = env_optional_int("REALTIME_MAX_CHANNELS_PER_SOCKET")
+REALTIME_MAX_CONCURRENT_USERS = env_optional_int("REALTIME_MAX_CONCURRENT_USERS")
+REALTIME_MAX_PRESENCE_EVENTS_PER_SECOND = env_optional_int("REALTIME_MAX_PRESENCE_EVENTS_PER_SECOND")
+REALTIME_CLIENT_PRESENCE_MAX_CALLS = env_optional_int("REALTIME_CLIENT_PRESENCE_MAX_CALLS")
 # Request bodies on /api/ and /realtime/ (velocity.middleware): a REST broadcast of a full-size realtime
 # payload (3000 KB) with its envelope still fits. Django's own limit for request.body follows it.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 4 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
-# Per socket. Supabase counts 100 a second per project by default; ours is per socket and higher so one
-# editor can send 100 edits a second while its agent acks each (preview agents pace at REALTIME_SEND_RATE).
-REALTIME_MAX_EVENTS_PER_SECOND = env_int("REALTIME_MAX_EVENTS_PER_SECOND", 1000)
-REALTIME_MAX_CHANNELS_PER_SOCKET = env_int("REALTIME_MAX_CHANNELS_PER_SOCKET", 100)
 # A socket whose unsent frames pass this many bytes (a reader that stopped reading) is closed, so a stalled
 # client neither delays the fan-out to the others nor grows the server's memory (realtime_bridge/wire.py).
 # At least twice REALTIME_MAX_PAYLOAD_BYTES, so one large broadcast alone never trips it.

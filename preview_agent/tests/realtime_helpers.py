@@ -23,9 +23,22 @@ async def until(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
     return await async_wait_until(lambda: asyncio.to_thread(condition), timeout=timeout, interval=0.05)
 
 
+def acks(received: list[Event]) -> list[dict[str, Any]]:
+    """Every acknowledgement, whether alone (``file:synced``) or merged by the agent's pacing (``files:synced``)."""
+    found: list[dict[str, Any]] = []
+    for name, body in received:
+        if name == "file:synced":
+            found.append(body)
+        elif name == "files:synced":
+            found.extend(body.get("files", []))
+    return found
+
+
 async def until_count(editor: Editor, event: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """``count`` events named ``event``; for ``file:synced``, acks merged into ``files:synced`` count too."""
+
     def found() -> list[dict[str, Any]] | None:
-        bodies = [body for name, body in editor.received if name == event]
+        bodies = acks(editor.received) if event == "file:synced" else [b for n, b in editor.received if n == event]
         return bodies if len(bodies) >= count else None
 
     return await async_wait_until(found, timeout=timeout, interval=0.05, what=f"{count} {event} events")
@@ -96,11 +109,13 @@ class Editor:
         return await async_wait_until(lambda: next((i for i in self.received if predicate(i)), None), timeout=timeout)
 
     async def synced(self, path: str, version: int) -> dict[str, Any]:
-        def matches(event: Event) -> bool:
-            name, body = event
-            return name == "file:synced" and (body.get("path"), body.get("version")) == (path, version)
+        """The ack of ``path`` at ``version``, alone or merged into a ``files:synced``."""
 
-        return (await self.wait_for(matches))[1]
+        def ack() -> dict[str, Any] | None:
+            return next((b for b in acks(self.received) if (b.get("path"), b.get("version")) == (path, version)), None)
+
+        found: dict[str, Any] = await async_wait_until(ack, timeout=10.0)
+        return found
 
     async def resend_missing(self, manifest: dict[str, Any]) -> list[str]:
         """The reconnect algorithm of docs/agent.md with ``{path: {sha256, version}}``: resend every file the

@@ -131,6 +131,7 @@ async def test_a_burst_of_edits_is_acknowledged_without_tripping_the_servers_rat
     await asyncio.gather(burst(session.editor, "one"), burst(second, "two"))
     acks = await until_count(session.editor, "file:synced", 200, timeout=30)
     assert len({body["path"] for body in acks}) == 200
+    assert any(name == "files:synced" for name, _ in session.editor.received)  # paced acks were merged
     assert session.agent.output().count('"realtime joined"') == 1  # never closed for rate and rejoined
 
 

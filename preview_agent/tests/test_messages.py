@@ -1,10 +1,12 @@
 import hashlib
+import random
 from pathlib import Path
 
 import pytest
 
 from preview_agent.files import FileStore
-from preview_agent.messages import handle_event, latency_ms, manifest_events
+from preview_agent.messages import Result, handle_event, latency_ms, manifest_events, merge_acks
+from preview_agent.sync import RealtimeSync
 
 NOW = 1_800_000_000_000.0
 
@@ -164,3 +166,36 @@ def test_every_part_of_an_answer_echoes_the_requests_it_answers(store: FileStore
     assert [(b["reason"], b["request_id"], b["request_ids"], b["parts"]) for b in parts] == [
         ("request", "b", ["a", "b"], 2)
     ] * 2
+
+
+def test_a_lone_ack_stays_a_file_synced() -> None:
+    ack = ("file:synced", {"path": "a.txt", "version": 3, "sha256": "x", "latency_ms": 4})
+    assert merge_acks([ack]) == ack
+
+
+def test_merged_acks_keep_the_newest_version_of_every_path_whatever_the_order() -> None:
+    """Coalescing never loses the newest version: 2,000 acks of 20 paths, shuffled, some already merged."""
+    rng = random.Random(17)
+    acks: list[tuple[str, dict[str, object]]] = []
+    for version in range(1, 101):
+        for index in range(20):
+            acks.append(("file:synced", {"path": f"f{index}", "version": version, "sha256": str(version)}))
+    rng.shuffle(acks)
+    batched = [merge_acks(acks[start : start + 37]) for start in range(0, len(acks), 37)]
+    name, body = merge_acks(batched)
+    assert (name, body["mode"]) == ("files:synced", "acks")
+    assert body["count"] == 20
+    assert {entry["path"]: entry["version"] for entry in body["files"]} == {f"f{i}": 100 for i in range(20)}
+
+
+def test_the_agent_sends_other_events_in_order_and_its_waiting_acks_as_one() -> None:
+    sync = RealtimeSync("ws://x", "key", "project:p", handle=lambda e, p: Result(), manifest=lambda **_: [])
+    sync.publish("file:synced", {"path": "a", "version": 1})
+    sync.publish("agent:error", {"code": "io_error"})
+    sync.publish("file:synced", {"path": "a", "version": 2})
+    sync.publish("file:synced", {"path": "b", "version": 1})
+    name, body = sync._next()[0]
+    assert name == "files:synced"
+    assert {entry["path"]: entry["version"] for entry in body["files"]} == {"a": 2, "b": 1}
+    assert sync._next() == [("agent:error", {"code": "io_error"})]
+    assert sync._next() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from realtime_bridge import limits
+from realtime_bridge.hub import get_hub
 from realtime_bridge.testing import service_token
 from velocity.auth import issue_token
 
@@ -138,15 +141,26 @@ async def test_an_oversized_payload_is_refused_with_an_ack(connect, settings):
     assert reply["payload"] == {"status": "error", "response": {"reason": "Payload size exceeded"}}
 
 
-async def test_too_many_events_per_second_close_the_channel(connect, settings):
+async def test_over_the_tenant_rate_the_receiving_channel_is_closed_and_the_sender_kept(connect, settings):
+    """Supabase counts a broadcast once sent and once per receiver, per project; the receivers' channels are
+    shut once a tick's average is over (the tick is driven here; conformance/test_limits.py waits for it)."""
     settings.REALTIME_MAX_EVENTS_PER_SECOND = 2
-    socket = await connect(service_token())
-    await socket.join("busy")
-    for _ in range(3):
-        await socket.push("realtime:busy", "broadcast", {"type": "broadcast", "event": "e", "payload": {}}, "1")
-    system = await socket.receive_event("system")
+    hub = get_hub()
+    hub.limits = limits.tenant_limits()
+    sender, receiver = await connect(service_token()), await connect(service_token())
+    await sender.join("busy")
+    await receiver.join("busy")
+    message = {"type": "broadcast", "event": "e", "payload": {}}
+    for _ in range(5):
+        await sender.push("realtime:busy", "broadcast", message, "1")
+        await receiver.receive_event("broadcast")
+    await hub.limits.tick(time.time() + limits.TICK_SECONDS)  # 10 events in 5 s: 2 a second
+    await sender.push("realtime:busy", "broadcast", message, "1")
+    await receiver.receive_event("broadcast")
+    system = await receiver.receive_event("system")
     assert system["payload"]["message"] == "Too many messages per second"
-    assert (await socket.receive())["event"] == "phx_close"
+    assert (await receiver.receive())["event"] == "phx_close"
+    assert "realtime:busy" in next(c for c in hub.connections if c.channels).channels
 
 
 async def test_an_idle_socket_is_closed(connect, settings):

@@ -12,7 +12,8 @@ const DEFAULTS = {
   heartbeatIntervalMs: 60000, // POST /heartbeat/ so an open editor is not reaped as idle
   manifestTimeoutMs: 3000, // after a join: without a manifest by then, resend everything unacked
   ackTimeoutMs: 15000, // an edit sent and not acked by then triggers a resync
-  maxEventsPerSecond: 50, // broadcasts this client sends (Supabase's default project limit is 100/s)
+  maxEventsPerSecond: 10, // broadcasts this client sends: each counts once sent and once per listener against a
+  // Supabase project's 100 events a second (its agent's acks are merged and paced too: docs/agent.md)
   snapshotThreshold: 8, // more pending updates than this go as files:snapshot batches
   snapshotMaxFiles: 500,
   snapshotMaxBytes: 1_000_000,
