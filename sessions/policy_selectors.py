@@ -1,0 +1,110 @@
+"""Reads for the policy dry-run: the live policy (idle timeout, TTL, concurrency) and the recorded history.
+
+Where each rule lives today: the idle timeout in ``SessionPolicy`` (empty: ``PREVIEW_INACTIVITY_TIMEOUT``), the
+TTL as the default quota's ``max_session_seconds`` (capped by ``PREVIEW_SESSION_TTL``), the concurrency limit
+as the default quota's ``max_concurrent_sessions``. Users with their own quota override keep theirs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import Q
+
+from machines.pricing import running_cost
+from machines.selectors import machine_hourly_cost
+from sessions.dry_run import ActivityMinute, Policy, SessionHistory
+from sessions.models import LEGACY_FRAMEWORK, PreviewSession, Quota, SessionActivity, SessionPolicy
+
+
+@dataclass(frozen=True)
+class LivePolicy:
+    """The rules the system applies now, in the dry-run's units (minutes)."""
+
+    idle_timeout_minutes: int
+    ttl_minutes: int
+    max_concurrent: int
+
+    def as_policy(self) -> Policy:
+        return Policy(self.idle_timeout_minutes, self.ttl_minutes, self.max_concurrent)
+
+
+def idle_timeout_seconds() -> int:
+    """The idle reaper's timeout: the applied policy's, else ``PREVIEW_INACTIVITY_TIMEOUT``."""
+    row = SessionPolicy.objects.filter(id=1).first()
+    return row.idle_timeout_seconds if row and row.idle_timeout_seconds else settings.PREVIEW_INACTIVITY_TIMEOUT
+
+
+def default_quota() -> Quota:
+    return Quota.objects.filter(user_id=None).first() or Quota.objects.get_or_create(user_id=None)[0]
+
+
+def live_policy() -> LivePolicy:
+    quota = default_quota()
+    ttl = min(settings.PREVIEW_SESSION_TTL, quota.max_session_seconds)
+    return LivePolicy(idle_timeout_seconds() // 60, ttl // 60, quota.max_concurrent_sessions)
+
+
+def policy_history(*, since: datetime, now: datetime) -> list[SessionHistory]:
+    """Every session that ran at some point in ``[since, now]`` with its activity minutes (three queries)."""
+    ran = Q(ended_at__isnull=True) | Q(ended_at__gte=since)
+    sessions = list(
+        PreviewSession.objects.filter(ran, created_at__lt=now)
+        .exclude(framework=LEGACY_FRAMEWORK, machine__isnull=True)
+        .select_related("machine")
+        .only("id", "user_id", "created_at", "ended_at", "end_reason", "memory_mb", "machine")
+    )
+    minutes = _minutes([session.id for session in sessions], now=now)
+    return [_history(session, minutes.get(session.id, ())) for session in sessions]
+
+
+def _minutes(session_ids: list[uuid.UUID], *, now: datetime) -> dict[uuid.UUID, list[ActivityMinute]]:
+    rows = SessionActivity.objects.filter(session_id__in=session_ids, minute__lt=now)
+    found: dict[uuid.UUID, list[ActivityMinute]] = defaultdict(list)
+    for session_id, minute, edits, touches in rows.values_list("session_id", "minute", "edits", "touches"):
+        found[session_id].append(ActivityMinute(at=minute, edits=edits, touches=touches))
+    return found
+
+
+def _history(session: PreviewSession, minutes: list[ActivityMinute] | tuple[()]) -> SessionHistory:
+    machine = session.machine
+    hourly = (
+        machine_hourly_cost(machine)
+        if machine is not None
+        else running_cost("shared", 1, session.memory_mb, None, 3600)
+    )
+    return SessionHistory(
+        id=session.id,
+        user_id=session.user_id,
+        started_at=session.created_at,
+        ended_at=session.ended_at,
+        hourly_cost=hourly,
+        minutes=tuple(minutes),
+        end_reason=session.end_reason,
+    )
+
+
+MAX_CONCURRENT_LIMIT = 100
+
+
+def policy_errors(policy: Policy) -> dict[str, str]:
+    """What is wrong with a candidate policy, by field (empty: it can be replayed and applied).
+
+    Only tightening can be replayed (nobody knows what a session the reaper ended would have done with more
+    time), and the idle timeout cannot exceed ``PREVIEW_INACTIVITY_TIMEOUT``: past it the agent exits by itself.
+    """
+    errors = {}
+    idle_max, ttl_max = settings.PREVIEW_INACTIVITY_TIMEOUT // 60, settings.PREVIEW_SESSION_TTL // 60
+    if policy.is_empty:
+        errors["policy"] = "give at least one of idle_timeout_minutes, ttl_minutes, max_concurrent"
+    if policy.idle_timeout_minutes is not None and not 1 <= policy.idle_timeout_minutes <= idle_max:
+        errors["idle_timeout_minutes"] = f"between 1 and {idle_max} (PREVIEW_INACTIVITY_TIMEOUT)"
+    if policy.ttl_minutes is not None and not 1 <= policy.ttl_minutes <= ttl_max:
+        errors["ttl_minutes"] = f"between 1 and {ttl_max} (PREVIEW_SESSION_TTL)"
+    if policy.max_concurrent is not None and not 1 <= policy.max_concurrent <= MAX_CONCURRENT_LIMIT:
+        errors["max_concurrent"] = f"between 1 and {MAX_CONCURRENT_LIMIT}"
+    return errors
