@@ -87,6 +87,13 @@ class Stop:
 
 
 @dataclass(frozen=True)
+class DaySaving:
+    day: date
+    dollars_saved: Decimal
+    sessions: int
+
+
+@dataclass(frozen=True)
 class DryRunResult:
     policy: Policy
     since: datetime
@@ -121,8 +128,12 @@ class DryRunResult:
             counts[stop.rule] += 1
         return counts
 
-    def per_day(self) -> list[tuple[date, Decimal, int]]:
-        """(day, dollars saved, sessions stopped) for every day of the window, by the day of the stop."""
+    def largest_stops(self, limit: int = 100) -> list[Stop]:
+        """The stops that save the most, largest first (what a report lists)."""
+        return sorted(self.stops, key=lambda stop: (-stop.saved_usd, stop.at))[:limit]
+
+    def per_day(self) -> list[DaySaving]:
+        """Dollars saved and sessions stopped on every day of the window, by the day of the stop."""
         dollars: dict[date, Decimal] = defaultdict(Decimal)
         counts: dict[date, int] = defaultdict(int)
         for stop in self.stops:
@@ -131,7 +142,7 @@ class DryRunResult:
             counts[day] += 1
         days = (self.now.date() - self.since.date()).days + 1
         return [
-            (day, dollars[day], counts[day])
+            DaySaving(day, dollars[day], counts[day])
             for day in (self.since.date() + timedelta(days=offset) for offset in range(days))
         ]
 

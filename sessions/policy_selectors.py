@@ -10,14 +10,14 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
 
 from machines.pricing import running_cost
 from machines.selectors import machine_hourly_cost
-from sessions.dry_run import ActivityMinute, Policy, SessionHistory
+from sessions.dry_run import ActivityMinute, DryRunResult, Policy, SessionHistory, dry_run
 from sessions.models import LEGACY_FRAMEWORK, PreviewSession, Quota, SessionActivity, SessionPolicy
 
 
@@ -47,6 +47,11 @@ def live_policy() -> LivePolicy:
     quota = default_quota()
     ttl = min(settings.PREVIEW_SESSION_TTL, quota.max_session_seconds)
     return LivePolicy(idle_timeout_seconds() // 60, ttl // 60, quota.max_concurrent_sessions)
+
+
+def activity_history_start() -> datetime | None:
+    """The oldest activity minute kept (None: nothing recorded yet)."""
+    return SessionActivity.objects.order_by("minute").values_list("minute", flat=True).first()
 
 
 def policy_history(*, since: datetime, now: datetime) -> list[SessionHistory]:
@@ -108,3 +113,10 @@ def policy_errors(policy: Policy) -> dict[str, str]:
     if policy.max_concurrent is not None and not 1 <= policy.max_concurrent <= MAX_CONCURRENT_LIMIT:
         errors["max_concurrent"] = f"between 1 and {MAX_CONCURRENT_LIMIT}"
     return errors
+
+
+def policy_dry_run(policy: Policy, *, now: datetime, days: int = 30) -> DryRunResult:
+    """What ``policy`` would have changed over the ``days`` before ``now``, or since the activity history
+    began when that is later (a session from before it would look idle from its start)."""
+    since = max(now - timedelta(days=days), activity_history_start() or now)
+    return dry_run(policy_history(since=since, now=now), policy, since=since, now=now)

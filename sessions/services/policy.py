@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.db import transaction
@@ -9,7 +10,7 @@ from django.utils import timezone
 
 from sessions.dry_run import Policy
 from sessions.models import Quota, SessionPolicy
-from sessions.policy_selectors import live_policy, policy_errors
+from sessions.policy_selectors import LivePolicy, live_policy, policy_errors
 from velocity.audit import audit
 
 
@@ -19,10 +20,11 @@ class PolicyInvalid(ValueError):
         self.errors = errors
 
 
-def policy_apply(*, policy: Policy, actor: Any | None = None, actor_label: str = "") -> dict[str, int]:
+def policy_apply(*, policy: Policy, actor: Any | None = None, actor_label: str = "") -> tuple[LivePolicy, LivePolicy]:
     """Make ``policy`` the live one (rules left None stay as they are): the idle timeout in ``SessionPolicy``,
     the TTL and the concurrency limit in the default quota. One audit record with before and after; returns
-    the live policy after. Raises ``PolicyInvalid`` (and changes nothing) for a policy ``policy_errors`` refuses.
+    the live policy before and after. Raises ``PolicyInvalid`` (changing nothing) for what ``policy_errors``
+    refuses.
     """
     errors = policy_errors(policy)
     if errors:
@@ -30,15 +32,22 @@ def policy_apply(*, policy: Policy, actor: Any | None = None, actor_label: str =
     now = timezone.now()
     with transaction.atomic():
         quota = Quota.objects.select_for_update().filter(user_id=None).first() or Quota.objects.create(user_id=None)
-        before = _values()
+        before = live_policy()
         if policy.idle_timeout_minutes is not None:
             SessionPolicy.objects.update_or_create(
                 id=1, defaults={"idle_timeout_seconds": policy.idle_timeout_minutes * 60, "updated_at": now}
             )
         _quota_update(quota, policy, now=now)
-        after = _values()
-        audit(actor=actor, actor_label=actor_label, action="policy.apply", target=quota, before=before, after=after)
-    return after
+        after = live_policy()
+        audit(
+            actor=actor,
+            actor_label=actor_label,
+            action="policy.apply",
+            target=quota,
+            before=asdict(before),
+            after=asdict(after),
+        )
+    return before, after
 
 
 def _quota_update(quota: Quota, policy: Policy, *, now: Any) -> None:
@@ -56,12 +65,3 @@ def _quota_update(quota: Quota, policy: Policy, *, now: Any) -> None:
         setattr(quota, name, value)
     quota.updated_at = now
     quota.save(update_fields=[*changes, "updated_at"])
-
-
-def _values() -> dict[str, int]:
-    live = live_policy()
-    return {
-        "idle_timeout_minutes": live.idle_timeout_minutes,
-        "ttl_minutes": live.ttl_minutes,
-        "max_concurrent": live.max_concurrent,
-    }

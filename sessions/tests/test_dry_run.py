@@ -111,7 +111,7 @@ def test_the_whole_policy_matches_the_hand_computed_answer() -> None:
 
 def test_the_days_carry_what_each_stop_saved() -> None:
     result = dry_run(history(), Policy(idle_timeout_minutes=15, ttl_minutes=60, max_concurrent=1), since=SINCE, now=NOW)
-    days = {day: (dollars, count) for day, dollars, count in result.per_day()}
+    days = {row.day: (row.dollars_saved, row.sessions) for row in result.per_day()}
     # 02-18 → 03-20 is 30 days later (February 2026 has 28): 31 days, the window's first and last included.
     assert len(days) == 31
     assert days[date(2026, 2, 18)] == (Decimal("0.60"), 1)  # S0
