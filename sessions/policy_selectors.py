@@ -18,7 +18,7 @@ from django.db.models import Q
 from machines.pricing import running_cost
 from machines.selectors import machine_hourly_cost
 from sessions.dry_run import ActivityMinute, DryRunResult, Policy, SessionHistory, dry_run
-from sessions.models import LEGACY_FRAMEWORK, PreviewSession, Quota, SessionActivity, SessionPolicy
+from sessions.models import LEGACY_FRAMEWORK, LIVE_STATUSES, PreviewSession, Quota, SessionActivity, SessionPolicy
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,14 @@ class LivePolicy:
 
     def as_policy(self) -> Policy:
         return Policy(self.idle_timeout_minutes, self.ttl_minutes, self.max_concurrent)
+
+    def with_policy(self, policy: Policy) -> LivePolicy:
+        """The live policy once ``policy`` is applied (its rules left None stay as they are)."""
+        return LivePolicy(
+            self.idle_timeout_minutes if policy.idle_timeout_minutes is None else policy.idle_timeout_minutes,
+            self.ttl_minutes if policy.ttl_minutes is None else policy.ttl_minutes,
+            self.max_concurrent if policy.max_concurrent is None else policy.max_concurrent,
+        )
 
 
 def idle_timeout_seconds() -> int:
@@ -120,3 +128,9 @@ def policy_dry_run(policy: Policy, *, now: datetime, days: int = 30) -> DryRunRe
     began when that is later (a session from before it would look idle from its start)."""
     since = max(now - timedelta(days=days), activity_history_start() or now)
     return dry_run(policy_history(since=since, now=now), policy, since=since, now=now)
+
+
+def live_sessions_idle_for(minutes: int, *, now: datetime) -> int:
+    """How many live sessions have been quiet longer than ``minutes`` (the reaper's next catch at that timeout)."""
+    quiet = Q(last_activity_at__lt=now - timedelta(minutes=minutes)) | Q(last_activity_at__isnull=True)
+    return PreviewSession.objects.filter(quiet, status__in=LIVE_STATUSES).count()

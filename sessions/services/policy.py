@@ -20,11 +20,13 @@ class PolicyInvalid(ValueError):
         self.errors = errors
 
 
-def policy_apply(*, policy: Policy, actor: Any | None = None, actor_label: str = "") -> tuple[LivePolicy, LivePolicy]:
+def policy_apply(
+    *, policy: Policy, actor: Any | None = None, actor_label: str = "", reason: str = ""
+) -> tuple[LivePolicy, LivePolicy]:
     """Make ``policy`` the live one (rules left None stay as they are): the idle timeout in ``SessionPolicy``,
-    the TTL and the concurrency limit in the default quota. One audit record with before and after; returns
-    the live policy before and after. Raises ``PolicyInvalid`` (changing nothing) for what ``policy_errors``
-    refuses.
+    the TTL and the concurrency limit in the default quota. One audit record with before and after (and an
+    operator's ``reason``); returns the live policy before and after. Raises ``PolicyInvalid`` (changing
+    nothing) for what ``policy_errors`` refuses.
     """
     errors = policy_errors(policy)
     if errors:
@@ -45,7 +47,7 @@ def policy_apply(*, policy: Policy, actor: Any | None = None, actor_label: str =
             action="policy.apply",
             target=quota,
             before=asdict(before),
-            after=asdict(after),
+            after=asdict(after) | ({"reason": reason[:400]} if reason else {}),
         )
     return before, after
 
