@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 EDIT_EVENTS = frozenset({"file:update", "file:delete"})
 FLUSH_BATCH = 1000  # rows per upsert statement
+DROP_LOG_EVERY = 1000
 
 # (("session", uuid) | ("project", id), minute) → [edits, edit_bytes, touches]
 Key = tuple[tuple[str, Any], datetime]
@@ -57,13 +58,18 @@ def minute_of(at: datetime) -> datetime:
 def _add(subject: tuple[str, Any], at: datetime, edits: int, size: int, touches: int) -> None:
     key = (subject, minute_of(at))
     with _tally.lock:
-        if key not in _tally.counts and len(_tally.counts) >= settings.SESSION_ACTIVITY_BUFFER:
+        full = key not in _tally.counts and len(_tally.counts) >= settings.SESSION_ACTIVITY_BUFFER
+        if full:
             _tally.dropped += 1
-            return
-        counts = _tally.counts[key]
-        counts[0] += edits
-        counts[1] += size
-        counts[2] += touches
+        else:
+            counts = _tally.counts[key]
+            counts[0] += edits
+            counts[1] += size
+            counts[2] += touches
+    if full:
+        if _tally.dropped % DROP_LOG_EVERY == 1:  # the first drop, then one line per thousand
+            logger.warning("session activity dropped: the tally is full", extra={"total": _tally.dropped})
+        return
     _ensure_writer()
 
 
@@ -79,6 +85,11 @@ def activity_observe(observed: Observed) -> None:
 def activity_touch(*, session_id: uuid.UUID, at: datetime) -> None:
     """Count one heartbeat or agent activity report of a session."""
     _add(("session", session_id), at, 0, 0, 1)
+
+
+def activity_dropped() -> int:
+    """Counters this process dropped because the tally was full (since it started or ``activity_reset``)."""
+    return _tally.dropped
 
 
 def activity_pending() -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.db.models import Sum
 from django.utils import timezone
 from pytest_django.fixtures import SettingsWrapper
 from rest_framework.test import APIClient
@@ -19,8 +20,10 @@ from realtime_bridge.observers import Observed
 from sessions import tasks
 from sessions.models import PreviewSession, Quota, SessionActivity, SessionPolicy, SessionStatus
 from sessions.services.activity import (
+    activity_dropped,
     activity_flush,
     activity_observe,
+    activity_pending,
     activity_reset,
     activity_touch,
     session_activity_prune,
@@ -69,14 +72,14 @@ def at(hour: int, minute: int) -> datetime:
 
 def test_edits_and_heartbeats_add_up_in_one_row_per_session_and_minute() -> None:
     live = session(uuid.uuid4(), NOW, None, project="busy")
-    minute = timezone.now().replace(second=0, microsecond=0)
-    for _ in range(3):
-        activity_observe(observed("busy", size=10))
-    activity_observe(observed("busy", "agent:log"))  # not an edit
-    activity_observe(observed("nobody-previews-this"))  # no live session: kept nowhere
-    activity_touch(session_id=live.id, at=timezone.now())
+    minute = NOW.replace(minute=7)
+    for second in (0, 20, 59):  # one minute, however many broadcasts
+        activity_observe(observed("busy", size=10, at=minute + timedelta(seconds=second)))
+    activity_observe(observed("busy", "agent:log", at=minute))  # not an edit
+    activity_observe(observed("nobody-previews-this", at=minute))  # no live session: kept nowhere
+    activity_touch(session_id=live.id, at=minute + timedelta(seconds=30))
     activity_flush()
-    activity_observe(observed("busy", "file:delete", size=0))
+    activity_observe(observed("busy", "file:delete", size=0, at=minute + timedelta(seconds=45)))
     activity_flush()  # the second write adds to the first (an upsert), it does not replace it
 
     row = SessionActivity.objects.get()
@@ -84,12 +87,24 @@ def test_edits_and_heartbeats_add_up_in_one_row_per_session_and_minute() -> None
     assert (row.edits, row.edit_bytes, row.touches) == (4, 30, 1)
 
 
+def test_a_full_tally_drops_new_counters_and_keeps_adding_to_the_ones_it_has(settings: SettingsWrapper) -> None:
+    settings.SESSION_ACTIVITY_BUFFER = 1
+    live = session(uuid.uuid4(), NOW, None, project="busy")
+    activity_observe(observed("busy", at=NOW))
+    activity_touch(session_id=live.id, at=NOW)  # a second counter: dropped, counted
+    activity_observe(observed("busy", at=NOW + timedelta(seconds=30)))  # the first one's minute: still added
+    assert (activity_pending(), activity_dropped()) == (1, 1)
+    activity_flush()
+    assert (SessionActivity.objects.get().edits, SessionActivity.objects.get().touches) == (2, 0)
+
+
 def test_a_heartbeat_through_the_api_counts_as_activity(as_user: Callable[..., APIClient]) -> None:
     client = as_user()
     created = client.post("/api/v1/sessions/", {"project_id": "beating"}, format="json").json()
     assert client.post(f"/api/v1/sessions/{created['id']}/heartbeat/").status_code == 200
     activity_flush()
-    assert SessionActivity.objects.get(session_id=created["id"]).touches == 1
+    rows = SessionActivity.objects.filter(session_id=created["id"])
+    assert rows.aggregate(touches=Sum("touches"), edits=Sum("edits")) == {"touches": 1, "edits": 0}
 
 
 def test_the_prune_keeps_exactly_the_retention(settings: SettingsWrapper) -> None:
