@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
+from typing import NamedTuple
 
 MINUTE = timedelta(minutes=1)
 HOUR_SECONDS = Decimal(3600)
@@ -50,8 +51,9 @@ class Policy:
         return self.idle_timeout_minutes is None and self.ttl_minutes is None and self.max_concurrent is None
 
 
-@dataclass(frozen=True)
-class ActivityMinute:
+class ActivityMinute(NamedTuple):
+    """One minute of a session's activity (a tuple: a 30-day history has hundreds of thousands of them)."""
+
     at: datetime  # the minute's start
     edits: int = 0
     touches: int = 0
