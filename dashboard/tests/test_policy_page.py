@@ -89,3 +89,16 @@ def test_a_non_staff_user_cannot_apply_a_policy(client: Any, django_user_model: 
     response = client.post(reverse("dashboard:policy-apply"), {"idle_timeout_minutes": 1, "max_concurrent": 1})
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
     assert not SessionPolicy.objects.exists() and not AuditRecord.objects.exists()
+
+
+def test_the_admin_shows_the_activity_minutes_and_the_policy_read_only(admin_client: Any) -> None:
+    seed_history(days=2, users=1)
+    assert seed_policy_activity() > 0
+    SessionPolicy.objects.create(idle_timeout_seconds=900)
+    for model in ("sessionactivity", "sessionpolicy"):
+        assert admin_client.get(f"/admin/preview_sessions/{model}/").status_code == 200
+        assert admin_client.get(f"/admin/preview_sessions/{model}/add/").status_code == 403
+    row = SessionPolicy.objects.get()
+    admin_client.post(f"/admin/preview_sessions/sessionpolicy/{row.pk}/change/", {"idle_timeout_seconds": 60})
+    row.refresh_from_db()
+    assert row.idle_timeout_seconds == 900  # changed only by applying a policy (audited)
