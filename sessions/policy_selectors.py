@@ -45,9 +45,11 @@ class LivePolicy:
 
 
 def idle_timeout_seconds() -> int:
-    """The idle reaper's timeout: the applied policy's, else ``PREVIEW_INACTIVITY_TIMEOUT``."""
+    """The idle reaper's timeout: the applied policy's, never above ``PREVIEW_INACTIVITY_TIMEOUT`` (the setting
+    is also the agent's own exit, so a setting lowered after a policy was applied still wins)."""
     row = SessionPolicy.objects.filter(id=1).first()
-    return row.idle_timeout_seconds if row and row.idle_timeout_seconds else settings.PREVIEW_INACTIVITY_TIMEOUT
+    applied = row.idle_timeout_seconds if row and row.idle_timeout_seconds else None
+    return min(applied or settings.PREVIEW_INACTIVITY_TIMEOUT, settings.PREVIEW_INACTIVITY_TIMEOUT)
 
 
 def default_quota() -> Quota:

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from realtime_bridge.observers import Observed
 from sessions import tasks
 from sessions.models import PreviewSession, Quota, SessionActivity, SessionPolicy, SessionStatus
+from sessions.policy_selectors import idle_timeout_seconds
 from sessions.services.activity import (
     activity_dropped,
     activity_flush,
@@ -231,3 +232,11 @@ def test_the_idle_reaper_uses_the_applied_timeout(as_user: Callable[..., APIClie
     assert tasks.reap_idle_sessions() == "ended 1 idle session(s)"
     quiet.refresh_from_db()
     assert (quiet.status, quiet.end_reason) == (SessionStatus.ENDED, "idle")
+
+
+def test_a_setting_lowered_after_a_policy_was_applied_still_caps_the_idle_timeout(settings: SettingsWrapper) -> None:
+    SessionPolicy.objects.create(idle_timeout_seconds=20 * 60)
+    settings.PREVIEW_INACTIVITY_TIMEOUT = 30 * 60
+    assert idle_timeout_seconds() == 20 * 60
+    settings.PREVIEW_INACTIVITY_TIMEOUT = 10 * 60  # the agent exits after 10 minutes now: the reaper cannot wait 20
+    assert idle_timeout_seconds() == 10 * 60
