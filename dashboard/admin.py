@@ -33,7 +33,7 @@ from machines.models import CostRollup, DriftFinding, Machine, MachineEvent, Pro
 from machines.selectors import machine_cost_so_far, machine_uptime
 from machines.services import machine_kill
 from sessions import services as session_services
-from sessions.models import PreviewFlag, PreviewSession, PreviewTarget, Quota
+from sessions.models import PreviewFlag, PreviewSession, PreviewTarget, Quota, SessionActivity, SessionPolicy
 from velocity.models import WorkerHeartbeat
 
 # The admin's "View site" link: the operators' pages (the site's root is not a page).
@@ -288,6 +288,25 @@ class QuotaAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Quota]) -> None:
         for quota in queryset:
             quota_delete_by_operator(quota=quota, operator=request.user)
+
+
+@admin.register(SessionActivity)
+class SessionActivityAdmin(ReadOnlyAdmin):
+    """Each session's activity minutes, the policy dry-run's history (written in bulk, pruned daily)."""
+
+    list_display = ("minute", "session", "edits", "edit_bytes", "touches")
+    search_fields = ("=session__id",)
+    list_select_related = ("session",)
+    readonly_fields = ("session", "minute", "edits", "edit_bytes", "touches")
+    date_hierarchy = "minute"
+
+
+@admin.register(SessionPolicy)
+class SessionPolicyAdmin(ReadOnlyAdmin):
+    """The applied idle timeout: changed only by applying a policy (the dashboard's Policy page), audited."""
+
+    list_display = ("__str__", "idle_timeout_seconds", "updated_at")
+    readonly_fields = ("idle_timeout_seconds", "updated_at")
 
 
 @admin.register(PreviewFlag)

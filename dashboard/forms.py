@@ -1,4 +1,5 @@
-"""The dashboard's forms: a user's quota edited inline, and the reason an operator gives for an action."""
+"""The dashboard's forms: a user's quota edited inline, the reason an operator gives for an action, and the
+session policy the dry-run replays."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from typing import Any
 
 from django import forms
 
+from sessions.dry_run import Policy
 from sessions.models import Quota
+from sessions.policy_selectors import policy_errors
 
 REASON_HELP = "Optional; kept in the audit log (and a session's end detail)."
 
@@ -40,3 +43,26 @@ class QuotaForm(forms.ModelForm):
     def values(self) -> dict[str, Any]:
         """The cleaned limits, for ``quota_set``."""
         return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+
+class PolicyForm(forms.Form):
+    """A candidate session policy (read from the query string: a dry-run is a shareable link)."""
+
+    idle_timeout_minutes = forms.IntegerField(required=False, label="Idle timeout (minutes)")
+    ttl_minutes = forms.IntegerField(required=False, label="Longest session, TTL (minutes)")
+    max_concurrent = forms.IntegerField(required=False, label="Sessions at once per user")
+    days = forms.IntegerField(required=False, min_value=1, max_value=365, label="Days to replay")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name, message in policy_errors(self.policy()).items():
+            if name == "policy" or name not in self.errors:
+                self.add_error(None if name == "policy" else name, message)
+        return cleaned
+
+    def policy(self) -> Policy:
+        data = getattr(self, "cleaned_data", {})
+        return Policy(data.get("idle_timeout_minutes"), data.get("ttl_minutes"), data.get("max_concurrent"))
+
+    def window_days(self) -> int:
+        return int(self.cleaned_data.get("days") or 30)

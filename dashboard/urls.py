@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import policy_views, views
 
 app_name = "dashboard"
 
@@ -18,5 +18,7 @@ urlpatterns = [
     path("costs/", views.costs, name="costs"),
     path("costs.csv", views.costs_csv, name="costs-csv"),
     path("audit/", views.audit, name="audit"),
+    path("policy/", policy_views.policy_page, name="policy"),
+    path("policy/apply/", policy_views.policy_apply, name="policy-apply"),
     path("playground/", views.playground_page, name="playground"),
 ]

@@ -28,6 +28,7 @@ from machines.pricing import CENT
 from machines.services.pool_target import PoolReport, pool_report
 from realtime_bridge import metrics as realtime_metrics
 from sessions.models import LIVE_STATUSES, Quota, SessionStatus
+from sessions.policy_selectors import idle_timeout_seconds
 from sessions.selectors import session_deadlines, user_block_for
 from velocity import http_stats
 
@@ -181,7 +182,7 @@ def session_detail(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
         "events": selectors.session_machine_events(session),
         "waterfall": selectors.session_waterfall(session),
         "liveness": selectors.session_agent(session),
-        "deadlines": session_deadlines(session, idle_timeout=settings.PREVIEW_INACTIVITY_TIMEOUT),
+        "deadlines": session_deadlines(session, idle_timeout=idle_timeout_seconds()),
         "audit": audit_log.audit_rows(audit_log.records_for(session, session.machine)),
         "user_block": user_block_for(session.user_id),
         "drift_findings": selectors.session_drift_findings(session),

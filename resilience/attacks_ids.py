@@ -1,9 +1,9 @@
 """Other users' ids on every endpoint: user B tries user A's session, quota, project channel and topic.
 
 A's session is created through the API (the task cluster is not needed: the first session registers the
-project to A, which makes its private channel A's). Every attempt by B must be refused (404 for another's session, 403
-for service-role endpoints, 401 for machine endpoints, an error reply for the channel), and A's session
-must be untouched afterwards.
+project to A, which makes its private channel A's). Every attempt by B must be refused (404 for another's
+session, 403 for service-role endpoints: quotas, the session policy and its dry-run and apply; 401 for machine
+endpoints, an error reply for the channel), and A's session must be untouched afterwards.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ def rest_attempts(session_id: str, owner: uuid.UUID, intruder: uuid.UUID) -> lis
         ("GET", f"/quotas/{owner}/", None, 403),
         ("PUT", f"/quotas/{owner}/", {"max_concurrent_sessions": 99}, 403),
         ("PUT", f"/quotas/{intruder}/", {"max_concurrent_sessions": 99}, 403),
+        ("GET", "/policy/", None, 403),
+        ("POST", "/policy/dry-run/", {"idle_timeout_minutes": 15}, 403),
+        ("POST", "/policy/apply/", {"idle_timeout_minutes": 1, "max_concurrent": 1}, 403),
         ("POST", "/agent/events/", {"type": "ready"}, 401),
         ("GET", f"/sessions/{uuid.uuid4()}/", None, 404),
     ]

@@ -20,9 +20,11 @@ from machines.services import machine_realtime_key
 from sessions import selectors, services, wakeups
 from sessions.access import ProjectAccessUnavailable, ProjectForbidden
 from sessions.authentication import MachineCaller, MachineTokenAuthentication, TokenUser
+from sessions.dry_run import Policy
 from sessions.errors import ApiError
 from sessions.models import EndReason, PreviewSession, Project
 from sessions.permissions import IsMachine, IsServiceRole
+from sessions.policy_selectors import live_policy, policy_dry_run, policy_errors
 from sessions.projects import project_member_remove, project_member_set, project_set_owner
 from sessions.schema import errors
 from sessions.serializers import (
@@ -30,7 +32,12 @@ from sessions.serializers import (
     AgentAssignmentSerializer,
     AgentEventOutcomeSerializer,
     AgentEventSerializer,
+    DryRunRequestSerializer,
+    DryRunResultSerializer,
     HeartbeatSerializer,
+    LivePolicySerializer,
+    PolicyApplyResultSerializer,
+    PolicySerializer,
     ProjectMemberSerializer,
     ProjectMemberWriteSerializer,
     ProjectOwnerSerializer,
@@ -438,3 +445,62 @@ def _uuid_param(raw: str, name: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         raise ApiError(status_code=400, code="request.invalid", message=f"{name} must be a UUID") from None
+
+
+# --- the policy dry-run: what a tighter idle timeout, TTL or concurrency limit would have changed ---------
+
+POLICY_400 = (
+    "`request.invalid` (`details.fields`), `request.malformed`: the body is not valid; "
+    "`policy.invalid` (`details.fields`): a rule out of its range, or no rule at all"
+)
+
+
+def _policy(serializer: PolicySerializer) -> Policy:
+    data = serializer.validated_data
+    policy = Policy(data["idle_timeout_minutes"], data["ttl_minutes"], data["max_concurrent"])
+    problems = policy_errors(policy)
+    if problems:
+        raise ApiError(status_code=400, code="policy.invalid", message="not a policy", details={"fields": problems})
+    return policy
+
+
+class PolicyApi(APIView):
+    permission_classes = [IsServiceRole]
+    throttle_scope = "sessions"
+
+    @extend_schema(responses={200: LivePolicySerializer, **errors(e403=SERVICE_403)})
+    def get(self, request: Request) -> Response:
+        """The live idle timeout, TTL and concurrency limit (the default quota's and the applied policy's)."""
+        return Response(LivePolicySerializer(live_policy()).data)
+
+
+class PolicyDryRunApi(APIView):
+    permission_classes = [IsServiceRole]
+    throttle_scope = "sessions"
+
+    @extend_schema(
+        request=DryRunRequestSerializer,
+        responses={200: DryRunResultSerializer, **errors(e400=POLICY_400, e403=SERVICE_403)},
+    )
+    def post(self, request: Request) -> Response:
+        """Replay the last ``days`` of sessions under the policy: nothing changes."""
+        serializer = DryRunRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = policy_dry_run(_policy(serializer), now=timezone.now(), days=serializer.validated_data["days"])
+        return Response(DryRunResultSerializer(result).data)
+
+
+class PolicyApplyApi(APIView):
+    permission_classes = [IsServiceRole]
+    throttle_scope = "sessions"
+
+    @extend_schema(
+        request=PolicySerializer,
+        responses={200: PolicyApplyResultSerializer, **errors(e400=POLICY_400, e403=SERVICE_403)},
+    )
+    def post(self, request: Request) -> Response:
+        """Make the policy live (audited): the idle timeout at once, the TTL and limit for new sessions."""
+        serializer = PolicySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        before, after = services.policy_apply(policy=_policy(serializer), actor_label=_actor(request))
+        return Response(PolicyApplyResultSerializer({"before": before, "after": after}).data)

@@ -343,3 +343,51 @@ class UserBlock(models.Model):
 
     def audit_values(self) -> dict[str, str]:
         return {"user_id": str(self.user_id), "reason": self.reason, "blocked_by": self.actor_label}
+
+
+# --- policy dry-run: activity history and the live session policy (sessions.services.activity, .policy) -------
+
+
+class SessionActivity(models.Model):
+    """What happened in one session during one minute: edits (``file:update`` / ``file:delete`` broadcasts),
+    their bytes, and other activity (heartbeats, the agent's activity reports).
+
+    One row per session and minute, written in bulk from a buffer (``sessions.services.activity``) and pruned
+    past ``SESSION_ACTIVITY_RETENTION_DAYS``: the history the policy dry-run replays.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    session = models.ForeignKey(PreviewSession, on_delete=models.CASCADE, related_name="activity")
+    minute = models.DateTimeField(help_text="The start of the minute (UTC, seconds zero).")
+    edits = models.PositiveIntegerField(default=0)
+    edit_bytes = models.PositiveBigIntegerField(default=0)
+    touches = models.PositiveIntegerField(default=0, help_text="Heartbeats and agent activity reports.")
+
+    class Meta:
+        db_table = "preview_session_activity"
+        ordering = ["session", "minute"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "minute"], name="preview_activity_one_row_per_minute"),
+        ]
+        indexes = [models.Index(fields=["minute"], name="preview_activity_minute_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} at {self.minute:%Y-%m-%d %H:%M}: {self.edits} edit(s)"
+
+
+class SessionPolicy(models.Model):
+    """The live idle timeout (one row, ``id=1``): empty means ``PREVIEW_INACTIVITY_TIMEOUT``. The TTL and the
+    concurrency limit live in the default ``Quota``. Written only by ``policy_apply`` (audited)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    idle_timeout_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: PREVIEW_INACTIVITY_TIMEOUT applies."
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "preview_session_policy"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="preview_session_policy_singleton")]
+
+    def __str__(self) -> str:
+        return "session policy"

@@ -305,6 +305,15 @@ def trace_sessions_by_project(project_ids: Iterable[str], *, now: datetime) -> d
     return {project: live.get(project) or ended[project] for project in {*live, *ended}}
 
 
+def live_sessions_by_project(project_ids: Iterable[str]) -> dict[str, list[uuid.UUID]]:
+    """The live sessions of each project (whose activity minutes a project's edits become)."""
+    rows = PreviewSession.objects.filter(status__in=LIVE_STATUSES, project_id__in=list(project_ids))
+    found: dict[str, list[uuid.UUID]] = {}
+    for project_id, session_id in rows.values_list("project_id", "id"):
+        found.setdefault(project_id, []).append(session_id)
+    return found
+
+
 def session_traces(session_id: uuid.UUID, *, kind: str, limit: int) -> list[SessionTrace]:
     """A session's newest ``limit`` records of one kind, oldest first (newest last)."""
     newest = SessionTrace.objects.filter(session_id=session_id, kind=kind).order_by("-at", "-id")[:limit]

@@ -199,3 +199,73 @@ class AgentEventOutcomeSerializer(serializers.Serializer[Any]):
     outcome = serializers.ChoiceField(
         choices=["activated", "recorded", "throttled", "ended", "ignored", "noted", "no session"]
     )
+
+
+# --- the policy dry-run (``/policy/``) ---------------------------------------------------------------------
+
+
+class PolicySerializer(serializers.Serializer[Any]):
+    """A candidate policy: each rule in minutes or a count; a rule left out (or null) stays as it is."""
+
+    idle_timeout_minutes = serializers.IntegerField(required=False, allow_null=True, default=None)
+    ttl_minutes = serializers.IntegerField(required=False, allow_null=True, default=None)
+    max_concurrent = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="sessions at once per user"
+    )
+
+
+class DryRunRequestSerializer(PolicySerializer):
+    days = serializers.IntegerField(
+        required=False, default=30, min_value=1, max_value=365, help_text="how far back to replay (default 30)"
+    )
+
+
+class LivePolicySerializer(serializers.Serializer[Any]):
+    idle_timeout_minutes = serializers.IntegerField()
+    ttl_minutes = serializers.IntegerField()
+    max_concurrent = serializers.IntegerField()
+
+
+class PolicyApplyResultSerializer(serializers.Serializer[Any]):
+    before = LivePolicySerializer()
+    after = LivePolicySerializer()
+
+
+class DryRunStopSerializer(serializers.Serializer[Any]):
+    session_id = serializers.UUIDField()
+    user_id = serializers.UUIDField()
+    rule = serializers.ChoiceField(choices=["idle", "ttl", "concurrency"])
+    at = serializers.DateTimeField(help_text="when the rule would have stopped it (its start: refused)")
+    ended_at = serializers.DateTimeField(help_text="when it really ended (now, while it runs)")
+    saved_seconds = serializers.IntegerField()
+    saved_usd = serializers.DecimalField(max_digits=14, decimal_places=4)
+    edited_after = serializers.BooleanField(help_text="an edit arrived after the stop: the cost of being wrong")
+
+
+class DryRunDaySerializer(serializers.Serializer[Any]):
+    day = serializers.DateField()
+    dollars_saved = serializers.DecimalField(max_digits=14, decimal_places=4)
+    sessions = serializers.IntegerField()
+
+
+class DryRunRulesSerializer(serializers.Serializer[Any]):
+    idle = serializers.IntegerField()
+    ttl = serializers.IntegerField()
+    concurrency = serializers.IntegerField()
+
+
+class DryRunResultSerializer(serializers.Serializer[Any]):
+    policy = PolicySerializer()
+    since = serializers.DateTimeField()
+    now = serializers.DateTimeField()
+    sessions_considered = serializers.IntegerField()
+    sessions_ended_earlier = serializers.IntegerField()
+    machine_hours_saved = serializers.DecimalField(max_digits=14, decimal_places=2)
+    dollars_saved = serializers.DecimalField(max_digits=14, decimal_places=4)
+    users_affected = serializers.IntegerField()
+    sessions_edited_after_stop = serializers.IntegerField()
+    by_rule = DryRunRulesSerializer()
+    per_day = DryRunDaySerializer(many=True)
+    sessions = DryRunStopSerializer(
+        many=True, source="largest_stops", help_text="the 100 stops that save the most, largest first"
+    )

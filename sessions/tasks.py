@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from realtime_bridge.services import lease_acquire, lease_release
 from sessions import services
+from sessions.policy_selectors import idle_timeout_seconds
 
 
 def provision_session(session_id: str) -> str:
@@ -23,7 +24,7 @@ def cleanup_expired_sessions() -> str:
 
 
 def reap_idle_sessions() -> str:
-    reaped = services.session_reap_idle(now=timezone.now(), idle_timeout=settings.PREVIEW_INACTIVITY_TIMEOUT)
+    reaped = services.session_reap_idle(now=timezone.now(), idle_timeout=idle_timeout_seconds())
     return f"ended {reaped} idle session(s)"
 
 
@@ -53,3 +54,8 @@ def agent_watch_round(*, holder: str, ttl: float, release: bool = False, act: bo
 def _hand_back_undelivered() -> int:
     """The warm agents that never picked up their claim (``WARM_PICKUP_SECONDS``): the watch's other half."""
     return services.session_reprovision_undelivered(now=timezone.now(), timeout=settings.WARM_PICKUP_SECONDS)
+
+
+def prune_session_activity() -> str:
+    pruned = services.session_activity_prune(now=timezone.now())
+    return f"pruned {pruned} activity minute(s) older than {settings.SESSION_ACTIVITY_RETENTION_DAYS} days"

@@ -15,6 +15,7 @@ from machines.models import EventSource, Machine, MachineState
 from machines.services import machine_prepare, machine_transition
 from sessions.models import PreviewSession
 from sessions.services import session_activate, session_create, session_mark_step
+from sessions.services.activity import activity_write_in_background
 from sessions.services.traces import traces_write_in_background
 from velocity.auth import user_claims
 
@@ -42,6 +43,7 @@ def started(machine: Machine) -> None:
 
 def _tests_flush_traces_themselves() -> None:
     traces_write_in_background(False)
+    activity_write_in_background(False)
 
 
 _tests_flush_traces_themselves()

@@ -28,7 +28,8 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         name="reap_idle_sessions",
         func="sessions.tasks.reap_idle_sessions",
         minutes=1,
-        description="End sessions idle longer than PREVIEW_INACTIVITY_TIMEOUT (the seed's 30 minutes).",
+        description="End sessions idle longer than the live idle timeout (PREVIEW_INACTIVITY_TIMEOUT, the seed's "
+        "30 minutes, unless a policy applied from the dry-run lowered it).",
     ),
     ScheduleSpec(
         name="watch_agents",
@@ -55,6 +56,13 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         func="machines.tasks.rollup_costs",
         minutes=5,
         description="Recompute today's and yesterday's cost per user and per day from the machine events.",
+    ),
+    ScheduleSpec(
+        name="prune_session_activity",
+        func="sessions.tasks.prune_session_activity",
+        minutes=24 * 60,
+        description="Delete sessions' activity minutes older than SESSION_ACTIVITY_RETENTION_DAYS "
+        "(the dry-run's history).",
     ),
 )
 

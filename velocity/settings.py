@@ -299,6 +299,13 @@ AGENT_LOG_KEEP = env_int("AGENT_LOG_KEEP", 300)
 SYNC_EVENTS_KEEP = env_int("SYNC_EVENTS_KEEP", 300)
 SESSION_TRACE_FLUSH_SECONDS = float(os.environ.get("SESSION_TRACE_FLUSH_SECONDS") or 0.5)
 SESSION_TRACE_BUFFER = env_int("SESSION_TRACE_BUFFER", 10_000)
+# Each session's activity per minute (edits, bytes, heartbeats), the policy dry-run's history: tallied in memory
+# and upserted every SESSION_ACTIVITY_FLUSH_SECONDS (0: only when ``activity_flush`` is called); past
+# SESSION_ACTIVITY_BUFFER distinct (session, minute) counters waiting, new ones are dropped. Minutes older than
+# SESSION_ACTIVITY_RETENTION_DAYS are pruned daily (the dry-run looks back 30 days).
+SESSION_ACTIVITY_FLUSH_SECONDS = float(os.environ.get("SESSION_ACTIVITY_FLUSH_SECONDS") or 5)
+SESSION_ACTIVITY_BUFFER = env_int("SESSION_ACTIVITY_BUFFER", 50_000)
+SESSION_ACTIVITY_RETENTION_DAYS = env_int("SESSION_ACTIVITY_RETENTION_DAYS", 35)
 
 # --- Agent liveness (manage.py watch_agents, in the worker role) -----------------------------------------
 # A live session's agent is judged every AGENT_WATCH_INTERVAL_SECONDS: degraded when its /health probe fails

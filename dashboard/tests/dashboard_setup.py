@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from machines.models import EventSource, Machine, MachineEvent
 from machines.services import cost_rollup_refresh
-from sessions.models import PreviewSession
+from sessions.models import PreviewSession, SessionActivity
 
 
 def seed_history(*, days: int = 30, users: int = 4, now: datetime | None = None) -> int:
@@ -54,3 +54,22 @@ def past_session(owner: uuid.UUID, project: str, start: datetime, held: timedelt
         ended_at=start + held,
         last_activity_at=start + held / 2,
     )
+
+
+def seed_policy_activity(*, pause_every: int = 3) -> int:
+    """Activity minutes for the sessions ``seed_history`` made, shaped like their rows say: an edit every four
+    minutes from the start to their last activity (half-way), then quiet until the idle reaper ended them; every
+    ``pause_every``-th session pauses 20 minutes in the middle of its work (a 15-minute idle timeout would have
+    stopped it before edits that came after). Returns the minutes written."""
+    rows = []
+    history = PreviewSession.objects.filter(project_id__startswith="history-").order_by("created_at")
+    for number, session in enumerate(history):
+        assert session.last_activity_at is not None and session.ended_at is not None
+        work = int((session.last_activity_at - session.created_at).total_seconds() // 60)
+        pause = range(work // 2 - 10, work // 2 + 10) if number % pause_every == 0 else range(0)
+        for minute in range(0, work, 4):
+            if minute not in pause:
+                at = (session.created_at + timedelta(minutes=minute)).replace(second=0, microsecond=0)
+                rows.append(SessionActivity(session=session, minute=at, edits=1 + minute % 3, edit_bytes=400))
+    SessionActivity.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)

@@ -28,6 +28,8 @@ PAGES = {
     "costs": "/dashboard/costs/",
     "audit": "/dashboard/audit/",
     "playground": "/dashboard/playground/",
+    "policy": "/dashboard/policy/?idle_timeout_minutes=15&max_concurrent=1",
+    "policy-confirmation": "/dashboard/policy/apply/?idle_timeout_minutes=15",
 }
 # A Content-Security-Policy without ws: in connect-src makes the constructor throw a SecurityError.
 BLOCKED_SOCKET = """

@@ -24,7 +24,7 @@ from sessions.testing import live_session
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["overview", "sessions", "machines", "costs", "costs-csv", "audit", "playground"]
+PAGES = ["overview", "sessions", "machines", "costs", "costs-csv", "audit", "playground", "policy"]
 
 
 def page_urls() -> list[str]:
@@ -37,6 +37,8 @@ def page_urls() -> list[str]:
         reverse("dashboard:machine-kill", args=[session.machine_id]),
         reverse("dashboard:user", args=[session.user_id]),
         *(reverse("dashboard:user-action", args=[session.user_id, action]) for action in USER_ACTIONS),
+        reverse("dashboard:policy") + "?idle_timeout_minutes=15",
+        reverse("dashboard:policy-apply") + "?idle_timeout_minutes=15",
     ]
 
 

@@ -2,11 +2,13 @@
 
 ``create`` (access, quota, the row, provisioning queued), ``lifecycle`` (activate, touch, end),
 ``provisioning`` (a warm or a new machine), ``agent_events`` (the agent's reports), ``liveness`` (heartbeats
-and the agent watch's verdicts), ``sweeps`` (the schedules' writes), ``quotas``, ``blocks`` (an operator's stop
+and the agent watch's verdicts), ``sweeps`` (the schedules' writes), ``quotas``, ``policy`` (the dry-run's
+apply), ``activity`` (per-minute activity, the dry-run's history), ``blocks`` (an operator's stop
 on a user's new previews), ``flags`` and ``traces`` (agent log lines and file-sync events kept per session).
 Every write announces itself through ``sessions.changes``.
 """
 
+from sessions.services.activity import activity_flush, session_activity_prune
 from sessions.services.agent_events import session_handle_agent_event
 from sessions.services.blocks import user_block, user_unblock
 from sessions.services.create import QuotaExceeded, UserBlocked, session_create
@@ -27,6 +29,7 @@ from sessions.services.liveness import (
     session_restart_agent,
     session_set_health,
 )
+from sessions.services.policy import PolicyInvalid, policy_apply
 from sessions.services.provisioning import session_provision, session_reprovision_undelivered
 from sessions.services.quotas import quota_reset, quota_set
 from sessions.services.sweeps import (
@@ -41,14 +44,18 @@ from sessions.services.traces import session_traces_trim, traces_flush
 __all__ = [
     "ACTIVITY_WRITE_INTERVAL",
     "STATUS_FANOUT_LIMIT",
+    "PolicyInvalid",
     "QuotaExceeded",
     "UserBlocked",
+    "activity_flush",
     "agents_watch",
+    "policy_apply",
     "preview_flag_set",
     "preview_flags_route",
     "quota_reset",
     "quota_set",
     "session_activate",
+    "session_activity_prune",
     "session_apply_verdict",
     "session_create",
     "session_end",

@@ -16,6 +16,7 @@ from machines.services import machine_destroy
 from sessions import wakeups
 from sessions.changes import session_status_announce, sessions_announce
 from sessions.models import LIVE_STATUSES, EndReason, PreviewSession, SessionStatus
+from sessions.services.activity import activity_touch
 from velocity import metrics
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,9 @@ def session_mark_step(*, session_id: uuid.UUID, step: str, now: datetime) -> Non
 
 
 def session_touch(*, session_id: uuid.UUID, source: str, now: datetime) -> bool:
-    """Record activity, at most once per ``ACTIVITY_WRITE_INTERVAL`` per session (a cheap conditional update)."""
+    """Record activity, at most once per ``ACTIVITY_WRITE_INTERVAL`` per session (a cheap conditional update);
+    every call also counts in the session's activity minutes (in memory, written in bulk: the dry-run's history)."""
+    activity_touch(session_id=session_id, at=now)
     stale = Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=now - ACTIVITY_WRITE_INTERVAL)
     return bool(
         PreviewSession.objects.filter(stale, id=session_id, status__in=LIVE_STATUSES).update(

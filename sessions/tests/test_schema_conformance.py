@@ -29,6 +29,7 @@ from velocity.auth import issue_token
 pytestmark = pytest.mark.django_db
 API = "/api/v1"
 S, P, M, Q = f"{API}/sessions/", f"{API}/projects/", f"{API}/agent/", f"{API}/quota"
+PO = f"{API}/policy/"
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,19 @@ CASES = [
     case("get", M + "assignment/", 200, who="machine"),
     case("get", M + "assignment/", 204, who="warm_machine"),
     case("get", M + "assignment/?wait=nan", 400, who="machine"),
+    case("get", PO, 200, who="service"),
+    case("get", PO, 403),
+    *(
+        c
+        for action in ("dry-run/", "apply/")
+        for c in (
+            case("post", PO + action, 200, who="service", body={"idle_timeout_minutes": 15}),
+            case("post", PO + action, 400, who="service", body={"idle_timeout_minutes": 0}),
+            case("post", PO + action, 403, body={"idle_timeout_minutes": 15}),
+            case("post", PO + action, 413, who="service", body={"ttl_minutes": 60, "pad": "x" * 300}),
+            case("post", PO + action, 415, who="service", body=NOT_JSON, content_type="text/plain"),
+        )
+    ),
 ]
 
 
