@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from realtime_bridge import metrics, policies, publish
+from realtime_bridge import metrics, policies, postgres_changes, publish
 from realtime_bridge.events import TOPIC_PREFIX
 from realtime_bridge.hub import Hub, topic_group
 from realtime_bridge.protocol import (
@@ -289,8 +289,8 @@ class Connection:
             table = self.hub.presence_table(state.group)
             await self.push(self._server_push(state, "presence_state", table.state()))
         if state.config.bindings:
-            status = self._system(state, "ok", "Subscribed to PostgreSQL", "postgres_changes")
-            await self.push(status)
+            status, text = postgres_changes.subscribe(state)
+            await self.push(self._system(state, status, text, "postgres_changes"))
 
     def _server_push(self, state: ChannelState, event: str, payload: Any) -> Message:
         return Message(topic=state.topic, event=event, payload=payload, join_ref=state.join_ref)

@@ -1,13 +1,41 @@
-"""`postgres_changes` delivery: binding matching, PostgREST-style filters, row visibility."""
+"""`postgres_changes` on the embedded endpoint: subscribing a channel's bindings, and delivering row changes.
+
+As Supabase Realtime does it (supabase/realtime ``lib/extensions/postgres_cdc_rls/`` and the walrus SQL,
+``realtime.apply_rls``):
+
+- ``subscribe`` (at join) parses and checks every binding (``pg_filters``) against the registered tables
+  (``tables``, the publication's stand-in). All succeed (`system` ``Subscribed to PostgreSQL``) or none
+  does (`system` error with the server's text; the channel stays joined and receives no change).
+- ``deliver_change`` sends a change to each channel with a matching subscription whose token may see the
+  row (the table's row rule, as its RLS), once per distinct ``select`` list, with the ids of the bindings it
+  satisfies. The payload is shaped as walrus shapes it: ``columns`` and ``record`` limited to the ``select``
+  list plus the primary key; ``old_record`` is the primary key only (no ``REPLICA IDENTITY FULL``); a
+  DELETE is matched on that key alone.
+
+The published change carries the whole rows (a DELETE's ``old_record`` included) so the row rule can be
+decided here; subscribers only ever receive the shaped payload.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from realtime_bridge import tables
+from realtime_bridge.pg_filters import (
+    EXCEPTION,
+    NOT_ENABLED,
+    FilterError,
+    Params,
+    PgError,
+    check,
+    like,
+    parse_params,
+    visible_through_filters,
+)
 from realtime_bridge.protocol import Message
 
 if TYPE_CHECKING:
@@ -15,95 +43,106 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_OPS = {"eq", "neq", "lt", "lte", "gt", "gte", "in", "is"}
+SUBSCRIBED = "Subscribed to PostgreSQL"
 
 
 @dataclass(frozen=True, slots=True)
-class Condition:
-    column: str
-    op: str
-    value: str
-    negate: bool = False
+class Subscription:
+    """One accepted binding: its id in the join reply, its parameters and the tables it matched."""
 
-    def test(self, row: dict[str, Any]) -> bool:
-        return _compare(self.op, row.get(self.column), self.value) != self.negate
+    id: int
+    params: Params
+    entities: frozenset[tuple[str, str]]
 
-
-def parse_filter(text: str | None) -> list[Condition] | None:
-    """`col=op.value[,col=op.value]`; None when the filter is not understood (matches nothing)."""
-    if not text:
-        return []
-    conditions = []
-    for part in _split(text):
-        column, sep, rest = part.partition("=")
-        negate = rest.startswith("not.")
-        op, dot, value = rest.removeprefix("not.").partition(".")
-        if not sep or not dot or op not in _OPS or not column:
-            return None
-        conditions.append(Condition(column.strip(), op, value, negate))
-    return conditions
+    def wants(self, change: Mapping[str, Any], table: tables.Table) -> bool:
+        if self.params.action not in ("*", change.get("type")):
+            return False
+        if (table.schema, table.name) not in self.entities:
+            return False
+        row = change.get("record") if change.get("type") != "DELETE" else old_identity(change, table)
+        return visible_through_filters(self.params.conditions, row or {}, table.column_types())
 
 
-def _split(text: str) -> list[str]:
-    """Split on commas outside `in.(...)` lists."""
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    return [*parts, current]
+# The subscriptions of each joined channel (a channel that left or closed drops out by itself).
+_subscribed: weakref.WeakKeyDictionary[ChannelState, tuple[Subscription, ...]] = weakref.WeakKeyDictionary()
 
 
-def _compare(op: str, actual: Any, expected: str) -> bool:
-    if op == "is":
-        return actual is None if expected.lower() == "null" else str(actual).lower() == expected
-    text = "" if actual is None else str(actual)
-    if op == "eq":
-        return actual is not None and text == expected
-    if op == "neq":
-        return text != expected
-    if op == "in":
-        return text in {v.strip().strip('"') for v in expected.strip("()").split(",")}
-    return _ordered(op, text, expected)
-
-
-def _ordered(op: str, actual: str, expected: str) -> bool:
-    left: Any
-    right: Any
+def subscribe(state: ChannelState) -> tuple[str, str]:
+    """Subscribe the channel's bindings; the `system` message's ``(status, message)``."""
     try:
-        left, right = float(actual), float(expected)
-    except ValueError:
-        left, right = actual, expected
-    return {
-        "lt": left < right,
-        "lte": left <= right,
-        "gt": left > right,
-        "gte": left >= right,
-    }[op]
+        subscriptions = tuple(_subscription(binding) for binding in state.config.bindings)
+    except FilterError as exc:
+        logger.info("postgres_changes subscription refused", extra={"topic": state.topic, "reason": str(exc)})
+        return "error", str(exc)
+    _subscribed[state] = subscriptions
+    return "ok", SUBSCRIBED
 
 
-def binding_matches(binding: dict[str, Any], data: dict[str, Any]) -> bool:
-    if binding.get("schema", "public") not in ("*", data["schema"]):
-        return False
-    if binding.get("table", "*") not in ("*", data["table"]):
-        return False
-    if binding.get("event", "*") not in ("*", data["type"]):
-        return False
-    conditions = parse_filter(binding.get("filter"))
-    if conditions is None:
-        return False
-    row = data.get("record") or data.get("old_record") or {}
-    return all(condition.test(row) for condition in conditions)
+def _subscription(binding: Mapping[str, Any]) -> Subscription:
+    params = parse_params({k: v for k, v in binding.items() if k != "id"})
+    entities = [t for t in tables.registered() if _like(t.schema, params.schema) and _like(t.name, params.table)]
+    if not entities:
+        raise FilterError(NOT_ENABLED + params.log_text())
+    for table in entities:
+        try:
+            check(params, table.column_types())
+        except PgError as exc:
+            raise FilterError(f"{EXCEPTION}{params.log_text()}. Exception: {exc}") from None
+    return Subscription(int(binding["id"]), params, frozenset((t.schema, t.name) for t in entities))
 
 
-async def deliver_change(groups: Iterable[dict[str, ChannelState]], data: dict[str, Any]) -> None:
-    """Send one change to every local channel with a matching binding that may see the row."""
+def _like(name: str, pattern: str) -> bool:
+    """The publication lookup: ``tablename like pattern`` (``*`` = ``%``; ``_`` any one character)."""
+    return like(name, "%" if pattern == "*" else pattern.replace("\\", "\\\\"))
+
+
+# --- the payload (apply_rls's output) ----------------------------------------------------------------
+
+
+def old_identity(change: Mapping[str, Any], table: tables.Table) -> dict[str, Any]:
+    """The old row as Postgres logs it without ``REPLICA IDENTITY FULL``: its primary key (for an UPDATE
+    whose publisher sent none, the key of the new row)."""
+    old = change.get("old_record") or {}
+    source = old if all(key in old for key in table.primary_key) else (change.get("record") or {})
+    return {key: source[key] for key in table.primary_key if key in source}
+
+
+def shape(change: Mapping[str, Any], table: tables.Table, select: tuple[str, ...] | None) -> dict[str, Any]:
+    """What a subscriber with ``select`` receives: the selected columns and the primary key only."""
+
+    def kept(name: str) -> bool:
+        return select is None or name in select or name in table.primary_key
+
+    data = {k: v for k, v in change.items() if k not in ("record", "old_record", "columns")}
+    data["columns"] = [column for column in change.get("columns") or [] if kept(column["name"])]
+    if change.get("type") in ("INSERT", "UPDATE"):
+        data["record"] = {k: v for k, v in (change.get("record") or {}).items() if kept(k)}
+    if change.get("type") in ("UPDATE", "DELETE"):
+        data["old_record"] = old_identity(change, table)
+    return data
+
+
+# --- delivery ----------------------------------------------------------------------------------------
+
+
+async def deliver_change(groups: Iterable[dict[str, ChannelState]], change: dict[str, Any]) -> None:
+    """Send one change to every local channel with a matching subscription that may see the row."""
+    table = tables.get(str(change.get("schema")), str(change.get("table")))
+    if table is None:
+        return
     for members in list(groups):
         for state in list(members.values()):
-            ids = [b["id"] for b in state.config.bindings if binding_matches(b, data)]
-            if ids and tables.row_visible(state.claims, data):
-                message = Message(state.topic, "postgres_changes", {"ids": ids, "data": data})
-                await state.conn.push(message)
+            await _deliver_to(state, change, table)
+
+
+async def _deliver_to(state: ChannelState, change: dict[str, Any], table: tables.Table) -> None:
+    matching = [s for s in _subscribed.get(state, ()) if s.wants(change, table)]
+    if not matching or not tables.row_visible(state.claims, change):
+        return
+    by_select: dict[tuple[str, ...] | None, list[int]] = {}
+    for subscription in matching:
+        select = tuple(sorted(subscription.params.select)) if subscription.params.select else None
+        by_select.setdefault(select, []).append(subscription.id)
+    for select in sorted(by_select, key=lambda s: ",".join(s or ())):
+        payload = {"ids": by_select[select], "data": shape(change, table, select)}
+        await state.conn.push(Message(state.topic, "postgres_changes", payload))
