@@ -3,6 +3,7 @@
 Rows are real `preview_sessions` rows written through the sessions services in the test database (so these
 cases need the embedded endpoint, PostgreSQL and Redis: the server process hears the test's changes through
 Redis). The table's columns are what Django made them: `uuid`, `varchar`, `timestamptz`, `int4`, `jsonb`.
+The tenant migrations named below are supabase/realtime's lib/realtime/tenants/repo/migrations/*.ex.
 """
 
 from __future__ import annotations
@@ -10,18 +11,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from realtime import AsyncRealtimeClient, RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 
+from realtime_bridge.testing import RealtimeServer
 from realtime_bridge.tests.clients import JsClient
-from realtime_bridge.tests.conformance.conftest import Target
+from realtime_bridge.tests.conformance import notes
+from realtime_bridge.tests.conformance.conftest import URL_VARIABLE, Target, embedded
 from realtime_bridge.tests.test_live_clients import Inbox
 from sessions.changes import sessions_announce
 from sessions.models import PreviewSession
@@ -40,6 +45,29 @@ def rows_target(embedded_target: Target) -> Target:
     reason = "the server process hears the test's row changes only through PostgreSQL and Redis"
     require(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"), reason)
     return embedded_target
+
+
+@pytest.fixture(scope="session")
+def notes_server(django_db_setup: None) -> Iterator[RealtimeServer]:
+    """A server process that also follows ``public.conformance_notes`` (a table with `text` columns)."""
+    if os.environ.get(URL_VARIABLE):
+        pytest.skip("needs the embedded endpoint (its own server process with a table of text columns)")
+    settings_module = "realtime_bridge.tests.conformance.server_settings"
+    with tempfile.TemporaryDirectory(prefix="velocity-rt-") as var_dir:
+        server = RealtimeServer(Path(var_dir), DJANGO_SETTINGS_MODULE=settings_module).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def notes_target(notes_server: RealtimeServer, rows_target: Target) -> Iterator[Target]:
+    with connection.cursor() as cursor:
+        cursor.execute(notes.CREATE)
+    yield embedded(notes_server)
+    with connection.cursor() as cursor:
+        cursor.execute(notes.DROP)
 
 
 @pytest.fixture
@@ -151,7 +179,52 @@ async def test_each_filter_operator_delivers_a_matching_row_and_only_that(rows_t
     assert change["data"]["record"]["status"] == "ended"
 
 
-# supabase/realtime: priv/repo tenant migration 20260626120000_readd_postgrest_filter_ops.ex
+PATTERN_CASES = [
+    ("body=like.Hello%", True),
+    ("body=like.hello%", False),
+    ("body=like.%o_W%", True),
+    ("body=ilike.hello world", True),
+    ("body=ilike.%moon%", False),
+    ("body=match.lo W", True),
+    ("body=match.^World", False),
+    ("body=imatch.^HELLO", True),
+    ("body=imatch.moon$", False),
+    ("body=not.like.%Moon", True),
+    ("body=not.ilike.%WORLD", False),
+    ("tag=is.null", True),
+    ("tag=not.is.null", False),
+]
+
+
+# supabase/realtime: tenant migration 20260626120000_readd_postgrest_filter_ops.ex (realtime.check_equality_op:
+# LIKE, ILIKE, ~, ~* and IS, negated by not.) on a `text` column
+async def test_pattern_operators_deliver_on_a_text_column(notes_target: Target) -> None:
+    owner = uuid.uuid4()
+    client = AsyncRealtimeClient(notes_target.http_base, token=notes_target.service_key, auto_reconnect=False)
+    js = await JsClient.start(notes_target.http_base, notes_target.service_key)
+    try:
+        channel, inbox = client.channel(topic(), PUBLIC), Inbox()
+        for text, _ in PATTERN_CASES:
+            channel.on_postgres_changes(
+                RealtimePostgresChangesListenEvent.Insert, inbox.add, filter=f"owner=eq.{owner},{text}",
+                schema="public", table=notes.TABLE,
+            )  # fmt: skip
+        await channel.subscribe()
+        ids = [callback.id for callback in channel.postgres_changes_callbacks]
+        binding = {"event": "INSERT", "schema": "public", "table": notes.TABLE, "filter": f"owner=eq.{owner}"}
+        name = await join_js(js, [{**binding, "filter": f"{binding['filter']},body=ilike.%WORLD"}])
+
+        await database_sync_to_async(notes.note_insert)(owner=str(owner), body="Hello World")
+
+        change = await inbox.wait_for(lambda c: True)
+        assert sorted(change["ids"]) == sorted(i for i, (_, hit) in zip(ids, PATTERN_CASES, strict=True) if hit)
+        assert (await change_of(js, name, "INSERT"))["new"]["body"] == "Hello World"
+    finally:
+        await client.close()
+        await js.close()
+
+
+# supabase/realtime: tenant migration 20260626120000_readd_postgrest_filter_ops.ex
 # (realtime.subscription_check_filters refuses like/ilike/match/imatch on a type without its own operator:
 # `character varying` borrows text's, so every varchar column is refused) and
 # lib/realtime_web/channels/realtime_channel.ex (the error is a `system` push; the channel stays joined)
@@ -216,6 +289,35 @@ async def test_a_valid_binding_is_subscribed_to_postgresql(embedded_target: Targ
         "status": "ok",
         "message": "Subscribed to PostgreSQL",
     }
+
+
+# supabase/realtime: tenant migration 20260709120000_fix_apply_rls_filter_role_leak.ex (realtime.apply_rls: a row
+# reaches a subscription only if the table's RLS lets its claims select it, whatever its filter or select list).
+# Deliberately stricter on DELETE: Supabase sends a DELETE's key to every subscriber of the table (it cannot
+# check RLS on a deleted row); the endpoint still applies the row rule to the deleted row.
+async def test_a_stranger_naming_anothers_row_or_columns_gets_none_of_it(rows_target: Target) -> None:
+    owner, stranger, session_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    by_key = {"event": "*", **TABLE, "filter": f"id=eq.{session_id}"}
+    by_owner = {"event": "*", **TABLE, "filter": f"user_id=eq.{owner}", "select": ["status"]}
+    own = {"event": "INSERT", **TABLE, "filter": f"user_id=eq.{stranger}"}
+    victim = await JsClient.start(rows_target.http_base, rows_target.user_key(owner))
+    intruder = await JsClient.start(rows_target.http_base, rows_target.user_key(stranger))
+    try:
+        assert (await victim.join(f"user:{owner}", postgres=[by_key]))["status"] == "SUBSCRIBED"
+        assert (await intruder.join(f"user:{stranger}", postgres=[by_key, by_owner, own]))["status"] == "SUBSCRIBED"
+
+        session = await insert_session(owner, session_id)
+        await end_session(session)
+        await delete_session(session)
+        await insert_session(stranger, uuid.uuid4())  # published last: the intruder's own row
+
+        for kind in ("INSERT", "UPDATE", "DELETE"):
+            await change_of(victim, f"user:{owner}", kind)
+        first = await intruder.expect(lambda e: e["type"] == "postgres_changes")
+    finally:
+        await victim.close()
+        await intruder.close()
+    assert first["msg"]["new"]["user_id"] == str(stranger)  # nothing of the owner's came before it
 
 
 # --- payloads --------------------------------------------------------------------------------------
