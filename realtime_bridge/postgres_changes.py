@@ -36,7 +36,7 @@ from realtime_bridge.pg_filters import (
     parse_params,
     visible_through_filters,
 )
-from realtime_bridge.protocol import Message
+from realtime_bridge.protocol import Message, dumps
 
 if TYPE_CHECKING:
     from realtime_bridge.connection import ChannelState
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SUBSCRIBED = "Subscribed to PostgreSQL"
+# apply_rls's max_record_bytes (1 MiB): over it, only values of at most 64 bytes are sent.
+MAX_RECORD_BYTES = 1024 * 1024
+MAX_VALUE_BYTES_WHEN_TOO_LARGE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,17 +111,23 @@ def old_identity(change: Mapping[str, Any], table: tables.Table) -> dict[str, An
 
 
 def shape(change: Mapping[str, Any], table: tables.Table, select: tuple[str, ...] | None) -> dict[str, Any]:
-    """What a subscriber with ``select`` receives: the selected columns and the primary key only."""
+    """What a subscriber with ``select`` receives: the selected columns and the primary key only. A change
+    over ``MAX_RECORD_BYTES`` keeps only its values of at most 64 bytes and says so in ``errors``."""
+    too_large = len(dumps(change).encode()) > MAX_RECORD_BYTES
 
-    def kept(name: str) -> bool:
+    def kept(name: str, value: Any = None) -> bool:
+        if too_large and len(dumps(value).encode()) > MAX_VALUE_BYTES_WHEN_TOO_LARGE:
+            return False
         return select is None or name in select or name in table.primary_key
 
     data = {k: v for k, v in change.items() if k not in ("record", "old_record", "columns")}
     data["columns"] = [column for column in change.get("columns") or [] if kept(column["name"])]
     if change.get("type") in ("INSERT", "UPDATE"):
-        data["record"] = {k: v for k, v in (change.get("record") or {}).items() if kept(k)}
+        data["record"] = {k: v for k, v in (change.get("record") or {}).items() if kept(k, v)}
     if change.get("type") in ("UPDATE", "DELETE"):
-        data["old_record"] = old_identity(change, table)
+        data["old_record"] = {k: v for k, v in old_identity(change, table).items() if kept(k, v)}
+    if too_large:
+        data["errors"] = ["Error 413: Payload Too Large"]
     return data
 
 
