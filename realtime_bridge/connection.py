@@ -277,6 +277,7 @@ class Connection:
             presence_key=config.presence_key or str(uuid.uuid4()),
             presence_enabled=config.presence_enabled,
         )
+        postgres_changes.subscribe(state)
         self.channels[state.topic] = state
         await self.hub.subscribe(state)
         metrics.joined()
@@ -289,7 +290,7 @@ class Connection:
             table = self.hub.presence_table(state.group)
             await self.push(self._server_push(state, "presence_state", table.state()))
         if state.config.bindings:
-            status, text = postgres_changes.subscribe(state)
+            status, text = postgres_changes.status(state)
             await self.push(self._system(state, status, text, "postgres_changes"))
 
     def _server_push(self, state: ChannelState, event: str, payload: Any) -> Message:

@@ -4,8 +4,9 @@ As Supabase Realtime does it (supabase/realtime ``lib/extensions/postgres_cdc_rl
 ``realtime.apply_rls``):
 
 - ``subscribe`` (at join) parses and checks every binding (``pg_filters``) against the registered tables
-  (``tables``, the publication's stand-in). All succeed (`system` ``Subscribed to PostgreSQL``) or none
-  does (`system` error with the server's text; the channel stays joined and receives no change).
+  (``tables``, the publication's stand-in). All succeed (`system` ``Subscribed to PostgreSQL``, see
+  ``status``) or none does (`system` error with the server's text; the channel stays joined and receives
+  no change).
 - ``deliver_change`` sends a change to each channel with a matching subscription whose token may see the
   row (the table's row rule, as its RLS), once per distinct ``select`` list, with the ids of the bindings it
   satisfies. The payload is shaped as walrus shapes it: ``columns`` and ``record`` limited to the ``select``
@@ -66,19 +67,26 @@ class Subscription:
         return visible_through_filters(self.params.conditions, row or {}, table.column_types())
 
 
-# The subscriptions of each joined channel (a channel that left or closed drops out by itself).
+# The subscriptions of each joined channel, or why its bindings were refused (a channel that left or closed
+# drops out by itself).
 _subscribed: weakref.WeakKeyDictionary[ChannelState, tuple[Subscription, ...]] = weakref.WeakKeyDictionary()
+_refused: weakref.WeakKeyDictionary[ChannelState, str] = weakref.WeakKeyDictionary()
 
 
-def subscribe(state: ChannelState) -> tuple[str, str]:
-    """Subscribe the channel's bindings; the `system` message's ``(status, message)``."""
+def subscribe(state: ChannelState) -> None:
+    """Subscribe the channel's bindings, all or none. Called before the join is answered, so that a change
+    committed once the client holds its reply reaches it (Realtime subscribes just after the reply)."""
     try:
-        subscriptions = tuple(_subscription(binding) for binding in state.config.bindings)
+        _subscribed[state] = tuple(_subscription(binding) for binding in state.config.bindings)
     except FilterError as exc:
         logger.info("postgres_changes subscription refused", extra={"topic": state.topic, "reason": str(exc)})
-        return "error", str(exc)
-    _subscribed[state] = subscriptions
-    return "ok", SUBSCRIBED
+        _refused[state] = str(exc)
+
+
+def status(state: ChannelState) -> tuple[str, str]:
+    """The `system` message after the join reply: ``(status, message)``."""
+    refused = _refused.get(state)
+    return ("error", refused) if refused is not None else ("ok", SUBSCRIBED)
 
 
 def _subscription(binding: Mapping[str, Any]) -> Subscription:
