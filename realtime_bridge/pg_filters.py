@@ -9,20 +9,19 @@ Three steps, each after the server's own (supabase/realtime):
   column's type cannot take, ``is``/``like``/``match`` on the wrong types, bad regular expressions, more
   than 100 ``in`` values, unknown ``select`` columns), as the Postgres error Realtime reports;
 - ``visible_through_filters``: ``realtime.is_visible_through_filters``: every condition must name a column
-  of the row and hold for its value, compared as the column's type; a NULL fails every operator but ``is``
-  and ``isdistinct``.
+  of the row and hold for its value, compared as the column's type (``pg_values``); a NULL fails every
+  operator but ``is`` and ``isdistinct``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from realtime_bridge.pg_values import REGTYPES, PgError, cast, column_value, like
 
 OPERATORS = ("eq", "neq", "lt", "lte", "gt", "gte", "in", "like", "ilike", "is", "match", "imatch", "isdistinct")
 IS_VALUES = ("null", "true", "false", "unknown")
@@ -43,40 +42,14 @@ EXCEPTION = (
     "parameters: "
 )
 
-# typname -> the regtype text Postgres shows in its messages.
-REGTYPES = {
-    "int2": "smallint",
-    "int4": "integer",
-    "int8": "bigint",
-    "numeric": "numeric",
-    "float4": "real",
-    "float8": "double precision",
-    "bool": "boolean",
-    "text": "text",
-    "varchar": "character varying",
-    "bpchar": "character",
-    "name": "name",
-    "uuid": "uuid",
-    "timestamptz": "timestamp with time zone",
-    "jsonb": "jsonb",
-    "json": "json",
-}
 # Types with a `~~` (LIKE) operator of their own, and with `~`/`~*` on the same type on both sides: the
 # trigger looks the operator up for the column's exact type, so `varchar` (which borrows text's) is refused.
 LIKE_TYPES = ("text", "name", "bpchar", "bytea")
 REGEX_TYPES = ("text",)
-_INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
 
 
 class FilterError(Exception):
     """A subscription Realtime refuses; ``str(exc)`` is the text of its `system` error."""
-
-
-class PgError(Exception):
-    """A Postgres error as Postgrex formats it: ``ERROR <code> (<name>) <message>``."""
-
-    def __init__(self, code: str, name: str, message: str) -> None:
-        super().__init__(f"ERROR {code} ({name}) {message}")
 
 
 def _raised(message: str) -> PgError:
@@ -323,93 +296,6 @@ def array_items(literal: str) -> list[str]:
     return items
 
 
-# --- values as their column's type ---------------------------------------------------------------
-
-
-def _syntax(typname: str, text: str) -> PgError:
-    code, name = (
-        ("22007", "invalid_datetime_format") if typname == "timestamptz" else ("22P02", "invalid_text_representation")
-    )
-    return PgError(code, name, f'invalid input syntax for type {REGTYPES.get(typname, typname)}: "{text}"')
-
-
-_TRUE = ("t", "tr", "tru", "true", "y", "ye", "yes", "on", "1")
-_FALSE = ("f", "fa", "fal", "fals", "false", "n", "no", "of", "off", "0")
-
-
-def cast(text: str, typname: str) -> Any:
-    """``text::type`` as Postgres reads it (a comparable Python value), or ``PgError`` with its message."""
-    if typname in _INT_RANGES:
-        return _cast_int(text, typname)
-    if typname in ("numeric", "float4", "float8"):
-        return _cast_number(text, typname)
-    if typname == "bool":
-        word = text.strip().lower()
-        if word in _TRUE or word in _FALSE:
-            return word in _TRUE
-        raise _syntax(typname, text)
-    if typname == "uuid":
-        try:
-            return uuid.UUID(text.strip())
-        except ValueError:
-            raise _syntax(typname, text) from None
-    if typname == "timestamptz":
-        return _cast_timestamp(text)
-    if typname in ("json", "jsonb"):
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise PgError("22P02", "invalid_text_representation", "invalid input syntax for type json") from None
-    return text
-
-
-def _cast_int(text: str, typname: str) -> int:
-    if not re.fullmatch(r"\s*[+-]?\d+\s*", text):
-        raise _syntax(typname, text)
-    number, bound = int(text), _INT_RANGES[typname]
-    if not -bound <= number < bound:
-        raise PgError(
-            "22003", "numeric_value_out_of_range", f'value "{text}" is out of range for type {REGTYPES[typname]}'
-        )
-    return number
-
-
-def _cast_number(text: str, typname: str) -> Decimal:
-    try:
-        number = Decimal(text.strip())
-    except InvalidOperation:
-        raise _syntax(typname, text) from None
-    if number.is_snan() or not text.strip():
-        raise _syntax(typname, text)
-    return number
-
-
-def _cast_timestamp(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise _syntax("timestamptz", text) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def column_value(raw: Any, typname: str) -> Any:
-    """A row's JSON value as its column's type; ``None`` for NULL (``value #>> '{}'`` then the cast)."""
-    if raw is None:
-        return None
-    if typname in ("json", "jsonb"):
-        return raw
-    if isinstance(raw, bool):
-        text = "true" if raw else "false"
-    elif isinstance(raw, str):
-        text = raw
-    else:
-        text = json.dumps(raw)
-    try:
-        return cast(text, typname)
-    except PgError:
-        return text
-
-
 # --- matching (realtime.is_visible_through_filters / check_equality_op) -----------------------
 
 
@@ -419,7 +305,10 @@ def visible_through_filters(conditions: Iterable[Condition], row: Mapping[str, A
         if condition.column not in row:
             return False
         typname = types.get(condition.column, "text")
-        if not holds(condition, column_value(row[condition.column], typname), typname):
+        try:
+            if not holds(condition, column_value(row[condition.column], typname), typname):
+                return False
+        except PgError:  # checked at subscribe time; a table whose types changed since fails closed
             return False
     return True
 
@@ -466,17 +355,3 @@ def _ordered(op: str, left: Any, right: Any) -> bool | None:
         }[op]()
     except TypeError:  # jsonb objects have an order in Postgres that is not reproduced here
         return None
-
-
-def like(text: str, pattern: str, *, case_insensitive: bool = False) -> bool:
-    """SQL ``LIKE``: ``%`` any run, ``_`` one character, ``\\`` escapes the next; the whole text must match."""
-    regex, i = "", 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            regex, i = regex + re.escape(pattern[i + 1]), i + 2
-            continue
-        regex += {"%": ".*", "_": "."}.get(ch, re.escape(ch))
-        i += 1
-    flags = re.DOTALL | (re.IGNORECASE if case_insensitive else 0)
-    return re.fullmatch(regex, text, flags) is not None

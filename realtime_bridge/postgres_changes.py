@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from realtime_bridge import tables
@@ -58,13 +58,37 @@ class Subscription:
     params: Params
     entities: frozenset[tuple[str, str]]
 
-    def wants(self, change: Mapping[str, Any], table: tables.Table) -> bool:
-        if self.params.action not in ("*", change.get("type")):
+    @property
+    def select_key(self) -> tuple[str, ...] | None:
+        return tuple(sorted(self.params.select)) if self.params.select else None
+
+    def wants(self, change: Change) -> bool:
+        if self.params.action not in ("*", change.data.get("type")):
             return False
-        if (table.schema, table.name) not in self.entities:
+        if (change.table.schema, change.table.name) not in self.entities:
             return False
-        row = change.get("record") if change.get("type") != "DELETE" else old_identity(change, table)
-        return visible_through_filters(self.params.conditions, row or {}, table.column_types())
+        return visible_through_filters(self.params.conditions, change.row, change.types)
+
+
+@dataclass
+class Change:
+    """One change as the fan-out reads it, worked out once whatever the number of subscribers."""
+
+    data: Mapping[str, Any]
+    table: tables.Table
+    types: dict[str, str] = field(init=False)
+    row: Mapping[str, Any] = field(init=False)  # what filters see: the new row, or a DELETE's key
+    shaped: dict[tuple[str, ...] | None, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.types = self.table.column_types()
+        deleted = self.data.get("type") == "DELETE"
+        self.row = old_identity(self.data, self.table) if deleted else (self.data.get("record") or {})
+
+    def payload(self, select: tuple[str, ...] | None) -> dict[str, Any]:
+        if select not in self.shaped:
+            self.shaped[select] = shape(self.data, self.table, select)
+        return self.shaped[select]
 
 
 # The subscriptions of each joined channel, or why its bindings were refused (a channel that left or closed
@@ -142,24 +166,24 @@ def shape(change: Mapping[str, Any], table: tables.Table, select: tuple[str, ...
 # --- delivery ----------------------------------------------------------------------------------------
 
 
-async def deliver_change(groups: Iterable[dict[str, ChannelState]], change: dict[str, Any]) -> None:
+async def deliver_change(groups: Iterable[dict[str, ChannelState]], data: dict[str, Any]) -> None:
     """Send one change to every local channel with a matching subscription that may see the row."""
-    table = tables.get(str(change.get("schema")), str(change.get("table")))
+    table = tables.get(str(data.get("schema")), str(data.get("table")))
     if table is None:
         return
+    change = Change(data, table)
     for members in list(groups):
         for state in list(members.values()):
-            await _deliver_to(state, change, table)
+            await _deliver_to(state, change)
 
 
-async def _deliver_to(state: ChannelState, change: dict[str, Any], table: tables.Table) -> None:
-    matching = [s for s in _subscribed.get(state, ()) if s.wants(change, table)]
-    if not matching or not tables.row_visible(state.claims, change):
+async def _deliver_to(state: ChannelState, change: Change) -> None:
+    matching = [s for s in _subscribed.get(state, ()) if s.wants(change)]
+    if not matching or not tables.row_visible(state.claims, change.data):
         return
     by_select: dict[tuple[str, ...] | None, list[int]] = {}
     for subscription in matching:
-        select = tuple(sorted(subscription.params.select)) if subscription.params.select else None
-        by_select.setdefault(select, []).append(subscription.id)
-    for select in sorted(by_select, key=lambda s: ",".join(s or ())):
-        payload = {"ids": by_select[select], "data": shape(change, table, select)}
+        by_select.setdefault(subscription.select_key, []).append(subscription.id)
+    for select in sorted(by_select, key=lambda key: ",".join(key or ())):
+        payload = {"ids": by_select[select], "data": change.payload(select)}
         await state.conn.push(Message(state.topic, "postgres_changes", payload))
