@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from realtime_bridge import limits, metrics, policies, publish, token_refusals
+from realtime_bridge import limits, metrics, policies, postgres_changes, publish, token_refusals
 from realtime_bridge.events import TOPIC_PREFIX
 from realtime_bridge.expiry import ExpiryTimers
 from realtime_bridge.hub import Hub, topic_group
@@ -311,6 +311,7 @@ class Connection:
             presence_key=config.presence_key or str(uuid.uuid4()),
             presence_enabled=config.presence_enabled,
         )
+        postgres_changes.subscribe(state)
         self.channels[state.topic] = state
         self._arm_expiry(state)
         await self.hub.subscribe(state)
@@ -324,8 +325,8 @@ class Connection:
             table = self.hub.presence_table(state.group)
             await self.push(self._server_push(state, "presence_state", table.state()))
         if state.config.bindings:
-            status = self._system(state, "ok", "Subscribed to PostgreSQL", "postgres_changes")
-            await self.push(status)
+            status, text = postgres_changes.status(state)
+            await self.push(self._system(state, status, text, "postgres_changes"))
 
     def _server_push(self, state: ChannelState, event: str, payload: Any) -> Message:
         return Message(topic=state.topic, event=event, payload=payload, join_ref=state.join_ref)

@@ -14,7 +14,7 @@ class PreviewSessionsConfig(AppConfig):
         from realtime_bridge import events, observers, policies, tables
         from sessions import schema  # noqa: F401  (registers the schema's authentication extensions)
         from sessions.access import project_channel_allowed, user_channel_allowed
-        from sessions.changes import TABLE, session_row_visible
+        from sessions.changes import TABLE, session_columns, session_row_visible
         from sessions.selectors import live_project_topics
         from sessions.services.activity import activity_observe
         from sessions.services.lifecycle import on_machines_lost
@@ -26,6 +26,6 @@ class PreviewSessionsConfig(AppConfig):
         policies.register_mirrored_topics(live_project_topics)
         observers.register(trace_observe)
         observers.register(activity_observe)
-        tables.register(schema="public", table=TABLE, visible=session_row_visible)
+        tables.register(schema="public", table=TABLE, visible=session_row_visible, columns=session_columns)
         machines_lost.connect(on_machines_lost, dispatch_uid="velocity-sessions-end-on-machines-lost")
         post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="velocity-supabase-lock-down")

@@ -24,8 +24,8 @@ TABLE = "preview_sessions"
 
 _PG_TYPES = {
     "UUIDField": "uuid",
-    "CharField": "text",
-    "URLField": "text",
+    "CharField": "varchar",
+    "URLField": "varchar",
     "TextField": "text",
     "DateTimeField": "timestamptz",
     "BigAutoField": "int8",
@@ -74,8 +74,8 @@ def _announce(change_type: str, session: PreviewSession, using: str | None) -> N
         change_type=change_type,
         columns=session_columns(),
         record=None if change_type == "DELETE" else record,
-        # Without REPLICA IDENTITY FULL Postgres only has the key of the old row; a delete
-        # carries the whole row so visibility (user_id) can still be decided.
+        # The whole old row, so the endpoint can decide visibility (user_id); subscribers get its key only,
+        # as from Postgres without REPLICA IDENTITY FULL (realtime_bridge.postgres_changes.shape).
         old_record=record if change_type == "DELETE" else ({"id": record["id"]} if change_type == "UPDATE" else None),
     )
     publish.publish_row_change_on_commit(change, using=using)

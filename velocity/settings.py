@@ -81,6 +81,9 @@ INSTALLED_APPS = [
     "realtime_bridge",
     "dashboard",
 ]
+# More apps by dotted path, comma-separated: e.g. one that registers its own tables for `postgres_changes`
+# (the realtime conformance suite's server loads its test table so).
+INSTALLED_APPS += [app.strip() for app in os.environ.get("VELOCITY_EXTRA_APPS", "").split(",") if app.strip()]
 
 MIDDLEWARE = [
     "velocity.logging.RequestLogMiddleware",

@@ -43,7 +43,7 @@ async def test_a_join_echoes_postgres_changes_bindings_in_order_with_integer_ids
     socket = await connect(service_token())
     bindings = [
         {"event": "UPDATE", "schema": "public", "table": "preview_sessions", "filter": "status=eq.active"},
-        {"event": "*", "schema": "public", "table": "todos"},
+        {"event": "*", "schema": "public"},
     ]
     reply = await socket.join("room-1", {"postgres_changes": bindings})
     echoed = reply["payload"]["response"]["postgres_changes"]
