@@ -108,6 +108,25 @@ def cost_of_user(user_id: uuid.UUID, *, start: datetime, end: datetime, now: dat
     return CostTotals.of(piece for piece in slices if piece.user_id == str(user_id))
 
 
+def cost_of_users(
+    user_ids: Iterable[uuid.UUID], *, start: datetime, end: datetime, now: datetime
+) -> dict[str, CostTotals]:
+    """``cost_of_user`` for many users at once (three queries), keyed by the user id as text; a user whose
+    machines cost nothing in the window is missing."""
+    end = min(end, now)
+    ids = list(user_ids)
+    if end <= start or not ids:
+        return {}
+    machines = machines_overlapping(start, end).filter(sessions__user_id__in=ids).distinct()
+    wanted = {str(user_id) for user_id in ids}
+    grouped: dict[str, list[Slice]] = defaultdict(list)
+    for machine in machines:
+        for piece in usage_slices(machine_usage(machine, now=now), start=start, end=end):
+            if piece.user_id is not None and piece.user_id in wanted:
+                grouped[piece.user_id].append(piece)
+    return {user_id: CostTotals.of(pieces) for user_id, pieces in grouped.items()}
+
+
 def machine_uptime(machine: Machine, now: datetime) -> timedelta | None:
     """Time since it started, until it stopped or was destroyed; None when it never started."""
     if machine.started_at is None:
