@@ -47,6 +47,8 @@ class Slice:
 def machine_intervals(events: Iterable[tuple[str, datetime]], *, now: datetime) -> list[Interval]:
     """``(to_state, at)`` events in order → ``(state, start, end)``; the last state lasts until ``now``."""
     ordered = list(events)
+    if not ordered:  # a machine row whose events are gone (or not yet written) has cost nothing we know of
+        return []
     intervals: list[Interval] = []
     for (state, start), (_, end) in zip(ordered, [*ordered[1:], ("", now)], strict=True):
         if end > start:
