@@ -70,6 +70,8 @@ class SessionListCreateApi(generics.ListAPIView[PreviewSession]):
     def get_queryset(self) -> Any:
         sessions = selectors.session_visible_to(self.request.user)
         params = self.request.query_params
+        if any("\x00" in params.get(name, "") for name in ("status", "project_id")):
+            return sessions.none()  # PostgreSQL text cannot hold NUL: no row can match, and the query would fail
         if params.get("status"):
             sessions = sessions.filter(status__in=params["status"].split(","))
         if params.get("project_id"):

@@ -188,3 +188,13 @@ def test_the_openapi_schema_is_served_without_a_token(api: APIClient) -> None:
     response = api.get("/api/v1/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert "/api/v1/sessions/" in response.json()["paths"]
+
+
+@pytest.mark.parametrize("query", ["project_id=%00%C3%B3", "status=active%00"])
+def test_a_nul_in_a_list_filter_matches_nothing_instead_of_failing(
+    as_user: Callable[..., APIClient], query: str
+) -> None:
+    client = as_user()
+    client.post("/api/v1/sessions/", {"project_id": "p"}, format="json")
+    response = client.get(f"/api/v1/sessions/?{query}")
+    assert response.status_code == 200 and response.json()["count"] == 0
