@@ -33,7 +33,7 @@ from machines.models import CostRollup, DriftFinding, Machine, MachineEvent, Pro
 from machines.selectors import machine_cost_so_far, machine_uptime
 from machines.services import machine_kill
 from sessions import services as session_services
-from sessions.models import PreviewFlag, PreviewSession, PreviewTarget, Quota
+from sessions.models import BudgetNotice, PreviewFlag, PreviewSession, PreviewTarget, Quota
 from velocity.models import WorkerHeartbeat
 
 # The admin's "View site" link: the operators' pages (the site's root is not a page).
@@ -288,6 +288,17 @@ class QuotaAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Quota]) -> None:
         for quota in queryset:
             quota_delete_by_operator(quota=quota, operator=request.user)
+
+
+@admin.register(BudgetNotice)
+class BudgetNoticeAdmin(ReadOnlyAdmin):
+    """The budget check's warnings, one per user, month and level (80, 95, 100)."""
+
+    list_display = ("created_at", "user_id", "month", "level", "spend_usd", "cap_usd")
+    list_filter = ("level", "month")
+    search_fields = ("=user_id",)
+    readonly_fields = ("id", "user_id", "month", "level", "spend_usd", "cap_usd", "created_at")
+    date_hierarchy = "created_at"
 
 
 @admin.register(PreviewFlag)

@@ -15,7 +15,7 @@ from django.urls import reverse
 from dashboard.models import AuditRecord
 from machines.selectors import machine_hourly_cost
 from sessions import tasks
-from sessions.models import PreviewSession, Quota
+from sessions.models import BudgetNotice, PreviewSession, Quota
 from sessions.testing import live_session
 
 pytestmark = pytest.mark.django_db
@@ -53,3 +53,13 @@ def test_the_session_page_shows_the_warning_and_then_the_budget_end(staff_client
     assert "ended: monthly budget spent" in ended and "the cap in" not in ended
     record = AuditRecord.objects.get(action="session.end", target_id=str(session.id))
     assert (record.actor, record.actor_label, record.after["end_reason"]) == (None, "system:budget", "budget")
+
+
+def test_budget_notices_are_listed_read_only_in_the_admin(admin_client: Any) -> None:
+    notice = BudgetNotice.objects.create(
+        user_id=uuid.uuid4(), month=T0.date().replace(day=1), level=80, spend_usd=Decimal("0.08"), cap_usd=CAP
+    )
+    listing = admin_client.get(reverse("admin:preview_sessions_budgetnotice_changelist")).content.decode()
+    assert str(notice.user_id) in listing
+    add = admin_client.get(reverse("admin:preview_sessions_budgetnotice_add"))
+    assert add.status_code == 403
