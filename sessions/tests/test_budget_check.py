@@ -3,6 +3,7 @@ PostgreSQL, the django-q2 task function, time frozen and moved by time-machine."
 
 import asyncio
 import math
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,14 +14,16 @@ import pytest
 import time_machine
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import connection, connections
 
 from machines.models import MachineState
 from machines.selectors import machine_hourly_cost
 from realtime_bridge.events import session_group
-from sessions import tasks
+from sessions import services, tasks
 from sessions.models import BudgetNotice, EndReason, PreviewSession, Quota, SessionStatus
 from sessions.signals import budget_warning
 from sessions.testing import live_session
+from velocity.testing import require
 
 pytestmark = pytest.mark.django_db
 
@@ -149,3 +152,32 @@ def test_the_quota_endpoint_shows_spend_projection_and_time_left(as_user: Any) -
     assert abs(running["seconds_left"] - int(CAP / 2 / burn * 3600)) <= 1
     assert Decimal(running["projected_month_usd"]) > CAP
     assert running["cap_usd"] == "0.10" and Decimal(running["percent"]) == Decimal("50.0")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_three_checks_at_once_warn_once_and_end_each_session_once(warnings: list[dict[str, Any]]) -> None:
+    require(connection.vendor == "postgresql", "needs concurrent connections (PostgreSQL, as in CI)")
+    user = uuid.uuid4()
+    Quota.objects.create(user_id=user, monthly_budget_usd=CAP, max_concurrent_sessions=3)
+    with time_machine.travel(T0, tick=False):
+        first = live_session(user_id=user, project="first")
+        live_session(user_id=user, project="second")
+    now = at_percent(first, 60)  # two machines: 120 % together
+    barrier, counts = threading.Barrier(3), []
+
+    def check() -> None:
+        barrier.wait()
+        try:
+            counts.append(services.budgets_enforce(now=now))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=check) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(c["ended"] for c in counts) == 2 and sum(c["warned"] for c in counts) == 1
+    assert [w["level"] for w in warnings] == [100]
+    assert PreviewSession.objects.filter(user_id=user, end_reason=EndReason.BUDGET).count() == 2
+    assert BudgetNotice.objects.filter(user_id=user).count() == 3
