@@ -14,7 +14,7 @@ from django.db.models import Q, QuerySet
 
 from machines.models import GONE_STATES, MachineState
 from machines.pricing import running_cost
-from machines.selectors import cost_of_users, machine_hourly_cost
+from machines.selectors import machine_hourly_cost, spend_of_users
 from realtime_bridge.events import project_topic
 from sessions.budgets import BudgetState
 from sessions.models import (
@@ -174,12 +174,12 @@ def budget_states(user_ids: Iterable[uuid.UUID], *, now: datetime) -> dict[uuid.
     """Each user's month against their budget at ``now`` (a handful of queries for any number of users)."""
     ids = list(user_ids)
     quotas = quotas_for_users(ids)
-    spends = cost_of_users(ids, start=month_start(now), end=now, now=now)
+    spends = spend_of_users(ids, start=month_start(now), end=now, now=now)
     burns = budget_burns(ids)
     return {
         user_id: BudgetState(
             cap_usd=quotas[user_id].monthly_budget_usd,
-            spend_usd=spends[str(user_id)].cost if str(user_id) in spends else Decimal(0),
+            spend_usd=spends.get(str(user_id), Decimal(0)),
             burn_usd_per_hour=burns.get(user_id, Decimal(0)),
             now=now,
         )

@@ -82,6 +82,8 @@ def _end_for_budget(session: PreviewSession, *, state: BudgetState) -> bool:
 
 def _notices_record(*, user_id: uuid.UUID, state: BudgetState, decision: BudgetDecision) -> int | None:
     """Insert the new levels' notices; the level to announce, if this call (not a racing one) inserted it."""
+    if not decision.record:
+        return None
     month = month_start(state.now).date()
     announce = None
     with transaction.atomic():
