@@ -187,6 +187,11 @@ def budget_states(user_ids: Iterable[uuid.UUID], *, now: datetime) -> dict[uuid.
     }
 
 
+def budget_spend(user_id: uuid.UUID, *, now: datetime) -> Decimal:
+    """The user's exact month-to-date spend (what the budget check acts on)."""
+    return spend_of_users([user_id], start=month_start(now), end=now, now=now).get(str(user_id), Decimal(0))
+
+
 def budget_state_for_user(user_id: uuid.UUID, *, now: datetime) -> BudgetState:
     return budget_states([user_id], now=now)[user_id]
 
@@ -246,14 +251,10 @@ def quota_evaluate(user_id: uuid.UUID, *, now: datetime, memory_mb: int) -> Quot
                 quota.monthly_machine_seconds,
             )
         )
-    if usage.cost_usd >= quota.monthly_budget_usd:
+    spent = max(usage.cost_usd, budget_spend(user_id, now=now).quantize(Decimal("0.0001")))
+    if spent >= quota.monthly_budget_usd:
         reasons.append(
-            _reason(
-                "quota.monthly_budget",
-                "this month's budget is spent",
-                str(usage.cost_usd),
-                str(quota.monthly_budget_usd),
-            )
+            _reason("quota.monthly_budget", "this month's budget is spent", str(spent), str(quota.monthly_budget_usd))
         )
     if memory_mb > quota.max_memory_mb:
         reasons.append(

@@ -181,3 +181,22 @@ def test_three_checks_at_once_warn_once_and_end_each_session_once(warnings: list
     assert [w["level"] for w in warnings] == [100]
     assert PreviewSession.objects.filter(user_id=user, end_reason=EndReason.BUDGET).count() == 2
     assert BudgetNotice.objects.filter(user_id=user).count() == 3
+
+
+def test_a_user_stopped_by_the_check_cannot_start_again_even_where_the_estimate_is_lower(
+    as_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    user = uuid.uuid4()
+    Quota.objects.create(user_id=user, monthly_budget_usd=CAP)
+    with time_machine.travel(T0, tick=False) as clock:
+        session = live_session(user_id=user)
+        assert session.machine is not None
+        # Priced in Buenos Aires (x1.858): the exact spend runs ahead of the base-rate estimate.
+        type(session.machine).objects.filter(id=session.machine.id).update(provider="fly", region="eze")
+        session.machine.refresh_from_db()
+        clock.move_to(at_percent(session, 100))
+        with django_capture_on_commit_callbacks(execute=True):
+            assert "1 session(s) ended" in tasks.enforce_budgets()
+        refused = as_user(user).post("/api/v1/sessions/", {"project_id": "again"}, format="json")
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "quota.monthly_budget"
+    assert Decimal(refused.json()["error"]["details"]["reasons"][0]["used"]) >= CAP
