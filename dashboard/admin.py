@@ -33,7 +33,15 @@ from machines.models import CostRollup, DriftFinding, Machine, MachineEvent, Pro
 from machines.selectors import machine_cost_so_far, machine_uptime
 from machines.services import machine_kill
 from sessions import services as session_services
-from sessions.models import PreviewFlag, PreviewSession, PreviewTarget, Quota, SessionActivity, SessionPolicy
+from sessions.models import (
+    BudgetNotice,
+    PreviewFlag,
+    PreviewSession,
+    PreviewTarget,
+    Quota,
+    SessionActivity,
+    SessionPolicy,
+)
 from velocity.models import WorkerHeartbeat
 
 # The admin's "View site" link: the operators' pages (the site's root is not a page).
@@ -307,6 +315,17 @@ class SessionPolicyAdmin(ReadOnlyAdmin):
 
     list_display = ("__str__", "idle_timeout_seconds", "updated_at")
     readonly_fields = ("idle_timeout_seconds", "updated_at")
+
+
+@admin.register(BudgetNotice)
+class BudgetNoticeAdmin(ReadOnlyAdmin):
+    """The budget check's warnings, one per user, month and level (80, 95, 100)."""
+
+    list_display = ("created_at", "user_id", "month", "level", "spend_usd", "cap_usd")
+    list_filter = ("level", "month")
+    search_fields = ("=user_id",)
+    readonly_fields = ("id", "user_id", "month", "level", "spend_usd", "cap_usd", "created_at")
+    date_hierarchy = "created_at"
 
 
 @admin.register(PreviewFlag)

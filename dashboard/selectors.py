@@ -18,9 +18,12 @@ from dashboard.search import MIN_PREFIX, SearchTerms, search_parse
 from machines import selectors as machine_selectors
 from machines.models import GONE_STATES, DriftFinding, Machine, MachineEvent, ProviderHealth
 from machines.selectors import CostTotals
-from sessions.models import LIVE_STATUSES, PreviewSession, Quota, SessionTrace, TraceKind
+from sessions.budgets import BudgetState
+from sessions.models import LIVE_STATUSES, BudgetNotice, EndReason, PreviewSession, Quota, SessionTrace, TraceKind
 from sessions.selectors import (
     SyncBacklog,
+    budget_notice_latest,
+    budget_state_for_user,
     month_start,
     session_heartbeat,
     session_traces,
@@ -96,6 +99,27 @@ def users_matching(terms: SearchTerms, *, limit: int = 10) -> list[uuid.UUID]:
         return []
     rows = PreviewSession.objects.filter(user_id__startswith=terms.id_prefix).order_by("user_id")
     return list(rows.values_list("user_id", flat=True).distinct()[:limit])
+
+
+@dataclass(frozen=True)
+class SessionBudget:
+    """The session's user's month against their budget, for the session page's budget line."""
+
+    state: BudgetState
+    notice: BudgetNotice | None  # the highest level reached this month (80, 95, 100), or None below 80 %
+    ended_by_budget: bool
+
+    @property
+    def used(self) -> float | None:
+        return float(self.state.percent) / 100 if self.state.percent is not None else None
+
+
+def session_budget(session: PreviewSession, *, now: datetime) -> SessionBudget:
+    return SessionBudget(
+        state=budget_state_for_user(session.user_id, now=now),
+        notice=budget_notice_latest(session.user_id, now=now),
+        ended_by_budget=session.end_reason == EndReason.BUDGET,
+    )
 
 
 def session_for_operator(session_id: uuid.UUID) -> PreviewSession | None:

@@ -175,10 +175,12 @@ def session_detail(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
     session = selectors.session_for_operator(session_id)
     if session is None:
         raise Http404("no such session")
-    agent = selectors.session_agent_records(session, now=timezone.now())
+    now = timezone.now()
+    agent = selectors.session_agent_records(session, now=now)
     context = {
         "nav": "sessions",
         "session": session,
+        "budget": selectors.session_budget(session, now=now),
         "events": selectors.session_machine_events(session),
         "waterfall": selectors.session_waterfall(session),
         "liveness": selectors.session_agent(session),

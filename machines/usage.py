@@ -47,6 +47,8 @@ class Slice:
 def machine_intervals(events: Iterable[tuple[str, datetime]], *, now: datetime) -> list[Interval]:
     """``(to_state, at)`` events in order → ``(state, start, end)``; the last state lasts until ``now``."""
     ordered = list(events)
+    if not ordered:  # a machine row whose events are gone (or not yet written) has cost nothing we know of
+        return []
     intervals: list[Interval] = []
     for (state, start), (_, end) in zip(ordered, [*ordered[1:], ("", now)], strict=True):
         if end > start:
@@ -54,11 +56,30 @@ def machine_intervals(events: Iterable[tuple[str, datetime]], *, now: datetime) 
     return intervals
 
 
+def user_cost(usage: MachineUsage, *, start: datetime, end: datetime) -> Decimal:
+    """What the machine cost its session's user within ``[start, end)``: the sum of ``usage_slices`` that are the
+    user's, computed without cutting by day (the budget check runs it for every machine of a month each minute)."""
+    if usage.busy_from is None:
+        return ZERO
+    lo_bound = max(start, usage.busy_from)
+    clipped = [(state, max(lo, lo_bound), min(hi, end)) for state, lo, hi in usage.intervals]
+    return machine_cost(
+        [(state, lo, hi) for state, lo, hi in clipped if hi > lo],
+        cpu_kind=usage.cpu_kind,
+        cpus=usage.cpus,
+        memory_mb=usage.memory_mb,
+        region=usage.region,
+        rootfs_gb=DEFAULT_ROOTFS_GB,
+    )
+
+
 def usage_slices(usage: MachineUsage, *, start: datetime, end: datetime) -> Iterator[Slice]:
     """The usage within ``[start, end)``, cut into slices of one day, one payer and one kind."""
     cuts = [c for c in (usage.busy_from, usage.busy_until) if c is not None]
     for state, lo, hi in usage.intervals:
         lo, hi = max(lo, start), min(hi, end)
+        if hi <= lo:  # outside the window: clipped, it would be the gap between it and the window, inverted
+            continue
         for piece_lo, piece_hi in _split(lo, hi, cuts):
             yield _slice(usage, str(state), piece_lo, piece_hi)
 

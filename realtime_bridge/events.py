@@ -103,6 +103,31 @@ def machine_state(
     return Event("machine.state", data, project_id=project, session_id=session)
 
 
+def session_budget(
+    *,
+    user_id: str,
+    level: int,
+    spend_usd: str,
+    cap_usd: str,
+    session_id: str | None = None,
+    project_id: str | None = None,
+) -> Event:
+    """A user's month-to-date spend reached ``level`` percent (80, 95, 100) of their monthly budget; at 100 their
+    live sessions end (reason ``budget``). One event per live session of the user (on its session's and
+    project's groups too), or one with neither when nothing of theirs runs. Money as decimal strings."""
+    session = str(session_id) if session_id else None
+    project = str(project_id) if project_id else None
+    data = {
+        "user_id": str(user_id),
+        "level": level,
+        "spend_usd": spend_usd,
+        "cap_usd": cap_usd,
+        "session_id": session,
+        "project_id": project,
+    }
+    return Event("session.budget", data, project_id=project, session_id=session)
+
+
 def realtime_message(*, project_id: str, event: str, data: dict[str, Any]) -> Event:
     """A broadcast seen on `project:{id}`, summarised (file contents are never forwarded)."""
     return Event("realtime.message", {"event": event, **data}, project_id=project_id)

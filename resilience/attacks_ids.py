@@ -29,6 +29,7 @@ def rest_attempts(session_id: str, owner: uuid.UUID, intruder: uuid.UUID) -> lis
         ("GET", f"/sessions/{session_id}/", None, 404),
         ("DELETE", f"/sessions/{session_id}/", None, 404),
         ("POST", f"/sessions/{session_id}/heartbeat/", None, 404),
+        ("POST", f"/sessions/{session_id}/extend/", {"minutes": 30}, 404),
         ("GET", f"/quotas/{owner}/", None, 403),
         ("PUT", f"/quotas/{owner}/", {"max_concurrent_sessions": 99}, 403),
         ("PUT", f"/quotas/{intruder}/", {"max_concurrent_sessions": 99}, 403),

@@ -132,12 +132,13 @@ async def check_same_name(t: Tenants, out: Outcome) -> None:
 
 async def check_rest(t: Tenants, out: Outcome) -> None:
     sid = t.session["id"]
-    for method, path in (
-        ("GET", f"/sessions/{sid}/"),
-        ("DELETE", f"/sessions/{sid}/"),
-        ("POST", f"/sessions/{sid}/heartbeat/"),
+    for method, path, body in (
+        ("GET", f"/sessions/{sid}/", None),
+        ("DELETE", f"/sessions/{sid}/", None),
+        ("POST", f"/sessions/{sid}/heartbeat/", None),
+        ("POST", f"/sessions/{sid}/extend/", {"minutes": 30}),  # B keeping A's preview (and A's bill) running
     ):
-        response = await t.call(t.b, method, path)
+        response = await t.call(t.b, method, path, body)
         out.check(
             response.status_code == 404,
             f"B {method} {path.replace(sid, '<A>')}: 404",

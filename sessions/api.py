@@ -45,6 +45,7 @@ from sessions.serializers import (
     QuotaLimitsSerializer,
     QuotaStatusSerializer,
     SessionCreateSerializer,
+    SessionExtendSerializer,
     SessionSerializer,
 )
 from sessions.session_json import FIELDS, session_instance_json, sessions_json
@@ -76,6 +77,8 @@ class SessionListCreateApi(generics.ListAPIView[PreviewSession]):
     def get_queryset(self) -> Any:
         sessions = selectors.session_visible_to(self.request.user)
         params = self.request.query_params
+        if any("\x00" in params.get(name, "") for name in ("status", "project_id")):
+            return sessions.none()  # PostgreSQL text cannot hold NUL: no row can match, and the query would fail
         if params.get("status"):
             sessions = sessions.filter(status__in=params["status"].split(","))
         if params.get("project_id"):
@@ -196,12 +199,58 @@ class SessionHeartbeatApi(APIView):
         return Response({**HeartbeatSerializer(session).data, "recorded": recorded})
 
 
+class SessionExtendApi(APIView):
+    """The owner's "keep my preview": ``expires_at`` pushed out, within the quota's session length."""
+
+    throttle_scope = "sessions"
+
+    @extend_schema(
+        request=SessionExtendSerializer,
+        responses={
+            200: OpenApiResponse(SessionSerializer, description="the session with its new `expires_at`"),
+            **errors(
+                e404=SESSION_404,
+                e409="`session.ended`: the session is over; `quota.session_length`: the new `expires_at` would "
+                "pass the session's creation plus `max_session_seconds` (`details.limit_seconds`, "
+                "`details.max_expires_at`, `details.requested_expires_at`)",
+            ),
+        },
+    )
+    def post(self, request: Request, session_id: uuid.UUID) -> Response:
+        session = _session_or_404(request, session_id)
+        serializer = SessionExtendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            session = services.session_extend(
+                session_id=session.id,
+                minutes=serializer.validated_data["minutes"],
+                now=timezone.now(),
+                actor_label=_caller_label(request),
+            )
+        except services.SessionNotLive as exc:
+            raise ApiError(status_code=409, code="session.ended", message="the session has ended") from exc
+        except services.ExtendPastCap as exc:
+            raise ApiError(
+                status_code=409,
+                code="quota.session_length",
+                message="that would keep the session past its quota's session length",
+                details={
+                    "limit_seconds": exc.limit_seconds,
+                    "max_expires_at": exc.latest.isoformat(),
+                    "requested_expires_at": exc.requested.isoformat(),
+                },
+            ) from exc
+        return Response(SessionSerializer(session).data)
+
+
 def _quota_status(user_id: uuid.UUID, memory_mb: int) -> dict[str, Any]:
-    decision = selectors.quota_evaluate(user_id, now=timezone.now(), memory_mb=memory_mb)
+    now = timezone.now()
+    decision = selectors.quota_evaluate(user_id, now=now, memory_mb=memory_mb)
     return QuotaStatusSerializer(
         {
             "limits": decision.quota,
             "usage": decision.usage,
+            "budget": selectors.budget_state_for_user(user_id, now=now),
             "can_create": decision.can_create,
             "reasons": decision.reasons,
         }
@@ -314,6 +363,12 @@ def _wait_seconds(request: Request) -> float:
     if not math.isfinite(wait):
         raise ApiError(status_code=400, code="request.invalid", message="wait must be a number of seconds")
     return min(max(wait, 0.0), ASSIGNMENT_MAX_WAIT_SECONDS)
+
+
+def _caller_label(request: Request) -> str:
+    """The audit trail's name for the caller: ``user:<id>``, or the service role's name."""
+    user: Any = request.user
+    return _actor(request) if getattr(user, "is_service_role", False) else f"user:{user.id}"
 
 
 def _actor(request: Request) -> str:

@@ -28,6 +28,7 @@ class EndReason(models.TextChoices):
     FAILED = "failed", "Failed"
     ORPHANED = "orphaned", "Orphaned"
     AGENT_UNRESPONSIVE = "agent_unresponsive", "Agent unresponsive"
+    BUDGET = "budget", "Monthly budget spent"
 
 
 class SessionHealth(models.TextChoices):
@@ -186,6 +187,29 @@ class Quota(models.Model):
     def audit_values(self) -> dict[str, str | None]:
         """The limits as text, for the audit trail's before and after (decimals and UUIDs as JSON cannot)."""
         return {name: None if value is None else str(value) for name in QUOTA_FIELDS for value in [getattr(self, name)]}
+
+
+class BudgetNotice(models.Model):
+    """That a user's month-to-date spend crossed ``level`` percent of their monthly budget: written once per
+    user, month and level by the budget check (``sessions.services.budgets``), so each warning goes out once."""
+
+    id = models.BigAutoField(primary_key=True)
+    user_id = models.UUIDField()
+    month = models.DateField(help_text="The first day of the month the spend belongs to.")
+    level = models.PositiveSmallIntegerField(help_text="80, 95 or 100 (percent of the budget).")
+    spend_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    cap_usd = models.DecimalField(max_digits=10, decimal_places=2)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "preview_budget_notices"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "month", "level"], name="preview_budget_notice_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} at {self.level}% in {self.month:%Y-%m}"
 
 
 class FlagScope(models.TextChoices):

@@ -14,10 +14,13 @@ from django.db.models import Q, QuerySet
 
 from machines.models import GONE_STATES, MachineState
 from machines.pricing import running_cost
+from machines.selectors import machine_hourly_cost, spend_of_users
 from realtime_bridge.events import project_topic
+from sessions.budgets import BudgetState
 from sessions.models import (
     LIVE_STATUSES,
     AgentHeartbeat,
+    BudgetNotice,
     FlagScope,
     PreviewFlag,
     PreviewSession,
@@ -165,6 +168,79 @@ def usage_for_user(user_id: uuid.UUID, *, now: datetime) -> Usage:
     )
 
 
+# Machines that cost their compute price per hour now, or will in a moment.
+BURNING_STATES = (MachineState.CREATED, MachineState.STARTING, MachineState.STARTED)
+# The budget check also looks at users whose sessions ended this recently: their last minutes may cross a level.
+BUDGET_RECENTLY_ENDED = timedelta(minutes=10)
+
+
+def budget_users_to_check(*, now: datetime) -> list[uuid.UUID]:
+    """Users whose spend may have moved since the last check: a live session, or one that just ended."""
+    recent = Q(status__in=LIVE_STATUSES) | Q(ended_at__gte=now - BUDGET_RECENTLY_ENDED)
+    return list(PreviewSession.objects.filter(recent).values_list("user_id", flat=True).distinct())
+
+
+def quotas_for_users(user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Quota]:
+    """Each user's quota (their override, else the default) in two queries."""
+    ids = list(user_ids)
+    overrides = {quota.user_id: quota for quota in Quota.objects.filter(user_id__in=ids)}
+    default = Quota.objects.get_or_create(user_id=None)[0]
+    return {user_id: overrides.get(user_id, default) for user_id in ids}
+
+
+def budget_burns(user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Decimal]:
+    """What each user's live sessions' machines cost per hour right now (users with none are missing)."""
+    live = PreviewSession.objects.filter(
+        user_id__in=list(user_ids), status__in=LIVE_STATUSES, machine__state__in=BURNING_STATES
+    ).select_related("machine")
+    burns: dict[uuid.UUID, Decimal] = {}
+    for session in live:
+        assert session.machine is not None  # noqa: S101  (the filter on its state guarantees it)
+        burns[session.user_id] = burns.get(session.user_id, Decimal(0)) + machine_hourly_cost(session.machine)
+    return burns
+
+
+def budget_states(user_ids: Iterable[uuid.UUID], *, now: datetime) -> dict[uuid.UUID, BudgetState]:
+    """Each user's month against their budget at ``now`` (a handful of queries for any number of users)."""
+    ids = list(user_ids)
+    quotas = quotas_for_users(ids)
+    spends = spend_of_users(ids, start=month_start(now), end=now, now=now)
+    burns = budget_burns(ids)
+    return {
+        user_id: BudgetState(
+            cap_usd=quotas[user_id].monthly_budget_usd,
+            spend_usd=spends.get(str(user_id), Decimal(0)),
+            burn_usd_per_hour=burns.get(user_id, Decimal(0)),
+            now=now,
+        )
+        for user_id in ids
+    }
+
+
+def budget_spend(user_id: uuid.UUID, *, now: datetime) -> Decimal:
+    """The user's exact month-to-date spend (what the budget check acts on)."""
+    return spend_of_users([user_id], start=month_start(now), end=now, now=now).get(str(user_id), Decimal(0))
+
+
+def budget_state_for_user(user_id: uuid.UUID, *, now: datetime) -> BudgetState:
+    return budget_states([user_id], now=now)[user_id]
+
+
+def budget_levels_noticed(user_ids: Iterable[uuid.UUID], *, now: datetime) -> dict[uuid.UUID, set[int]]:
+    """The levels already announced this month, per user."""
+    rows = BudgetNotice.objects.filter(user_id__in=list(user_ids), month=month_start(now).date())
+    noticed: dict[uuid.UUID, set[int]] = {}
+    for user_id, level in rows.values_list("user_id", "level"):
+        noticed.setdefault(user_id, set()).add(level)
+    return noticed
+
+
+def budget_notice_latest(user_id: uuid.UUID, *, now: datetime) -> BudgetNotice | None:
+    """The highest budget level the user reached this month, for the operator's session page; None below 80 %."""
+    month = month_start(now).date()
+    return BudgetNotice.objects.filter(user_id=user_id, month=month).order_by("-level").first()
+
+
 BLOCKED_MESSAGE = "New previews are blocked for this account; contact support"
 
 
@@ -205,14 +281,10 @@ def quota_evaluate(user_id: uuid.UUID, *, now: datetime, memory_mb: int) -> Quot
                 quota.monthly_machine_seconds,
             )
         )
-    if usage.cost_usd >= quota.monthly_budget_usd:
+    spent = max(usage.cost_usd, budget_spend(user_id, now=now).quantize(Decimal("0.0001")))
+    if spent >= quota.monthly_budget_usd:
         reasons.append(
-            _reason(
-                "quota.monthly_budget",
-                "this month's budget is spent",
-                str(usage.cost_usd),
-                str(quota.monthly_budget_usd),
-            )
+            _reason("quota.monthly_budget", "this month's budget is spent", str(spent), str(quota.monthly_budget_usd))
         )
     if memory_mb > quota.max_memory_mb:
         reasons.append(

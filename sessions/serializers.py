@@ -108,11 +108,45 @@ class QuotaUsageSerializer(serializers.Serializer[Any]):
     period_start = serializers.DateTimeField()
 
 
+class QuotaBudgetSerializer(serializers.Serializer[Any]):
+    """The month against ``monthly_budget_usd``, exact to now (``sessions.budgets``): what the budget check
+    acts on (warnings at 80 and 95 percent, live sessions ended at 100)."""
+
+    cap_usd = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="monthly_budget_usd")
+    spend_usd = serializers.DecimalField(
+        max_digits=14, decimal_places=4, help_text="month-to-date machine cost, the running machines' cost included"
+    )
+    percent = serializers.DecimalField(
+        max_digits=10, decimal_places=1, allow_null=True, help_text="spend as a percent of the cap; null: cap 0"
+    )
+    level = serializers.IntegerField(allow_null=True, help_text="80, 95 or 100: the highest level reached; null below")
+    burn_usd_per_hour = serializers.DecimalField(
+        max_digits=12, decimal_places=4, help_text="what the live sessions' machines cost per hour now"
+    )
+    projected_month_usd = serializers.DecimalField(
+        max_digits=14, decimal_places=4, help_text="the spend at the month's end if the current burn goes on"
+    )
+    seconds_left = serializers.IntegerField(
+        allow_null=True, help_text="seconds until the cap at the current burn (0: reached); null when nothing runs"
+    )
+    period_end = serializers.DateTimeField(help_text="the first moment of the next month (UTC)")
+
+
 class QuotaStatusSerializer(serializers.Serializer[Any]):
     limits = QuotaLimitsSerializer()
     usage = QuotaUsageSerializer()
+    budget = QuotaBudgetSerializer()
     can_create = serializers.BooleanField()
     reasons = QuotaReasonSerializer(many=True)
+
+
+EXTEND_MAX_MINUTES = 24 * 60  # one request's most; the quota's session length is the real cap
+
+
+class SessionExtendSerializer(serializers.Serializer[Any]):
+    """``{"minutes": N}``: push ``expires_at`` N minutes past its current value (or past now, when that is later)."""
+
+    minutes = serializers.IntegerField(min_value=1, max_value=EXTEND_MAX_MINUTES)
 
 
 class AgentEventSerializer(serializers.Serializer[Any]):

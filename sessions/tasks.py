@@ -28,6 +28,13 @@ def reap_idle_sessions() -> str:
     return f"ended {reaped} idle session(s)"
 
 
+def enforce_budgets() -> str:
+    counts = services.budgets_enforce(now=timezone.now())
+    return (
+        f"budgets: {counts['checked']} user(s) checked, {counts['warned']} warned, {counts['ended']} session(s) ended"
+    )
+
+
 AGENT_WATCH_LEASE = "agent-watch"
 
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("sessions/", api.SessionListCreateApi.as_view(), name="session-list"),
     path("sessions/<uuid:session_id>/", api.SessionDetailApi.as_view(), name="session-detail"),
     path("sessions/<uuid:session_id>/heartbeat/", api.SessionHeartbeatApi.as_view(), name="session-heartbeat"),
+    path("sessions/<uuid:session_id>/extend/", api.SessionExtendApi.as_view(), name="session-extend"),
     path("quota/", api.OwnQuotaApi.as_view(), name="quota"),
     path("quotas/<uuid:user_id>/", api.UserQuotaApi.as_view(), name="user-quota"),
     path("policy/", api.PolicyApi.as_view(), name="policy"),

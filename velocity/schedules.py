@@ -32,6 +32,13 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         "30 minutes, unless a policy applied from the dry-run lowered it).",
     ),
     ScheduleSpec(
+        name="enforce_budgets",
+        func="sessions.tasks.enforce_budgets",
+        minutes=1,
+        description="Warn users at 80 % and 95 % of their monthly budget (once each a month) and end their live "
+        "sessions (reason budget) at 100 %: month-to-date spend, running machines included.",
+    ),
+    ScheduleSpec(
         name="watch_agents",
         func="sessions.tasks.watch_agents",
         minutes=1,

@@ -2,16 +2,19 @@
 
 ``create`` (access, quota, the row, provisioning queued), ``lifecycle`` (activate, touch, end),
 ``provisioning`` (a warm or a new machine), ``agent_events`` (the agent's reports), ``liveness`` (heartbeats
-and the agent watch's verdicts), ``sweeps`` (the schedules' writes), ``quotas``, ``policy`` (the dry-run's
-apply), ``activity`` (per-minute activity, the dry-run's history), ``blocks`` (an operator's stop
-on a user's new previews), ``flags`` and ``traces`` (agent log lines and file-sync events kept per session).
+and the agent watch's verdicts), ``sweeps`` (the schedules' writes), ``quotas``, ``budgets`` (the monthly
+budget check), ``extend`` (the owner's "keep my preview"), ``policy`` (the dry-run's apply), ``activity``
+(per-minute activity, the dry-run's history), ``blocks`` (an operator's stop on a user's new previews),
+``flags`` and ``traces`` (agent log lines and file-sync events kept per session).
 Every write announces itself through ``sessions.changes``.
 """
 
 from sessions.services.activity import activity_flush, session_activity_prune
 from sessions.services.agent_events import session_handle_agent_event
 from sessions.services.blocks import user_block, user_unblock
+from sessions.services.budgets import BUDGET_ACTOR, budgets_enforce, user_budget_act
 from sessions.services.create import QuotaExceeded, UserBlocked, session_create
+from sessions.services.extend import ExtendPastCap, SessionNotLive, session_extend
 from sessions.services.flags import preview_flag_set, preview_flags_route
 from sessions.services.lifecycle import (
     ACTIVITY_WRITE_INTERVAL,
@@ -43,12 +46,16 @@ from sessions.services.traces import session_traces_trim, traces_flush
 
 __all__ = [
     "ACTIVITY_WRITE_INTERVAL",
+    "BUDGET_ACTOR",
     "STATUS_FANOUT_LIMIT",
+    "ExtendPastCap",
     "PolicyInvalid",
     "QuotaExceeded",
+    "SessionNotLive",
     "UserBlocked",
     "activity_flush",
     "agents_watch",
+    "budgets_enforce",
     "policy_apply",
     "preview_flag_set",
     "preview_flags_route",
@@ -61,6 +68,7 @@ __all__ = [
     "session_end",
     "session_end_expired",
     "session_end_for_machines",
+    "session_extend",
     "session_fail_stuck",
     "session_handle_agent_event",
     "session_mark_step",
@@ -76,5 +84,6 @@ __all__ = [
     "sessions_delete_finished",
     "traces_flush",
     "user_block",
+    "user_budget_act",
     "user_unblock",
 ]

@@ -21,6 +21,7 @@ ENDPOINTS = [
     ("get", f"/api/v1/sessions/{SOME_ID}/"),
     ("delete", f"/api/v1/sessions/{SOME_ID}/"),
     ("post", f"/api/v1/sessions/{SOME_ID}/heartbeat/"),
+    ("post", f"/api/v1/sessions/{SOME_ID}/extend/"),
     ("get", "/api/v1/quota/"),
     ("get", f"/api/v1/quotas/{SOME_ID}/"),
     ("put", f"/api/v1/quotas/{SOME_ID}/"),
@@ -101,8 +102,8 @@ def test_another_users_session_answers_404_everywhere(as_user: Callable[..., API
     owner = as_user()
     session_id = owner.post("/api/v1/sessions/", {"project_id": "p"}, format="json").json()["id"]
     stranger = as_user()
-    for method, url in [("get", ""), ("delete", ""), ("post", "heartbeat/")]:
-        response = getattr(stranger, method)(f"/api/v1/sessions/{session_id}/{url}")
+    for method, url in [("get", ""), ("post", "heartbeat/"), ("post", "extend/"), ("delete", "")]:
+        response = getattr(stranger, method)(f"/api/v1/sessions/{session_id}/{url}", {"minutes": 5}, format="json")
         assert response.status_code == 404
         assert error_code(response) == "not_found"
     assert PreviewSession.objects.get(id=session_id).status == SessionStatus.CREATING
@@ -187,3 +188,13 @@ def test_the_openapi_schema_is_served_without_a_token(api: APIClient) -> None:
     response = api.get("/api/v1/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert "/api/v1/sessions/" in response.json()["paths"]
+
+
+@pytest.mark.parametrize("query", ["project_id=%00%C3%B3", "status=active%00"])
+def test_a_nul_in_a_list_filter_matches_nothing_instead_of_failing(
+    as_user: Callable[..., APIClient], query: str
+) -> None:
+    client = as_user()
+    client.post("/api/v1/sessions/", {"project_id": "p"}, format="json")
+    response = client.get(f"/api/v1/sessions/?{query}")
+    assert response.status_code == 200 and response.json()["count"] == 0

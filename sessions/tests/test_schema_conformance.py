@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from unittest import mock
 
@@ -94,6 +95,13 @@ CASES = [
     case("post", S + "{live}/heartbeat/", 200),
     case("post", S + "{ended}/heartbeat/", 409),
     case("post", S + "{live}/heartbeat/", 404, who="stranger"),
+    case("post", S + "{live}/extend/", 200, body={"minutes": 5}),
+    case("post", S + "{live}/extend/", 400, body={"minutes": 0}),
+    case("post", S + "{live}/extend/", 404, who="stranger", body={"minutes": 5}),
+    case("post", S + "{ended}/extend/", 409, body={"minutes": 5}),
+    case("post", S + "{live}/extend/", 409, body={"minutes": 600}),
+    case("post", S + "{live}/extend/", 413, body={"minutes": 5, "pad": "x" * 300}),
+    case("post", S + "{live}/extend/", 415, body=NOT_JSON, content_type="text/plain"),
     case("get", Q + "/", 200),
     case("get", Q + "/", 400, who="service_nosub"),
     case("get", Q + "s/{stranger_id}/", 200, who="service"),
@@ -218,7 +226,8 @@ def world() -> Iterator[World]:
     service.post(f"{P}the-project/members/", {"user_id": str(member)}, content_type="application/json")
     Quota.objects.create(user_id=stranger, max_concurrent_sessions=0)
     busy, busy_spec = machine_prepare(session=None, memory_mb=512)
-    PreviewSession.objects.filter(pk=live["id"]).update(machine=busy)
+    # An hour left of the quota's two: room for an extension.
+    PreviewSession.objects.filter(pk=live["id"]).update(machine=busy, expires_at=timezone.now() + timedelta(hours=1))
     _, warm_spec = machine_prepare(session=None, memory_mb=512)
     ids = {"live": live["id"], "ended": str(ended.id), "missing": str(uuid.uuid4()), "project": "the-project"}
     ids |= {"bad_project": "not!an-id", "owner_id": str(owner), "stranger_id": str(stranger), "member": str(member)}

@@ -11,6 +11,9 @@ export interface Session {
   preview_url: string | null
   end_reason: string | null
   end_detail: string | null
+  created_at: string
+  /** When the expiry sweep ends it; `extend()` pushes it out. */
+  expires_at: string | null
   [field: string]: unknown
 }
 
@@ -104,6 +107,8 @@ export declare class VelocityClient {
   createSession(projectId: string, options?: { memoryMb?: number; signal?: AbortSignal }): Promise<Session>
   getSession(sessionId: string, options?: { signal?: AbortSignal }): Promise<Session>
   endSession(sessionId: string): Promise<Session>
+  /** POST /sessions/{id}/extend/: 409 `quota.session_length` past the quota's session length. */
+  extendSession(sessionId: string, minutes: number, options?: { signal?: AbortSignal }): Promise<Session>
   getQuota(): Promise<unknown>
   createPreview(projectId: string, options?: CreatePreviewOptions): Promise<Preview>
 }
@@ -123,6 +128,8 @@ export declare class Preview {
   onLog(cb: (line: LogLine) => void): () => void
   onConnection(cb: (state: ConnectionState) => void): () => void
   stats(): PreviewStats
+  /** "Keep my preview": push `expires_at` out by `minutes` (default 30) within the quota's session length. */
+  extend(minutes?: number): Promise<Session>
   /** DELETE the session and leave the channel; pending edits reject with `client.closed`. */
   end(): Promise<Session>
   /** Leave the channel and stop polling, leaving the session running. */

@@ -100,6 +100,12 @@ export class VelocityClient {
     return this.request('DELETE', `/sessions/${encodeURIComponent(sessionId)}/`)
   }
 
+  /** Push the session's `expires_at` out by `minutes` (within the quota's session length: else an
+   * `ApiError` `quota.session_length` whose `details.max_expires_at` is the latest allowed). */
+  extendSession(sessionId, minutes, { signal } = {}) {
+    return this.request('POST', `/sessions/${encodeURIComponent(sessionId)}/extend/`, { body: { minutes }, signal })
+  }
+
   getQuota() {
     return this.request('GET', '/quota/')
   }
@@ -264,6 +270,13 @@ export class Preview {
     this._shutdown(new PreviewError('client.closed', 'the preview was ended', this.session))
     if (wasClosed && !LIVE.has(this.session.status)) return this.session
     const session = await this.client.endSession(this.session.id)
+    this.session = session
+    return session
+  }
+
+  /** "Keep my preview": push `expires_at` out by `minutes` (default 30); resolves with the session. */
+  async extend(minutes = 30) {
+    const session = await this.client.extendSession(this.session.id, minutes)
     this.session = session
     return session
   }

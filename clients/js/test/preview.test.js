@@ -9,7 +9,7 @@ import { startServer } from './server.js'
 
 let server
 const tokens = {}
-const USERS = { alice: randomUUID(), bob: randomUUID(), carol: randomUUID() }
+const USERS = { alice: randomUUID(), bob: randomUUID(), carol: randomUUID(), dave: randomUUID() }
 const open = new Set()
 
 // A WebSocket transport that remembers its sockets, so a test can cut them as a network would.
@@ -157,6 +157,28 @@ test('a page reload: a new client for the same project resends only what the age
   assert.equal(stats.skippedUpToDate, 1, JSON.stringify(stats))
   assert.equal((await get(`${preview.previewUrl}a.txt`)).body, 'changed after the reload')
   assert.equal((await get(`${preview.previewUrl}new.txt`)).body, 'new after the reload')
+  assert.equal((await preview.end()).status, 'ended')
+})
+
+test('keep my preview: extend within the quota\'s session length, a typed refusal past it', async () => {
+  const response = await fetch(`${server.url}/api/v1/quotas/${USERS.dave}/`, {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${tokens.service}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ max_session_seconds: 3 * 3600 }),
+  })
+  assert.ok([200, 201].includes(response.status), await response.text())
+  const preview = await track(await client('dave').createPreview(`js-extend-${randomUUID()}`))
+  const before = Date.parse(preview.session.expires_at)
+  const extended = await preview.extend(30)
+  assert.equal(Date.parse(extended.expires_at) - before, 30 * 60 * 1000)
+  assert.equal(preview.session.expires_at, extended.expires_at)
+  await assert.rejects(preview.extend(60), (error) => {
+    assert.ok(error instanceof ApiError)
+    assert.equal(error.status, 409)
+    assert.equal(error.code, 'quota.session_length')
+    assert.equal(Date.parse(error.details.max_expires_at), Date.parse(preview.session.created_at) + 3 * 3600 * 1000)
+    return true
+  })
   assert.equal((await preview.end()).status, 'ended')
 })
 
