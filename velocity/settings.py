@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "sessions.apps.PreviewSessionsConfig",
     "machines",
     "realtime_bridge",
+    "webhooks",
     "dashboard",
 ]
 
@@ -294,6 +295,15 @@ AGENT_LOG_KEEP = env_int("AGENT_LOG_KEEP", 300)
 SYNC_EVENTS_KEEP = env_int("SYNC_EVENTS_KEEP", 300)
 SESSION_TRACE_FLUSH_SECONDS = float(os.environ.get("SESSION_TRACE_FLUSH_SECONDS") or 0.5)
 SESSION_TRACE_BUFFER = env_int("SESSION_TRACE_BUFFER", 10_000)
+
+# --- Webhooks (docs/webhooks.md) ------------------------------------------------------------------------
+# Deliveries never go to loopback, link-local, private, multicast or reserved addresses unless
+# WEBHOOKS_ALLOW_PRIVATE (tests and the local demo). A failed attempt is tried again after each delay of
+# WEBHOOKS_RETRY_SCHEDULE (seconds, comma-separated; the scheduler wakes every ~15 s, so shorter delays wait
+# for it); after the last one the delivery is a dead letter. Each attempt waits WEBHOOKS_TIMEOUT seconds at most.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+WEBHOOKS_RETRY_SCHEDULE = os.environ.get("WEBHOOKS_RETRY_SCHEDULE", "5,30,120,600,3600,21600")
+WEBHOOKS_TIMEOUT = float(os.environ.get("WEBHOOKS_TIMEOUT") or 10)
 
 # --- Agent liveness (manage.py watch_agents, in the worker role) -----------------------------------------
 # A live session's agent is judged every AGENT_WATCH_INTERVAL_SECONDS: degraded when its /health probe fails
