@@ -1,0 +1,190 @@
+"""Deliveries through the real path: a session's event after commit, the django-q2 task, a real receiver
+process that verifies the Standard Webhooks signature; retries on the scheduler's one-off schedules, the
+dead letter, redelivery, SSRF refusals at delivery time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.test import override_settings
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.scheduler import scheduler
+
+from realtime_bridge import events, publish
+from sessions.services import session_end
+from sessions.testing import live_session
+from webhooks import services, tasks
+from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
+from webhooks.testing import Receiver
+
+pytestmark = pytest.mark.django_db
+
+
+def only_delivery() -> WebhookDelivery:
+    return WebhookDelivery.objects.select_related("message").get()
+
+
+def retry_now(delivered: Callable[[], Any], delivery: WebhookDelivery) -> None:
+    """Move the clock past the delivery's next attempt and let django-q2's scheduler start it."""
+    assert delivery.next_attempt_at is not None
+    with time_machine.travel(delivery.next_attempt_at + timedelta(seconds=1), tick=True), delivered():
+        scheduler()
+    delivery.refresh_from_db()
+
+
+def test_a_session_that_ends_reaches_the_receiver_signed(
+    endpoint: WebhookEndpoint, receiver: Receiver, delivered: Callable[[], Any]
+) -> None:
+    session = live_session()
+    with delivered():
+        session_end(session=session, reason="idle", now=timezone.now())
+    [got] = receiver.received()
+    assert got["verified_by"] == [0] and got["path"] == "/hooks/velocity"
+    assert got["payload"]["type"] == "session.ended"
+    assert got["payload"]["data"]["end_reason"] == "idle"
+    assert got["payload"]["data"]["session_id"] == str(session.id)
+    assert got["payload"]["data"]["user_id"] == str(session.user_id)
+    delivery = only_delivery()
+    assert (delivery.status, delivery.attempts, delivery.last_response_code) == ("delivered", 1, 200)
+    assert got["headers"]["webhook-id"] == delivery.message_id
+    assert delivery.last_latency_ms is not None
+
+
+def test_each_lifecycle_step_is_one_message_however_often_the_row_is_announced(
+    receiver: Receiver, delivered: Callable[[], Any]
+) -> None:
+    session = live_session()
+    endpoint = services.endpoint_create(url=receiver.url, event_types=[], actor=None, actor_label="test")
+    receiver.secrets(endpoint.secret)
+    with delivered():
+        for status in ("creating", "creating", "active", "active", "active"):
+            publish.publish(events.session_status(session_id=str(session.id), project_id="demo", status=status))
+    types = [got["payload"]["type"] for got in receiver.received()]
+    assert sorted(types) == ["session.active", "session.created"]
+    assert all(got["verified_by"] == [0] for got in receiver.received())
+
+
+def test_an_endpoint_gets_only_the_types_it_asked_for(receiver: Receiver, delivered: Callable[[], Any]) -> None:
+    session = live_session()
+    endpoint = services.endpoint_create(url=receiver.url, event_types=["session.ended"], actor=None, actor_label="x")
+    receiver.secrets(endpoint.secret)
+    with delivered():
+        publish.publish(events.session_status(session_id=str(session.id), project_id="demo", status="active"))
+        session_end(session=session, reason="user", now=timezone.now())
+    [got] = receiver.received()
+    assert got["verified_by"] == [0] and got["payload"]["type"] == "session.ended"
+
+
+def test_any_operator_event_kind_passes_through_budget_warnings_and_orphans(
+    endpoint: WebhookEndpoint, receiver: Receiver, delivered: Callable[[], Any]
+) -> None:
+    budget = {"user_id": "u1", "level": 95, "spend_usd": "9.50", "cap_usd": "10.00"}
+    orphan = events.machine_orphan_destroyed(
+        provider_machine_id="fly-abc", reason="unknown", hourly_cost_usd="0.0081", cost_so_far_usd="0.02"
+    )
+    with delivered():
+        publish.publish_on_commit(events.Event("session.budget", budget))
+        publish.publish_on_commit(orphan)
+        publish.publish_on_commit(events.realtime_message(project_id="p", event="file:update", data={}))
+    bodies = {got["payload"]["type"]: got["payload"]["data"] for got in receiver.received()}
+    assert bodies["session.budget"] == budget
+    assert bodies["machine.orphan_destroyed"]["provider_machine_id"] == "fly-abc"
+    assert set(bodies) == {"session.budget", "machine.orphan_destroyed"}
+
+
+def test_a_500_is_tried_again_on_the_backoff_schedule_until_it_succeeds(
+    start_receiver: Callable[[str], Receiver], delivered: Callable[[], Any]
+) -> None:
+    receiver = start_receiver("500,503,200")
+    endpoint = services.endpoint_create(url=receiver.url, event_types=[], actor=None, actor_label="test")
+    receiver.secrets(endpoint.secret)
+    with delivered():
+        publish.publish_on_commit(events.Event("session.budget", {"level": 80}))
+    delivery = only_delivery()
+    assert (delivery.status, delivery.attempts, delivery.last_response_code) == ("retrying", 1, 500)
+    assert delivery.next_attempt_at == delivery.last_attempt_at + timedelta(seconds=5)
+    assert Schedule.objects.get(name=f"webhook-retry-{delivery.id}-1").next_run == delivery.next_attempt_at
+    retry_now(delivered, delivery)
+    assert (delivery.status, delivery.attempts, delivery.last_response_code) == ("retrying", 2, 503)
+    assert delivery.next_attempt_at == delivery.last_attempt_at + timedelta(seconds=30)
+    retry_now(delivered, delivery)
+    assert (delivery.status, delivery.attempts, delivery.last_response_code) == ("delivered", 3, 200)
+    received = receiver.received()
+    assert [got["answered"] for got in received] == [500, 503, 200]
+    assert {got["headers"]["webhook-id"] for got in received} == {delivery.message_id}
+    assert all(got["verified_by"] == [0] for got in received)
+    assert not Schedule.objects.filter(name__startswith="webhook-retry-").exists()
+
+
+@override_settings(WEBHOOKS_RETRY_SCHEDULE="1,2")
+def test_after_the_last_attempt_a_delivery_is_a_dead_letter(
+    start_receiver: Callable[[str], Receiver], delivered: Callable[[], Any]
+) -> None:
+    receiver = start_receiver("500")
+    endpoint = services.endpoint_create(url=receiver.url, event_types=[], actor=None, actor_label="test")
+    receiver.secrets(endpoint.secret)
+    with delivered():
+        publish.publish_on_commit(events.Event("session.budget", {"level": 100}))
+    delivery = only_delivery()
+    retry_now(delivered, delivery)
+    retry_now(delivered, delivery)
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("dead", 3, None)
+    assert delivery.last_error == "HTTP 500"
+    assert not Schedule.objects.filter(name__startswith="webhook-retry-").exists()
+    assert "not open" in tasks.deliver_webhook(str(delivery.id))
+    assert len(receiver.received()) == 3
+
+
+def test_a_dead_letter_is_redelivered_with_the_same_id(
+    start_receiver: Callable[[str], Receiver], delivered: Callable[[], Any]
+) -> None:
+    receiver = start_receiver("500,200")
+    endpoint = services.endpoint_create(url=receiver.url, event_types=[], actor=None, actor_label="test")
+    receiver.secrets(endpoint.secret)
+    with override_settings(WEBHOOKS_RETRY_SCHEDULE=""), delivered():
+        publish.publish_on_commit(events.Event("session.budget", {"level": 100}))
+    dead = only_delivery()
+    assert dead.status == "dead"
+    with delivered():
+        again = services.delivery_redeliver(delivery=dead, actor=None, actor_label="test")
+    again.refresh_from_db()
+    assert (again.status, again.attempts, again.redelivery_of_id) == ("delivered", 1, dead.id)
+    first, second = receiver.received()
+    assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"] == dead.message_id
+    assert second["verified_by"] == [0]
+
+
+def test_an_open_delivery_is_not_redelivered(endpoint: WebhookEndpoint) -> None:
+    message = WebhookMessage.objects.create(id="msg_open", event_type="session.budget", payload={})
+    delivery = WebhookDelivery.objects.create(endpoint=endpoint, message=message)
+    with pytest.raises(services.DeliveryOpen):
+        services.delivery_redeliver(delivery=delivery, actor=None, actor_label="test")
+    assert WebhookDelivery.objects.count() == 1
+
+
+def test_after_a_rotation_both_secrets_sign_for_a_day(
+    endpoint: WebhookEndpoint, receiver: Receiver, delivered: Callable[[], Any]
+) -> None:
+    old = endpoint.secret
+    new = services.endpoint_rotate_secret(endpoint=endpoint, actor=None, actor_label="test", now=timezone.now())
+    receiver.secrets(old, new)
+    with delivered():
+        publish.publish_on_commit(events.Event("session.budget", {"level": 80}))
+    [got] = receiver.received()
+    assert got["verified_by"] == [0, 1] and new != old
+    assert len(got["headers"]["webhook-signature"].split(" ")) == 2
+    assert services.signing_secrets(endpoint, now=timezone.now() + timedelta(days=1, seconds=1)) == [new]
+
+
+def test_a_disabled_endpoint_gets_nothing(
+    endpoint: WebhookEndpoint, receiver: Receiver, delivered: Callable[[], Any]
+) -> None:
+    services.endpoint_update(endpoint=endpoint, values={"enabled": False}, actor=None, actor_label="test")
+    with delivered():
+        publish.publish_on_commit(events.Event("session.budget", {"level": 80}))
+    assert receiver.received() == [] and not WebhookDelivery.objects.exists()
