@@ -1,12 +1,16 @@
-"""The dashboard's forms: a user's quota edited inline, and the reason an operator gives for an action."""
+"""The dashboard's forms: a user's quota edited inline, the reason an operator gives for an action, and a
+webhook endpoint."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from sessions.models import Quota
+from webhooks.catalog import EVENT_TYPES
+from webhooks.ssrf import UnsafeUrl, registration_check
 
 REASON_HELP = "Optional; kept in the audit log (and a session's end detail)."
 
@@ -40,3 +44,25 @@ class QuotaForm(forms.ModelForm):
     def values(self) -> dict[str, Any]:
         """The cleaned limits, for ``quota_set``."""
         return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+
+class WebhookEndpointForm(forms.Form):
+    """An endpoint's URL, description, event types (none ticked: every type) and enabled flag."""
+
+    url = forms.URLField(label="URL", max_length=2000, assume_scheme="https", widget=forms.URLInput(attrs={"size": 60}))
+    description = forms.CharField(required=False, max_length=200, widget=forms.TextInput(attrs={"size": 40}))
+    event_types = forms.MultipleChoiceField(
+        required=False,
+        choices=[(name, name) for name in EVENT_TYPES],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every type, including kinds added later.",
+    )
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def clean_url(self) -> str:
+        url = str(self.cleaned_data["url"])
+        try:
+            registration_check(url, allow_private=settings.WEBHOOKS_ALLOW_PRIVATE)
+        except UnsafeUrl as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return url

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import views, webhook_pages
 
 app_name = "dashboard"
 
@@ -19,4 +19,13 @@ urlpatterns = [
     path("costs.csv", views.costs_csv, name="costs-csv"),
     path("audit/", views.audit, name="audit"),
     path("playground/", views.playground_page, name="playground"),
+    path("webhooks/", webhook_pages.webhook_list, name="webhooks"),
+    path("webhooks/<uuid:endpoint_id>/", webhook_pages.webhook_detail, name="webhook"),
+    path("webhooks/<uuid:endpoint_id>/rotate/", webhook_pages.webhook_rotate, name="webhook-rotate"),
+    path("webhooks/<uuid:endpoint_id>/delete/", webhook_pages.webhook_delete, name="webhook-delete"),
+    path(
+        "webhooks/deliveries/<uuid:delivery_id>/redeliver/",
+        webhook_pages.webhook_redeliver,
+        name="webhook-redeliver",
+    ),
 ]

@@ -13,6 +13,7 @@ from django.test import override_settings
 from django_q.conf import Conf
 from rest_framework.test import APIClient
 
+from velocity.audit import audited
 from velocity.auth import issue_token
 from webhooks import services
 from webhooks.models import WebhookEndpoint
@@ -89,3 +90,17 @@ def as_stranger() -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(sub=uuid.uuid4())}")
     return client
+
+
+@pytest.fixture
+def audits() -> Iterator[list[dict[str, Any]]]:
+    """What went through the audit door (``velocity.audit``) during the test, in order (the records are the
+    dashboard's, a layer above)."""
+    sent: list[dict[str, Any]] = []
+
+    def knock(sender: Any, *, signal: Any, **record: Any) -> None:
+        sent.append(record)
+
+    audited.connect(knock, weak=False, dispatch_uid="webhooks-test-audits")
+    yield sent
+    audited.disconnect(dispatch_uid="webhooks-test-audits")
