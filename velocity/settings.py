@@ -218,6 +218,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "sessions.schema.add_common_error_responses",
     ],
+    # A delivery's status and a session's are both "status": each choice set gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "sessions.models.SessionStatus",
+        "WebhookDeliveryStatusEnum": "webhooks.models.DeliveryStatus",
+    },
 }
 
 # --- CORS (django-cors-headers) -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -20,7 +20,7 @@ from sessions.permissions import IsServiceRole
 from sessions.schema import errors
 from velocity.auth import SERVICE_ROLE
 from webhooks import selectors, services
-from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.serializers import (
     DeliverySerializer,
     EndpointSecretSerializer,
@@ -52,6 +52,7 @@ class ServiceRoleApi(APIView):
     throttle_scope = "sessions"
 
 
+@extend_schema_view(get=extend_schema(responses={200: EndpointSerializer(many=True), **errors(e403=SERVICE_403)}))
 class EndpointListApi(generics.ListAPIView[WebhookEndpoint], ServiceRoleApi):
     serializer_class = EndpointSerializer
 
@@ -109,6 +110,18 @@ class EndpointRotateApi(ServiceRoleApi):
         return Response({"secret": secret})
 
 
+@extend_schema_view(
+    get=extend_schema(
+        parameters=[
+            OpenApiParameter("endpoint", str, description="only this endpoint's deliveries (its id)"),
+            OpenApiParameter("status", str, enum=DeliveryStatus.values, description="only deliveries in this status"),
+        ],
+        responses={
+            200: DeliverySerializer(many=True),
+            **errors(e400="`request.invalid`: `endpoint` is not a UUID", e403=SERVICE_403, e404=ENDPOINT_404),
+        },
+    )
+)
 class DeliveryListApi(generics.ListAPIView[WebhookDelivery], ServiceRoleApi):
     """Deliveries, newest first; ``?endpoint=<id>`` and ``?status=pending|retrying|delivered|dead`` filter."""
 
