@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,9 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.scheduler import scheduler
 
+from machines.providers import get_provider
+from machines.providers.base import Guest, MachineSpec, MachineState, preview_metadata
+from machines.services import machine_reconcile
 from realtime_bridge import events, publish
 from sessions.services import session_end
 from sessions.testing import live_session
@@ -194,3 +198,22 @@ def test_a_disabled_endpoint_gets_nothing(
     with delivered():
         publish.publish_on_commit(events.Event("session.budget", {"level": 80}))
     assert receiver.received() == [] and not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.slow
+def test_a_real_orphan_destroyed_by_reconciliation_reaches_the_receiver(
+    local: Path, endpoint: WebhookEndpoint, receiver: Receiver, delivered: Callable[[], Any]
+) -> None:
+    provider = get_provider()
+    metadata = preview_metadata(session_id="", project_id="", user_id="")
+    spec = MachineSpec(name="stray", guest=Guest(memory_mb=256), env={"INACTIVITY_TIMEOUT": "600"}, metadata=metadata)
+    provider.create(spec)
+    provider.wait_for_state("stray", MachineState.STARTED, timeout=20)
+    with delivered():
+        report = machine_reconcile(now=timezone.now(), grace=timedelta(0))
+    assert report is not None and report.orphans == 1
+    [got] = receiver.received()
+    assert got["verified_by"] == [0] and got["payload"]["type"] == "machine.orphan_destroyed"
+    data = got["payload"]["data"]
+    assert (data["provider_machine_id"], data["reason"], data["machine_id"]) == ("stray", "unknown", None)
+    assert float(data["hourly_cost_usd"]) > 0
