@@ -13,6 +13,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django_q.conf import Conf
 
+from dashboard import audit_log
 from dashboard.models import AuditRecord
 from realtime_bridge import events, publish
 from webhooks import services
@@ -73,6 +74,8 @@ def test_an_operator_registers_an_endpoint_and_sees_the_secret_once(staff_client
         assert endpoint.secret not in staff_client.get(url).content.decode()
     record = AuditRecord.objects.get(action="webhook.create")
     assert record.actor == staff_client.operator
+    target = audit_log.audit_target(record)
+    assert (target.text, target.url) == ("webhook endpoint", reverse("dashboard:webhook", args=[endpoint.id]))
 
 
 def test_a_private_url_is_refused_with_the_reason(staff_client: Any) -> None:
