@@ -80,6 +80,9 @@ class WebhookDelivery(models.Model):
     last_response_code = models.PositiveIntegerField(null=True, blank=True)
     last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
+    # A worker sending this delivery holds it until then (no lock is held over the network call); a worker that
+    # died mid-send leaves it to the task's redelivery by django-q2 once this has passed.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 

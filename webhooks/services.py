@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
@@ -28,6 +29,7 @@ from webhooks.ssrf import registration_check
 logger = logging.getLogger(__name__)
 
 DELIVER_TASK = "webhooks.tasks.deliver_webhook"
+LEASE_MARGIN = timedelta(seconds=30)  # beyond the attempt's timeout, before another worker may take it over
 ROTATION_OVERLAP = timedelta(hours=24)  # the previous secret still signs this long after a rotation
 ENDPOINT_FIELDS = ("url", "description", "event_types", "enabled")
 
@@ -182,17 +184,17 @@ def next_attempt_at(*, attempts: int, delays: list[int], now: datetime) -> datet
 def delivery_attempt(*, delivery_id: uuid.UUID | str, now: datetime) -> WebhookDelivery | None:
     """Send an open delivery once and record the outcome; None when it is not open or another worker holds it.
 
-    The row stays locked during the request, so two workers never send the same delivery at once."""
+    The delivery is claimed with a conditional update (a lease of one attempt's timeout), so two workers
+    never send it at once and no row or database lock is held during the request."""
+    lease = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT) + LEASE_MARGIN
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    open_ = WebhookDelivery.objects.filter(pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING])
+    if open_.filter(free).update(claimed_until=lease) != 1:
+        return None
+    delivery = WebhookDelivery.objects.select_related("endpoint", "message").get(pk=delivery_id)
+    outcome = _send(delivery, now=now)
     with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("endpoint", "message")
-            .filter(pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING])
-            .first()
-        )
-        if delivery is None:
-            return None
-        _record(delivery, _send(delivery, now=now), now=now)
+        _record(delivery, outcome, now=now)
     return delivery
 
 
@@ -222,12 +224,13 @@ def _record(delivery: WebhookDelivery, outcome: sender.Outcome, *, now: datetime
     delivery.last_error = outcome.error
     retry_at = None if outcome.ok or not delivery.endpoint.enabled else _retry_at(delivery, now)
     delivery.next_attempt_at = retry_at
+    delivery.claimed_until = None
     if outcome.ok:
         delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, now
     else:
         delivery.status = DeliveryStatus.RETRYING if retry_at else DeliveryStatus.DEAD
     fields = ["attempts", "last_attempt_at", "last_response_code", "last_latency_ms", "last_error"]
-    delivery.save(update_fields=[*fields, "next_attempt_at", "status", "delivered_at"])
+    delivery.save(update_fields=[*fields, "next_attempt_at", "claimed_until", "status", "delivered_at"])
     level = logging.INFO if outcome.ok or retry_at else logging.WARNING
     logger.log(
         level,

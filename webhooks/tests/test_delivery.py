@@ -217,3 +217,17 @@ def test_a_real_orphan_destroyed_by_reconciliation_reaches_the_receiver(
     data = got["payload"]["data"]
     assert (data["provider_machine_id"], data["reason"], data["machine_id"]) == ("stray", "unknown", None)
     assert float(data["hourly_cost_usd"]) > 0
+
+
+def test_a_delivery_another_worker_is_sending_is_left_to_it_until_its_lease_ends(
+    endpoint: WebhookEndpoint, receiver: Receiver
+) -> None:
+    publish.publish(events.Event("session.budget", {"level": 80}))  # enqueued only on a commit that never comes
+    delivery = only_delivery()
+    now = timezone.now()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(claimed_until=now + timedelta(seconds=40))
+    assert services.delivery_attempt(delivery_id=delivery.id, now=now) is None
+    assert receiver.received() == []
+    taken_over = services.delivery_attempt(delivery_id=delivery.id, now=now + timedelta(seconds=41))
+    assert taken_over is not None and (taken_over.status, taken_over.claimed_until) == ("delivered", None)
+    assert [got["verified_by"] for got in receiver.received()] == [[0]]
