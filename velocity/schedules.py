@@ -56,6 +56,12 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         minutes=5,
         description="Recompute today's and yesterday's cost per user and per day from the machine events.",
     ),
+    ScheduleSpec(
+        name="prune_webhooks",
+        func="webhooks.tasks.prune_webhooks",
+        minutes=60,
+        description="Delete webhook messages older than WEBHOOKS_KEEP_DAYS whose deliveries are all finished.",
+    ),
 )
 
 

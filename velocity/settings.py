@@ -309,6 +309,8 @@ SESSION_TRACE_BUFFER = env_int("SESSION_TRACE_BUFFER", 10_000)
 WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
 WEBHOOKS_RETRY_SCHEDULE = os.environ.get("WEBHOOKS_RETRY_SCHEDULE", "5,30,120,600,3600,21600")
 WEBHOOKS_TIMEOUT = float(os.environ.get("WEBHOOKS_TIMEOUT") or 10)
+# Finished messages (every delivery delivered or dead) older than this are deleted by ``prune_webhooks``.
+WEBHOOKS_KEEP_DAYS = env_int("WEBHOOKS_KEEP_DAYS", 30)
 
 # --- Agent liveness (manage.py watch_agents, in the worker role) -----------------------------------------
 # A live session's agent is judged every AGENT_WATCH_INTERVAL_SECONDS: degraded when its /health probe fails

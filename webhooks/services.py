@@ -271,3 +271,15 @@ def delivery_redeliver(*, delivery: WebhookDelivery, actor: Any, actor_label: st
         )
         transaction.on_commit(partial(delivery_enqueue, again.id))
     return again
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def webhooks_prune(*, now: datetime, keep: timedelta) -> int:
+    """Delete the messages older than ``keep`` whose deliveries are all delivered or dead (a delivery still
+    being tried keeps its message); their deliveries go with them. Returns how many messages went."""
+    still_open = WebhookDelivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING])
+    old = WebhookMessage.objects.filter(created_at__lt=now - keep).exclude(id__in=still_open.values("message_id"))
+    _, by_model = old.delete()
+    return by_model.get(WebhookMessage._meta.label, 0)

@@ -231,3 +231,16 @@ def test_a_delivery_another_worker_is_sending_is_left_to_it_until_its_lease_ends
     taken_over = services.delivery_attempt(delivery_id=delivery.id, now=now + timedelta(seconds=41))
     assert taken_over is not None and (taken_over.status, taken_over.claimed_until) == ("delivered", None)
     assert [got["verified_by"] for got in receiver.received()] == [[0]]
+
+
+def test_old_finished_messages_are_pruned_and_open_ones_kept(endpoint: WebhookEndpoint) -> None:
+    now = timezone.now()
+    for name, status, age in (("old_done", "delivered", 40), ("old_open", "retrying", 40), ("new_dead", "dead", 2)):
+        message = WebhookMessage.objects.create(
+            id=f"msg_{name}", event_type="session.budget", payload={}, created_at=now - timedelta(days=age)
+        )
+        WebhookDelivery.objects.create(endpoint=endpoint, message=message, status=status)
+    assert services.webhooks_prune(now=now, keep=timedelta(days=30)) == 1
+    assert set(WebhookMessage.objects.values_list("id", flat=True)) == {"msg_old_open", "msg_new_dead"}
+    assert WebhookDelivery.objects.count() == 2
+    assert tasks.prune_webhooks() == "pruned 0 webhook message(s) older than 30 days"
