@@ -138,10 +138,12 @@ def webhook_event_receive(event: Event) -> None:
     if typed is None:
         return
     event_type, dedupe_key = typed
-    endpoints = [e for e in WebhookEndpoint.objects.filter(enabled=True) if e.wants(event_type)]
-    if not endpoints:
-        return
+    # One atomic block (a savepoint when a caller publishes inside its own transaction): whatever fails here
+    # leaves the caller's transaction usable.
     with transaction.atomic():
+        endpoints = [e for e in WebhookEndpoint.objects.filter(enabled=True) if e.wants(event_type)]
+        if not endpoints:
+            return
         message = _message_create(event_type, webhook_body(event_type, event), dedupe_key)
         if message is None:
             return
