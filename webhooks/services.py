@@ -21,7 +21,7 @@ from django_q.tasks import async_task
 
 from realtime_bridge.events import Event
 from velocity.audit import audit
-from webhooks import sender
+from webhooks import metrics, sender
 from webhooks.catalog import webhook_body, webhook_type
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from webhooks.ssrf import registration_check
@@ -233,6 +233,9 @@ def _record(delivery: WebhookDelivery, outcome: sender.Outcome, *, now: datetime
         delivery.status = DeliveryStatus.RETRYING if retry_at else DeliveryStatus.DEAD
     fields = ["attempts", "last_attempt_at", "last_response_code", "last_latency_ms", "last_error"]
     delivery.save(update_fields=[*fields, "next_attempt_at", "claimed_until", "status", "delivered_at"])
+    metrics.attempt_recorded(
+        result=delivery.status, latency_ms=outcome.latency_ms, answered=outcome.response_code is not None
+    )
     level = logging.INFO if outcome.ok or retry_at else logging.WARNING
     logger.log(
         level,

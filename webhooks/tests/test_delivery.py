@@ -15,6 +15,7 @@ from django.test import override_settings
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.scheduler import scheduler
+from prometheus_client import REGISTRY
 
 from machines.providers import get_provider
 from machines.providers.base import Guest, MachineSpec, MachineState, preview_metadata
@@ -141,9 +142,11 @@ def test_after_the_last_attempt_a_delivery_is_a_dead_letter(
     with delivered():
         publish.publish_on_commit(events.Event("session.budget", {"level": 100}))
     delivery = only_delivery()
+    dead_before = REGISTRY.get_sample_value("velocity_webhook_attempts_total", {"result": "dead"}) or 0
     retry_now(delivered, delivery)
     retry_now(delivered, delivery)
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("dead", 3, None)
+    assert REGISTRY.get_sample_value("velocity_webhook_attempts_total", {"result": "dead"}) == dead_before + 1
     assert delivery.last_error == "HTTP 500"
     assert not Schedule.objects.filter(name__startswith="webhook-retry-").exists()
     assert "not open" in tasks.deliver_webhook(str(delivery.id))
