@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from dashboard.tests.browser import Server, log_in, running_server, screenshot
+from velocity.auth import issue_token
 from velocity.testing import REPO_ROOT, require_chromium, wait_until
 from webhooks.testing import Receiver, receiver_process
 
@@ -71,3 +73,26 @@ def test_an_operator_registers_an_endpoint_and_watches_a_sessions_events_arrive_
     wait_until(lambda: len(receiver.received()) >= 4, timeout=30, interval=0.3, what="the redelivery")
     last = receiver.received()[-1]
     assert last["verified_by"] == [0] and last["answered"] == 200
+
+
+def test_the_webhook_pages_fit_a_phone(browser: Any, server: Server) -> None:
+    token = issue_token(sub=None, role="service_role")
+    made = httpx.post(
+        f"{server.url}/api/v1/webhooks/endpoints/",
+        json={"url": "https://hooks.example.com/a-rather-long-path/for-the-phone", "enabled": False},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=server.url, is_mobile=True)
+    phone = context.new_page()
+    widths = {}
+    try:
+        log_in(phone, "/dashboard/webhooks/")
+        for name, path in (("list", "/dashboard/webhooks/"), ("endpoint", f"/dashboard/webhooks/{made.json()['id']}/")):
+            phone.goto(path)
+            widths[name] = int(phone.evaluate("document.documentElement.scrollWidth"))
+            screenshot(phone, f"phone-webhooks-{name}")
+    finally:
+        context.close()
+    assert all(width <= 390 for width in widths.values()), widths
