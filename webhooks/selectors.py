@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
@@ -12,7 +12,11 @@ DELIVERIES_SHOWN = 50
 
 
 def endpoint_list() -> QuerySet[WebhookEndpoint]:
-    return WebhookEndpoint.objects.order_by("-created_at")
+    """Every endpoint, with how many of its deliveries are ``retrying`` and ``dead`` (one query)."""
+    return WebhookEndpoint.objects.annotate(
+        retrying=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.RETRYING)),
+        dead=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.DEAD)),
+    ).order_by("-created_at")
 
 
 def endpoint_get(endpoint_id: uuid.UUID | str) -> WebhookEndpoint | None:

@@ -116,3 +116,17 @@ def test_deliveries_are_listed_and_one_is_redelivered(
     assert [got["verified_by"] for got in receiver.received()] == [[0], [0]]
     assert WebhookDelivery.objects.filter(redelivery_of=delivery, status="delivered").count() == 1
     assert AuditRecord.objects.get(action="webhook.redeliver").actor == staff_client.operator
+
+
+def test_the_list_counts_each_endpoints_dead_and_retrying_deliveries(
+    staff_client: Any, endpoint: WebhookEndpoint, django_assert_max_num_queries: Any
+) -> None:
+    publish.publish(events.Event("session.budget", {"level": 80}))
+    publish.publish(events.Event("session.budget", {"level": 95}))
+    first, second = WebhookDelivery.objects.order_by("created_at")
+    WebhookDelivery.objects.filter(pk=first.pk).update(status="dead")
+    WebhookDelivery.objects.filter(pk=second.pk).update(status="retrying")
+    services.endpoint_create(url="https://other.example.com/", event_types=[], actor=None, actor_label="test")
+    with django_assert_max_num_queries(8):
+        page = staff_client.get(reverse("dashboard:webhooks")).content.decode()
+    assert "1 dead" in page and "1 retrying" in page
