@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
+# The local demo's webhook receivers listen on this machine: let deliveries reach private addresses here
+# (the settings' default, for any other way of running, refuses them; docs/webhooks.md).
+WEBHOOKS_ALLOW_PRIVATE ?= 1
 
 .PHONY: up test conformance lint fmt bench bench-quick resilience install clean
 
@@ -23,7 +26,7 @@ up: $(STAMP)
 	$(BIN)/python manage.py ensure_operator
 	$(BIN)/python manage.py sync_schedules
 	@echo "velocity: dashboard http://$(HOST):$(PORT)/dashboard/  admin http://$(HOST):$(PORT)/admin/  health http://$(HOST):$(PORT)/health"
-	$(BIN)/python -m velocity.run
+	WEBHOOKS_ALLOW_PRIVATE=$(WEBHOOKS_ALLOW_PRIVATE) $(BIN)/python -m velocity.run
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -29,6 +29,7 @@ QUOTA, FLAG, SESSION, MACHINE, PROJECT = (
     "machines.machine",
     "preview_sessions.project",
 )
+WEBHOOK = "webhooks.webhookendpoint"
 NOTHING = "(none)"
 
 
@@ -137,6 +138,8 @@ class Target:
             return reverse("dashboard:session", args=[self.ident])
         if self.kind == "machine":
             return f"{reverse('dashboard:sessions')}?q={self.ident}"
+        if self.kind == "webhook":
+            return reverse("dashboard:webhook", args=[self.ident])
         return ""
 
 
@@ -191,6 +194,8 @@ def audit_target(record: AuditRecord, projects: Mapping[str, str] | None = None)
     if kind == PROJECT:
         name = (projects or {}).get(ident, ident)
         return Target("project", name, "project")
+    if kind == WEBHOOK:
+        return Target("webhook", ident, "webhook endpoint")
     if kind in ("user", SESSION, MACHINE):
         return Target({SESSION: "session", MACHINE: "machine"}.get(kind, kind), ident, kind.rsplit(".", 1)[-1])
     return Target("", ident, kind)

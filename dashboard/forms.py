@@ -1,15 +1,18 @@
-"""The dashboard's forms: a user's quota edited inline, the reason an operator gives for an action, and the
-session policy the dry-run replays."""
+"""The dashboard's forms: a user's quota edited inline, the reason an operator gives for an action, the
+session policy the dry-run replays, and a webhook endpoint."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from sessions.dry_run import Policy
 from sessions.models import Quota
 from sessions.policy_selectors import policy_errors
+from webhooks.catalog import EVENT_TYPES
+from webhooks.ssrf import UnsafeUrl, registration_check
 
 REASON_HELP = "Optional; kept in the audit log (and a session's end detail)."
 
@@ -66,3 +69,25 @@ class PolicyForm(forms.Form):
 
     def window_days(self) -> int:
         return int(self.cleaned_data.get("days") or 30)
+
+
+class WebhookEndpointForm(forms.Form):
+    """An endpoint's URL, description, event types (none ticked: every type) and enabled flag."""
+
+    url = forms.URLField(label="URL", max_length=2000, assume_scheme="https", widget=forms.URLInput(attrs={"size": 60}))
+    description = forms.CharField(required=False, max_length=200, widget=forms.TextInput(attrs={"size": 40}))
+    event_types = forms.MultipleChoiceField(
+        required=False,
+        choices=[(name, name) for name in EVENT_TYPES],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every type, including kinds added later.",
+    )
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def clean_url(self) -> str:
+        url = str(self.cleaned_data["url"])
+        try:
+            registration_check(url, allow_private=settings.WEBHOOKS_ALLOW_PRIVATE)
+        except UnsafeUrl as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return url

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import policy_views, views
+from dashboard import policy_views, views, webhook_pages
 
 app_name = "dashboard"
 
@@ -21,4 +21,13 @@ urlpatterns = [
     path("policy/", policy_views.policy_page, name="policy"),
     path("policy/apply/", policy_views.policy_apply, name="policy-apply"),
     path("playground/", views.playground_page, name="playground"),
+    path("webhooks/", webhook_pages.webhook_list, name="webhooks"),
+    path("webhooks/<uuid:endpoint_id>/", webhook_pages.webhook_detail, name="webhook"),
+    path("webhooks/<uuid:endpoint_id>/rotate/", webhook_pages.webhook_rotate, name="webhook-rotate"),
+    path("webhooks/<uuid:endpoint_id>/delete/", webhook_pages.webhook_delete, name="webhook-delete"),
+    path(
+        "webhooks/deliveries/<uuid:delivery_id>/redeliver/",
+        webhook_pages.webhook_redeliver,
+        name="webhook-redeliver",
+    ),
 ]

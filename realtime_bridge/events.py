@@ -76,10 +76,13 @@ def session_status(
     status: str,
     preview_url: str | None = None,
     end_reason: str | None = None,
+    user_id: str | None = None,
 ) -> Event:
     data = {"session_id": str(session_id), "status": status, "preview_url": preview_url}
     if end_reason:
         data["end_reason"] = end_reason
+    if user_id:
+        data["user_id"] = str(user_id)
     return Event("session.status", data, project_id=str(project_id), session_id=str(session_id))
 
 
@@ -126,6 +129,27 @@ def session_budget(
         "project_id": project,
     }
     return Event("session.budget", data, project_id=project, session_id=session)
+
+
+def machine_orphan_destroyed(
+    *,
+    provider_machine_id: str,
+    reason: str,
+    hourly_cost_usd: str,
+    cost_so_far_usd: str,
+    machine_id: str | None = None,
+    session_id: str | None = None,
+) -> Event:
+    """Reconciliation destroyed a machine the provider ran for us that the database did not know (or had ended)."""
+    data = {
+        "provider_machine_id": str(provider_machine_id),
+        "machine_id": str(machine_id) if machine_id else None,
+        "session_id": str(session_id) if session_id else None,
+        "reason": reason,
+        "hourly_cost_usd": hourly_cost_usd,
+        "cost_so_far_usd": cost_so_far_usd,
+    }
+    return Event("machine.orphan_destroyed", data, session_id=data["session_id"])
 
 
 def realtime_message(*, project_id: str, event: str, data: dict[str, Any]) -> Event:

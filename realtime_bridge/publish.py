@@ -24,7 +24,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from realtime_bridge import metrics, observers, relay
+from realtime_bridge import listeners, metrics, observers, relay
 from realtime_bridge.events import PG_GROUP, TOPIC_PREFIX, Event, realtime_message
 from realtime_bridge.hub import existing_hub, get_hub, topic_group
 from realtime_bridge.protocol import BroadcastFrames
@@ -41,6 +41,8 @@ def publish_on_commit(event: Event, *, using: str | None = None) -> None:
 
 
 def publish(event: Event) -> None:
+    """Hand ``event`` to the registered listeners (``realtime_bridge.listeners``), then to the operator views."""
+    listeners.notify(event)
     _deliver("event", {"event": asdict(event)}, partial(apublish, event))
 
 

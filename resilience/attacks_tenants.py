@@ -405,6 +405,42 @@ def check_b_heard_nothing(t: Tenants, out: Outcome, peers: list[Peer]) -> None:
     out.check(not leaked, "none of B's sockets ever received A's files or session", f"B received {leaked}")
 
 
+# --- webhooks: the operator's, never a tenant's ---------------------------------------------------
+
+
+async def check_webhooks(t: Tenants, out: Outcome) -> None:
+    """B tries every webhooks door with a user's token: to list the operator's endpoints, to register one of
+    its own (to hear A's sessions end), to change, rotate or delete one, to read or redeliver deliveries."""
+    disabled = {"url": "https://hooks.example.com/ops", "enabled": False}  # A's events go nowhere
+    made = await t.call("service", "POST", "/webhooks/endpoints/", disabled)
+    made.raise_for_status()
+    endpoint = made.json()["id"]
+    doors: list[tuple[str, str, dict[str, str] | None]] = [
+        ("GET", "/webhooks/endpoints/", None),
+        ("POST", "/webhooks/endpoints/", {"url": "https://b.example.com/steal"}),
+        ("GET", f"/webhooks/endpoints/{endpoint}/", None),
+        ("PATCH", f"/webhooks/endpoints/{endpoint}/", {"url": "https://b.example.com/steal"}),
+        ("POST", f"/webhooks/endpoints/{endpoint}/rotate-secret/", None),
+        ("DELETE", f"/webhooks/endpoints/{endpoint}/", None),
+        ("GET", "/webhooks/deliveries/", None),
+        ("POST", f"/webhooks/deliveries/{uuid.uuid4()}/redeliver/", None),
+    ]
+    for method, path, body in doors:
+        response = await t.call(t.b, method, path, body)
+        out.check(
+            response.status_code == 403 and error_code(response) == "auth.forbidden",
+            f"B {method} {path.replace(endpoint, '<endpoint>')}: 403 auth.forbidden",
+            f"B {method} {path}: {response.status_code} {error_code(response)}",
+        )
+    after = (await t.call("service", "GET", f"/webhooks/endpoints/{endpoint}/")).json()
+    listed = (await t.call("service", "GET", "/webhooks/endpoints/")).json()["results"]
+    out.check(
+        after.get("url") == "https://hooks.example.com/ops" and [e["url"] for e in listed] == [after.get("url")],
+        "the operator's endpoint is unchanged and B registered none",
+        f"endpoints after B's attempts: {[e['url'] for e in listed]}",
+    )
+
+
 # --- the play --------------------------------------------------------------------------------------
 
 
@@ -421,6 +457,7 @@ async def play(t: Tenants, out: Outcome) -> None:
         out.check(first, "A's index.html (version 1) is acked and on disk", "A's first edit was not acknowledged")
         await check_same_name(t, out)
         await check_rest(t, out)
+        await check_webhooks(t, out)
         await check_joins(t, out, intruder)
         await check_writes(t, out, intruder, editor, editor_ref)
         env = await asyncio.to_thread(machine_env, t.ctx, t.session["id"])

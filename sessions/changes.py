@@ -85,6 +85,7 @@ def _announce(change_type: str, session: PreviewSession, using: str | None) -> N
         status=session.status,
         preview_url=session.preview_url or None,
         end_reason=session.end_reason or None,
+        user_id=record["user_id"],
     )
     publish.publish_on_commit(status, using=using)
 

@@ -71,6 +71,12 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         description="Delete sessions' activity minutes older than SESSION_ACTIVITY_RETENTION_DAYS "
         "(the dry-run's history).",
     ),
+    ScheduleSpec(
+        name="prune_webhooks",
+        func="webhooks.tasks.prune_webhooks",
+        minutes=60,
+        description="Delete webhook messages older than WEBHOOKS_KEEP_DAYS whose deliveries are all finished.",
+    ),
 )
 
 

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "sessions.apps.PreviewSessionsConfig",
     "machines",
     "realtime_bridge",
+    "webhooks",
     "dashboard",
 ]
 # More apps by dotted path, comma-separated: e.g. one that registers its own tables for `postgres_changes`
@@ -225,6 +226,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "sessions.schema.add_common_error_responses",
     ],
+    # A delivery's status and a session's are both "status": each choice set gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "sessions.models.SessionStatus",
+        "WebhookDeliveryStatusEnum": "webhooks.models.DeliveryStatus",
+    },
 }
 
 # --- CORS (django-cors-headers) -------------------------------------------------------------------------
@@ -309,6 +315,17 @@ SESSION_TRACE_BUFFER = env_int("SESSION_TRACE_BUFFER", 10_000)
 SESSION_ACTIVITY_FLUSH_SECONDS = float(os.environ.get("SESSION_ACTIVITY_FLUSH_SECONDS") or 5)
 SESSION_ACTIVITY_BUFFER = env_int("SESSION_ACTIVITY_BUFFER", 50_000)
 SESSION_ACTIVITY_RETENTION_DAYS = env_int("SESSION_ACTIVITY_RETENTION_DAYS", 35)
+
+# --- Webhooks (docs/webhooks.md) ------------------------------------------------------------------------
+# Deliveries never go to loopback, link-local, private, multicast or reserved addresses unless
+# WEBHOOKS_ALLOW_PRIVATE (tests and the local demo). A failed attempt is tried again after each delay of
+# WEBHOOKS_RETRY_SCHEDULE (seconds, comma-separated; the scheduler wakes every ~15 s, so shorter delays wait
+# for it); after the last one the delivery is a dead letter. Each attempt waits WEBHOOKS_TIMEOUT seconds at most.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+WEBHOOKS_RETRY_SCHEDULE = os.environ.get("WEBHOOKS_RETRY_SCHEDULE", "5,30,120,600,3600,21600")
+WEBHOOKS_TIMEOUT = float(os.environ.get("WEBHOOKS_TIMEOUT") or 10)
+# Finished messages (every delivery delivered or dead) older than this are deleted by ``prune_webhooks``.
+WEBHOOKS_KEEP_DAYS = env_int("WEBHOOKS_KEEP_DAYS", 30)
 
 # --- Agent liveness (manage.py watch_agents, in the worker role) -----------------------------------------
 # A live session's agent is judged every AGENT_WATCH_INTERVAL_SECONDS: degraded when its /health probe fails

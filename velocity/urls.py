@@ -13,6 +13,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
+    path("api/v1/webhooks/", include("webhooks.urls")),
     path("api/v1/", include("sessions.urls")),
     path("realtime/v1/", include("realtime_bridge.urls")),
     path("preview/<uuid:session_id>/", preview_by_path, name="preview"),

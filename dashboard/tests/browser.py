@@ -7,6 +7,7 @@ Chromium is Debian's ``chromium`` package (``.ci/run`` installs it); without it 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -64,7 +65,13 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    var_dir = tmp_path_factory.mktemp("browser") / "var"
+    with running_server(tmp_path_factory.mktemp("browser") / "var") as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_server(var_dir: Path, **extra_env: str) -> Iterator[Server]:
+    """A migrated, seeded server in ``var_dir`` (``extra_env`` added to its environment) until the block ends."""
     port = free_port()
     env = embedded_env(
         var_dir,
@@ -72,6 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         HOST="127.0.0.1",
         VELOCITY_ADMIN_PASSWORD=PASSWORD,
         SUPABASE_JWT_SECRET=settings.SUPABASE_JWT_SECRET,  # so the tokens this process issues are accepted
+        **extra_env,
     )
     manage(env, "migrate", "-v0")
     manage(env, "ensure_operator")

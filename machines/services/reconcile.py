@@ -44,6 +44,7 @@ from machines.providers.base import MANAGED_KEY, SESSION_KEY, ProviderError, Pro
 from machines.providers.base import MachineState as ProviderState
 from machines.reconcile import DEFAULT_GRACE, DriftReport, KnownMachine, Orphan, compute_drift, drift_sentence
 from machines.services.lifecycle import end_sessions_of_machines, machine_transition
+from realtime_bridge import events, publish
 from velocity.locks import instance_lock
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ def _destroy_orphans(drift: DriftReport, rows: dict[str, Machine], *, now: datet
             continue
         logger.info("orphan destroyed", extra={"provider_id": orphan.machine.id, "reason": str(orphan.reason)})
         finding = _orphan_found(orphan, row, DriftAction.DESTROYED, ORPHAN_WHY[orphan.reason])
+        publish.publish_on_commit(_orphan_event(finding, str(orphan.reason)))
         if row is not None and row.state in UNFINISHED_STATES:
             finding.retried = finding.noted = machine_transition(
                 machine=row,
@@ -177,6 +179,17 @@ def _orphan_found(orphan: Orphan, row: Machine | None, action: DriftAction, why:
         cost_so_far=orphan.cost_so_far,
         running_since=orphan.machine.created_at,
         session_id=_session_id(orphan.machine.metadata.get(SESSION_KEY), row),
+    )
+
+
+def _orphan_event(finding: Found, reason: str) -> events.Event:
+    return events.machine_orphan_destroyed(
+        provider_machine_id=finding.provider_machine_id,
+        reason=reason,
+        hourly_cost_usd=str(finding.hourly_cost),
+        cost_so_far_usd=str(finding.cost_so_far),
+        machine_id=str(finding.machine.id) if finding.machine is not None else None,
+        session_id=str(finding.session_id) if finding.session_id else None,
     )
 
 

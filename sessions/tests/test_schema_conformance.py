@@ -31,6 +31,8 @@ pytestmark = pytest.mark.django_db
 API = "/api/v1"
 S, P, M, Q = f"{API}/sessions/", f"{API}/projects/", f"{API}/agent/", f"{API}/quota"
 PO = f"{API}/policy/"
+# Paths whose cases live in their own app's tests (a layer above may not be imported here).
+ELSEWHERE = (f"{API}/webhooks/",)  # webhooks/tests/test_schema_conformance.py
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,7 @@ def test_every_documented_response_has_a_case(schema: dict[str, Any]) -> None:
     documented = {
         (method, path, int(status))
         for path, operations in schema["paths"].items()
+        if not path.startswith(ELSEWHERE)
         for method, operation in operations.items()
         for status in operation["responses"]
     }
