@@ -3,8 +3,8 @@
 A session's row is announced on every change (``session.status``); its lifecycle steps become
 ``session.created`` / ``active`` / ``ended`` / ``failed``, each once per session (the dedupe key). Other
 event kinds pass through under their own name (``machine.orphan_destroyed``, the budget warnings'
-``session.budget``, and any kind an app adds later), except the live-view traffic below, which is too
-frequent to be worth a webhook.
+``session.budget``, once per user, level and month, and any kind an app adds later), except the live-view
+traffic below, which is too frequent to be worth a webhook.
 """
 
 from __future__ import annotations
@@ -34,7 +34,16 @@ def webhook_type(event: Event) -> tuple[str, str | None] | None:
         return (step, f"{step}:{event.session_id}") if step else None
     if event.kind in LIVE_VIEW_ONLY:
         return None
+    if event.kind == "session.budget":
+        return event.kind, budget_key(event)
     return event.kind, None
+
+
+def budget_key(event: Event) -> str | None:
+    """One budget warning per user, level and month: the budget check announces it once per live session of the
+    user (for the operator views), a receiver wants it once."""
+    user, level = event.data.get("user_id"), event.data.get("level")
+    return f"session.budget:{user}:{level}:{event.at[:7]}" if user and level else None
 
 
 def webhook_body(event_type: str, event: Event) -> dict[str, Any]:

@@ -247,3 +247,19 @@ def test_old_finished_messages_are_pruned_and_open_ones_kept(endpoint: WebhookEn
     assert set(WebhookMessage.objects.values_list("id", flat=True)) == {"msg_old_open", "msg_new_dead"}
     assert WebhookDelivery.objects.count() == 2
     assert tasks.prune_webhooks() == "pruned 0 webhook message(s) older than 30 days"
+
+
+def test_a_budget_warning_announced_for_each_of_a_users_sessions_is_one_webhook(
+    endpoint: WebhookEndpoint, receiver: Receiver, delivered: Callable[[], Any]
+) -> None:
+    def warning(level: int, session: str) -> events.Event:
+        return events.session_budget(
+            user_id="u1", level=level, spend_usd="8.00", cap_usd="10.00", session_id=session, project_id="p"
+        )
+
+    with delivered():
+        for session in ("s1", "s2"):  # the budget check announces it on each live session's groups
+            publish.publish_on_commit(warning(80, session))
+        publish.publish_on_commit(warning(95, "s1"))
+    levels = sorted(got["payload"]["data"]["level"] for got in receiver.received())
+    assert levels == [80, 95]
