@@ -134,6 +134,12 @@ def agent_environment(*, machine: Machine, token: str, session: SessionRef | Non
     return env
 
 
+def machine_key_seconds() -> int:
+    """How long a machine's realtime key is valid from its issue: no session may run longer (a session is
+    extended at most this far past its creation, and its key is issued after that)."""
+    return settings.PREVIEW_SESSION_TTL + 3600
+
+
 def machine_realtime_key(*, machine: Machine, project_id: str) -> str:
     """A key that lets this machine's agent use only its own project's channel, while the machine lives.
 
@@ -144,7 +150,7 @@ def machine_realtime_key(*, machine: Machine, project_id: str) -> str:
         sub=machine.id,
         role="authenticated",
         audience=AGENT_AUDIENCE,
-        ttl=settings.PREVIEW_SESSION_TTL + 3600,
+        ttl=machine_key_seconds(),
         extra={AGENT_PROJECT_CLAIM: project_id, AGENT_MACHINE_CLAIM: str(machine.id)},
     )
 

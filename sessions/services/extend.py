@@ -1,5 +1,6 @@
 """The owner pushes a live session's ``expires_at`` out ("keep my preview"), never past the quota's session
-length (``max_session_seconds``, counted from the session's creation)."""
+length (``max_session_seconds``, counted from the session's creation), nor past the life of its agent's realtime
+key (``PREVIEW_SESSION_TTL`` + 1 h: the agent would lose its channel)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
+from machines.services import machine_key_seconds
 from sessions.changes import sessions_announce
 from sessions.models import LIVE_STATUSES, PreviewSession
 from sessions.selectors import quota_for_user
@@ -51,7 +53,7 @@ def session_extend(*, session_id: uuid.UUID, minutes: int, now: datetime, actor_
             created_at=session.created_at,
             now=now,
             minutes=minutes,
-            max_seconds=quota_for_user(session.user_id).max_session_seconds,
+            max_seconds=min(quota_for_user(session.user_id).max_session_seconds, machine_key_seconds()),
         )
         session.last_activity_at, session.last_activity_source, session.updated_at = now, "extend", now
         session.save(update_fields=["expires_at", "last_activity_at", "last_activity_source", "updated_at"])

@@ -124,3 +124,16 @@ def test_the_service_role_may_extend_any_session_and_is_named_in_the_audit(
     )
     assert response.status_code == 200
     assert next(a for a in audits if a["action"] == "session.extend")["actor_label"].startswith("service_role")
+
+
+def test_a_session_is_never_extended_past_its_agents_realtime_key(as_user: Any) -> None:
+    """The machine's realtime key lives PREVIEW_SESSION_TTL + 1 h from its issue (after the session's creation):
+    a longer quota still stops there, or the agent would lose its channel mid-session."""
+    user = uuid.uuid4()
+    with time_machine.travel(T0, tick=False):
+        session_id = new_session(as_user, user, max_hours=24)  # TTL 2 h: the key lives 3 h
+        within = extend(as_user, user, session_id, {"minutes": 60})
+        past = extend(as_user, user, session_id, {"minutes": 1})
+    assert within.status_code == 200
+    assert past.status_code == 409 and error_code(past) == "quota.session_length"
+    assert parse_datetime(past.json()["error"]["details"]["max_expires_at"]) == T0 + 3 * HOUR
