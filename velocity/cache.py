@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
+CLEAR_BATCH = 1000
 _clients: dict[tuple[tuple[str, ...], str], RedisCacheClient] = {}
 _lock = threading.Lock()
 
@@ -30,9 +31,27 @@ def shared_client(servers: list[str], options: dict[str, Any]) -> RedisCacheClie
 
 
 class SharedPoolRedisCache(RedisCache):
-    """``RedisCache`` whose client (and connection pool) is the process's, not the request's."""
+    """``RedisCache`` whose client (and connection pool) is the process's, not the request's.
+
+    Its ``clear`` deletes only this cache's keys: Django's is ``FLUSHDB``, and the same Redis database holds the
+    channel layer's groups (a server flushed out of ``rt.pg`` hears no row change until it rejoins), the task
+    queue and the realtime limits' counters.
+    """
 
     @cached_property
     def _cache(self) -> RedisCacheClient:
         # RedisCache.__init__ sets both; django-stubs does not declare them.
         return shared_client(getattr(self, "_servers"), getattr(self, "_options"))  # noqa: B009
+
+    def clear(self) -> None:
+        if not self.key_prefix:
+            raise ValueError("SharedPoolRedisCache needs a KEY_PREFIX: its clear() deletes the keys under it")
+        client = self._cache.get_client(None, write=True)
+        batch: list[Any] = []
+        for key in client.scan_iter(match=f"{self.key_prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= CLEAR_BATCH:
+                client.delete(*batch)
+                batch = []
+        if batch:
+            client.delete(*batch)

@@ -214,7 +214,13 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 CACHES = (
-    {"default": {"BACKEND": "velocity.cache.SharedPoolRedisCache", "LOCATION": REDIS_URL}}
+    {
+        "default": {
+            "BACKEND": "velocity.cache.SharedPoolRedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "velocity-cache",
+        }
+    }
     if REDIS_URL
     else {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 )
