@@ -23,11 +23,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, close_old_connections, connection, models, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 
 from realtime_bridge.observers import Observed
 from sessions.models import PreviewSession, SessionActivity
 from sessions.selectors import live_sessions_by_project
+from sessions.services.background import BackgroundWriter
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,6 @@ Key = tuple[tuple[str, Any], datetime]
 class _Tally:
     counts: dict[Key, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
     lock: threading.Lock = field(default_factory=threading.Lock)
-    writer: threading.Thread | None = None
-    background: bool = True
     dropped: int = 0
 
 
@@ -70,7 +69,7 @@ def _add(subject: tuple[str, Any], at: datetime, edits: int, size: int, touches:
         if _tally.dropped % DROP_LOG_EVERY == 1:  # the first drop, then one line per thousand
             logger.warning("session activity dropped: the tally is full", extra={"total": _tally.dropped})
         return
-    _ensure_writer()
+    _writer.ensure()
 
 
 def activity_observe(observed: Observed) -> None:
@@ -104,28 +103,7 @@ def activity_reset() -> None:
 
 def activity_write_in_background(enabled: bool) -> None:
     """Tests switch the writer thread off and call ``activity_flush`` themselves."""
-    _tally.background = enabled
-
-
-def _ensure_writer() -> None:
-    if not _tally.background or settings.SESSION_ACTIVITY_FLUSH_SECONDS <= 0:
-        return
-    if _tally.writer is not None and _tally.writer.is_alive():
-        return
-    with _tally.lock:
-        if _tally.writer is None or not _tally.writer.is_alive():
-            _tally.writer = threading.Thread(target=_write_forever, name="session-activity", daemon=True)
-            _tally.writer.start()
-
-
-def _write_forever() -> None:
-    stop = threading.Event()
-    while not stop.wait(settings.SESSION_ACTIVITY_FLUSH_SECONDS):
-        close_old_connections()  # this thread outlives any request: honour CONN_MAX_AGE and drop dead ones
-        try:
-            activity_flush()
-        except Exception:
-            logger.exception("session activity writer failed")
+    _writer.enabled = enabled
 
 
 # --- the writer (database side) ---------------------------------------------------------------------------
@@ -209,3 +187,6 @@ def session_activity_prune(*, now: datetime) -> int:
     if deleted:
         logger.info("session activity pruned", extra={"count": deleted, "cutoff": cutoff.isoformat()})
     return deleted
+
+
+_writer = BackgroundWriter("session-activity", activity_flush, lambda: settings.SESSION_ACTIVITY_FLUSH_SECONDS)

@@ -23,13 +23,14 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from realtime_bridge.observers import Observed
 from sessions.models import PreviewSession, SessionTrace, TraceKind
 from sessions.selectors import trace_sessions_by_project
+from sessions.services.background import BackgroundWriter
 from velocity import metrics
 
 logger = logging.getLogger(__name__)
@@ -132,10 +133,7 @@ def trace_rows(batch: Iterable[Observed], sessions: Mapping[str, list[uuid.UUID]
 class _Buffer:
     items: deque[Observed] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    wake: threading.Event = field(default_factory=threading.Event)
     dropped: int = 0
-    writer: threading.Thread | None = None
-    background: bool = True
 
 
 _buffer = _Buffer()
@@ -150,11 +148,11 @@ def trace_observe(observed: Observed) -> None:
         if not full:
             _buffer.items.append(observed)
         if len(_buffer.items) >= FLUSH_BATCH:
-            _buffer.wake.set()
+            _writer.wake.set()
     if full:
         _dropped(1, "buffer_full")
         return
-    _ensure_writer()
+    _writer.ensure()
 
 
 def _dropped(count: int, reason: str) -> None:
@@ -176,7 +174,7 @@ def traces_pending() -> int:
 def traces_write_in_background(enabled: bool) -> None:
     """Tests switch the writer thread off and call ``traces_flush`` themselves (deterministic, and no
     thread touching the test database behind their back)."""
-    _buffer.background = enabled
+    _writer.enabled = enabled
 
 
 def traces_reset() -> None:
@@ -184,29 +182,6 @@ def traces_reset() -> None:
     with _buffer.lock:
         _buffer.items.clear()
         _buffer.dropped = 0
-
-
-def _ensure_writer() -> None:
-    if not _buffer.background or settings.SESSION_TRACE_FLUSH_SECONDS <= 0:
-        return
-    if _buffer.writer is not None and _buffer.writer.is_alive():
-        return
-    with _buffer.lock:
-        if _buffer.writer is None or not _buffer.writer.is_alive():
-            _buffer.writer = threading.Thread(target=_write_forever, name="session-traces", daemon=True)
-            _buffer.writer.start()
-
-
-def _write_forever() -> None:
-    while True:
-        _buffer.wake.wait(settings.SESSION_TRACE_FLUSH_SECONDS)
-        _buffer.wake.clear()
-        close_old_connections()  # this thread outlives any request: honour CONN_MAX_AGE and drop dead ones
-        try:
-            while traces_flush(now=timezone.now()):
-                pass
-        except Exception:
-            logger.exception("session traces writer failed")
 
 
 # --- the writer (database side) ----------------------------------------------------------------
@@ -260,3 +235,11 @@ def session_traces_trim(*, session_id: uuid.UUID, kind: str) -> int:
     at, row_id = edge[0]
     deleted, _ = rows.filter(Q(at__lt=at) | Q(at=at, id__lte=row_id)).delete()
     return deleted
+
+
+def _flush_all() -> None:
+    while traces_flush(now=timezone.now()):
+        pass
+
+
+_writer = BackgroundWriter("session-traces", _flush_all, lambda: settings.SESSION_TRACE_FLUSH_SECONDS)
