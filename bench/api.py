@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from bench import raw_http
 from bench.results import Figure, Results, percentile
 from bench.stack import REPO_ROOT, Stack, free_port, stop_group, wait_until_answering
 from bench.time_to_preview import user_headers
@@ -92,17 +93,7 @@ def timed_requests(
 
 
 async def _load(url: str, headers: dict[str, str], seconds: float) -> tuple[int, list[float]]:
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        while time.perf_counter() < deadline:
-            began = time.perf_counter()
-            (await client.get(url, headers=headers)).raise_for_status()
-            latencies.append(time.perf_counter() - began)
-
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY)) as client:
-        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
+    latencies = await raw_http.load(url, headers, seconds, CONCURRENCY)
     return len(latencies), latencies
 
 
@@ -212,7 +203,10 @@ def under_load(stack: Stack, owner: uuid.UUID, own: dict[str, str], seconds: flo
 def load_figures(
     ours: tuple[float, float, float], reference: tuple[float, float, float], *, processes: int, seconds: float
 ) -> list[Figure]:
-    setup = f"{CONCURRENCY} concurrent clients listing for {seconds:.0f} s, velocity.run web: {processes} process(es)"
+    setup = (
+        f"{CONCURRENCY} concurrent keep-alive clients (bench/raw_http.py) listing for {seconds:.0f} s, "
+        f"velocity.run web: {processes} process(es)"
+    )
     cpu = f"server CPU {ours[2]:.1f} ms per request (reference {reference[2]:.1f} ms)"
     bare = f"the same query by a bare Django view returning values() as JSON; {setup}"
     return [

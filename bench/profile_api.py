@@ -55,7 +55,9 @@ def shares(raw: Path) -> list[tuple[str, float]]:
     return [(name, counts[name] / total) for name in [*(n for n, _ in PLACES), "other"] if counts[name]]
 
 
-def profile(stack: Stack, *, reference: bool, seconds: float, output: Path) -> tuple[float, float, float]:
+def profile(
+    stack: Stack, *, reference: bool, seconds: float, output: Path, gil: bool = False
+) -> tuple[float, float, float]:
     owner = uuid.uuid4()
     api.seed_sessions(owner)
     headers = api.user_headers(owner)
@@ -63,6 +65,7 @@ def profile(stack: Stack, *, reference: bool, seconds: float, output: Path) -> t
         servers = api.children_of(process.pid)
         url = f"{base}/{api.REFERENCE_PATH}?user_id={owner}" if reference else f"{base}/api/v1/sessions/"
         argv = [py_spy(), "record", "-p", str(servers[0]), "-o", str(output), "-f", "raw", "--threads"]
+        argv += ["--gil"] if gil else []
         spy = subprocess.Popen([*argv, "-r", "100", "-d", str(int(seconds) + 2)], stderr=subprocess.DEVNULL)  # noqa: S603
         time.sleep(0.5)
         figures = api.loaded(url, headers, seconds, servers)
@@ -74,6 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_api", description=__doc__)
     parser.add_argument("--reference", action="store_true", help="profile the bare values() view instead")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL (Python's CPU)")
+    parser.add_argument("--keep", type=Path, help="copy py-spy's raw samples here (one stack per line)")
     args = parser.parse_args()
     py_spy()
     root = Path(tempfile.mkdtemp(prefix="velocity-profile-"))
@@ -82,10 +87,14 @@ def main() -> None:
         import django
 
         django.setup()
-        rps, p99, cpu = profile(stack, reference=args.reference, seconds=args.seconds, output=root / "profile.raw")
+        rps, p99, cpu = profile(
+            stack, reference=args.reference, seconds=args.seconds, output=root / "profile.raw", gil=args.gil
+        )
         print(f"{rps:.1f} requests/s, p99 {p99:.0f} ms, server CPU {cpu:.1f} ms per request")
         for name, share in shares(root / "profile.raw"):
             print(f"{share * 100:5.1f} %  {name}")
+        if args.keep:
+            shutil.copy(root / "profile.raw", args.keep)
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)

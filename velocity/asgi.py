@@ -3,10 +3,11 @@
 import os
 from typing import Any
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "velocity.settings")
-django_asgi_app = get_asgi_application()
+
+from velocity.asgi_handler import get_one_hop_application
+
+django_asgi_app = get_one_hop_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs the app registry ready)
 from channels.security.websocket import WebsocketDenier  # noqa: E402

@@ -43,6 +43,13 @@ class SharedPoolRedisCache(RedisCache):
         # RedisCache.__init__ sets both; django-stubs does not declare them.
         return shared_client(getattr(self, "_servers"), getattr(self, "_options"))  # noqa: B009
 
+    def count_in_window(self, current_key: str, previous_key: str, timeout: int) -> tuple[int, int]:
+        """``count_in_window`` in one round trip; the counters are plain Redis integers (never pickled)."""
+        current, previous = self.make_and_validate_key(current_key), self.make_and_validate_key(previous_key)
+        pipe: Any = self._cache.get_client(current, write=True).pipeline(transaction=False)
+        counted, _, before = pipe.incr(current).expire(current, timeout).get(previous).execute()
+        return int(counted), int(before or 0)
+
     def clear(self) -> None:
         if not self.key_prefix:
             raise ValueError("SharedPoolRedisCache needs a KEY_PREFIX: its clear() deletes the keys under it")
@@ -55,3 +62,22 @@ class SharedPoolRedisCache(RedisCache):
                 batch = []
         if batch:
             client.delete(*batch)
+
+
+def count_in_window(cache: Any, current_key: str, previous_key: str, timeout: int) -> tuple[int, int]:
+    """Add one to ``current_key`` and read ``previous_key``: the two counters of a sliding-window rate limit.
+
+    On the Redis cache this is one round trip (INCR, EXPIRE, GET in a pipeline); elsewhere Django's cache API.
+    """
+    one_trip = getattr(cache, "count_in_window", None)  # ``cache`` may be Django's proxy of the real one
+    if one_trip is not None:
+        return one_trip(current_key, previous_key, timeout)
+    if cache.add(current_key, 1, timeout):
+        current = 1
+    else:
+        try:
+            current = cache.incr(current_key)
+        except ValueError:  # expired between the add and the incr
+            cache.set(current_key, 1, timeout)
+            current = 1
+    return current, int(cache.get(previous_key) or 0)

@@ -24,6 +24,7 @@ import httpx
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
@@ -222,6 +223,7 @@ def _close_database_connections_after_each_use() -> None:
     outlive the tests and PostgreSQL refuses to drop the test database at the end."""
     for alias in connections:
         connections.settings[alias]["CONN_MAX_AGE"] = 0
+    settings.WEB_THREAD_CONN_MAX_AGE = 0  # the in-process ASGI handler's request threads too (server processes keep)
 
 
 @pytest.fixture(autouse=True, scope="session")

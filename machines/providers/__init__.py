@@ -1,11 +1,13 @@
-"""Machine providers: one protocol (``base``) and its implementations, chosen by ``MACHINE_PROVIDER``."""
+"""Machine providers: one protocol (``base``) and its implementations, chosen by ``MACHINE_PROVIDER``.
+
+Nothing here imports Django at import time: the local machine's runner (``python -m
+machines.providers.local_runner``) imports this package first, and Django's settings took a third of its start.
+"""
 
 from __future__ import annotations
 
 import functools
 from typing import TYPE_CHECKING
-
-from django.conf import settings
 
 if TYPE_CHECKING:
     from machines.providers.base import MachineProvider
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
 def get_provider(kind: str | None = None) -> MachineProvider:
     """The process-wide provider instance for ``kind`` (default: the configured one), whose calls are
     recorded for the dashboard (when the provider last answered, and last failed)."""
+    from django.conf import settings
+
     from machines.providers.observed import ObservedProvider
     from machines.services.provider_health import provider_call_observed
 
@@ -23,6 +27,8 @@ def get_provider(kind: str | None = None) -> MachineProvider:
 
 
 def _provider(kind: str) -> MachineProvider:
+    from django.conf import settings
+
     if kind == "fly":
         from machines.providers.fly import FlyConfig, FlyProvider
         from velocity.metrics import fly_request_observed

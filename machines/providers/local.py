@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 MAX_RETRIES = 3
 HOST_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "npm_config_cache", "NODE_OPTIONS"})
 STOP_GRACE_SECONDS = 5.0
+# Reading a machine's state is two small files and /proc: cheap enough to look every 10 ms (a start takes ~30 ms).
+STATE_POLL_SECONDS = 0.01
 SPAWN_GRACE_SECONDS = 5.0  # between "starting" written and the runner's pid recorded, a few milliseconds
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -214,7 +216,7 @@ class LocalProvider:
                 return current
             if time.monotonic() >= deadline:
                 raise WaitTimeout(f"machine {machine_id} is {current}, not {state}, after {timeout}s")
-            time.sleep(0.05)
+            time.sleep(STATE_POLL_SECONDS)
 
     # --- helpers --------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import pytest
 
 from machines.providers.base import Guest, MachineSpec, MachineState, NotFound
 from machines.providers.local import LocalProvider, group_running
-from velocity.testing import wait_for_http, wait_until
+from velocity.testing import REPO_ROOT, wait_for_http, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -145,3 +145,10 @@ def test_restart_kills_a_frozen_agent_and_starts_it_again_on_the_same_port(provi
     assert wait_for_http(f"{machine.private_address}/health").json()["status"] == "ok"
     assert provider.get("m1").state == MachineState.STARTED
     assert provider.get("m1").private_address == machine.private_address
+
+
+def test_the_runner_starts_without_importing_django() -> None:
+    """A machine's start waits for its runner's interpreter: importing Django's settings took a third of it."""
+    check = "import sys, machines.providers.local_runner; print('django' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", check], cwd=REPO_ROOT, capture_output=True, text=True, check=True)  # noqa: S603
+    assert result.stdout.strip() == "False"
