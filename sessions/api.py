@@ -301,6 +301,7 @@ class AgentEventApi(APIView):
     authentication_classes = [MachineTokenAuthentication]
     permission_classes = [IsMachine]
     throttle_scope = "agent"
+    one_hop_methods = frozenset({"POST"})  # every agent's reports, quick writes (an exit's machine goes later)
 
     @extend_schema(request=AgentEventSerializer, responses={202: AgentEventOutcomeSerializer})
     def post(self, request: Request) -> Response:
@@ -330,6 +331,7 @@ class AgentAssignmentApi(APIView):
     authentication_classes = [MachineTokenAuthentication]
     permission_classes = [IsMachine]
     throttle_scope = "agent"
+    held_methods = frozenset({"GET"})  # held up to 25 s: never on one of the web's few request threads
 
     @extend_schema(
         parameters=[OpenApiParameter("wait", int, description="seconds to wait for an assignment (max 25)")],

@@ -6,12 +6,12 @@ hands each sync piece to that thread and back: about a dozen crossings between t
 per request. Under 16 concurrent clients on two cores those crossings, not the view, were the API's
 bottleneck (docs/benchmarks.md, *REST under load*).
 
-Here a request for a sync view (every REST and dashboard view) crosses once: its body is read on the event
+Here a read of a sync view (every REST and dashboard page; ``serves_sync`` says which requests) crosses once: its body is read on the event
 loop, then one call on a fixed pool of ``WEB_THREADS`` threads sends ``request_started``, builds the request,
 runs the sync middleware chain and the view, and closes the response (``request_finished``), as a threaded
 WSGI server would. The threads are few and long-lived, so each keeps its database connection (or takes one
-from the pool) instead of opening one per request. Async views (``/health``, the REST broadcast, the relay)
-and streaming responses keep Django's path.
+from the pool) instead of opening one per request. Async views (``/health``, the REST broadcast, the relay),
+writes that may wait on a provider, requests held open and streaming responses keep Django's path.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from django.urls import Resolver404, get_resolver, set_script_prefix
 logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class OneHopASGIHandler(ASGIHandler):
@@ -48,7 +49,7 @@ class OneHopASGIHandler(ASGIHandler):
         self.executor = ThreadPoolExecutor(count, "request", initializer=keep_connections)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and serves_sync(scope["path"]):
+        if scope["type"] == "http" and serves_sync(scope["path"], scope["method"]):
             await self.handle_in_one_thread(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
@@ -109,14 +110,25 @@ def _close(response: HttpResponseBase, body_file: Any) -> None:
         body_file.close()
 
 
-@functools.lru_cache(maxsize=1024)
-def serves_sync(path: str) -> bool:
-    """Whether ``path`` resolves to a sync view (or to none: the 404 is answered by the sync chain)."""
+@functools.lru_cache(maxsize=4096)
+def serves_sync(path: str, method: str) -> bool:
+    """Whether a ``method`` request for ``path`` takes the one-hop path.
+
+    Reads of sync views do (and a 404 from the sync chain), plus the methods a view lists in ``one_hop_methods``
+    (the agents' frequent reports). A view's ``held_methods`` never do: a request held open (the warm agent's
+    assignment long poll) would keep one of the few request threads for its whole wait. Other writes keep
+    Django's thread per request: they may wait on a machine provider, and they are not the hot path.
+    """
     try:
         match = get_resolver().resolve(path)
     except Resolver404:
-        return True
-    return not asyncio.iscoroutinefunction(match.func) and not getattr(match.func, "view_is_async", False)
+        return method in READ_METHODS
+    if asyncio.iscoroutinefunction(match.func) or getattr(match.func, "view_is_async", False):
+        return False
+    view_class = getattr(match.func, "view_class", None)
+    if method in getattr(view_class, "held_methods", ()):
+        return False
+    return method in READ_METHODS or method in getattr(view_class, "one_hop_methods", ())
 
 
 def get_one_hop_application() -> OneHopASGIHandler:

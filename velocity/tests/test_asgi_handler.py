@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from machines.models import Machine, new_machine_token
 from realtime_bridge.testing import service_token
 from velocity.asgi_handler import serves_sync
 from velocity.testing import REPO_ROOT, embedded_env, free_port, require, wait_for_http
@@ -22,12 +24,34 @@ from velocity.testing import REPO_ROOT, embedded_env, free_port, require, wait_f
 THREADS = 3
 
 
-def test_rest_and_dashboard_views_are_served_in_one_hop_and_async_views_on_the_event_loop() -> None:
-    assert serves_sync("/api/v1/sessions/")
-    assert serves_sync("/dashboard/")
-    assert serves_sync("/no/such/path/")  # the 404 comes from the sync chain
-    assert not serves_sync("/health")
-    assert not serves_sync("/realtime/v1/api/broadcast")
+def test_reads_and_agent_reports_take_one_hop_and_the_rest_keep_djangos_path() -> None:
+    assert serves_sync("/api/v1/sessions/", "GET")
+    assert serves_sync("/dashboard/", "GET")
+    assert serves_sync("/api/v1/agent/events/", "POST")  # one_hop_methods
+    assert serves_sync("/no/such/path/", "GET")  # the 404 comes from the sync chain
+    assert not serves_sync("/api/v1/sessions/", "POST")  # a create may wait for its warm agent
+    assert not serves_sync("/api/v1/agent/assignment/", "GET")  # held open: held_methods
+    assert not serves_sync("/health", "GET")  # async views stay on the event loop
+    assert not serves_sync("/realtime/v1/api/broadcast", "POST")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_held_assignment_requests_do_not_take_the_request_threads(tmp_path: Path) -> None:
+    """More warm agents waiting for their assignment than there are request threads: reads still answer."""
+    require(connection.vendor == "postgresql", "runs the web on the test database")
+    base, web = _start_web(tmp_path)
+    try:
+        tokens = [_warm_machine_token() for _ in range(THREADS + 2)]
+        with ThreadPoolExecutor(len(tokens)) as held:
+            waits = [held.submit(_wait_for_assignment, base, token) for token in tokens]
+            time.sleep(1.0)  # every assignment request is held by now
+            _list_many(base, 10)  # would hang with the request threads all held
+            assert not any(wait.done() for wait in waits)
+            assert {wait.result(timeout=30) for wait in waits} == {204}
+    finally:
+        web.send_signal(signal.SIGINT)
+        web.wait(timeout=60)
 
 
 def _backends(database: str) -> set[int]:
@@ -38,6 +62,37 @@ def _backends(database: str) -> set[int]:
             [database],
         )
         return {row[0] for row in cursor.fetchall()}
+
+
+def _start_web(tmp_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """``velocity.run web`` on the test database, with THREADS request threads, its connections named."""
+    database = connection.settings_dict["NAME"]
+    url = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{database}?application_name=velocity-web-test"
+    port = free_port()
+    env = embedded_env(
+        tmp_path,
+        DATABASE_URL=url,
+        PORT=str(port),
+        HOST="127.0.0.1",
+        WEB_THREADS=str(THREADS),
+        SUPABASE_JWT_SECRET=settings.SUPABASE_JWT_SECRET,
+    )
+    argv = [sys.executable, "-m", "velocity.run", "web"]
+    web = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{base}/health", timeout=60)
+    return base, web
+
+
+def _warm_machine_token() -> str:
+    token, token_hash = new_machine_token()
+    Machine.objects.create(provider="local", memory_mb=512, is_warm=True, token_hash=token_hash)
+    return token
+
+
+def _wait_for_assignment(base: str, token: str) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.get(f"{base}/api/v1/agent/assignment/?wait=3", headers=headers, timeout=30).status_code
 
 
 def _list_many(base: str, count: int) -> None:
@@ -54,21 +109,8 @@ def test_the_request_threads_keep_a_bounded_set_of_database_connections(tmp_path
     now 100 concurrent requests use at most WEB_THREADS connections, and the next 100 reuse the same ones."""
     require(connection.vendor == "postgresql", "counts PostgreSQL backends")
     database = connection.settings_dict["NAME"]
-    url = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{database}?application_name=velocity-web-test"
-    port = free_port()
-    env = embedded_env(
-        tmp_path,
-        DATABASE_URL=url,
-        PORT=str(port),
-        HOST="127.0.0.1",
-        WEB_THREADS=str(THREADS),
-        SUPABASE_JWT_SECRET=settings.SUPABASE_JWT_SECRET,
-    )
-    argv = [sys.executable, "-m", "velocity.run", "web"]
-    web = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base, web = _start_web(tmp_path)
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{base}/health", timeout=60)
         _list_many(base, 100)
         first = _backends(database)
         _list_many(base, 100)
