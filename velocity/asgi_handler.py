@@ -6,12 +6,12 @@ hands each sync piece to that thread and back: about a dozen crossings between t
 per request. Under 16 concurrent clients on two cores those crossings, not the view, were the API's
 bottleneck (docs/benchmarks.md, *REST under load*).
 
-Here a read of a sync view (every REST and dashboard page; ``serves_sync`` says which requests) crosses once: its body is read on the event
-loop, then one call on a fixed pool of ``WEB_THREADS`` threads sends ``request_started``, builds the request,
-runs the sync middleware chain and the view, and closes the response (``request_finished``), as a threaded
-WSGI server would. The threads are few and long-lived, so each keeps its database connection (or takes one
-from the pool) instead of opening one per request. Async views (``/health``, the REST broadcast, the relay),
-writes that may wait on a provider, requests held open and streaming responses keep Django's path.
+Here a read of a sync view (every REST and dashboard page; ``serves_sync`` says which requests) crosses
+once: its body is read on the event loop, then one call on a fixed pool of ``WEB_THREADS`` threads sends
+``request_started``, builds the request, runs the sync middleware chain and the view, and closes the response
+(``request_finished``), as a threaded WSGI server would. The threads are few and long-lived, so each keeps its
+database connection instead of opening one per request. Async views (``/health``, the REST broadcast, the
+relay), writes that may wait on a provider, requests held open and streaming responses keep Django's path.
 """
 
 from __future__ import annotations
