@@ -320,37 +320,43 @@ async def dispatch_many(items: list[dict[str, Any]]) -> None:
         else:
             await dispatch(item)
     planned = [_planned_broadcast(message, sends) for message in broadcasts]
-    followed = await _followed(get_channel_layer(), sends.groups() | {group for group, _, _ in planned})
+    followed = await _followed(get_channel_layer(), sends.groups() | {group for group, _ in planned})
     await sends.flush(followed)
     await _broadcast_planned(planned, followed)
 
 
 async def _row_change_here(hub: Any, change: dict[str, Any], sends: _Sends) -> None:
     if hub is not None:
-        await hub.deliver_change(change)
+        try:
+            await hub.deliver_change(change)
+        except Exception:
+            logger.exception("publish failed", extra={"kind": "row_change"})
     if hub is None or hub.remote:
         sends.add(PG_GROUP, {"type": "rt.pg", "change": change, "origin": hub.id if hub is not None else None})
 
 
-def _planned_broadcast(message: dict[str, Any], sends: _Sends) -> tuple[str, str, BroadcastFrames]:
+def _planned_broadcast(message: dict[str, Any], sends: _Sends) -> tuple[str, BroadcastFrames]:
     """A broadcast's group and frames; its mirror goes to the observers now and to the operators with ``sends``."""
     topic = message["topic"]
     frames = json_frames(topic, message)
     mirrored = _mirror(topic, frames.event, frames.json_payload, "endpoint")
     if mirrored is not None:
         sends.event(mirrored)
-    return topic_group(TOPIC_PREFIX + topic, private=bool(message.get("private"))), topic, frames
+    return topic_group(TOPIC_PREFIX + topic, private=bool(message.get("private"))), frames
 
 
-async def _broadcast_planned(planned: list[tuple[str, str, BroadcastFrames]], followed: set[str]) -> None:
+async def _broadcast_planned(planned: list[tuple[str, BroadcastFrames]], followed: set[str]) -> None:
     if not planned:
         return
     hub = get_hub()
-    for group, _topic, frames in planned:
-        if hub.remote and group not in followed:
-            await hub.deliver(group, frames, sender=None)  # no other process follows it: this one's sockets only
-        else:
-            await hub.broadcast(group, frames, sender=None)
+    for group, frames in planned:
+        try:
+            if hub.remote and group not in followed:
+                await hub.deliver(group, frames, sender=None)  # no other process follows it: this one's sockets only
+            else:
+                await hub.broadcast(group, frames, sender=None)
+        except Exception:
+            logger.exception("publish failed", extra={"kind": "broadcast", "event": frames.event})
         metrics.broadcast_seen(frames.event, frames.size())
 
 
