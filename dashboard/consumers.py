@@ -55,6 +55,11 @@ class OpsConsumer(AsyncJsonWebsocketConsumer):
     async def ops_event(self, message: dict[str, Any]) -> None:
         await self.send_json({"type": "event", **message["event"]})
 
+    async def ops_events(self, message: dict[str, Any]) -> None:
+        """A bulk write's events in one layer message (``publish.dispatch_many``): one frame each, in order."""
+        for event in message["events"]:
+            await self.send_json({"type": "event", **event})
+
 
 class OpsSessionConsumer(OpsConsumer):
     """`/ws/ops/sessions/<uuid>/`: one session's events and its project's mirrored messages."""

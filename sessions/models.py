@@ -43,7 +43,9 @@ class PreviewSession(models.Model):
     """One user's live preview of one project; the table the seed's SQL and RLS policies name."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user_id = models.UUIDField(db_index=True, help_text="The Supabase auth user (the token's sub).")
+    # No index of its own: ``preview_user_status_idx`` (user_id, status) serves lookups by user (one index
+    # fewer to write when a sweep ends 100,000 rows).
+    user_id = models.UUIDField(help_text="The Supabase auth user (the token's sub).")
     project_id = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=SessionStatus.choices, default=SessionStatus.CREATING)
     preview_url = models.URLField(max_length=500, blank=True)
@@ -90,8 +92,16 @@ class PreviewSession(models.Model):
         db_table = "preview_sessions"
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["status", "expires_at"], name="preview_status_expires_idx"),
-            models.Index(fields=["status", "last_activity_at"], name="preview_status_activity_idx"),
+            # Live rows only: the sweeps' candidates. An ended row leaves them, so ending one writes no entry
+            # into either (the expiry sweep's UPDATE of 100,000 rows, docs/benchmarks.md).
+            models.Index(
+                fields=["expires_at"], condition=Q(status__in=["creating", "active"]), name="preview_live_expires_idx"
+            ),
+            models.Index(
+                fields=["last_activity_at"],
+                condition=Q(status__in=["creating", "active"]),
+                name="preview_live_activity_idx",
+            ),
             models.Index(fields=["user_id", "status"], name="preview_user_status_idx"),
         ]
         constraints = [

@@ -134,23 +134,33 @@ def signing_secrets(endpoint: WebhookEndpoint, *, now: datetime) -> list[str]:
 def webhook_event_receive(event: Event) -> None:
     """The ``realtime_bridge.listeners`` callback: an operator event becomes one message and a delivery per
     enabled endpoint that wants its type, each enqueued after commit."""
-    typed = webhook_type(event)
-    if typed is None:
+    webhook_events_receive([event])
+
+
+def webhook_events_receive(events: list[Event]) -> None:
+    """The same for a bulk write's events (its ``many`` form): the endpoints are read once, and not at all when
+    none of the events is sent as a webhook."""
+    typed = [(event, typed) for event in events if (typed := webhook_type(event)) is not None]
+    if not typed:
         return
-    event_type, dedupe_key = typed
     # One atomic block (a savepoint when a caller publishes inside its own transaction): whatever fails here
     # leaves the caller's transaction usable.
     with transaction.atomic():
-        endpoints = [e for e in WebhookEndpoint.objects.filter(enabled=True) if e.wants(event_type)]
-        if not endpoints:
-            return
-        message = _message_create(event_type, webhook_body(event_type, event), dedupe_key)
-        if message is None:
-            return
-        deliveries = [WebhookDelivery(endpoint=e, message=message) for e in endpoints]
-        WebhookDelivery.objects.bulk_create(deliveries)
-        for delivery in deliveries:
-            transaction.on_commit(partial(delivery_enqueue, delivery.id))
+        enabled = list(WebhookEndpoint.objects.filter(enabled=True))
+        for event, (event_type, dedupe_key) in typed:
+            endpoints = [e for e in enabled if e.wants(event_type)]
+            if endpoints:
+                _deliveries_create(event, event_type, dedupe_key, endpoints)
+
+
+def _deliveries_create(event: Event, event_type: str, dedupe_key: str | None, endpoints: list[WebhookEndpoint]) -> None:
+    message = _message_create(event_type, webhook_body(event_type, event), dedupe_key)
+    if message is None:
+        return
+    deliveries = [WebhookDelivery(endpoint=e, message=message) for e in endpoints]
+    WebhookDelivery.objects.bulk_create(deliveries)
+    for delivery in deliveries:
+        transaction.on_commit(partial(delivery_enqueue, delivery.id))
 
 
 def _message_create(event_type: str, payload: dict[str, Any], dedupe_key: str | None) -> WebhookMessage | None:

@@ -47,3 +47,22 @@ async def test_the_server_side_of_the_relay_does_not_hear_it_again(heard: list[e
     )
     await publish.dispatch({"kind": "event", "event": asdict(event)})
     assert heard == []
+
+
+def test_a_listener_with_a_many_form_hears_a_bulk_write_in_one_call() -> None:
+    one_by_one: list[events.Event] = []
+    calls: list[list[events.Event]] = []
+
+    def single(event: events.Event) -> None:
+        raise AssertionError("the many form hears the bulk write")
+
+    listeners.register(one_by_one.append)
+    listeners.register(single, many=calls.append)
+    try:
+        batch = [events.Event("session.status", {"n": n}) for n in range(3)]
+        listeners.notify_many(batch)
+    finally:
+        listeners.unregister(one_by_one.append)
+        listeners.unregister(single)
+    assert calls == [batch]
+    assert one_by_one == batch

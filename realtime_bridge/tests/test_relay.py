@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 
-from realtime_bridge import publish, relay
+from realtime_bridge import events, publish, relay
 from realtime_bridge.testing import RealtimeServer, service_token
 from velocity.auth import issue_token
 from velocity.testing import async_wait_until
@@ -100,3 +100,37 @@ async def test_a_batch_of_publications_arrives_whole_in_one_relay_request(
         await client.close()
     assert [m["payload"]["status"] for m in received] == ["creating", "active", "ended"]
     assert [body["kind"] for body in sent] == ["batch"]
+
+
+async def test_a_bulk_writes_announcements_go_in_one_relay_request_and_arrive(
+    realtime_server: RealtimeServer, outside_the_server: None
+) -> None:
+    """``publish.batched`` (the expiry sweep): events, row changes and broadcasts together, in one request."""
+    project = str(uuid.uuid4())
+    received: list[Any] = []
+    client = AsyncRealtimeClient(realtime_server.http_base, token=service_token(), auto_reconnect=False)
+    await client.connect()
+    sent: list[Any] = []
+    real_send = relay._send
+
+    def counting_send(body: dict[str, Any]) -> None:
+        sent.append(body)
+        real_send(body)
+
+    def announce() -> None:
+        with mock.patch.object(relay, "_send", counting_send), publish.batched():
+            for n in range(3):
+                publish.publish(events.session_status(session_id=f"s{n}", project_id=project, status="ended"))
+                publish.publish_row_change({"schema": "public", "table": "t", "type": "UPDATE", "record": {"n": n}})
+                publish.broadcast(topic=f"project:{project}", event="session:status", payload={"n": n})
+
+    try:
+        await client.channel(f"project:{project}", PRIVATE).on_broadcast("session:status", received.append).subscribe()
+        await asyncio.sleep(0.2)
+        await sync_to_async(announce)()
+        await async_wait_until(lambda: len(received) == 3, timeout=5, what="three relayed broadcasts")
+    finally:
+        await client.close()
+    assert [m["payload"]["n"] for m in received] == [0, 1, 2]
+    assert [body["kind"] for body in sent] == ["batch"]
+    assert [item["kind"] for item in sent[0]["items"]] == ["event", "row_change", "broadcast"] * 3

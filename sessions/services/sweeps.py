@@ -14,7 +14,7 @@ from django.db import transaction
 
 from machines.models import GONE_STATES
 from machines.services import machine_destroy
-from realtime_bridge import relay
+from realtime_bridge import publish
 from sessions.changes import session_status_announce
 from sessions.models import LIVE_STATUSES, EndReason, PreviewSession, SessionStatus
 from sessions.services.lifecycle import session_end
@@ -32,8 +32,9 @@ def session_end_expired(*, now: datetime) -> int:
     The ``status__in`` condition is the claim: a second sweeper running at the same moment updates
     nothing that the first already ended, so no session is ended twice.
     """
-    # One relay request for all the announcements (the cluster's case in the embedded mode), not one each.
-    with relay.batched(), transaction.atomic():
+    # The announcements go out together after the commit (publish.batched): one channel-layer message per
+    # operator group, one relay request in the embedded mode's cluster, listeners called once.
+    with publish.batched(), transaction.atomic():
         count = PreviewSession.objects.filter(status__in=LIVE_STATUSES, expires_at__lt=now).update(
             status=SessionStatus.ENDED, end_reason=EndReason.EXPIRED, ended_at=now, updated_at=now
         )
