@@ -90,8 +90,22 @@ async def start_a(t: Tenants, out: Outcome) -> None:
         session = (await t.call(t.a, "GET", f"/sessions/{session['id']}/")).json()
     if session["status"] != "active":
         raise RuntimeError(f"A's session is {session['status']}: {session.get('end_detail')}")
+    await agent_joined(t.http, session, deadline)
     t.session = session
     out.step(f"user A's session {session['id']} for {PROJECT_A} is active with a real local agent")
+
+
+async def agent_joined(http: httpx.AsyncClient, session: dict[str, Any], deadline: float) -> None:
+    """Until A's agent has joined ``project:{id}`` (its ``/health`` says so): ``ready`` does not wait for the join,
+    and this scripted editor does not resend what it sent before it (the official client resends on the
+    ``agent:manifest`` the agent publishes when it joins)."""
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            health = await http.get(f"{session['preview_url']}health", follow_redirects=True)
+            if health.json().get("supabaseConnected"):
+                return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("A's agent did not join its project channel")
 
 
 async def a_writes(t: Tenants, editor: Peer, join_ref: str, path: str, content: str, version: int) -> bool:
