@@ -24,7 +24,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from realtime_bridge import listeners, metrics, observers, relay
+from realtime_bridge import listeners, metrics, mirror, observers, relay
 from realtime_bridge.events import PG_GROUP, TOPIC_PREFIX, Event, realtime_message
 from realtime_bridge.hub import existing_hub, get_hub, topic_group
 from realtime_bridge.protocol import BroadcastFrames
@@ -193,9 +193,24 @@ async def mirror_broadcast(topic: str, event: str, payload: dict[str, Any] | Non
 
     `source` is `endpoint` (the embedded endpoint saw it) or `bridge` (mirrored from Supabase).
     """
+    mirrored = _observe(topic, event, payload, source)
+    if mirrored is not None:
+        await _apublish_mirror(mirrored)
+
+
+def mirror_broadcast_soon(topic: str, event: str, payload: dict[str, Any] | None) -> None:
+    """``mirror_broadcast`` for a socket's broadcast: observers now, the operator views from the loop's mirror
+    task (``realtime_bridge.mirror``), so the sender's next frame does not wait for the channel layer."""
+    mirrored = _observe(topic, event, payload, "endpoint")
+    if mirrored is not None:
+        mirror.send_soon(mirrored, _apublish_mirror)
+
+
+def _observe(topic: str, event: str, payload: dict[str, Any] | None, source: str) -> Event | None:
+    """Tell the observers; the operator event to publish, or None for a topic that is not a project's."""
     summary = metrics.mirror_summary(topic, event, payload or {})
     if summary is None:
-        return
+        return None
     project_id = topic.split(":", 1)[1]
     inner = (payload or {}).get("payload")
     observers.notify(
@@ -208,7 +223,11 @@ async def mirror_broadcast(topic: str, event: str, payload: dict[str, Any] | Non
             at=datetime.now(tz=UTC),
         )
     )
+    return realtime_message(project_id=project_id, event=event, data={**summary, "source": source})
+
+
+async def _apublish_mirror(event: Event) -> None:
     try:
-        await apublish(realtime_message(project_id=project_id, event=event, data={**summary, "source": source}))
+        await apublish(event)
     except Exception:
-        logger.exception("ops mirror failed", extra={"event": event})
+        logger.exception("ops mirror failed", extra={"event": event.data.get("event")})
