@@ -16,6 +16,7 @@ Pub/sub channels ignore the Redis database number, so their names carry it and t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -190,8 +191,9 @@ class Peers:
                 hello.cancel()
         finally:
             self.connected = self.ready = False
-            await pubsub.aclose()
-            await client.aclose()
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                await pubsub.aclose()
+                await client.aclose()
 
     async def _hello(self, session: int) -> None:
         """Say which groups this hub follows and learn the others'; then broadcasts may skip the layer."""
