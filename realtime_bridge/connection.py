@@ -390,7 +390,7 @@ class Connection:
             return
         await self.hub.broadcast(state.group, frames, sender=self.id)
         metrics.broadcast_seen(frames.event, frames.size())
-        await publish.mirror_broadcast(state.sub_topic, frames.event, frames.json_payload)
+        publish.mirror_broadcast_soon(state.sub_topic, frames.event, frames.json_payload)
         if state.config.ack:
             await self.push(reply(message))
 

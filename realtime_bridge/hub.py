@@ -1,10 +1,11 @@
 """The per-process fan-out hub behind the embedded Realtime endpoint.
 
 One hub per event loop (daphne runs one). Local sockets are delivered to directly, with each
-broadcast encoded once per wire form (`BroadcastFrames`); other processes are reached through
-the channel layer with ONE message per process (the hub's own channel joins one group per
-topic that has local subscribers), not one per socket. With the in-memory layer there is no
-other process, so the layer is skipped for broadcasts.
+broadcast encoded once per wire form (`BroadcastFrames`). With Redis, a broadcast reaches the other
+processes through `peers.py` (pub/sub, only to the processes that follow its topic, off the local
+delivery's path); presence, row changes and re-authorizations go through the channel layer, where the
+hub's own channel joins one group per topic that has local subscribers. With the in-memory layer there
+is no other process, so nothing remote is sent for broadcasts.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from realtime_bridge import limits, metrics, postgres_changes
+from realtime_bridge import limits, metrics, peers, postgres_changes
 from realtime_bridge.events import PG_GROUP, TOPIC_PREFIX
 from realtime_bridge.presence import PresenceTable
 from realtime_bridge.protocol import BinaryBroadcast, BroadcastFrames, Message
@@ -79,6 +80,7 @@ class Hub:
         self.max_backlog: int = settings.REALTIME_MAX_SEND_BUFFER_BYTES
         # Tenant-wide rates (events with fan-out, joins, presence), shared through Redis between processes.
         self.limits = limits.tenant_limits()
+        self.peers = peers.peers_for(self.id, self._deliver_remote, lambda: list(self.groups)) if self.remote else None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -90,6 +92,8 @@ class Hub:
                 self.channel_name = await self.layer.new_channel()
                 await self._layer("group_add", PG_GROUP, self.channel_name)
                 self._spawn(self._listen())
+                if self.peers is not None:
+                    self.peers.start(self._spawn)
             if self.limits.profile.counts_rates:
                 self._spawn(limits.run_ticks(self.limits))
             self._ready.set_result(None)
@@ -129,6 +133,8 @@ class Hub:
         members[state.key] = state
         if first and self.remote and self.layer is not None and self.channel_name:
             await self._layer("group_add", state.group, self.channel_name)
+            if self.peers is not None:
+                await self.peers.follow(state.group)
             await self._request_presence_sync(state.group)
 
     async def unsubscribe(self, state: ChannelState) -> None:
@@ -141,6 +147,8 @@ class Hub:
             table = self.presence.get(state.group)
             if table is not None and not table.local_entries():
                 self.presence.pop(state.group, None)
+            if self.peers is not None:
+                self.peers.unfollow(state.group)
             if self.remote and self.layer is not None and self.channel_name:
                 await self._layer("group_discard", state.group, self.channel_name)
 
@@ -159,10 +167,18 @@ class Hub:
     # --- broadcast -------------------------------------------------------------------------
 
     async def broadcast(self, group: str, frames: BroadcastFrames, *, sender: str | None) -> int:
-        """Hand one message to the other processes first (they fan out in parallel), then deliver here."""
-        if self.remote:
+        """Deliver here, and to the other processes that follow ``group``.
+
+        The pub/sub send only queues (its writer publishes after this returns); a hub whose peers are not
+        ready (not started, as in a task worker, or Redis just came back) uses the layer after delivering."""
+        handed = self.peers is not None and self.peers.send(group, frames)
+        delivered = await self.deliver(group, frames, sender=sender)
+        if self.remote and not handed:
             await self._layer("group_send", group, _broadcast_message(self.id, group, frames))
-        return await self.deliver(group, frames, sender=sender)
+        return delivered
+
+    async def _deliver_remote(self, group: str, frames: BroadcastFrames) -> None:
+        await self.deliver(group, frames, sender=None)
 
     async def deliver(self, group: str, frames: BroadcastFrames, *, sender: str | None) -> int:
         """Write the shared frame to every local subscriber; sockets without a direct writer go after.

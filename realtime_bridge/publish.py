@@ -32,7 +32,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from realtime_bridge import listeners, metrics, observers, relay
+from realtime_bridge import listeners, metrics, mirror, observers, relay
 from realtime_bridge.events import PG_GROUP, TOPIC_PREFIX, Event, realtime_message
 from realtime_bridge.hub import existing_hub, get_hub, topic_group
 from realtime_bridge.protocol import BroadcastFrames
@@ -211,17 +211,21 @@ async def mirror_broadcast(topic: str, event: str, payload: dict[str, Any] | Non
 
     `source` is `endpoint` (the embedded endpoint saw it) or `bridge` (mirrored from Supabase).
     """
-    mirrored = _mirror(topic, event, payload, source)
-    if mirrored is None:
-        return
-    try:
-        await apublish(mirrored)
-    except Exception:
-        logger.exception("ops mirror failed", extra={"event": event})
+    mirrored = _observe(topic, event, payload, source)
+    if mirrored is not None:
+        await _apublish_mirror(mirrored)
 
 
-def _mirror(topic: str, event: str, payload: dict[str, Any] | None, source: str) -> Event | None:
-    """Tell the observers about a broadcast on `project:{id}`; the operator event that mirrors it, or None."""
+def mirror_broadcast_soon(topic: str, event: str, payload: dict[str, Any] | None) -> None:
+    """``mirror_broadcast`` for a socket's broadcast: observers now, the operator views from the loop's mirror
+    task (``realtime_bridge.mirror``), so the sender's next frame does not wait for the channel layer."""
+    mirrored = _observe(topic, event, payload, "endpoint")
+    if mirrored is not None:
+        mirror.send_soon(mirrored, _apublish_mirror)
+
+
+def _observe(topic: str, event: str, payload: dict[str, Any] | None, source: str) -> Event | None:
+    """Tell the observers; the operator event to publish, or None for a topic that is not a project's."""
     summary = metrics.mirror_summary(topic, event, payload or {})
     if summary is None:
         return None
@@ -339,7 +343,7 @@ def _planned_broadcast(message: dict[str, Any], sends: _Sends) -> tuple[str, Bro
     """A broadcast's group and frames; its mirror goes to the observers now and to the operators with ``sends``."""
     topic = message["topic"]
     frames = json_frames(topic, message)
-    mirrored = _mirror(topic, frames.event, frames.json_payload, "endpoint")
+    mirrored = _observe(topic, frames.event, frames.json_payload, "endpoint")
     if mirrored is not None:
         sends.event(mirrored)
     return topic_group(TOPIC_PREFIX + topic, private=bool(message.get("private"))), frames
@@ -421,3 +425,10 @@ async def _followed(layer: Any, groups: set[str]) -> set[str]:
         logger.exception("channel layer group count failed")
         return set(groups)
     return followed
+
+
+async def _apublish_mirror(event: Event) -> None:
+    try:
+        await apublish(event)
+    except Exception:
+        logger.exception("ops mirror failed", extra={"event": event.data.get("event")})
