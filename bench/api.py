@@ -146,6 +146,8 @@ def production_web(stack: Stack) -> Iterator[tuple[str, subprocess.Popen[bytes]]
     """``python -m velocity.run web`` on a port of its own, with the reference view mounted."""
     port = free_port()
     env = {**stack.env, "PORT": str(port), "DJANGO_SETTINGS_MODULE": "bench.reference_settings"}
+    # As production runs: DEBUG off (with it, Django records every query), plain HTTP on loopback.
+    env |= {"DEBUG": "false", "SECURE_SSL_REDIRECT": "false"}
     env["PROMETHEUS_MULTIPROC_DIR"] = str(stack.root / "web-prometheus")  # emptied at start: never the stack's
     with (stack.logs / "web.log").open("ab") as log:
         process = subprocess.Popen(  # noqa: S603  (our interpreter and module)

@@ -13,7 +13,8 @@ for a session in every state.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 from typing import Any
 
 from django.db import models
@@ -26,6 +27,8 @@ FIELDS: tuple[str, ...] = tuple(SessionSerializer.Meta.fields)
 DATE_FIELDS = frozenset(
     name for name in FIELDS if isinstance(PreviewSession._meta.get_field(name), models.DateTimeField)
 )
+UTC_ZONES = frozenset({UTC, ZoneInfo("UTC")})
+ZERO = timedelta(0)
 AS_IS_FIELDS = frozenset({"memory_mb", "boot_timings"})  # an int and a JSON object, as DRF passes them
 
 
@@ -33,6 +36,8 @@ def iso_datetime(value: datetime | None, zone: tzinfo) -> str | None:
     """What DRF's ``DateTimeField`` writes: ISO 8601 in the current time zone, ``Z`` for UTC."""
     if not value:
         return None
+    if zone in UTC_ZONES and value.tzinfo is not None and value.utcoffset() == ZERO:
+        return value.replace(tzinfo=None).isoformat() + "Z"  # the stored UTC as it is: no conversion to make
     local = timezone.localtime(value, zone) if timezone.is_aware(value) else timezone.make_aware(value, zone)
     text = local.isoformat()
     return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text

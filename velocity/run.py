@@ -7,7 +7,8 @@ created it, as a Fly machine would), so on the way out ``manage.py stop_local_ma
 their sessions (when the worker role ran: it is the one that makes them); nothing is left running.
 
 With ``REDIS_URL`` set, the web role is ``WEB_CONCURRENCY`` daphne processes (default: the number of
-cores) sharing one listening socket that this supervisor binds and hands to each (``daphne --fd``): one
+cores), each on a listening socket of its own that this supervisor binds on the same port with
+``SO_REUSEPORT`` and hands to it (``daphne --fd``), so the kernel spreads connections across them: one
 Python process holds one core at most, and the channel layer (Redis) and the realtime hub (one per process,
 reaching the others through the layer) are made for several. Without ``REDIS_URL`` the web is one process
 whatever ``WEB_CONCURRENCY`` says: the in-memory channel layer cannot span processes.
@@ -80,11 +81,29 @@ def web_processes(environ: dict[str, str] | os._Environ[str], cores: int | None)
     return wanted
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The web's socket, bound here and inherited by every daphne child (``--fd``)."""
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """One listening socket per daphne, all on ``host:port`` with ``SO_REUSEPORT``, each inherited by one child
+    (``--fd``): the kernel spreads new connections across them. With one socket shared by every daphne, the
+    one that woke first accepted a whole burst: 16 keep-alive clients all landed on one process while the
+    other idled (docs/benchmarks.md, *REST under load*)."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sockets.append(listening_socket(host, port, reuse_port=True))
+    except SystemExit:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A web socket bound here and inherited by a daphne child (``--fd``)."""
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
@@ -95,7 +114,11 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _spawn(argv: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    """A child in a process group of its own; a daphne inherits only its own listening socket (a daphne that
+    held another's would keep that socket open after its owner died, and the connections the kernel sends
+    there would wait forever)."""
+    pass_fds = (int(argv[argv.index("--fd") + 1]),) if "--fd" in argv else ()
     return subprocess.Popen(argv, start_new_session=True, pass_fds=pass_fds)  # noqa: S603  (argv is ours)
 
 
@@ -105,38 +128,43 @@ def _bind_arguments(fd: int | None) -> list[str]:
     return ["-b", os.environ.get("HOST", "127.0.0.1"), "-p", os.environ.get("PORT", "8000")]
 
 
-def _children(roles: list[str] | None = None, *, web_fd: int | None = None, web_count: int = 1) -> list[list[str]]:
+def _children(roles: list[str] | None = None, *, web_fds: list[int] | None = None) -> list[list[str]]:
     python = sys.executable
+    webs = [_daphne(python, fd) for fd in web_fds] if web_fds else [_daphne(python, None)]
     commands = {
-        # Our request log middleware writes the access log (JSON in production); daphne's would duplicate it.
-        "web": [
-            python,
-            "-m",
-            "daphne",
-            *_bind_arguments(web_fd),
-            "--proxy-headers",
-            "--access-log",
-            os.devnull,
-            # Realtime accepts frames up to 5 MB (payloads up to REALTIME_MAX_PAYLOAD_BYTES); daphne's 1 MB
-            # default would drop the connection on a larger file:update instead of answering it.
-            "--websocket-max-message-size",
-            "5000000",
-            "--websocket-max-frame-size",
-            "5000000",
-            "velocity.asgi:application",
-        ],
+        "web": webs[0],
         "worker": [python, "manage.py", "qcluster"],
         "bridge": [python, "manage.py", "realtime_bridge"],
     }
-    # A role may run more than one process: the worker is the task cluster and the agent watch, the web
-    # ``web_count`` daphnes on one socket.
-    extra = {"worker": [[python, "manage.py", "watch_agents"]], "web": [commands["web"]] * (web_count - 1)}
+    # A role may run more than one process: the worker is the task cluster and the agent watch, the web a
+    # daphne per listening socket.
+    extra = {"worker": [[python, "manage.py", "watch_agents"]], "web": webs[1:]}
     if roles is None:
         roles = ["web", "worker", "bridge"] if os.environ.get("SUPABASE_URL") else ["web", "worker"]
     unknown = sorted(set(roles) - commands.keys())
     if unknown:
         raise SystemExit(f"velocity: unknown role(s) {', '.join(unknown)}; choose from {', '.join(commands)}")
     return [argv for role in roles for argv in [commands[role], *extra.get(role, [])]]
+
+
+def _daphne(python: str, fd: int | None) -> list[str]:
+    # Our request log middleware writes the access log (JSON in production); daphne's would duplicate it.
+    return [
+        python,
+        "-m",
+        "daphne",
+        *_bind_arguments(fd),
+        "--proxy-headers",
+        "--access-log",
+        os.devnull,
+        # Realtime accepts frames up to 5 MB (payloads up to REALTIME_MAX_PAYLOAD_BYTES); daphne's 1 MB
+        # default would drop the connection on a larger file:update instead of answering it.
+        "--websocket-max-message-size",
+        "5000000",
+        "--websocket-max-frame-size",
+        "5000000",
+        "velocity.asgi:application",
+    ]
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -167,17 +195,17 @@ def _stop_local_machines() -> None:
         print("velocity: stopping local machines timed out", flush=True)
 
 
-def _plan(roles: list[str] | None) -> tuple[list[list[str]], socket.socket | None]:
-    """The children's command lines, and the shared socket when several daphnes serve the web."""
+def _plan(roles: list[str] | None) -> tuple[list[list[str]], list[socket.socket]]:
+    """The children's command lines, and the daphnes' listening sockets when several serve the web."""
     count = web_processes(os.environ, os.cpu_count())
     if count == 1 or (roles is not None and "web" not in roles):
         if os.environ.get("WEB_CONCURRENCY", "1").strip() not in ("", "1") and not os.environ.get("REDIS_URL"):
             logger.warning("WEB_CONCURRENCY is ignored without REDIS_URL: the in-memory channel layer is one process")
-        return _children(roles), None
+        return _children(roles), []
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
-    sock = listening_socket(host, int(port))
+    sockets = listening_sockets(host, int(port), count)
     logger.info("web: %d processes on %s:%s", count, host, port)
-    return _children(roles, web_fd=sock.fileno(), web_count=count), sock
+    return _children(roles, web_fds=[sock.fileno() for sock in sockets]), sockets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,16 +213,15 @@ def main(argv: list[str] | None = None) -> int:
 
     roles = list(argv if argv is not None else sys.argv[1:]) or None
     logging.basicConfig(level=logging.INFO, format="velocity: %(levelname)s %(message)s")
-    children, web_socket = _plan(roles)
+    children, web_sockets = _plan(roles)
     provider = os.environ.get("MACHINE_PROVIDER", "local")
     for warning in startup_warnings(euid=os.geteuid(), host=os.environ.get("HOST", "127.0.0.1"), provider=provider):
         logger.warning(warning)
     metrics_exporter.prepare_multiprocess_dir()
     metrics_exporter.start_if_enabled()
-    fds = (web_socket.fileno(),) if web_socket else ()
-    processes = [_spawn(argv, fds) for argv in children]
-    if web_socket:
-        web_socket.close()  # the children hold it; a new connection must never wait in ours
+    processes = [_spawn(argv) for argv in children]
+    for sock in web_sockets:
+        sock.close()  # its daphne holds it; a new connection must never wait in ours
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -146,7 +146,7 @@ else:
 
 # The web server's request threads (velocity/asgi_handler.py): how many per process, and how long each keeps its
 # database connection (the threads live as long as the process, so at most WEB_THREADS connections each).
-WEB_THREADS = env_int("WEB_THREADS", 8)
+WEB_THREADS = env_int("WEB_THREADS", 4)
 WEB_THREAD_CONN_MAX_AGE = env_int("WEB_THREAD_CONN_MAX_AGE", 60)
 
 REDIS_URL = env_secret("REDIS_URL")

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ import websockets
 from django.conf import settings
 
 from realtime_bridge.testing import service_token
-from velocity.run import _children, web_processes
+from velocity.run import _children, listening_sockets, web_processes
 from velocity.testing import REPO_ROOT, embedded_env, free_port, manage, require, wait_for_http, wait_until
 from velocity.tests.test_up import processes_with_env
 
@@ -44,11 +45,32 @@ def test_a_web_concurrency_that_is_not_a_positive_whole_number_is_refused_clearl
         web_processes({"REDIS_URL": REDIS, "WEB_CONCURRENCY": value}, cores=2)
 
 
-def test_several_web_processes_share_the_inherited_socket_instead_of_binding_a_port() -> None:
-    webs = _children(["web"], web_fd=7, web_count=3)
-    assert len(webs) == 3
-    assert all(argv[argv.index("--fd") + 1] == "7" and "-p" not in argv for argv in webs)
+def test_each_web_process_serves_an_inherited_socket_of_its_own_instead_of_binding_a_port() -> None:
+    webs = _children(["web"], web_fds=[7, 8, 9])
+    assert [argv[argv.index("--fd") + 1] for argv in webs] == ["7", "8", "9"]
+    assert all("-p" not in argv for argv in webs)
     assert "--fd" not in _children(["web"])[0]
+
+
+def test_the_web_sockets_share_one_port_and_the_kernel_spreads_connections_across_them() -> None:
+    """SO_REUSEPORT: with one shared socket, the daphne that woke first accepted a whole burst of connections."""
+    sockets = listening_sockets("127.0.0.1", free_port(), 2)
+    try:
+        assert sockets[0].getsockname() == sockets[1].getsockname()
+        accepted = [0, 0]
+        clients = [socket.create_connection(sockets[0].getsockname()) for _ in range(64)]
+        for index, sock in enumerate(sockets):
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    sock.accept()[0].close()
+                    accepted[index] += 1
+        assert sum(accepted) == 64 and min(accepted) > 0, accepted
+        for client in clients:
+            client.close()
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _daphnes(marker: Path) -> list[int]:
