@@ -39,10 +39,12 @@ def session_activate(*, session: PreviewSession, preview_url: str, boot_timings:
         last_activity_source="agent",
     )
     if updated:
+        # First of the commit's actions: a create waiting to answer `active` wakes before the announcements'
+        # channel-layer and webhook round trips, which it does not need.
+        transaction.on_commit(lambda: wakeups.ready_wake(session.id))
         session.refresh_from_db()
         session_status_announce(session)
         metrics.session_activated(created_at=session.created_at, now=now)
-        transaction.on_commit(lambda: wakeups.ready_wake(session.id))  # a create may be waiting to answer `active`
     return bool(updated)
 
 
