@@ -82,8 +82,6 @@
           if (frame.payload.status === "ok") resolve(); else reject(new Error("join refused"));
         } else if (frame.event === "broadcast" && frame.payload.event === "file:synced") {
           onSynced(frame.payload.payload);
-        } else if (frame.event === "broadcast" && frame.payload.event === "agent:manifest") {
-          onManifest(frame.payload.payload);
         }
       };
       socket.onclose = function () { if (sessionId) say("Realtime connection closed."); };
@@ -97,13 +95,6 @@
     const now = Date.now();
     sentAt.set(path + "@" + version, now);
     push("broadcast", { type: "broadcast", event: "file:update", payload: { path: path, content: content, encoding: "utf-8", version: version, sent_at: now } });
-  }
-
-  // The agent publishes its manifest when it joins (after `active`, which does not wait for the join): what
-  // was sent before it joined never reached it, so once the whole manifest is in, every file goes again.
-  function onManifest(manifest) {
-    if (Number(manifest.part || 1) !== Number(manifest.parts || 1)) return;
-    files.forEach(function (content, path) { sendFile(path, content); });
   }
 
   function onSynced(ack) {
