@@ -15,7 +15,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from realtime_bridge.events import Event
-from realtime_bridge.peers import raise_if_cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +46,9 @@ class MirrorQueue:
             self._wake.clear()
             while self.waiting:
                 await self.send(self.waiting.popleft())
-                raise_if_cancelled()
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError  # a wait_for in redis-py can drop a cancellation (Python 3.11)
             self.dropped = 0
 
 
