@@ -8,10 +8,7 @@ service-role token; ``views.relay_view`` receives them and ``publish.dispatch`` 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,7 +20,6 @@ from velocity.auth import SERVICE_ROLE, issue_token
 logger = logging.getLogger(__name__)
 RELAY_PATH = "/realtime/v1/internal/relay"
 _server_process = False
-_local = threading.local()
 
 
 def mark_server_process() -> None:
@@ -40,27 +36,9 @@ def _service_token() -> str:
     return issue_token(sub=None, role=SERVICE_ROLE, ttl=60)
 
 
-@contextlib.contextmanager
-def batched() -> Iterator[None]:
-    """Within this block, relayed publications are collected and sent as one request at the end."""
-    if getattr(_local, "batch", None) is not None:
-        yield
-        return
-    _local.batch = []
-    try:
-        yield
-    finally:
-        items, _local.batch = _local.batch, None
-        if items:
-            _send({"kind": "batch", "items": items})
-
-
 def post(kind: str, body: dict[str, Any]) -> None:
-    """Hand one publication to the server process; a failure is logged, never raised."""
-    batch = getattr(_local, "batch", None)
-    if batch is not None:
-        batch.append({"kind": kind, **body})
-        return
+    """Hand one publication (or a ``batch`` of them: ``publish.batched``) to the server process; a failure is
+    logged, never raised."""
     _send({"kind": kind, **body})
 
 

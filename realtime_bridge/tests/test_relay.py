@@ -72,36 +72,6 @@ def test_the_relay_endpoint_refuses_anything_but_the_service_role(realtime_serve
     assert bad.status_code == 400
 
 
-async def test_a_batch_of_publications_arrives_whole_in_one_relay_request(
-    realtime_server: RealtimeServer, outside_the_server: None
-) -> None:
-    project = str(uuid.uuid4())
-    received: list[Any] = []
-    client = AsyncRealtimeClient(realtime_server.http_base, token=service_token(), auto_reconnect=False)
-    await client.connect()
-    sent: list[Any] = []
-    real_send = relay._send
-
-    def counting_send(body: dict[str, Any]) -> None:
-        sent.append(body)
-        real_send(body)
-
-    def announce_three() -> None:
-        with mock.patch.object(relay, "_send", counting_send), relay.batched():
-            for status in ("creating", "active", "ended"):
-                publish.broadcast(topic=f"project:{project}", event="session:status", payload={"status": status})
-
-    try:
-        await client.channel(f"project:{project}", PRIVATE).on_broadcast("session:status", received.append).subscribe()
-        await asyncio.sleep(0.2)
-        await sync_to_async(announce_three)()
-        await async_wait_until(lambda: len(received) == 3, timeout=5, what="three relayed broadcasts")
-    finally:
-        await client.close()
-    assert [m["payload"]["status"] for m in received] == ["creating", "active", "ended"]
-    assert [body["kind"] for body in sent] == ["batch"]
-
-
 async def test_a_bulk_writes_announcements_go_in_one_relay_request_and_arrive(
     realtime_server: RealtimeServer, outside_the_server: None
 ) -> None:
