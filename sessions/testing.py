@@ -7,14 +7,15 @@ when a test calls ``traces_flush`` (no writer thread touching the test database 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from machines.models import EventSource, Machine, MachineState
 from machines.services import machine_prepare, machine_transition
 from sessions.models import PreviewSession
-from sessions.services import session_activate, session_create, session_mark_step
+from sessions.services import session_activate, session_create, session_end_expired, session_mark_step
 from sessions.services.activity import activity_write_in_background
 from sessions.services.traces import traces_write_in_background
 from velocity.auth import user_claims
@@ -34,6 +35,21 @@ def live_session(
     session_activate(session=session, preview_url="http://127.0.0.1:1/", boot_timings={}, now=timezone.now())
     session.refresh_from_db()
     return session
+
+
+@database_sync_to_async
+def expired_session(user: uuid.UUID, project_id: str) -> PreviewSession:
+    """A live session whose ``expires_at`` has passed: the expiry sweep's to end."""
+    now = timezone.now()
+    return PreviewSession.objects.create(
+        user_id=user, project_id=project_id, status="active", expires_at=now - timedelta(minutes=1)
+    )
+
+
+@database_sync_to_async
+def expiry_sweep() -> int:
+    """One run of the expiry sweep, now."""
+    return session_end_expired(now=timezone.now())
 
 
 def started(machine: Machine) -> None:

@@ -5,33 +5,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.utils import timezone
 
 from dashboard.routing import ops_application
-from sessions.models import PreviewSession
-from sessions.services import session_end_expired
+from sessions.testing import expired_session, expiry_sweep
 from velocity.testing import alogin_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@database_sync_to_async
-def expired(user: uuid.UUID, project_id: str) -> PreviewSession:
-    now = timezone.now()
-    return PreviewSession.objects.create(
-        user_id=user, project_id=project_id, status="active", expires_at=now - timedelta(minutes=1)
-    )
-
-
-@database_sync_to_async
-def sweep() -> int:
-    return session_end_expired(now=timezone.now())
 
 
 @pytest.fixture
@@ -47,8 +30,8 @@ async def ops_socket() -> AsyncIterator[WebsocketCommunicator]:
 
 async def test_the_operator_stream_gets_one_event_per_ended_session(ops_socket: WebsocketCommunicator) -> None:
     user, tag = uuid.uuid4(), uuid.uuid4().hex[:8]
-    sessions = [await expired(user, f"ops-{tag}-{n}") for n in range(3)]
-    assert await sweep() == 3
+    sessions = [await expired_session(user, f"ops-{tag}-{n}") for n in range(3)]
+    assert await expiry_sweep() == 3
     seen: list[dict[str, Any]] = []
     while len([e for e in seen if e["kind"] == "session.status"]) < 3:
         seen.append(await ops_socket.receive_json_from(timeout=5))

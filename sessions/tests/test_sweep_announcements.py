@@ -10,39 +10,24 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from datetime import timedelta
 from functools import partial
 from typing import Any
 from unittest import mock
 
 import pytest
-from channels.db import database_sync_to_async
-from django.utils import timezone
 from realtime import AsyncRealtimeClient, RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 
 from realtime_bridge.testing import RealtimeServer, Socket, service_token
 from realtime_bridge.tests.clients import Inbox, private, subscribe
 from sessions.models import PreviewSession
-from sessions.services import session_end_expired, sweeps
+from sessions.services import sweeps
+from sessions.testing import expired_session, expiry_sweep
 from velocity.auth import issue_token
 from velocity.testing import require
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROWS = {"private": True, "postgres_changes": [{"event": "UPDATE", "schema": "public", "table": "preview_sessions"}]}
-
-
-@database_sync_to_async
-def expired(user: uuid.UUID, project_id: str) -> PreviewSession:
-    now = timezone.now()
-    return PreviewSession.objects.create(
-        user_id=user, project_id=project_id, status="active", expires_at=now - timedelta(minutes=1)
-    )
-
-
-@database_sync_to_async
-def sweep() -> int:
-    return session_end_expired(now=timezone.now())
 
 
 async def joined(connect: Any, token: str, topic: str, config: dict[str, Any]) -> Socket:
@@ -59,14 +44,14 @@ async def rows_seen(socket: Socket, count: int) -> list[dict[str, Any]]:
 async def test_each_ended_session_reaches_its_editor_and_only_its_owners_rows(connect: Any) -> None:
     owner, other = uuid.uuid4(), uuid.uuid4()
     tag = uuid.uuid4().hex[:8]
-    mine = [await expired(owner, f"sweep-{tag}-{n}") for n in range(3)]
-    theirs = await expired(other, f"sweep-{tag}-other")
+    mine = [await expired_session(owner, f"sweep-{tag}-{n}") for n in range(3)]
+    theirs = await expired_session(other, f"sweep-{tag}-other")
     service = issue_token(sub=None, role="service_role")
     editors = [await joined(connect, service, f"project:{s.project_id}", {"private": True}) for s in mine]
     owner_socket = await joined(connect, issue_token(sub=owner), f"user:{owner}", ROWS)
     other_socket = await joined(connect, issue_token(sub=other), f"user:{other}", ROWS)
 
-    assert await sweep() == 4
+    assert await expiry_sweep() == 4
 
     for editor, session in zip(editors, mine, strict=True):
         status = (await editor.receive_event("broadcast", timeout=5))["payload"]
@@ -84,10 +69,10 @@ async def test_each_ended_session_reaches_its_editor_and_only_its_owners_rows(co
 async def test_the_status_fan_out_stops_at_its_limit(connect: Any) -> None:
     user, tag = uuid.uuid4(), uuid.uuid4().hex[:8]
     for n in range(3):
-        await expired(user, f"limit-{tag}-{n}")
+        await expired_session(user, f"limit-{tag}-{n}")
     socket = await joined(connect, issue_token(sub=user), f"user:{user}", ROWS)
     with mock.patch.object(sweeps, "STATUS_FANOUT_LIMIT", 2):
-        assert await sweep() == 3
+        assert await expiry_sweep() == 3
     assert len(await rows_seen(socket, 2)) == 2
     assert await socket.communicator.receive_nothing(0.3)
 
@@ -105,8 +90,8 @@ async def test_a_server_in_another_process_delivers_them_through_redis(realtime_
     """The sweep's process skips the groups nobody follows: those the server's sockets follow still get theirs."""
     require(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"), "another process hears through Redis")
     owner, other, tag = uuid.uuid4(), uuid.uuid4(), uuid.uuid4().hex[:8]
-    mine = [await expired(owner, f"remote-{tag}-{n}") for n in range(2)]
-    theirs = await expired(other, f"remote-{tag}-other")
+    mine = [await expired_session(owner, f"remote-{tag}-{n}") for n in range(2)]
+    theirs = await expired_session(other, f"remote-{tag}-other")
     rows, statuses = Inbox(), Inbox()
     owner_client = AsyncRealtimeClient(realtime_server.http_base, token=issue_token(sub=owner), auto_reconnect=False)
     editor = AsyncRealtimeClient(realtime_server.http_base, token=service_token(), auto_reconnect=False)
@@ -122,7 +107,7 @@ async def test_a_server_in_another_process_delivers_them_through_redis(realtime_
                 "session:status", statuses.add
             )
             assert (await subscribe(project))[0] == RealtimeSubscribeStates.SUBSCRIBED
-        assert await sweep() == 3
+        assert await expiry_sweep() == 3
         for session in mine:
             status = await statuses.wait_for(partial(broadcast_of, session))
             assert status["payload"]["status"] == "ended"

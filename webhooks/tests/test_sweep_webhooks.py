@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from unittest import mock
 
 import pytest
@@ -12,24 +11,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from sessions.models import PreviewSession
 from sessions.services import session_end_expired
+from sessions.testing import expired_session, expiry_sweep
 from webhooks.models import WebhookEndpoint, WebhookMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@database_sync_to_async
-def expired(user: uuid.UUID, project_id: str) -> PreviewSession:
-    now = timezone.now()
-    return PreviewSession.objects.create(
-        user_id=user, project_id=project_id, status="active", expires_at=now - timedelta(minutes=1)
-    )
-
-
-@database_sync_to_async
-def sweep() -> int:
-    return session_end_expired(now=timezone.now())
 
 
 @database_sync_to_async
@@ -42,18 +28,18 @@ def sweep_counting_queries() -> tuple[int, int]:
 async def test_the_webhooks_get_each_ended_session_and_read_their_endpoints_once() -> None:
     user, tag = uuid.uuid4(), uuid.uuid4().hex[:8]
     for n in range(2):
-        await expired(user, f"hooks-{tag}-{n}")
+        await expired_session(user, f"hooks-{tag}-{n}")
     two = await sweep_counting_queries()
     for n in range(6):
-        await expired(user, f"hooks-{tag}-more-{n}")
+        await expired_session(user, f"hooks-{tag}-more-{n}")
     six = await sweep_counting_queries()
     assert (two[0], six[0]) == (2, 6)
     assert six[1] == two[1]  # no query per announced session (the endpoints are read once)
 
     await database_sync_to_async(WebhookEndpoint.objects.create)(url="https://hooks.example.com/in", secret="whsec_x")
-    later = [await expired(user, f"hooks-{tag}-late-{n}") for n in range(2)]
+    later = [await expired_session(user, f"hooks-{tag}-late-{n}") for n in range(2)]
     with mock.patch("webhooks.services.delivery_enqueue") as enqueue:
-        assert await sweep() == 2
+        assert await expiry_sweep() == 2
     keys = await database_sync_to_async(lambda: set(WebhookMessage.objects.values_list("dedupe_key", flat=True)))()
     assert keys == {f"session.ended:{s.id}" for s in later}
     assert enqueue.call_count == 2
