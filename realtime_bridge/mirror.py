@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from realtime_bridge.events import Event
+from realtime_bridge.peers import raise_if_cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +47,7 @@ class MirrorQueue:
             self._wake.clear()
             while self.waiting:
                 await self.send(self.waiting.popleft())
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise asyncio.CancelledError  # a wait_for in redis-py can drop a cancellation (Python 3.11)
+                raise_if_cancelled()
             self.dropped = 0
 
 

@@ -143,7 +143,7 @@ class Peers:
                 self._wake.clear()
                 batch, self._outbox = self._outbox, []
                 counts = await self._publish(client, [(channel, data) for channel, data, _, _ in batch])
-                _raise_if_cancelled()
+                raise_if_cancelled()
                 for (_, _, target, done), count in zip(batch, counts, strict=True):
                     if done is not None and not done.done():
                         done.set_result(count)
@@ -159,7 +159,7 @@ class Peers:
                     pipe.publish(channel, data)
                 return list(await pipe.execute())
         except Exception:
-            _raise_if_cancelled()
+            raise_if_cancelled()
             logger.warning("realtime peers: publish failed, other processes missed it", exc_info=True)
             return [None] * len(messages)
 
@@ -172,7 +172,7 @@ class Peers:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                _raise_if_cancelled()
+                raise_if_cancelled()
                 logger.warning("realtime peers: connection to Redis lost, reconnecting", exc_info=True)
             await asyncio.sleep(RECONNECT_DELAY)
 
@@ -259,7 +259,7 @@ class Peers:
                 self.followers.pop(group, None)
 
 
-def _raise_if_cancelled() -> None:
+def raise_if_cancelled() -> None:
     """Python 3.11's ``wait_for`` (redis-py's socket timeout) can return a result and drop a cancellation
     that arrived with it; the task still counts the request, so honour it here or the loop never ends."""
     task = asyncio.current_task()

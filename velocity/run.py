@@ -89,7 +89,7 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     try:
         for _ in range(count):
-            sockets.append(listening_socket(host, port, reuse_port=True))
+            sockets.append(listening_socket(host, port))
     except SystemExit:
         for sock in sockets:
             sock.close()
@@ -97,13 +97,12 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
-def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A web socket bound here and inherited by a daphne child (``--fd``)."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A daphne's socket, bound here with ``SO_REUSEPORT`` beside its siblings and inherited by it (``--fd``)."""
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
