@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 ACK_TIMEOUT = 1.0
 RECONNECT_DELAY = 0.5
+LISTEN_POLL_SECONDS = 1.0
 MAX_OUTBOX = 20_000
 
 Deliver = Callable[[str, BroadcastFrames], Awaitable[Any]]
@@ -185,8 +186,13 @@ class Peers:
             self.connected = True
             hello = asyncio.get_running_loop().create_task(self._hello(self._session))
             try:
-                async for message in pubsub.listen():
-                    await self._handle_safely(message["channel"], message["data"])
+                while True:
+                    # A bounded wait, not listen(): a cancellation redis-py drops (Python 3.11's wait_for) is then
+                    # noticed within a second, where listen() would wait for a message forever.
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_POLL_SECONDS)
+                    raise_if_cancelled()
+                    if message is not None:
+                        await self._handle_safely(message["channel"], message["data"])
             finally:
                 hello.cancel()
         finally:
