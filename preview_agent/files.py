@@ -149,8 +149,11 @@ class FileStore:
         current = self.entries.get(path)
         if current is not None and _is_stale(current, version):
             return ("unchanged" if current.sha256 == digest else "stale"), current
-        write_inside(self.root, segments, data, owner=self.owner)
         state = FileState(version, digest)
+        if current is not None and current.sha256 == digest:
+            self.entries[path] = state  # the same bytes at a newer version: the disk and the dev server are left alone
+            return "unchanged", state
+        write_inside(self.root, segments, data, owner=self.owner)
         self.entries[path] = state
         return "written", state
 

@@ -120,6 +120,17 @@ def test_it_treats_a_repeated_version_with_the_same_content_as_unchanged(store: 
     assert store.write("a.txt", b"same", 3)[0] == "unchanged"
 
 
+def test_the_same_content_at_a_newer_version_moves_the_version_without_touching_the_file(store: FileStore) -> None:
+    store.write("a.txt", b"same", 3)
+    target = store.root / "a.txt"
+    os.utime(target, (1_000_000, 1_000_000))
+    outcome, state = store.write("a.txt", b"same", 4)
+    assert (outcome, state.version) == ("unchanged", 4)
+    assert target.stat().st_mtime == 1_000_000
+    assert store.write("a.txt", b"same", 4)[0] == "unchanged"
+    assert store.write("a.txt", b"other", 4)[0] == "stale"
+
+
 def test_it_lets_any_edit_replace_a_file_found_on_disk_at_boot(store: FileStore) -> None:
     (store.root / "index.html").write_text("boot")
     store.scan()

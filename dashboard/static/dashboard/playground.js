@@ -82,6 +82,8 @@
           if (frame.payload.status === "ok") resolve(); else reject(new Error("join refused"));
         } else if (frame.event === "broadcast" && frame.payload.event === "file:synced") {
           onSynced(frame.payload.payload);
+        } else if (frame.event === "broadcast" && frame.payload.event === "agent:manifest") {
+          onManifest(frame.payload.payload);
         }
       };
       socket.onclose = function () { if (sessionId) say("Realtime connection closed."); };
@@ -95,6 +97,21 @@
     const now = Date.now();
     sentAt.set(path + "@" + version, now);
     push("broadcast", { type: "broadcast", event: "file:update", payload: { path: path, content: content, encoding: "utf-8", version: version, sent_at: now } });
+  }
+
+  // The agent publishes its manifest when it joins, which may be after `active` and after this page sent its
+  // files: once every part is in, each file the agent lacks at our version goes again (only those: a rewrite
+  // of package.json would restart the dev server).
+  let manifestSeen = {};
+  function onManifest(manifest) {
+    Object.assign(manifestSeen, manifest.files || {});
+    if (Number(manifest.part || 1) !== Number(manifest.parts || 1)) return;
+    const known = manifestSeen;
+    manifestSeen = {};
+    files.forEach(function (content, path) {
+      const held = known[path];
+      if (versions.has(path) && (!held || Number(held.version) < versions.get(path))) sendFile(path, content);
+    });
   }
 
   function onSynced(ack) {
