@@ -6,4 +6,9 @@ class VelocityConfig(AppConfig):
     verbose_name = "Velocity"
 
     def ready(self) -> None:
-        from velocity import checks  # noqa: F401  (registers the system checks)
+        from velocity import (
+            checks,  # noqa: F401  (registers the system checks)
+            pg_loaders,
+        )
+
+        pg_loaders.connect()
