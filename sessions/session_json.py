@@ -24,12 +24,19 @@ from sessions.models import PreviewSession
 from sessions.serializers import SessionSerializer
 
 FIELDS: tuple[str, ...] = tuple(SessionSerializer.Meta.fields)
-DATE_FIELDS = frozenset(
-    name for name in FIELDS if isinstance(PreviewSession._meta.get_field(name), models.DateTimeField)
-)
+
+
+def _stored_as(name: str) -> models.Field[Any, Any]:
+    """The column's own field (a foreign key's is the target's: ``machine_id`` holds a UUID)."""
+    field: Any = PreviewSession._meta.get_field(name)
+    return getattr(field, "target_field", field)
+
+
+DATE_FIELDS = frozenset(name for name in FIELDS if isinstance(_stored_as(name), models.DateTimeField))
+ORDERED_DATE_FIELDS = tuple(name for name in FIELDS if name in DATE_FIELDS)
+UUID_FIELDS = tuple(name for name in FIELDS if isinstance(_stored_as(name), models.UUIDField))
 UTC_ZONES = frozenset({UTC, ZoneInfo("UTC")})
 ZERO = timedelta(0)
-AS_IS_FIELDS = frozenset({"memory_mb", "boot_timings"})  # an int and a JSON object, as DRF passes them
 
 
 def iso_datetime(value: datetime | None, zone: tzinfo) -> str | None:
@@ -37,38 +44,39 @@ def iso_datetime(value: datetime | None, zone: tzinfo) -> str | None:
     if not value:
         return None
     if zone in UTC_ZONES and value.tzinfo is not None and value.utcoffset() == ZERO:
-        return value.replace(tzinfo=None).isoformat() + "Z"  # the stored UTC as it is: no conversion to make
+        return value.isoformat()[:-6] + "Z"  # the stored UTC as it is ("+00:00" → "Z"): no conversion to make
     local = timezone.localtime(value, zone) if timezone.is_aware(value) else timezone.make_aware(value, zone)
     text = local.isoformat()
     return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
 
 
-def _as_is(value: Any) -> Any:
-    return value
+def _plain(value: Any) -> Any:
+    """A choice's enum member as the text it stands for (a model instance may hold one); anything else as it is."""
+    return str(value) if isinstance(value, str) else value
 
 
-def _text(value: Any) -> str | None:
-    """UUIDs as their hyphenated text, choices and text as they are."""
-    return None if value is None else str(value)
-
-
-# Each field and how it is written, decided once: the loop per row is then one call per field.
-CONVERTERS: tuple[tuple[str, Any], ...] = tuple(
-    (name, None if name in DATE_FIELDS else _as_is if name in AS_IS_FIELDS else _text) for name in FIELDS
-)
+def _converted(row: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+    """``row`` (keys in ``FIELDS`` order) with its dates as DRF writes them and its UUIDs as text, in place:
+    every other field is already what the JSON holds (text, an int, the JSON object)."""
+    for name in ORDERED_DATE_FIELDS:
+        row[name] = iso_datetime(row[name], zone)
+    for name in UUID_FIELDS:
+        value = row[name]
+        if value is not None:
+            row[name] = str(value)
+    return row
 
 
 def session_json(row: Mapping[str, Any], zone: tzinfo | None = None) -> dict[str, Any]:
     """One session's JSON from a ``values(*FIELDS)`` row (``zone``: the current time zone, looked up once)."""
-    zone = zone or timezone.get_current_timezone()
-    return {
-        name: iso_datetime(row[name], zone) if convert is None else convert(row[name]) for name, convert in CONVERTERS
-    }
+    return _converted({name: _plain(row[name]) for name in FIELDS}, zone or timezone.get_current_timezone())
 
 
-def sessions_json(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def sessions_json(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The page's JSON from fresh ``values(*FIELDS)`` rows, converted in place (their keys are already in
+    ``FIELDS`` order, and nothing else holds them)."""
     zone = timezone.get_current_timezone()
-    return [session_json(row, zone) for row in rows]
+    return [_converted(row, zone) for row in rows]
 
 
 def session_instance_json(session: PreviewSession) -> dict[str, Any]:

@@ -72,7 +72,9 @@ def test_every_state_renders_exactly_as_the_serializer_from_a_model_and_from_a_v
         session.refresh_from_db()
         expected = rendered(SessionSerializer(session).data)
         row = PreviewSession.objects.filter(id=session.id).values(*FIELDS).get()
+        assert tuple(row) == FIELDS  # sessions_json converts such rows in place, relying on this order
         assert rendered(session_json(row)) == expected
+        assert rendered(sessions_json([row])) == b"[" + expected + b"]"
         assert rendered(session_instance_json(session)) == expected
 
 
