@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
 from sessions.throttles import seconds_until_allowed, window_estimate
-from velocity.cache import SharedPoolRedisCache, count_in_window
+from velocity.cache import SharedPoolRedisCache, count_in_window, count_in_windows
 from velocity.testing import require
 
 pytestmark = pytest.mark.django_db
@@ -88,3 +88,28 @@ def test_elsewhere_the_counters_use_the_cache_api() -> None:
     assert count_in_window(cache, f"{key}:1", f"{key}:0", timeout=120) == (1, 0)
     assert count_in_window(cache, f"{key}:1", f"{key}:0", timeout=120) == (2, 0)
     cache.delete(f"{key}:1")
+
+
+def test_the_address_limit_counts_every_user_from_one_address(as_user: Callable[..., APIClient]) -> None:
+    cache.clear()
+    rates = {**SimpleRateThrottle.THROTTLE_RATES, "sessions": "100/min", "ip": "3/min"}
+    with mock.patch.object(SimpleRateThrottle, "THROTTLE_RATES", rates):
+        assert [as_user().get("/api/v1/sessions/").status_code for _ in range(4)] == [200, 200, 200, 429]
+        refused = as_user().get("/api/v1/sessions/")
+    cache.clear()
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+
+
+def test_on_redis_both_limits_are_counted_in_one_round_trip() -> None:
+    require(os.environ.get("REDIS_URL"), "the Redis cache needs Redis")
+    redis_cache = SharedPoolRedisCache("redis://127.0.0.1:6379/11", {"KEY_PREFIX": "velocity-cache"})
+    user, address = f"throttle-user-{uuid.uuid4().hex}", f"throttle-ip-{uuid.uuid4().hex}"
+    redis_cache.set(f"{address}:0", 5, 30)
+    windows = [(f"{user}:1", f"{user}:0", 120), (f"{address}:1", f"{address}:0", 120)]
+    pipeline_class: Any = type(redis_cache._writer().pipeline())
+    with mock.patch.object(pipeline_class, "execute", autospec=True, side_effect=pipeline_class.execute) as trips:
+        assert count_in_windows(redis_cache, windows) == [(1, 0), (1, 5)]
+    assert trips.call_count == 1
+    assert count_in_windows(cache, [(f"{user}:1", f"{user}:0", 120)]) == [(1, 0)]  # elsewhere, the cache API
+    redis_cache.delete_many([key for window in windows for key in window[:2]])
+    cache.delete(f"{user}:1")
