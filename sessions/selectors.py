@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from machines.models import GONE_STATES, MachineState
 from machines.pricing import running_cost
@@ -127,8 +127,11 @@ def session_live_for_project(user_id: uuid.UUID, project_id: str) -> PreviewSess
 
 
 def quota_for_user(user_id: uuid.UUID) -> Quota:
-    """The user's override, else the default row (recreated with model defaults if someone deleted it)."""
-    return Quota.objects.filter(user_id=user_id).first() or Quota.objects.get_or_create(user_id=None)[0]
+    """The user's override, else the default row (recreated with model defaults if someone deleted it): both
+    asked for in one query, the override first."""
+    either = Quota.objects.filter(Q(user_id=user_id) | Q(user_id__isnull=True))
+    found = either.order_by(F("user_id").asc(nulls_last=True)).first()
+    return found or Quota.objects.get_or_create(user_id=None)[0]
 
 
 def user_block_for(user_id: uuid.UUID) -> UserBlock | None:
@@ -255,13 +258,17 @@ class QuotaDecision:
         return not self.reasons
 
 
-def quota_evaluate(user_id: uuid.UUID, *, now: datetime, memory_mb: int) -> QuotaDecision:
-    """Every reason a new session would be refused, most pressing first (empty: it would be allowed)."""
+def quota_evaluate(user_id: uuid.UUID, *, now: datetime, memory_mb: int, blocked: bool | None = None) -> QuotaDecision:
+    """Every reason a new session would be refused, most pressing first (empty: it would be allowed).
+
+    ``blocked``: whether the user is blocked, when the caller has just read it (under the user's lock); None
+    reads it here."""
     quota = quota_for_user(user_id)
     usage = usage_for_user(user_id, now=now)
     reasons = []
-    block = user_block_for(user_id)
-    if block is not None:
+    if blocked is None:
+        blocked = user_block_for(user_id) is not None
+    if blocked:
         reasons.append(_reason("user.blocked", BLOCKED_MESSAGE, None, None))
     if usage.live_sessions >= quota.max_concurrent_sessions:
         reasons.append(

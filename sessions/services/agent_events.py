@@ -23,20 +23,14 @@ def session_handle_agent_event(*, machine: Machine, event: dict[str, Any], now: 
     if session is None:
         return "no session"
     kind = event["type"]
+    if kind == "ready":  # activated first: a create may be waiting to answer `active`; the liveness record can wait
+        outcome = _ready(session=session, machine=machine, event=event, now=now)
+        session_record_heartbeat(machine=machine, event=event, now=now)
+        return outcome
     if kind in LIVENESS_EVENTS:
         recorded = session_record_heartbeat(machine=machine, event=event, now=now)
         if kind == "heartbeat":
             return recorded
-    if kind == "ready":
-        if event.get("framework"):
-            PreviewSession.objects.filter(id=session.id).update(framework=str(event["framework"])[:32])
-        activated = session_activate(
-            session=session,
-            preview_url=machine_preview_url(machine, session),
-            boot_timings=event.get("boot_steps") or {},
-            now=now,
-        )
-        return "activated" if activated else "ignored"
     if kind == "activity":
         return (
             "recorded"
@@ -49,3 +43,17 @@ def session_handle_agent_event(*, machine: Machine, event: dict[str, Any], now: 
         ended = session_end(session=session, reason=reason, now=now, detail=detail, source="agent", release_later=True)
         return "ended" if ended else "ignored"
     return "noted"
+
+
+def _ready(*, session: PreviewSession, machine: Machine, event: dict[str, Any], now: datetime) -> str:
+    framework = str(event["framework"])[:32] if event.get("framework") else None
+    activated = session_activate(
+        session=session,
+        preview_url=machine_preview_url(machine, session),
+        boot_timings=event.get("boot_steps") or {},
+        now=now,
+        framework=framework,
+    )
+    if not activated and framework is not None:  # a ready again (the agent restarted): what it serves now
+        PreviewSession.objects.filter(id=session.id).update(framework=framework)
+    return "activated" if activated else "ignored"

@@ -95,7 +95,7 @@ def session_create(
     try:
         with transaction.atomic():
             lock_user(user_id)
-            _refuse_blocked(user_id)
+            _refuse_blocked(user_id)  # again under the lock: a block that came meanwhile wins
             existing = session_live_for_project(user_id, project_id)
             if existing is not None:
                 return existing, False
@@ -151,7 +151,7 @@ def _legacy_session(
 
 
 def _insert_session(*, user_id: uuid.UUID, project_id: str, memory_mb: int, now: datetime) -> PreviewSession:
-    decision = quota_evaluate(user_id, now=now, memory_mb=memory_mb)
+    decision = quota_evaluate(user_id, now=now, memory_mb=memory_mb, blocked=False)  # just read, under the lock
     if not decision.can_create:
         raise QuotaExceeded(decision)
     ttl = session_ttl_seconds(decision.quota, settings.PREVIEW_SESSION_TTL)

@@ -26,9 +26,19 @@ ACTIVITY_WRITE_INTERVAL = timedelta(seconds=5)
 FAILURE_REASONS = frozenset({EndReason.FAILED, EndReason.AGENT_UNRESPONSIVE})
 
 
-def session_activate(*, session: PreviewSession, preview_url: str, boot_timings: dict[str, Any], now: datetime) -> bool:
-    """``creating`` → ``active`` once the agent is ready; False when the session was ended meanwhile."""
+def session_activate(
+    *,
+    session: PreviewSession,
+    preview_url: str,
+    boot_timings: dict[str, Any],
+    now: datetime,
+    framework: str | None = None,
+) -> bool:
+    """``creating`` → ``active`` once the agent is ready (with the ``framework`` it detected, if it says); False
+    when the session was ended meanwhile."""
+    detected = {} if framework is None else {"framework": framework}
     updated = PreviewSession.objects.filter(id=session.id, status=SessionStatus.CREATING).update(
+        **detected,
         status=SessionStatus.ACTIVE,
         preview_url=preview_url,
         started_at=now,
