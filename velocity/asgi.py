@@ -9,13 +9,16 @@ from velocity.asgi_handler import get_one_hop_application
 
 django_asgi_app = get_one_hop_application()
 
+
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs the app registry ready)
 from channels.security.websocket import WebsocketDenier  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from dashboard.routing import ops_application, websocket_urlpatterns  # noqa: E402
 from realtime_bridge import relay  # noqa: E402
 from realtime_bridge.routing import realtime_application, realtime_urlpatterns  # noqa: E402
 from velocity import daphne_denial  # noqa: E402
+from velocity.gc_tuning import freeze_startup_objects  # noqa: E402
 from velocity.middleware import BodySizeLimit, BrowserOriginValidator, websocket_not_found  # noqa: E402
 from velocity.preview_hosts import is_preview_host, scope_host  # noqa: E402
 
@@ -48,3 +51,6 @@ async def websocket_router(scope: dict[str, Any], receive: Any, send: Any) -> An
 
 
 application = ProtocolTypeRouter({"http": BodySizeLimit(django_asgi_app), "websocket": websocket_router})
+
+if settings.WEB_GC_FREEZE:
+    freeze_startup_objects()

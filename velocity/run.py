@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from types import FrameType
 
 STOP_GRACE_SECONDS = 10
@@ -118,7 +119,14 @@ def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
     held another's would keep that socket open after its owner died, and the connections the kernel sends
     there would wait forever)."""
     pass_fds = (int(argv[argv.index("--fd") + 1]),) if "--fd" in argv else ()
-    return subprocess.Popen(argv, start_new_session=True, pass_fds=pass_fds)  # noqa: S603  (argv is ours)
+    env = child_environment(os.environ)
+    return subprocess.Popen(argv, start_new_session=True, pass_fds=pass_fds, env=env)  # noqa: S603  (argv is ours)
+
+
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The children's environment: ours, with the daphnes freezing their startup objects out of the garbage
+    collector unless ``WEB_GC_FREEZE`` says otherwise (velocity/gc_tuning.py)."""
+    return {"WEB_GC_FREEZE": "true", **environ}
 
 
 def _bind_arguments(fd: int | None) -> list[str]:

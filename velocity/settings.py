@@ -146,8 +146,11 @@ else:
 
 # The web server's request threads (velocity/asgi_handler.py): how many per process, and how long each keeps its
 # database connection (the threads live as long as the process, so at most WEB_THREADS connections each).
-WEB_THREADS = env_int("WEB_THREADS", 4)
+WEB_THREADS = env_int("WEB_THREADS", 2)
 WEB_THREAD_CONN_MAX_AGE = env_int("WEB_THREAD_CONN_MAX_AGE", 60)
+# Freeze what the web process loaded at startup out of the garbage collector (velocity/gc_tuning.py): on in the
+# daphnes `velocity.run web` starts, off where the ASGI module is imported otherwise (a test run).
+WEB_GC_FREEZE = env_bool("WEB_GC_FREEZE", False)
 
 REDIS_URL = env_secret("REDIS_URL")
 if REDIS_URL:

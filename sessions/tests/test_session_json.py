@@ -3,20 +3,31 @@ in every state, through the real list and detail endpoints as well as directly."
 
 from __future__ import annotations
 
+import json
 import uuid
 import zoneinfo
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.renderers import JSONRenderer
 
 from machines.services import machine_prepare
 from sessions.models import EndReason, PreviewSession, SessionHealth, SessionStatus
 from sessions.serializers import SessionSerializer
-from sessions.session_json import FIELDS, session_instance_json, session_json, sessions_json
+from sessions.session_json import (
+    FIELDS,
+    SessionRowsRenderer,
+    page_rows,
+    session_instance_json,
+    session_json,
+    sessions_json,
+)
 from velocity.auth import issue_token
 
 pytestmark = pytest.mark.django_db
@@ -76,6 +87,7 @@ def test_every_state_renders_exactly_as_the_serializer_from_a_model_and_from_a_v
         assert rendered(session_json(row)) == expected
         assert rendered(sessions_json([row])) == b"[" + expected + b"]"
         assert rendered(session_instance_json(session)) == expected
+        assert SessionRowsRenderer().render(page_rows([dict(row)])) == b"[" + expected + b"]"  # raw, in UTC
 
 
 def test_a_time_zone_other_than_utc_is_honoured_as_drf_does() -> None:
@@ -111,3 +123,27 @@ def test_the_list_pages_and_filters_as_before(client: Client) -> None:
     assert [s["status"] for s in page["results"]] == ["ended", "failed"]
     assert page["next"] is None
     assert page["previous"].endswith("limit=2&status=active%2Cended%2Cfailed")
+
+
+def test_the_renderer_writes_what_drfs_writes_for_any_serializer_data() -> None:
+    data = {
+        "text": 'é \u2028 \u2029 <>&"\\',
+        "numbers": [0, -1, 2**53, 0.1 + 0.2, 0.0001, 0.003, 12.5, 123456789.123],
+        "nested": {"none": None, "flags": [True, False], "empty": {}},
+        "detail": ErrorDetail("refused", code="x"),
+        "lazy": gettext_lazy("Not found."),
+        "amount": Decimal("1.50"),
+    }
+    assert SessionRowsRenderer().render(data) == rendered(data)
+    assert SessionRowsRenderer().render(None) == rendered(None)
+    # The one difference: an exponent is written without padding (1e-7, where Python writes 1e-07).
+    assert json.loads(SessionRowsRenderer().render([1e-7, 1e22])) == [1e-7, 1e22]
+
+
+def test_in_another_time_zone_the_rows_are_converted_before_rendering() -> None:
+    session = every_state(uuid.uuid4())[1]
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    with timezone.override(paris):
+        expected = rendered(SessionSerializer(PreviewSession.objects.get(id=session.id)).data)
+        rows = list(PreviewSession.objects.filter(id=session.id).values(*FIELDS))
+        assert SessionRowsRenderer().render(page_rows(rows)) == b"[" + expected + b"]"
