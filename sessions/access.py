@@ -136,5 +136,6 @@ def project_claim(*, claims: Claims, project_id: str, now: datetime) -> None:
             created = False
         if created:
             logger.info("project registered", extra={"project_id": project_id, "owner_id": str(claims.sub)})
+            return  # the caller owns it now: nothing to check again
     if project_access(claims, project_id) < Access.WRITE:
         raise ProjectForbidden(project_id)

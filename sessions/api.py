@@ -48,7 +48,7 @@ from sessions.serializers import (
     SessionExtendSerializer,
     SessionSerializer,
 )
-from sessions.session_json import FIELDS, SessionRowsRenderer, page_rows, session_instance_json
+from sessions.session_json import FIELDS, SessionRowsRenderer, page_rows, session_data
 from velocity.auth import SERVICE_ROLE
 
 # The error responses each view raises itself, for the schema; sessions.schema adds 401, 429 and the body errors.
@@ -153,9 +153,7 @@ class SessionListCreateApi(generics.ListAPIView[PreviewSession]):
             ) from exc
         if created and session.machine_id is not None:
             session = _confirmed(session)
-        return Response(
-            SessionSerializer(session).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        return Response(session_data(session), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 def _confirmed(session: PreviewSession) -> PreviewSession:
@@ -167,10 +165,11 @@ def _confirmed(session: PreviewSession) -> PreviewSession:
 
 class SessionDetailApi(APIView):
     throttle_scope = "sessions"
+    renderer_classes = [SessionRowsRenderer]
 
     @extend_schema(responses={200: SessionSerializer, **errors(e404=SESSION_404)})
     def get(self, request: Request, session_id: uuid.UUID) -> Response:
-        return Response(session_instance_json(_session_or_404(request, session_id)))
+        return Response(session_data(_session_or_404(request, session_id)))
 
     @extend_schema(
         responses={

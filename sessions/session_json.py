@@ -89,9 +89,9 @@ def page_rows(rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
     return rows if timezone.get_current_timezone() in UTC_ZONES else sessions_json(rows)
 
 
-def session_instance_json(session: PreviewSession) -> dict[str, Any]:
-    """The same JSON from a model instance (the detail GET)."""
-    return session_json({name: getattr(session, name) for name in FIELDS})
+def session_data(session: PreviewSession) -> dict[str, Any]:
+    """A model's ``page_rows`` form: what ``SessionRowsRenderer`` writes as ``SessionSerializer``'s JSON."""
+    return page_rows([{name: getattr(session, name) for name in FIELDS}])[0]
 
 
 class SessionRowsRenderer(JSONRenderer):

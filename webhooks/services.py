@@ -4,6 +4,7 @@ operator events, and the deliveries' attempts, retries, dead letters and redeliv
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import secrets
@@ -13,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.models import Schedule
@@ -143,14 +144,21 @@ def webhook_events_receive(events: list[Event]) -> None:
     typed = [(event, typed) for event in events if (typed := webhook_type(event)) is not None]
     if not typed:
         return
-    # One atomic block (a savepoint when a caller publishes inside its own transaction): whatever fails here
-    # leaves the caller's transaction usable.
-    with transaction.atomic():
+    # Inside a caller's transaction each step is a savepoint: whatever fails here leaves that transaction usable.
+    # Outside one (an announcement after commit, the usual case) the read needs none: no BEGIN and COMMIT
+    # around a SELECT that finds, most of the time, that no endpoint wants the event.
+    with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
         enabled = list(WebhookEndpoint.objects.filter(enabled=True))
-        for event, (event_type, dedupe_key) in typed:
-            endpoints = [e for e in enabled if e.wants(event_type)]
-            if endpoints:
-                _deliveries_create(event, event_type, dedupe_key, endpoints)
+    wanted = [
+        (event, event_type, dedupe_key, endpoints)
+        for event, (event_type, dedupe_key) in typed
+        if (endpoints := [e for e in enabled if e.wants(event_type)])
+    ]
+    if not wanted:
+        return
+    with transaction.atomic():
+        for event, event_type, dedupe_key, endpoints in wanted:
+            _deliveries_create(event, event_type, dedupe_key, endpoints)
 
 
 def _deliveries_create(event: Event, event_type: str, dedupe_key: str | None, endpoints: list[WebhookEndpoint]) -> None:

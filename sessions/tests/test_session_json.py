@@ -24,7 +24,7 @@ from sessions.session_json import (
     FIELDS,
     SessionRowsRenderer,
     page_rows,
-    session_instance_json,
+    session_data,
     session_json,
     sessions_json,
 )
@@ -86,7 +86,7 @@ def test_every_state_renders_exactly_as_the_serializer_from_a_model_and_from_a_v
         assert tuple(row) == FIELDS  # sessions_json converts such rows in place, relying on this order
         assert rendered(session_json(row)) == expected
         assert rendered(sessions_json([row])) == b"[" + expected + b"]"
-        assert rendered(session_instance_json(session)) == expected
+        assert SessionRowsRenderer().render(session_data(session)) == expected
         assert SessionRowsRenderer().render(page_rows([dict(row)])) == b"[" + expected + b"]"  # raw, in UTC
 
 
