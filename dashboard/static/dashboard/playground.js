@@ -81,7 +81,9 @@
         if (frame.event === "phx_reply" && frame.ref === joinRef) {
           if (frame.payload.status === "ok") resolve(); else reject(new Error("join refused"));
         } else if (frame.event === "broadcast" && frame.payload.event === "file:synced") {
-          onSynced(frame.payload.payload);
+          onSynced([frame.payload.payload]);
+        } else if (frame.event === "broadcast" && frame.payload.event === "files:synced") {
+          onSynced(frame.payload.payload.files || []); // acks that waited their turn, merged by the agent
         } else if (frame.event === "broadcast" && frame.payload.event === "agent:manifest") {
           onManifest(frame.payload.payload);
         }
@@ -114,7 +116,15 @@
     });
   }
 
-  function onSynced(ack) {
+  function onSynced(ackList) {
+    ackList.forEach(showAck);
+    if (!ackList.length) return;
+    const last = ackList[ackList.length - 1];
+    document.body.dataset.lastAck = last.path + "@" + last.version;
+    if (framework !== "vite" && preview.src !== "about:blank") preview.src = preview.dataset.url + "?v=" + Date.now();
+  }
+
+  function showAck(ack) {
     const started = sentAt.get(ack.path + "@" + ack.version);
     const lag = started ? Date.now() - started : ack.latency_ms;
     const row = document.createElement("tr");
@@ -125,8 +135,6 @@
       row.appendChild(td);
     });
     acks.prepend(row);
-    document.body.dataset.lastAck = ack.path + "@" + ack.version;
-    if (framework !== "vite" && preview.src !== "about:blank") preview.src = preview.dataset.url + "?v=" + Date.now();
   }
 
   function showPreview(session) {
