@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -103,6 +104,14 @@ def sessions_announce(
     """Announce these rows' change (INSERT, UPDATE or DELETE) after the surrounding transaction commits."""
     for session in sessions:
         _announce(change_type, session, using)
+
+
+def announced_together() -> AbstractContextManager[None]:
+    """Around a write: its announcements (the row, the operator event, ``session:status``) are collected as it
+    commits and go out together when the block ends (``publish.batched``): one hop to the server's event loop
+    instead of one per publication, each of which a request thread waited for while the loop was busy (a
+    warm create spent a third of its time there: docs/benchmarks.md, *The warm path, third round*)."""
+    return publish.batched()
 
 
 def session_status_announce(session: PreviewSession, change_type: str = "UPDATE") -> None:

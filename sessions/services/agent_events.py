@@ -8,6 +8,7 @@ from typing import Any
 
 from machines.models import Machine
 from machines.services import machine_preview_url
+from sessions.changes import announced_together
 from sessions.models import EndReason, PreviewSession
 from sessions.selectors import session_of_machine
 from sessions.services.lifecycle import session_activate, session_end, session_touch
@@ -47,13 +48,14 @@ def session_handle_agent_event(*, machine: Machine, event: dict[str, Any], now: 
 
 def _ready(*, session: PreviewSession, machine: Machine, event: dict[str, Any], now: datetime) -> str:
     framework = str(event["framework"])[:32] if event.get("framework") else None
-    activated = session_activate(
-        session=session,
-        preview_url=machine_preview_url(machine, session),
-        boot_timings=event.get("boot_steps") or {},
-        now=now,
-        framework=framework,
-    )
+    with announced_together():  # the waiting create is woken first, outside the batch (session_activate)
+        activated = session_activate(
+            session=session,
+            preview_url=machine_preview_url(machine, session),
+            boot_timings=event.get("boot_steps") or {},
+            now=now,
+            framework=framework,
+        )
     if not activated and framework is not None:  # a ready again (the agent restarted): what it serves now
         PreviewSession.objects.filter(id=session.id).update(framework=framework)
     return "activated" if activated else "ignored"

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 
 from machines.services import machine_pool_enqueue_refill
 from sessions.access import project_check_use, project_claim
-from sessions.changes import session_status_announce
+from sessions.changes import announced_together, session_status_announce
 from sessions.models import LEGACY_FRAMEWORK, EndReason, PreviewSession, SessionStatus, UserBlock
 from sessions.selectors import (
     BLOCKED_MESSAGE,
@@ -93,7 +93,7 @@ def session_create(
     if route.is_legacy:
         return _legacy_session(claims=claims, user_id=user_id, project_id=project_id, route=route, now=now)
     try:
-        with transaction.atomic():
+        with announced_together(), transaction.atomic():
             lock_user(user_id)
             _refuse_blocked(user_id)  # again under the lock: a block that came meanwhile wins
             existing = session_live_for_project(user_id, project_id)
