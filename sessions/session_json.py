@@ -12,7 +12,7 @@ for a session in every state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,11 +54,6 @@ def iso_datetime(value: datetime | None, zone: tzinfo) -> str | None:
     return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
 
 
-def _plain(value: Any) -> Any:
-    """A choice's enum member as the text it stands for (a model instance may hold one); anything else as it is."""
-    return str(value) if isinstance(value, str) else value
-
-
 def _converted(row: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
     """``row`` (keys in ``FIELDS`` order) with its dates as DRF writes them and its UUIDs as text, in place:
     every other field is already what the JSON holds (text, an int, the JSON object)."""
@@ -69,11 +64,6 @@ def _converted(row: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
         if value is not None:
             row[name] = str(value)
     return row
-
-
-def session_json(row: Mapping[str, Any], zone: tzinfo | None = None) -> dict[str, Any]:
-    """One session's JSON from a ``values(*FIELDS)`` row (``zone``: the current time zone, looked up once)."""
-    return _converted({name: _plain(row[name]) for name in FIELDS}, zone or timezone.get_current_timezone())
 
 
 def sessions_json(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ from velocity.asgi_handler import get_one_hop_application
 
 django_asgi_app = get_one_hop_application()
 
-
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs the app registry ready)
 from channels.security.websocket import WebsocketDenier  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -10,6 +10,8 @@ Django's) from psycopg's C loader; where the C extension is missing, Django's lo
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 from datetime import datetime, tzinfo
 from typing import Any
@@ -17,24 +19,23 @@ from typing import Any
 from django.db.backends.signals import connection_created
 
 
+@functools.cache
 def c_timestamptz_loader() -> Any | None:
-    """psycopg's C ``TimestamptzLoader`` class, or None without the C extension."""
+    """psycopg's C ``TimestamptzLoader`` class, or None without the C extension (looked up once per process)."""
     import psycopg
 
     if psycopg.pq.__impl__ == "python":
         return None
-    try:
-        return importlib.import_module("psycopg_binary._psycopg").TimestamptzLoader
-    except ImportError:
-        try:
-            return importlib.import_module("psycopg_c._psycopg").TimestamptzLoader
-        except ImportError:
-            return None
+    for module in ("psycopg_binary._psycopg", "psycopg_c._psycopg"):
+        with contextlib.suppress(ImportError):
+            return importlib.import_module(module).TimestamptzLoader
+    return None
 
 
+@functools.cache
 def fast_tz_loader(zone: tzinfo | None, c_loader: Any) -> type:
     """A loader class doing what Django's ``SpecificTzLoader`` for ``zone`` does, with the parsing in C (a C loader
-    class cannot be subclassed, so it is held and called)."""
+    class cannot be subclassed, so it is held and called). One class per zone, made once."""
     from psycopg.adapt import Loader
 
     class FastTzLoader(Loader):
@@ -55,33 +56,15 @@ def install_fast_timestamptz(sender: Any, connection: Any, **kwargs: Any) -> Non
     if connection.vendor != "postgresql":
         return
     c_loader = c_timestamptz_loader()
-    adapters = connection.connection.adapters
-    current = adapters.get_loader(_timestamptz_oid(), _text_format())
-    if c_loader is None or current is None or not hasattr(current, "timezone"):
+    if c_loader is None:
         return
-    adapters.register_loader("timestamptz", _loader_class(current.timezone, c_loader))
-
-
-_CLASSES: dict[tuple[Any, Any], type] = {}
-
-
-def _loader_class(zone: tzinfo | None, c_loader: Any) -> type:
-    key = (zone, c_loader)
-    if key not in _CLASSES:
-        _CLASSES[key] = fast_tz_loader(zone, c_loader)
-    return _CLASSES[key]
-
-
-def _timestamptz_oid() -> int:
     from psycopg.postgres import types
-
-    return int(types["timestamptz"].oid)
-
-
-def _text_format() -> Any:
     from psycopg.pq import Format
 
-    return Format.TEXT
+    adapters = connection.connection.adapters
+    current = adapters.get_loader(types["timestamptz"].oid, Format.TEXT)
+    if current is not None and hasattr(current, "timezone"):
+        adapters.register_loader("timestamptz", fast_tz_loader(current.timezone, c_loader))
 
 
 def connect() -> None:
