@@ -24,7 +24,7 @@ from .orchestrator import Orchestrator
 from .proxy import Front
 from .resources import ResourceMeter
 from .sandbox import sandbox_warning
-from .sync import RealtimeSync
+from .sync import RealtimeSync, WarmSocket
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class Agent:
             session_id=config.session_id,
         )
         self.sync: RealtimeSync | None = None
+        self.warm_socket: WarmSocket | None = None
         self._stop = asyncio.Event()
         self._ready_sent = asyncio.Event()
         self.exit_reason = "idle"
@@ -117,6 +118,7 @@ class Agent:
     async def _boot_and_wait(self) -> None:
         warm = not self.config.project_id
         preload = self._preload_realtime() if warm else None
+        held = self._hold_warm_socket(preload)
         if warm:
             await self._step("assignment", self._wait_for_assignment())
             if self._stop.is_set():
@@ -134,7 +136,7 @@ class Agent:
         try:
             await self._watch_inactivity()
         finally:
-            for task in [*background, *([preload] if preload else [])]:
+            for task in [*background, *(task for task in (preload, held) if task)]:
                 task.cancel()
 
     def _preload_realtime(self) -> asyncio.Task[Any] | None:
@@ -143,6 +145,19 @@ class Agent:
         if not self.config.realtime_url:
             return None
         return asyncio.create_task(asyncio.to_thread(importlib.import_module, "realtime"), name="realtime-import")
+
+    def _hold_warm_socket(self, preload: asyncio.Task[Any] | None) -> asyncio.Task[None] | None:
+        """With its machine's warm key, a warm agent also connects once the client is loaded (``WarmSocket``):
+        at the claim only the join is left to do."""
+        if preload is None or not self.config.realtime_key:
+            return None
+        self.warm_socket = WarmSocket(self.config.realtime_url, self.config.realtime_key)
+
+        async def hold(socket: WarmSocket) -> None:
+            await preload
+            await socket.run()
+
+        return asyncio.create_task(hold(self.warm_socket), name="realtime-warm")
 
     async def _run_realtime(self, sync: RealtimeSync, preload: asyncio.Task[Any] | None) -> None:
         """The realtime client, once its module is loaded in a thread: never imported on the event loop, which it
@@ -184,6 +199,7 @@ class Agent:
             handle=self._handle,
             manifest=functools.partial(manifest_events, self.store),
             send_rate=self.config.realtime_send_rate,
+            warm_client=self.warm_socket.take() if self.warm_socket else None,
         )
 
     async def _step(self, name: str, awaitable: Any) -> Any:

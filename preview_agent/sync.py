@@ -34,6 +34,8 @@ OUTBOX_LIMIT = 2000
 ACKS = frozenset({"file:synced", "files:synced"})
 STABLE_CONNECTION_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 15.0
+# A warm agent's socket before its claim (WarmSocket): given up after this many failed connects in a row.
+WARM_CONNECT_ATTEMPTS = 5
 # A Supabase project allows 100 events a second for the whole project, and counts each broadcast once sent
 # and once per channel it reaches: 20 a second to one editor is 40 of them, leaving the editor and the
 # server their share. Acknowledgements waiting for their turn are merged into one ``files:synced`` (mode acks)
@@ -61,8 +63,10 @@ class RealtimeSync:
         handle: Handler,
         manifest: ManifestBuilder,
         send_rate: float = SEND_RATE_PER_SECOND,
+        warm_client: AsyncRealtimeClient | None = None,
     ) -> None:
         self.url, self._key, self.channel_name = url, key, channel
+        self._warm_client = warm_client
         self.handle, self.manifest = handle, manifest
         self.connects = 0
         self.first_connect_seconds: float | None = None
@@ -114,15 +118,16 @@ class RealtimeSync:
             sender.cancel()
 
     async def _connect_once(self, started: float) -> bool:
-        from realtime import AsyncRealtimeClient  # lazy: keeps pydantic out until it is needed
-
-        client = AsyncRealtimeClient(self.url, token=self._key, auto_reconnect=False, max_retries=1)
+        client, connected = await self._client()
         self._generation += 1
         self._lost.clear()
         try:
             channel = client.channel(self.channel_name, _CHANNEL_OPTIONS)
             channel.on_broadcast("*", self._on_broadcast)
-            await client.connect()
+            if connected:
+                await client.set_auth(self._key)  # the join carries the assignment's key, not the warm one
+            else:
+                await client.connect()
             await channel.subscribe(functools.partial(self._on_state, self._generation))
             if not self._joined.is_set():
                 return False
@@ -134,6 +139,18 @@ class RealtimeSync:
             return False
         finally:
             await self._drop(client)
+
+    async def _client(self) -> tuple[AsyncRealtimeClient, bool]:
+        """A warm agent's first connection is the socket it opened before its claim (``WarmSocket``), if that is
+        still open; every other connection is a new client."""
+        from realtime import AsyncRealtimeClient  # lazy: keeps pydantic out until it is needed
+
+        warm, self._warm_client = self._warm_client, None
+        if warm is not None and warm.is_connected:
+            return warm, True
+        if warm is not None:
+            await _close(warm)
+        return AsyncRealtimeClient(self.url, token=self._key, auto_reconnect=False, max_retries=1), False
 
     def _on_joined(self, channel: AsyncRealtimeChannel, started: float) -> None:
         self.connects += 1
@@ -151,8 +168,7 @@ class RealtimeSync:
     async def _drop(self, client: AsyncRealtimeClient) -> None:
         self._joined.clear()
         self._channel = None
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.close(), 5)
+        await _close(client)
 
     def _on_state(self, generation: int, state: Any, error: Exception | None) -> None:
         if generation != self._generation:
@@ -209,6 +225,76 @@ class RealtimeSync:
         self._outbox.clear()
         self._outbox.extend(others)
         return [merge_acks(acks)]
+
+
+class WarmSocket:
+    """A warm agent's realtime connection before it has a project: opened with the machine's warm key (which
+    the endpoint accepts at the handshake and every channel policy refuses), joined to nothing, opened again
+    if it drops while the agent waits. At the claim ``take()`` hands it to ``RealtimeSync``, which joins
+    ``project:{id}`` on it at once with the assignment's key instead of opening a socket then. After
+    ``WARM_CONNECT_ATTEMPTS`` failures in a row (an endpoint that refuses the key) it gives up: the agent then
+    connects once assigned, as a cold one does."""
+
+    def __init__(self, url: str, key: str, *, check_interval: float = 1.0) -> None:
+        self.url, self._key, self._interval = url, key, check_interval
+        self._client: AsyncRealtimeClient | None = None
+        self._taken = False
+        self.connects = 0
+
+    def take(self) -> AsyncRealtimeClient | None:
+        """The open client, if there is one: the caller owns it from now on, and ``run`` ends."""
+        self._taken = True
+        client = self._client
+        if client is None or not client.is_connected:
+            return None  # run() closes it
+        self._client = None
+        return client
+
+    async def run(self) -> None:
+        failures = 0
+        try:
+            while not self._taken and failures < WARM_CONNECT_ATTEMPTS:
+                failures = 0 if await self._hold() else failures + 1
+                if not self._taken:
+                    await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 0.5 * 2**failures) * random.uniform(0.8, 1.2))  # noqa: S311
+            if failures >= WARM_CONNECT_ATTEMPTS:
+                logger.warning("warm realtime connection given up; the agent connects once assigned")
+        finally:
+            if self._client is not None:
+                await _close(self._client)
+                self._client = None
+
+    async def _hold(self) -> bool:
+        """Connect, then wait while the socket stays open and nobody took it; False when it could not connect."""
+        from realtime import AsyncRealtimeClient
+
+        client = self._client = AsyncRealtimeClient(self.url, token=self._key, auto_reconnect=False, max_retries=1)
+        try:
+            await client.connect()
+        except Exception as error:
+            logger.info("warm realtime connection failed", extra={"error": type(error).__name__})
+            return False
+        finally:
+            await self._release(client)
+        if self._client is not client:
+            return True  # taken while it connected: closed, the agent connects as assigned
+        self.connects += 1
+        logger.info("realtime connected; waiting for an assignment", extra={"connects": self.connects})
+        while client.is_connected and not self._taken:
+            await asyncio.sleep(self._interval)
+        await self._release(client)
+        return True
+
+    async def _release(self, client: AsyncRealtimeClient) -> None:
+        """Close ``client`` unless it is open and still kept (or already taken)."""
+        if self._client is client and not (client.is_connected and not self._taken):
+            self._client = None
+            await _close(client)
+
+
+async def _close(client: AsyncRealtimeClient) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.close(), 5)
 
 
 _CHANNEL_OPTIONS: Any = {

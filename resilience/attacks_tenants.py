@@ -309,6 +309,35 @@ async def check_machine_key(t: Tenants, out: Outcome, env: dict[str, str]) -> tu
     return peer, ref
 
 
+WARM_KEY_SCRIPT = (
+    "from machines.services import machine_prepare; "
+    "print(machine_prepare(session=None, memory_mb=512)[1].env['REALTIME_KEY'])"
+)
+
+
+async def check_warm_key(t: Tenants, out: Outcome) -> None:
+    """The key a warm machine is started with, before any claim (its agent connects with it): it opens a socket
+    and nothing else: no project channel (A's included), no REST broadcast, no REST API."""
+    printed = await asyncio.to_thread(t.ctx.stack.manage, "shell", "-c", WARM_KEY_SCRIPT)
+    key = printed.split()[-1]  # the last line: the key (log lines may come before it)
+    peer = await Peer.open(t.ctx.ws_url(key))
+    try:
+        for topic in (f"project:{PROJECT_A}", f"project:{t.project_b}"):
+            _, reply = await peer.join(topic)
+            ok, reason = refused(reply)
+            out.check(ok, f"a warm machine's key joins {topic}: '{reason}'", f"a warm key joined {topic}: {reply}")
+    finally:
+        await peer.close()
+    url = f"{t.ctx.stack.base_url}/realtime/v1/api/broadcast/project:{PROJECT_A}/events/file:update?private=true"
+    response = await t.http.post(url, json=hostile_update(HUGE_VERSION), headers=bearer(key))
+    out.check(
+        response.status_code == 403,
+        "a warm machine's key broadcasts to A's topic over REST: 403",
+        f"a warm key's REST broadcast to A's topic: {response.status_code}",
+    )
+    await check_quota_bypass(t, out, {"a warm machine's REALTIME_KEY": key})
+
+
 async def check_agent_reports(t: Tenants, out: Outcome, env: dict[str, str]) -> None:
     """The agent API's door (heartbeats keep a session "alive" for the agent watch): only a machine's own token
     opens it, and it speaks for that machine's session whatever the body names."""
@@ -477,6 +506,7 @@ async def play(t: Tenants, out: Outcome) -> None:
         env = await asyncio.to_thread(machine_env, t.ctx, t.session["id"])
         key_peer, key_ref = await check_machine_key(t, out, env)
         await check_agent_reports(t, out, env)
+        await check_warm_key(t, out)
         await check_status_channel(t, out, intruder, env["REALTIME_KEY"])
         check_b_heard_nothing(t, out, [intruder, b_rows])
         await check_losing_access(t, out)

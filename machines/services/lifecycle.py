@@ -125,7 +125,9 @@ def agent_environment(*, machine: Machine, token: str, session: SessionRef | Non
         "AGENT_HEARTBEAT_SECONDS": f"{settings.AGENT_HEARTBEAT_SECONDS:g}",
         "MACHINE_ID": str(machine.id),
     }
-    if session is not None:
+    if session is None:
+        env["REALTIME_KEY"] = machine_warm_realtime_key(machine=machine)
+    else:
         env.update(
             PROJECT_ID=session.project_id,
             SESSION_ID=str(session.id),
@@ -152,6 +154,19 @@ def machine_realtime_key(*, machine: Machine, project_id: str) -> str:
         audience=AGENT_AUDIENCE,
         ttl=machine_key_seconds(),
         extra={AGENT_PROJECT_CLAIM: project_id, AGENT_MACHINE_CLAIM: str(machine.id)},
+    )
+
+
+def machine_warm_realtime_key(*, machine: Machine) -> str:
+    """A warm machine's key before any claim: the realtime endpoint accepts it at the handshake, so the agent is
+    connected before it has a project, and it joins nothing (no project claim: every channel policy refuses it).
+    Once assigned, the agent joins ``project:{id}`` on that socket with the key its assignment carries."""
+    return issue_token(
+        sub=machine.id,
+        role="authenticated",
+        audience=AGENT_AUDIENCE,
+        ttl=machine_key_seconds(),
+        extra={AGENT_MACHINE_CLAIM: str(machine.id)},
     )
 
 

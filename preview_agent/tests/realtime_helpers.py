@@ -160,6 +160,7 @@ class Relay:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.accepted = 0  # connections relayed to the endpoint
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -197,6 +198,7 @@ class Relay:
                 continue
             with self._lock:
                 self._pairs.append((client, upstream))
+                self.accepted += 1
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
 

@@ -9,9 +9,12 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from velocity.auth import AGENT_AUDIENCE, AGENT_MACHINE_CLAIM, issue_token
 
 from .conftest import Recorder, Session, StartAgent
-from .realtime_helpers import Editor, until, until_count
+from .realtime_helpers import Editor, Relay, until, until_count
 from .test_files import ATTACKS
 
 
@@ -141,14 +144,49 @@ async def test_a_warm_pool_agent_syncs_files_once_assigned(
     base_url, project_key = realtime
     project_id = f"proj-{uuid.uuid4().hex[:8]}"
     assignment = {"project_id": project_id, "session_id": "sess-warm", "realtime_key": project_key(project_id)}
-    orchestrator.assignments += [(204, None), (200, assignment)]
-    env = {"PROJECT_ID": "", "REALTIME_URL": base_url, "REALTIME_KEY": "", "ORCHESTRATOR_URL": orchestrator.url}
+    # A warm key the endpoint refuses: the socket before the claim fails, and the agent connects once assigned.
+    env = {"PROJECT_ID": "", "REALTIME_URL": base_url, "REALTIME_KEY": "refused", "ORCHESTRATOR_URL": orchestrator.url}
     agent = await asyncio.to_thread(start_agent, ASSIGNMENT_POLL_INTERVAL="0.1", **env)
+    await until(lambda: '"warm realtime connection failed"' in agent.output())
+    orchestrator.assignments.append((200, assignment))
     editor = await Editor.join(base_url, project_key(project_id), project_id)
     try:
         await until(lambda: agent.health()["supabaseConnected"])
         await editor.edit("src/main.js", "warm")
         await editor.synced("src/main.js", 1)
         assert (agent.project_dir / "src/main.js").read_text() == "warm"
+    finally:
+        await editor.leave()
+
+
+def warm_key() -> str:
+    """A key shaped as the orchestrator gives a warm machine: the agents' audience, a machine, no project."""
+    machine = uuid.uuid4()
+    return issue_token(sub=machine, audience=AGENT_AUDIENCE, extra={AGENT_MACHINE_CLAIM: str(machine)})
+
+
+async def test_a_warm_agent_is_connected_before_its_claim_and_joins_on_that_socket(
+    realtime: tuple[str, Callable[[str], str]], relay: Relay, start_agent: StartAgent, orchestrator: Recorder
+) -> None:
+    base_url, project_key = realtime
+    relayed = base_url.replace(f":{urlsplit(base_url).port}", f":{relay.port}", 1)
+    env = {"PROJECT_ID": "", "REALTIME_URL": relayed, "REALTIME_KEY": warm_key(), "ORCHESTRATOR_URL": orchestrator.url}
+    agent = await asyncio.to_thread(start_agent, ASSIGNMENT_POLL_INTERVAL="0.1", **env)
+    await until(lambda: relay.accepted == 1 and '"realtime connected; waiting for an assignment"' in agent.output())
+    relay.cut()  # the endpoint goes away while the agent waits: it connects again
+    relay.restore()
+    await until(lambda: relay.accepted == 2 and agent.output().count('"realtime connected; waiting') == 2)
+    assert not agent.health()["supabaseConnected"]  # connected, joined to nothing
+
+    project_id = f"proj-{uuid.uuid4().hex[:8]}"
+    editor = await Editor.join(base_url, project_key(project_id), project_id)
+    orchestrator.assignments.append(
+        (200, {"project_id": project_id, "session_id": "s", "realtime_key": project_key(project_id)})
+    )
+    try:
+        await until(lambda: agent.health()["supabaseConnected"])
+        await editor.edit("index.html", "warm")
+        await editor.synced("index.html", 1)
+        assert relay.accepted == 2  # the join went over the socket opened before the claim
     finally:
         await editor.leave()

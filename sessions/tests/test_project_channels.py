@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -125,6 +126,34 @@ async def test_the_machine_key_serves_its_own_project_only_and_not_the_rest_api(
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     response = await database_sync_to_async(client.post)("/api/v1/sessions/", {"project_id": "x"}, format="json")
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "auth.bad_audience")
+
+
+@database_sync_to_async
+def warm_machine_env() -> tuple[Machine, Mapping[str, str]]:
+    """A warm machine (no session yet) and the environment its agent is started with."""
+    machine, spec = machine_prepare(session=None, memory_mb=512)
+    return machine, spec.env
+
+
+async def test_a_warm_machines_key_connects_but_joins_nothing_not_even_the_project_it_will_serve(connect):
+    await make_project("later", uuid.uuid4())
+    machine, env = await warm_machine_env()
+    key = env["REALTIME_KEY"]
+    assert "PROJECT_ID" not in env
+    socket = await connect(key)  # the handshake accepts it: the warm agent is connected before any claim
+    for topic in ("project:later", f"user:{machine.id}", "anything"):
+        reply = await socket.join(topic, PRIVATE)
+        assert reply["payload"]["status"] == "error", topic
+    body = {"messages": [{"topic": "project:later", "event": "file:update", "payload": {}, "private": True}]}
+    listener = await joined(connect, service_token(), "project:later")
+    headers = {"authorization": f"Bearer {key}"}
+    response = await AsyncClient().post("/realtime/v1/api/broadcast", body, "application/json", headers=headers)
+    assert response.status_code == 202  # Realtime's answer to a refused message too
+    assert await listener.communicator.receive_nothing(0.3)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    response = await database_sync_to_async(client.get)("/api/v1/sessions/")
     assert (response.status_code, response.json()["error"]["code"]) == (401, "auth.bad_audience")
 
 
