@@ -23,6 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from velocity.run import child_environment
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_REDIS_DB = os.environ.get("BENCH_REDIS_DB", "13")
 UNLIMITED_RATE = "1000000/min"
@@ -149,12 +151,12 @@ class Stack:
             raise RuntimeError(f"manage.py {' '.join(args)} failed: {done.stderr[-2000:]}")
         return done.stdout
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(  # noqa: S603  (our interpreter and modules)
             [sys.executable, *argv],
             cwd=REPO_ROOT,
-            env=self.env,
+            env=self.env if env is None else env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -165,7 +167,8 @@ class Stack:
     def start_server(self) -> None:
         argv = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "--access-log", os.devnull]
         argv += DAPHNE_LIMITS
-        self.server = self._spawn("daphne", [*argv, "velocity.asgi:application"])
+        # As velocity.run starts a daphne: its startup objects frozen, PostgreSQL connections from a pool.
+        self.server = self._spawn("daphne", [*argv, "velocity.asgi:application"], child_environment(self.env, web=True))
         wait_until_answering(f"{self.base_url}/health")
 
     def start_cluster(self) -> None:

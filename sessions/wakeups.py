@@ -12,6 +12,7 @@ import uuid
 from sessions import selectors
 from sessions.models import PreviewSession, SessionStatus
 from velocity import wakeup
+from velocity.db_pool import release_if_pooled
 
 
 def _assignment_key(machine_id: uuid.UUID) -> str:
@@ -33,13 +34,19 @@ def ready_wake(session_id: uuid.UUID) -> None:
 
 
 def assignment_wait(machine_id: uuid.UUID, *, timeout: float, recheck: float) -> PreviewSession | None:
-    """The live session that claimed the machine, as soon as there is one; None after ``timeout`` seconds."""
+    """The live session that claimed the machine, as soon as there is one; None after ``timeout`` seconds. With a
+    connection pool, the connection goes back to it between checks."""
     return wakeup.wait_for(
-        lambda: selectors.session_assigned_to_machine(machine_id),
+        lambda: _released_after(selectors.session_assigned_to_machine(machine_id)),
         key=_assignment_key(machine_id),
         timeout=timeout,
         recheck=recheck,
     )
+
+
+def _released_after(session: PreviewSession | None) -> PreviewSession | None:
+    release_if_pooled()
+    return session
 
 
 def ready_wait(session_id: uuid.UUID, *, timeout: float, recheck: float) -> PreviewSession | None:

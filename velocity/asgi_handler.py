@@ -100,7 +100,14 @@ def keep_connections() -> None:
     if keep <= 0:
         return
     for connection in connections.all(initialized_only=False):
+        _make_pool(connection)
         connection.settings_dict = {**connection.settings_dict, "CONN_MAX_AGE": keep}
+
+
+def _make_pool(connection: Any) -> None:
+    """With ``DATABASE_POOL``, the process's pool is made from the shared settings (``CONN_MAX_AGE`` 0) before this
+    thread's are changed: Django refuses to make a pool for a connection that is kept."""
+    getattr(connection, "pool", None)  # PostgreSQL's wrapper makes the process's pool on first use; SQLite has none
 
 
 def _close(response: HttpResponseBase, body_file: Any) -> None:

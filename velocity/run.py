@@ -119,14 +119,17 @@ def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
     held another's would keep that socket open after its owner died, and the connections the kernel sends
     there would wait forever)."""
     pass_fds = (int(argv[argv.index("--fd") + 1]),) if "--fd" in argv else ()
-    env = child_environment(os.environ)
+    env = child_environment(os.environ, web=argv[1:3] == ["-m", "daphne"])
     return subprocess.Popen(argv, start_new_session=True, pass_fds=pass_fds, env=env)  # noqa: S603  (argv is ours)
 
 
-def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+def child_environment(environ: Mapping[str, str], *, web: bool = False) -> dict[str, str]:
     """The children's environment: ours, with the daphnes freezing their startup objects out of the garbage
-    collector unless ``WEB_GC_FREEZE`` says otherwise (velocity/gc_tuning.py)."""
-    return {"WEB_GC_FREEZE": "true", **environ}
+    collector unless ``WEB_GC_FREEZE`` says otherwise (velocity/gc_tuning.py), and each daphne (``web``) taking its
+    PostgreSQL connections from a pool unless ``WEB_DATABASE_POOL`` says otherwise (never the task cluster,
+    which forks its workers)."""
+    defaults = {"WEB_GC_FREEZE": "true", **({"WEB_DATABASE_POOL": "true"} if web else {})}
+    return {**defaults, **environ}
 
 
 def _bind_arguments(fd: int | None) -> list[str]:

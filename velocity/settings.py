@@ -143,6 +143,18 @@ else:
             "OPTIONS": SQLITE_OPTIONS,
         }
     }
+# A web process on PostgreSQL (``velocity.run web`` sets WEB_DATABASE_POOL for its daphnes, and only for them: the
+# task cluster forks its workers) takes its connections from a pool (psycopg_pool, Django's "pool" option): a
+# request on Django's thread per request (a create, a delete, a held assignment poll) then borrows an open
+# connection instead of starting a PostgreSQL backend (5-6 ms here, and the backend's own CPU). The pool replaces
+# persistent connections, so CONN_MAX_AGE is 0 (the request threads still keep theirs: asgi_handler.py).
+DATABASE_POOL = env_bool("WEB_DATABASE_POOL", False) and DATABASES["default"]["ENGINE"].endswith("postgresql")
+if DATABASE_POOL:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "pool": {"min_size": 1, "max_size": env_int("DATABASE_POOL_MAX_SIZE", 32), "timeout": 10, "max_idle": 300},
+    }
 
 # The web server's request threads (velocity/asgi_handler.py): how many per process, and how long each keeps its
 # database connection (the threads live as long as the process, so at most WEB_THREADS connections each).

@@ -7,11 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -19,6 +23,7 @@ from django.db import connection
 from machines.models import Machine, new_machine_token
 from realtime_bridge.testing import service_token
 from velocity.asgi_handler import serves_sync
+from velocity.auth import issue_token
 from velocity.testing import REPO_ROOT, embedded_env, free_port, require, wait_for_http
 
 THREADS = 3
@@ -64,7 +69,7 @@ def _backends(database: str) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def _start_web(tmp_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
+def _start_web(tmp_path: Path, **extra: str) -> tuple[str, subprocess.Popen[bytes]]:
     """``velocity.run web`` on the test database, with THREADS request threads, its connections named."""
     database = connection.settings_dict["NAME"]
     url = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{database}?application_name=velocity-web-test"
@@ -76,6 +81,7 @@ def _start_web(tmp_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
         HOST="127.0.0.1",
         WEB_THREADS=str(THREADS),
         SUPABASE_JWT_SECRET=settings.SUPABASE_JWT_SECRET,
+        **extra,
     )
     argv = [sys.executable, "-m", "velocity.run", "web"]
     web = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -120,3 +126,54 @@ def test_the_request_threads_keep_a_bounded_set_of_database_connections(tmp_path
         web.wait(timeout=60)
     assert 1 <= len(first) <= THREADS, first
     assert second == first  # the same backends served the second hundred
+
+
+def _backends_seen_while(database: str, work: Callable[[], None]) -> set[int]:
+    """Every backend of the web seen in pg_stat_activity, sampled every few milliseconds while ``work`` runs."""
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{database}", autocommit=True) as db:
+            while not done.is_set():
+                rows = db.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = 'velocity-web-test'",
+                    [database],
+                )
+                seen.update(row[0] for row in rows)
+                time.sleep(0.003)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        work()
+    finally:
+        done.set()
+        sampler.join()
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_requests_on_djangos_path_borrow_pooled_connections(tmp_path: Path) -> None:
+    """Creates run on Django's thread per request, which used to open a PostgreSQL backend for each request and
+    close it after; with the web's pool (WEB_DATABASE_POOL, set by velocity.run for its daphnes) 20 creates borrow
+    the same few connections."""
+    require(connection.vendor == "postgresql", "counts PostgreSQL backends")
+    database = connection.settings_dict["NAME"]
+    base, web = _start_web(tmp_path)
+    try:
+
+        def creates() -> None:
+            for number in range(20):
+                headers = {"Authorization": f"Bearer {issue_token(sub=uuid.uuid4())}"}
+                response = httpx.post(
+                    f"{base}/api/v1/sessions/", json={"project_id": f"pool-{number}"}, headers=headers
+                )
+                assert response.status_code == 201, response.text
+
+        seen = _backends_seen_while(database, creates)
+    finally:
+        web.send_signal(signal.SIGINT)
+        web.wait(timeout=60)
+    assert 1 <= len(seen) <= THREADS + 2, seen

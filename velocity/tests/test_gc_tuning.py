@@ -32,3 +32,5 @@ def test_the_asgi_module_freezes_its_startup_objects_only_when_asked(tmp_path: P
 def test_velocity_run_asks_its_children_to_freeze_unless_told_otherwise() -> None:
     assert child_environment({"PATH": "/bin"}) == {"PATH": "/bin", "WEB_GC_FREEZE": "true"}
     assert child_environment({"WEB_GC_FREEZE": "false"})["WEB_GC_FREEZE"] == "false"
+    assert child_environment({}, web=True)["WEB_DATABASE_POOL"] == "true"  # a daphne's, not the cluster's
+    assert child_environment({"WEB_DATABASE_POOL": "false"}, web=True)["WEB_DATABASE_POOL"] == "false"
