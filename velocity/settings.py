@@ -158,7 +158,7 @@ if DATABASE_POOL:
 
 # The web server's request threads (velocity/asgi_handler.py): how many per process, and how long each keeps its
 # database connection (the threads live as long as the process, so at most WEB_THREADS connections each).
-WEB_THREADS = env_int("WEB_THREADS", 2)
+WEB_THREADS = env_int("WEB_THREADS", 4)
 WEB_THREAD_CONN_MAX_AGE = env_int("WEB_THREAD_CONN_MAX_AGE", 60)
 # Freeze what the web process loaded at startup out of the garbage collector (velocity/gc_tuning.py): on in the
 # daphnes `velocity.run web` starts, off where the ASGI module is imported otherwise (a test run).
