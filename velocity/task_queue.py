@@ -16,6 +16,7 @@ or the Redis list); the enqueue time is the ``started`` stamp django-q2 puts in 
 
 from __future__ import annotations
 
+import functools
 import logging
 import pickle
 import time
@@ -23,11 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
 from django_q.brokers.redis_broker import Redis
+from django_q.conf import Conf
 from django_q.models import Failure, OrmQ
 from django_q.signing import BadSignature, SignedPackage
 
@@ -71,7 +74,21 @@ class HeartbeatORM(HeartbeatMixin, ORM):
 
 
 class HeartbeatRedis(HeartbeatMixin, Redis):
-    """The Redis broker (``REDIS_URL``), beating."""
+    """The Redis broker (``REDIS_URL``), beating, with one Redis client per process."""
+
+    @staticmethod
+    def get_connection(list_key: str | None = None) -> Any:
+        """django-q2 makes a client, and so a new connection, for every broker, and ``async_task`` makes a broker per
+        task: a create opened a Redis connection to queue its provisioning (5 % of its time). One client per process
+        instead; redis-py gives a forked worker a pool of its own."""
+        if isinstance(Conf.REDIS, str):
+            return shared_redis_client(Conf.REDIS)
+        return Redis.get_connection(list_key)
+
+
+@functools.cache
+def shared_redis_client(url: str) -> Any:
+    return redis.from_url(url)
 
 
 def heartbeat_save(stat: Any, *, now: datetime) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import pytest
 import time_machine
+from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
 from velocity import task_queue
 from velocity.models import WorkerHeartbeat
+from velocity.testing import require
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -127,3 +131,24 @@ def test_prometheus_reports_a_stopped_worker_and_the_backlog(isolated_task_queue
     assert "velocity_worker_up 0.0" in lines and "velocity_task_queue_depth 1.0" in lines
     (oldest,) = [line for line in lines if line.startswith("velocity_task_queue_oldest_seconds ")]
     assert float(oldest.split()[1]) >= 120
+
+
+def test_the_redis_brokers_of_one_process_share_one_client_and_its_connections() -> None:
+    """Every ``async_task`` makes a broker; each used to make a client and open a Redis connection."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    with mock.patch.object(Conf, "REDIS", url):
+        brokers = [task_queue.HeartbeatRedis(list_key=f"velocity-test-{uuid.uuid4().hex}") for _ in range(3)]
+        assert len({id(broker.connection) for broker in brokers}) == 1
+        require(_answers(brokers[0]), "needs Redis")
+        for broker in brokers:
+            broker.enqueue("package")
+        assert [broker.queue_size() for broker in brokers] == [1, 1, 1]  # a list key each, one client for all
+        for broker in brokers:
+            broker.delete_queue()
+
+
+def _answers(broker: task_queue.HeartbeatRedis) -> bool:
+    try:
+        return bool(broker.connection.ping())
+    except Exception:
+        return False
