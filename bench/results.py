@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +74,19 @@ class Results:
         return json_path, md_path
 
 
+def calibration_ms(rounds: int = 5) -> float:
+    """How fast this machine is now: the best of ``rounds`` runs of a fixed pure-Python workload, in ms (54 ms on the
+    shared 2-core machine on 2026-12-02 at 09:40, an hour when its bulk insert took 1.9 times the morning's). A
+    shared machine's speed varies by half from hour to hour; runs are compared by this, measured at the start and
+    the end of each."""
+    best = math.inf
+    for _ in range(rounds):
+        began = time.perf_counter()
+        sum(i * i % 7 for i in range(400_000))
+        best = min(best, time.perf_counter() - began)
+    return round(best * 1000, 1)
+
+
 def environment() -> dict[str, Any]:
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -82,6 +96,13 @@ def environment() -> dict[str, Any]:
         "database": "postgresql" if os.environ.get("DATABASE_URL") else "sqlite",
         "redis": bool(os.environ.get("REDIS_URL")),
     }
+
+
+def _calibration_sentence(meta: dict[str, Any]) -> str:
+    start, end = meta.get("calibration_ms_start"), meta.get("calibration_ms_end")
+    if start is None or end is None:
+        return ""
+    return f" A fixed Python workload took {start} ms at the start and {end} ms at the end (the machine's speed)."
 
 
 def _format(value: float | None) -> str:
@@ -103,7 +124,7 @@ def markdown_table(figures: Iterable[Figure], meta: dict[str, Any]) -> str:
         f"# Benchmark results ({meta.get('mode')}, {meta.get('measured_at')})",
         "",
         f"{meta.get('cpus')} CPUs, load {meta.get('load_average_1m')} at the end, database {meta.get('database')}, "
-        f"Redis {'on' if meta.get('redis') else 'off'}.",
+        f"Redis {'on' if meta.get('redis') else 'off'}." + _calibration_sentence(meta),
         "",
         "| group | figure | value | unit | target | verdict | note |",
         "| --- | --- | ---: | --- | --- | --- | --- |",

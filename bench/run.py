@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import api, edit_to_ack, fanout, pool_burst, rss, seed, sweep, time_to_preview
-from bench.results import Figure, Results, not_measured
+from bench.results import Figure, Results, calibration_ms, not_measured
 from bench.stack import Stack
 
 Runner = Callable[[Stack, Results], None]
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         sys.exit(f"unknown group(s): {', '.join(sorted(unknown))}")
     results = Results(mode="quick" if args.quick else "full")
+    results.meta["calibration_ms_start"] = calibration_ms()
     root = Path(tempfile.mkdtemp(prefix="velocity-bench-"))
     try:
         leaked = measure(root, results, {name: every[name] for name in wanted})
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
     results.meta["leaked_processes"] = leaked
+    results.meta["calibration_ms_end"] = calibration_ms()
     results.add(*seed.figures(results))
     json_path, md_path = results.write(args.output) if args.output else results.write()
     print(md_path.read_text())

@@ -83,7 +83,7 @@ def end_session(client: httpx.Client, base: str, headers: dict[str, str], sessio
     client.delete(f"{base}/api/v1/sessions/{session_id}/", headers=headers).raise_for_status()
 
 
-def _measure(stack: Stack, count: int, prefix: str) -> list[Preview]:
+def measure(stack: Stack, count: int, prefix: str) -> list[Preview]:
     previews = []
     with httpx.Client(timeout=30) as client:
         for index in range(count):
@@ -120,7 +120,7 @@ def waterfall(previews: list[Preview], label: str) -> list[Figure]:
 
 
 def cold(stack: Stack, count: int) -> list[Figure]:
-    previews = _measure(stack, count, "bench-cold")
+    previews = measure(stack, count, "bench-cold")
     seconds = [p.seconds for p in previews]
     note = f"{count} sequential creates, each a new user and project; poll every {POLL_SECONDS * 1000:.0f} ms"
     return [
@@ -153,8 +153,8 @@ def warm(stack: Stack, count: int, pool_size: int = 2) -> list[Figure]:
     stack.start_cluster()
     previews = []
     for index in range(count):
-        _wait_for_pool(stack)
-        previews += _measure(stack, 1, f"bench-warm-{index}")
+        wait_for_pool(stack)
+        previews += measure(stack, 1, f"bench-warm-{index}")
     seconds = [p.seconds for p in previews]
     note = f"{count} creates, each with a started warm machine waiting (pool size {pool_size})"
     answered = sum(p.active_in_response for p in previews)
@@ -167,7 +167,7 @@ def warm(stack: Stack, count: int, pool_size: int = 2) -> list[Figure]:
     ]
 
 
-def _wait_for_pool(stack: Stack, timeout: float = 60.0) -> None:
+def wait_for_pool(stack: Stack, timeout: float = 60.0) -> None:
     """Refill the pool now (as the schedule would) and wait for a started warm machine."""
     from machines.models import Machine
 
