@@ -39,7 +39,8 @@ def measure(stack: Stack, creates: int, prefix: str) -> str:
         previews += time_to_preview.measure(stack, 1, f"{prefix}-{index}")
     seconds = [preview.seconds for preview in previews]
     boot = {f.name: f.value for f in time_to_preview.waterfall(previews, "warm")}["warm_agent_boot_median"]
-    return f"p50 {percentile(seconds, 0.5):.3f} s, p95 {percentile(seconds, 0.95):.3f} s, claim to ready {boot} s"
+    claim = "not measured" if boot is None else f"{boot:.3f} s"
+    return f"p50 {percentile(seconds, 0.5):.3f} s, p95 {percentile(seconds, 0.95):.3f} s, claim to ready {claim}"
 
 
 def main(argv: list[str] | None = None) -> None:
