@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F, Q, QuerySet
 
 from machines.models import GONE_STATES, MachineState
@@ -124,6 +125,22 @@ def session_for_preview(session_id: uuid.UUID) -> PreviewSession | None:
 
 def session_live_for_project(user_id: uuid.UUID, project_id: str) -> PreviewSession | None:
     return PreviewSession.objects.filter(user_id=user_id, project_id=project_id, status__in=LIVE_STATUSES).first()
+
+
+def user_block_and_live_session(user_id: uuid.UUID, project_id: str) -> tuple[UserBlock | None, PreviewSession | None]:
+    """``user_block_for`` and ``session_live_for_project`` in one round trip (a create asks both, twice): each is
+    a subquery of one ``SELECT``, and a row is fetched only when there is one (a blocked user, a live session)."""
+    block = UserBlock.objects.filter(user_id=user_id).values("pk")[:1]
+    live = PreviewSession.objects.filter(user_id=user_id, project_id=project_id, status__in=LIVE_STATUSES)
+    (block_sql, block_params), (live_sql, live_params) = (
+        block.query.sql_with_params(),
+        live.order_by("pk").values("pk")[:1].query.sql_with_params(),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT ({block_sql}), ({live_sql})", [*block_params, *live_params])
+        block_id, live_id = cursor.fetchone()
+    found_block = UserBlock.objects.filter(pk=block_id).first() if block_id is not None else None
+    return found_block, live.filter(pk=live_id).first() if live_id is not None else None
 
 
 def quota_for_user(user_id: uuid.UUID) -> Quota:

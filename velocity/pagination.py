@@ -13,6 +13,10 @@ from typing import Any
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 
+# PostgreSQL's LIMIT and OFFSET are bigints, and a client may ask for any number: the fetch stops there instead of
+# failing (DRF's own page fails so once there is a row to page).
+MAX_SQL_INT = 2**63 - 1
+
 
 def known_count(offset: int, limit: int, fetched: int) -> int | None:
     """The total, when a fetch of ``limit + 1`` rows from ``offset`` settles it (None: count the rows)."""
@@ -28,7 +32,8 @@ class CountingLimitOffsetPagination(LimitOffsetPagination):
         if self.limit is None:
             return None
         self.offset = self.get_offset(request)
-        rows = list(queryset[self.offset : self.offset + self.limit + 1])
+        stop = min(self.offset + self.limit + 1, MAX_SQL_INT)
+        rows = list(queryset[self.offset : stop]) if self.offset < MAX_SQL_INT else []
         count = known_count(self.offset, self.limit, len(rows))
         self.count = self.get_count(queryset) if count is None else count
         if self.count > self.limit and self.template is not None:

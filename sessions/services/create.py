@@ -25,7 +25,7 @@ from sessions.selectors import (
     quota_evaluate,
     session_live_for_project,
     session_ttl_seconds,
-    user_block_for,
+    user_block_and_live_session,
 )
 from sessions.services.lifecycle import session_end
 from sessions.services.provisioning import session_claim_warm, session_enqueue_provisioning
@@ -44,10 +44,12 @@ class UserBlocked(Exception):
         self.block = block
 
 
-def _refuse_blocked(user_id: uuid.UUID) -> None:
-    block = user_block_for(user_id)
+def _refuse_blocked_or_live(user_id: uuid.UUID, project_id: str) -> PreviewSession | None:
+    """Refuse a blocked user; else the user's live session for the project, if any (one round trip for both)."""
+    block, live = user_block_and_live_session(user_id, project_id)
     if block is not None:
         raise UserBlocked(block)
+    return live
 
 
 class QuotaExceeded(Exception):
@@ -79,10 +81,9 @@ def session_create(
     When the rollback flags route the caller to the legacy previews, the session is an active one pointing
     at the Appetize app, and no machine is made. A live session of the other kind is ended first.
     """
-    _refuse_blocked(user_id)
+    existing = _refuse_blocked_or_live(user_id, project_id)
     project_check_use(claims=claims, project_id=project_id)
     route = preview_route_for(user_id=user_id, project_id=project_id)
-    existing = session_live_for_project(user_id, project_id)
     if existing is not None and existing.is_legacy != route.is_legacy:
         session_end(
             session=existing, reason=EndReason.OPERATOR, now=now, detail=_switch_detail(route), source="operator"
@@ -95,8 +96,7 @@ def session_create(
     try:
         with announced_together(), transaction.atomic():
             lock_user(user_id)
-            _refuse_blocked(user_id)  # again under the lock: a block that came meanwhile wins
-            existing = session_live_for_project(user_id, project_id)
+            existing = _refuse_blocked_or_live(user_id, project_id)  # again under the lock: a block meanwhile wins
             if existing is not None:
                 return existing, False
             project_claim(claims=claims, project_id=project_id, now=now)

@@ -64,3 +64,19 @@ def test_the_list_sends_one_query_for_a_user_with_one_page(as_user: Callable[...
     _sessions(user, 50)
     body, counts = _count_queries(as_user(user), "/api/v1/sessions/")
     assert (body["count"], len(body["results"]), body["next"], counts) == (50, 50, None, 0)
+
+
+@pytest.mark.parametrize("total", [0, 3])
+def test_a_limit_or_an_offset_past_postgresqls_bigint_gets_a_page_not_a_server_error(
+    as_user: Callable[..., APIClient], total: int
+) -> None:
+    """Found by the schema fuzzer: the page fetched ``limit + 1`` rows, past PostgreSQL's bigint (DRF's own page
+    fails the same way once the user has a session: it slices after counting)."""
+    user = uuid.uuid4()
+    _sessions(user, total)
+    client = as_user(user)
+    huge = 20026088585892240027465354653466624
+    for query, rows in ((f"limit={huge}", total), (f"limit={huge}&offset=1", max(total - 1, 0)), (f"offset={huge}", 0)):
+        response = client.get(f"/api/v1/sessions/?{query}")
+        assert response.status_code == 200, query
+        assert (response.json()["count"], len(response.json()["results"])) == (total, rows), query

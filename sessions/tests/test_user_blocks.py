@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from sessions import services
+from sessions import selectors, services
 from sessions.models import PreviewSession, Project, UserBlock
 from sessions.tests.conftest import error_code
 from velocity.auth import user_claims
@@ -76,3 +76,20 @@ def test_the_users_own_quota_status_says_they_are_blocked(
 def test_other_users_are_not_blocked(as_user: Callable[..., APIClient], user_id: uuid.UUID) -> None:
     block(user_id)
     assert as_user().post("/api/v1/sessions/", {"project_id": "theirs"}, format="json").status_code == 201
+
+
+def test_the_block_and_the_live_session_are_read_in_one_round_trip(
+    django_assert_num_queries: Callable[..., Any],
+) -> None:
+    user, other = uuid.uuid4(), uuid.uuid4()
+    live = PreviewSession.objects.create(user_id=user, project_id="mine", status="active")
+    PreviewSession.objects.create(user_id=user, project_id="old", status="ended", ended_at=timezone.now())
+    PreviewSession.objects.create(user_id=other, project_id="mine", status="active")
+    with django_assert_num_queries(1):
+        assert selectors.user_block_and_live_session(uuid.uuid4(), "mine") == (None, None)
+    assert selectors.user_block_and_live_session(user, "old") == (None, None)  # ended: not live
+    assert selectors.user_block_and_live_session(user, "mine") == (None, live)
+    block(user)
+    found, session = selectors.user_block_and_live_session(user, "mine")
+    assert (found, session) == (UserBlock.objects.get(user_id=user), live)
+    assert selectors.user_block_and_live_session(other, "mine")[0] is None  # another user's block is not theirs
