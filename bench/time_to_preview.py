@@ -146,15 +146,7 @@ def warm(stack: Stack, count: int, pool_size: int = 2) -> list[Figure]:
     if not warm_pool_available():
         reason = "warm pool not merged (machines.services.machine_claim_warm is missing)"
         return [not_measured(GROUP, "warm_p50", "s", reason, target=0.1), not_measured(GROUP, "warm_p95", "s", reason)]
-    stack.env["WARM_POOL_SIZE"] = str(pool_size)
-    stack.stop_cluster()
-    stack.stop_server()
-    stack.start_server()
-    stack.start_cluster()
-    previews = []
-    for index in range(count):
-        wait_for_pool(stack)
-        previews += measure(stack, 1, f"bench-warm-{index}")
+    previews = warm_previews(stack, count, "bench-warm", pool_size)
     seconds = [p.seconds for p in previews]
     note = f"{count} creates, each with a started warm machine waiting (pool size {pool_size})"
     answered = sum(p.active_in_response for p in previews)
@@ -165,6 +157,21 @@ def warm(stack: Stack, count: int, pool_size: int = 2) -> list[Figure]:
         Figure(GROUP, "warm_active_in_response", answered / len(previews), "ratio", note=answered_note),
         *waterfall(previews, "warm"),
     ]
+
+
+def warm_previews(stack: Stack, count: int, prefix: str, pool_size: int = 2) -> list[Preview]:
+    """Restart the server and the cluster with a warm pool of ``pool_size``; then ``count`` creates, each with a
+    started warm machine waiting."""
+    stack.env["WARM_POOL_SIZE"] = str(pool_size)
+    stack.stop_cluster()
+    stack.stop_server()
+    stack.start_server()
+    stack.start_cluster()
+    previews = []
+    for index in range(count):
+        wait_for_pool(stack)
+        previews += measure(stack, 1, f"{prefix}-{index}")
+    return previews
 
 
 def wait_for_pool(stack: Stack, timeout: float = 60.0) -> None:

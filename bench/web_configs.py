@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 import uuid
-from pathlib import Path
 
 from bench import api
+from bench.alternate import alternate
 from bench.stack import Stack
 
 
@@ -43,23 +41,16 @@ def measure(stack: Stack, owner: uuid.UUID, seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    configs = [json.loads(config) for config in args.configs]
-    root = Path(tempfile.mkdtemp(prefix="velocity-web-configs-"))
-    stack = Stack(root).prepare()
-    try:
-        import django
 
-        django.setup()
+    def seed(stack: Stack) -> uuid.UUID:
         owner = uuid.uuid4()
         api.seed_sessions(owner)
-        base_env = dict(stack.env)
-        for number in range(1, args.rounds + 1):
-            for config in configs:
-                stack.env = {**base_env, **config}
-                print(f"round {number} {json.dumps(config)}: {measure(stack, owner, args.seconds)}", flush=True)
-    finally:
-        stack.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        return owner
+
+    def one(stack: Stack, number: int, index: int, owner: uuid.UUID) -> str:
+        return measure(stack, owner, args.seconds)
+
+    alternate([json.loads(config) for config in args.configs], args.rounds, one, setup=seed)
 
 
 if __name__ == "__main__":
