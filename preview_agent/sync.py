@@ -143,14 +143,12 @@ class RealtimeSync:
     async def _client(self) -> tuple[AsyncRealtimeClient, bool]:
         """A warm agent's first connection is the socket it opened before its claim (``WarmSocket``), if that is
         still open; every other connection is a new client."""
-        from realtime import AsyncRealtimeClient  # lazy: keeps pydantic out until it is needed
-
         warm, self._warm_client = self._warm_client, None
         if warm is not None and warm.is_connected:
             return warm, True
         if warm is not None:
             await _close(warm)
-        return AsyncRealtimeClient(self.url, token=self._key, auto_reconnect=False, max_retries=1), False
+        return _new_client(self.url, self._key), False
 
     def _on_joined(self, channel: AsyncRealtimeChannel, started: float) -> None:
         self.connects += 1
@@ -266,9 +264,7 @@ class WarmSocket:
 
     async def _hold(self) -> bool:
         """Connect, then wait while the socket stays open and nobody took it; False when it could not connect."""
-        from realtime import AsyncRealtimeClient
-
-        client = self._client = AsyncRealtimeClient(self.url, token=self._key, auto_reconnect=False, max_retries=1)
+        client = self._client = _new_client(self.url, self._key)
         try:
             await client.connect()
         except Exception as error:
@@ -290,6 +286,13 @@ class WarmSocket:
         if self._client is client and not (client.is_connected and not self._taken):
             self._client = None
             await _close(client)
+
+
+def _new_client(url: str, key: str) -> AsyncRealtimeClient:
+    """One connection's client: this module owns reconnection (see the module's docstring)."""
+    from realtime import AsyncRealtimeClient  # lazy: keeps pydantic out until it is needed
+
+    return AsyncRealtimeClient(url, token=key, auto_reconnect=False, max_retries=1)
 
 
 async def _close(client: AsyncRealtimeClient) -> None:

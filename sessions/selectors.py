@@ -123,15 +123,19 @@ def session_for_preview(session_id: uuid.UUID) -> PreviewSession | None:
     return PreviewSession.objects.select_related("machine").filter(id=session_id).first()
 
 
+def _live_for_project(user_id: uuid.UUID, project_id: str) -> QuerySet[PreviewSession]:
+    return PreviewSession.objects.filter(user_id=user_id, project_id=project_id, status__in=LIVE_STATUSES)
+
+
 def session_live_for_project(user_id: uuid.UUID, project_id: str) -> PreviewSession | None:
-    return PreviewSession.objects.filter(user_id=user_id, project_id=project_id, status__in=LIVE_STATUSES).first()
+    return _live_for_project(user_id, project_id).first()
 
 
 def user_block_and_live_session(user_id: uuid.UUID, project_id: str) -> tuple[UserBlock | None, PreviewSession | None]:
     """``user_block_for`` and ``session_live_for_project`` in one round trip (a create asks both, twice): each is
     a subquery of one ``SELECT``, and a row is fetched only when there is one (a blocked user, a live session)."""
     block = UserBlock.objects.filter(user_id=user_id).values("pk")[:1]
-    live = PreviewSession.objects.filter(user_id=user_id, project_id=project_id, status__in=LIVE_STATUSES)
+    live = _live_for_project(user_id, project_id)
     (block_sql, block_params), (live_sql, live_params) = (
         block.query.sql_with_params(),
         live.order_by("pk").values("pk")[:1].query.sql_with_params(),

@@ -126,7 +126,7 @@ def agent_environment(*, machine: Machine, token: str, session: SessionRef | Non
         "MACHINE_ID": str(machine.id),
     }
     if session is None:
-        env["REALTIME_KEY"] = machine_warm_realtime_key(machine=machine)
+        env["REALTIME_KEY"] = machine_realtime_key(machine=machine, project_id=None)
     else:
         env.update(
             PROJECT_ID=session.project_id,
@@ -142,31 +142,21 @@ def machine_key_seconds() -> int:
     return settings.PREVIEW_SESSION_TTL + 3600
 
 
-def machine_realtime_key(*, machine: Machine, project_id: str) -> str:
+def machine_realtime_key(*, machine: Machine, project_id: str | None) -> str:
     """A key that lets this machine's agent use only its own project's channel, while the machine lives.
 
     Its audience is the agents' (the REST API refuses it); the channel policy checks the project claim
-    and that the machine is not gone.
+    and that the machine is not gone. A warm machine's key (``project_id`` None) has no project claim: the
+    endpoint accepts it at the handshake, so the agent is connected before its claim, and it joins nothing;
+    once assigned, the agent joins ``project:{id}`` on that socket with the key its assignment carries.
     """
+    project = {} if project_id is None else {AGENT_PROJECT_CLAIM: project_id}
     return issue_token(
         sub=machine.id,
         role="authenticated",
         audience=AGENT_AUDIENCE,
         ttl=machine_key_seconds(),
-        extra={AGENT_PROJECT_CLAIM: project_id, AGENT_MACHINE_CLAIM: str(machine.id)},
-    )
-
-
-def machine_warm_realtime_key(*, machine: Machine) -> str:
-    """A warm machine's key before any claim: the realtime endpoint accepts it at the handshake, so the agent is
-    connected before it has a project, and it joins nothing (no project claim: every channel policy refuses it).
-    Once assigned, the agent joins ``project:{id}`` on that socket with the key its assignment carries."""
-    return issue_token(
-        sub=machine.id,
-        role="authenticated",
-        audience=AGENT_AUDIENCE,
-        ttl=machine_key_seconds(),
-        extra={AGENT_MACHINE_CLAIM: str(machine.id)},
+        extra={**project, AGENT_MACHINE_CLAIM: str(machine.id)},
     )
 
 
