@@ -22,7 +22,6 @@ from datetime import datetime
 from enum import IntEnum
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 
 from machines.selectors import machine_is_running
@@ -121,21 +120,25 @@ def _registry_claimable(claims: Claims) -> bool:
 
 
 def project_claim(*, claims: Claims, project_id: str, now: datetime) -> None:
-    """Inside the session's transaction: register an id nobody holds to the caller, then check again.
+    """Inside the session's transaction: check again that the caller may use the project (one query when it is
+    theirs already, the common case), or register an id nobody holds to the caller.
 
     The registry's one write outside the project services. Two first sessions racing for one id: the
-    unique index lets one insert win and the other is refused; a refused create rolls the claim back.
+    unique index keeps one insert and the other caller is refused; a refused create rolls the claim back.
     """
-    if _registry_claimable(claims):
-        try:
-            with transaction.atomic():
-                _, created = Project.objects.get_or_create(
-                    project_id=project_id, defaults={"owner_id": claims.sub, "created_at": now, "updated_at": now}
-                )
-        except IntegrityError:
-            created = False
-        if created:
-            logger.info("project registered", extra={"project_id": project_id, "owner_id": str(claims.sub)})
-            return  # the caller owns it now: nothing to check again
-    if project_access(claims, project_id) < Access.WRITE:
+    if project_access(claims, project_id) >= Access.WRITE:
+        return
+    if not (_registry_claimable(claims) and _register(claims, project_id, now)):
         raise ProjectForbidden(project_id)
+
+
+def _register(claims: Claims, project_id: str, now: datetime) -> bool:
+    """Insert the project for the caller unless its id is taken (``ON CONFLICT DO NOTHING``: no error, so no
+    savepoint); True when the caller may use it then."""
+    assert claims.sub is not None  # noqa: S101  (_registry_claimable guarantees it)
+    project = Project(project_id=project_id, owner_id=claims.sub, created_at=now, updated_at=now)
+    Project.objects.bulk_create([project], ignore_conflicts=True)
+    if project_access(claims, project_id) < Access.WRITE:
+        return False
+    logger.info("project registered", extra={"project_id": project_id, "owner_id": str(claims.sub)})
+    return True

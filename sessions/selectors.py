@@ -173,23 +173,26 @@ class Usage:
 
 
 def usage_for_user(user_id: uuid.UUID, *, now: datetime) -> Usage:
-    """Live sessions now, and the machine time (and its cost) this calendar month."""
+    """Live sessions now, and the machine time (and its cost) this calendar month: one query for both."""
     start = month_start(now)
-    sessions = PreviewSession.objects.filter(user_id=user_id, machine_created_at__isnull=False).filter(
-        Q(ended_at__isnull=True) | Q(ended_at__gte=start)
-    )
-    seconds = 0.0
-    cost = Decimal(0)
-    for began, ended, memory_mb in sessions.values_list("machine_created_at", "ended_at", "memory_mb"):
-        if began is None:
-            continue
-        held = max(0.0, ((ended or now) - max(began, start)).total_seconds())
+    held_this_month = Q(machine_created_at__isnull=False) & (Q(ended_at__isnull=True) | Q(ended_at__gte=start))
+    rows = PreviewSession.objects.filter(Q(user_id=user_id) & (held_this_month | Q(status__in=LIVE_STATUSES)))
+    seconds, cost, live = 0.0, Decimal(0), 0
+    for began, ended, memory_mb, status in rows.values_list("machine_created_at", "ended_at", "memory_mb", "status"):
+        live += status in LIVE_STATUSES
+        held = _held_this_month(began, ended, start=start, now=now)
         seconds += held
-        cost += running_cost("shared", 1, memory_mb, None, held)
-    live = PreviewSession.objects.filter(user_id=user_id, status__in=LIVE_STATUSES).count()
+        cost += running_cost("shared", 1, memory_mb, None, held) if held else Decimal(0)
     return Usage(
         live_sessions=live, machine_seconds=int(seconds), cost_usd=cost.quantize(Decimal("0.0001")), period_start=start
     )
+
+
+def _held_this_month(began: datetime | None, ended: datetime | None, *, start: datetime, now: datetime) -> float:
+    """Seconds a session held its machine since ``start`` (0 without a machine, or for one given back before)."""
+    if began is None or (ended is not None and ended < start):
+        return 0.0
+    return max(0.0, ((ended or now) - max(began, start)).total_seconds())
 
 
 # Machines that cost their compute price per hour now, or will in a moment.

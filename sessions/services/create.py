@@ -28,7 +28,7 @@ from sessions.selectors import (
     user_block_and_live_session,
 )
 from sessions.services.lifecycle import session_end
-from sessions.services.provisioning import session_claim_warm, session_enqueue_provisioning
+from sessions.services.provisioning import session_enqueue_provisioning, session_warm_machine_for_new
 from velocity import metrics
 from velocity.auth import Claims
 from velocity.locks import transaction_lock
@@ -155,11 +155,18 @@ def _insert_session(*, user_id: uuid.UUID, project_id: str, memory_mb: int, now:
     if not decision.can_create:
         raise QuotaExceeded(decision)
     ttl = session_ttl_seconds(decision.quota, settings.PREVIEW_SESSION_TTL)
+    session_id = uuid.uuid4()
+    # Before the row and its announcement: the row is written with the machine, and the agent's wake-up goes first.
+    machine = session_warm_machine_for_new(session_id=session_id, memory_mb=memory_mb, now=now)
     session = PreviewSession.objects.create(
+        id=session_id,
         user_id=user_id,
         project_id=project_id,
         memory_mb=memory_mb,
         status=SessionStatus.CREATING,
+        machine=machine,
+        machine_created_at=None if machine is None else now,
+        machine_started_at=None if machine is None else now,
         created_at=now,
         updated_at=now,
         queued_at=now,
@@ -167,8 +174,8 @@ def _insert_session(*, user_id: uuid.UUID, project_id: str, memory_mb: int, now:
         last_activity_source="create",
         expires_at=now + timedelta(seconds=ttl),
     )
-    if session_claim_warm(session=session, now=now) is None:  # before the announcement: its wake-up goes first
+    if machine is None:
         transaction.on_commit(lambda: _enqueue_provisioning(session.id))
-        machine_pool_enqueue_refill()  # a miss: demand rose (the auto-sized target counts this create); after ours
+    machine_pool_enqueue_refill()  # hit or miss (a miss: demand rose, the auto-sized target counts it); after ours
     session_status_announce(session, "INSERT")
     return session

@@ -1,8 +1,9 @@
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import connection, connections
@@ -141,3 +142,31 @@ def test_simultaneous_creates_never_exceed_the_concurrent_limit() -> None:
     assert outcomes.count("created") == 3
     assert outcomes.count("refused") == 47
     assert PreviewSession.objects.filter(user_id=user, status__in=["creating", "active"]).count() == 3
+
+
+def test_usage_counts_live_sessions_and_this_months_machine_time_in_one_query(
+    django_assert_num_queries: Any,
+) -> None:
+    from sessions.selectors import month_start, usage_for_user
+
+    user, now = uuid.uuid4(), timezone.now()
+    start = month_start(now)
+
+    def row(status: str, began: datetime | None, ended: datetime | None) -> None:
+        PreviewSession.objects.create(
+            user_id=user,
+            project_id=uuid.uuid4().hex,
+            status=status,
+            machine_created_at=began,
+            ended_at=ended,
+            end_reason="" if ended is None else "user",
+        )
+
+    row(SessionStatus.CREATING, None, None)  # live, no machine yet: counted, no time
+    row(SessionStatus.ACTIVE, start - timedelta(hours=1), None)  # live since last month: time from the 1st
+    row(SessionStatus.ENDED, start - timedelta(hours=3), start - timedelta(hours=2))  # last month only: nothing
+    row(SessionStatus.ENDED, now - timedelta(seconds=600), now - timedelta(seconds=300))  # 300 s this month
+    with django_assert_num_queries(1):
+        usage = usage_for_user(user, now=now)
+    assert usage.live_sessions == 2
+    assert usage.machine_seconds == int((now - start).total_seconds()) + 300
