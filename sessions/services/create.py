@@ -82,7 +82,9 @@ def session_create(
     at the Appetize app, and no machine is made. A live session of the other kind is ended first.
     """
     existing = _refuse_blocked_or_live(user_id, project_id)
-    project_check_use(claims=claims, project_id=project_id)
+    if existing is not None:  # it is answered only to a caller who may still use the project
+        project_check_use(claims=claims, project_id=project_id)
+    # Without one the project is checked (or registered to the caller) once, in the transaction that writes.
     route = preview_route_for(user_id=user_id, project_id=project_id)
     if existing is not None and existing.is_legacy != route.is_legacy:
         session_end(
@@ -97,7 +99,8 @@ def session_create(
         with announced_together(), transaction.atomic():
             lock_user(user_id)
             existing = _refuse_blocked_or_live(user_id, project_id)  # again under the lock: a block meanwhile wins
-            if existing is not None:
+            if existing is not None:  # another create of the caller's won the lock first
+                project_check_use(claims=claims, project_id=project_id)
                 return existing, False
             project_claim(claims=claims, project_id=project_id, now=now)
             session = _insert_session(user_id=user_id, project_id=project_id, memory_mb=memory_mb, now=now)

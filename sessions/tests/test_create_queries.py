@@ -46,9 +46,9 @@ def test_a_warm_create_is_written_with_its_machine_in_one_insert_and_no_savepoin
     assert session.machine_id == machine.id and session.machine_started_at == session.created_at
     assert not [statement for statement in sql if "SAVEPOINT" in statement]
     assert len([statement for statement in sql if statement.startswith("UPDATE")]) == 1  # the machine's claim only
-    # The block and live session (twice: before the lock and under it), project access (twice), flags, lock,
+    # The block and live session (before the lock and under it), flags, lock, project access,
     # quota (its row, usage, the month's spend), the claim (select, update, event), the row; BEGIN.
-    assert len(sql) <= 16, sql
+    assert len(sql) <= 13, sql
     machine.refresh_from_db()
     assert (machine.is_warm, machine.assigned_at) == (False, session.created_at)
 
