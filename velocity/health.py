@@ -45,7 +45,10 @@ async def _check_channel_layer() -> dict[str, Any]:
     if layer is None:
         raise RuntimeError("no channel layer is configured")
     started = time.perf_counter()
-    channel = await layer.new_channel("health.")
+    # The default prefix, as the realtime hub's own channel: channels_redis lets one receive() of a process
+    # read Redis at a time, from its own prefix's list, and the hub's never-ending receive holds that turn, so
+    # a message under another prefix would never be read (every /health a 503 after the first websocket).
+    channel = await layer.new_channel()
     token = uuid.uuid4().hex
     await layer.send(channel, {"type": "health.ping", "token": token})
     message = await layer.receive(channel)

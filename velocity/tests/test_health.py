@@ -1,14 +1,20 @@
+import asyncio
+import os
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import httpx
 import pytest
+import websockets
 from django.test import Client, override_settings
 from django.utils import timezone
 from django_q.signing import SignedPackage
 
+from realtime_bridge.testing import RealtimeServer, service_token
 from sessions.models import PreviewSession, SessionStatus
-from velocity.testing import cluster_beat
+from velocity.testing import cluster_beat, require
 
 BROKEN_REDIS_LAYER = {
     "default": {
@@ -120,3 +126,27 @@ def test_a_task_waiting_past_the_lag_limit_degrades_the_queue_check(client: Clie
     queue = client.get("/health").json()["checks"]["queue"]
     assert (queue["status"], queue["queued"]) == ("degraded", 1)
     assert 119 <= queue["oldest_age_s"] <= 130
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_channel_layer_check_stays_ok_once_a_websocket_has_started_the_realtime_hub(tmp_path: Path) -> None:
+    """With Redis, the first websocket starts the hub, whose receive on its process channel never ends; the
+    check's own receive must still get its message (it once waited for a turn that never came: 503)."""
+    require(os.environ.get("REDIS_URL"), "the Redis channel layer needs Redis (REDIS_URL)")
+    server = RealtimeServer(tmp_path).start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        first = httpx.get(f"{base}/health", timeout=10).json()["checks"]["channel_layer"]
+        assert first["status"] == "ok"
+        asyncio.run(_open_and_close(f"ws://127.0.0.1:{server.port}/realtime/v1/websocket"))
+        for _ in range(3):
+            check = httpx.get(f"{base}/health", timeout=10).json()["checks"]["channel_layer"]
+            assert check["status"] == "ok", check
+    finally:
+        server.stop()
+
+
+async def _open_and_close(url: str) -> None:
+    async with websockets.connect(f"{url}?apikey={service_token()}&vsn=1.0.0") as socket:
+        await socket.ping()
