@@ -82,8 +82,8 @@ def session_warm_machine_for_new(*, session_id: uuid.UUID, memory_mb: int, now: 
     """A started warm machine claimed for a session this transaction is about to insert (so the row is written
     with it, in no extra round trip); None when the pool has none. Nothing can end a row that does not exist
     yet, so unlike ``session_claim_warm`` there is no savepoint to give the machine back: a create that fails
-    rolls the claim back with it. The pool is asked to top up either way (a miss: demand rose); on a hit the
-    machine's waiting agent is woken first on commit."""
+    rolls the claim back with it. On a hit the machine's waiting agent is woken on commit, before anything the
+    caller registers after this call (the caller asks the pool to top up, hit or miss)."""
     machine = machine_claim_warm(memory_mb=memory_mb, session_id=str(session_id), now=now)
     if machine is not None:
         transaction.on_commit(lambda: wakeups.assignment_wake(machine.id))  # first: the agent waits on it
