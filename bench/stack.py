@@ -210,6 +210,10 @@ class Stack:
             _postgres(self.base_database_url, f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         return leaked
 
+    def cluster_pids(self) -> list[int]:
+        """Pids of the task cluster's processes (its process group), none when it is stopped."""
+        return [] if self.cluster is None else _processes_in_groups({self.cluster.pid})
+
     def agent_pids(self) -> list[int]:
         """Pids of the preview agents running now: the ``preview_agent`` processes in the process groups the
         machines' runners lead (an agent's environment is its own since the sandbox, so no marker is in it)."""
