@@ -2,8 +2,6 @@
 one, so the warm path's create is kept to what it must ask and write."""
 
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.db import connection
@@ -36,9 +34,7 @@ def create(user: uuid.UUID, project_id: str) -> tuple[PreviewSession, list[str]]
     return session, sql[: sql.index("COMMIT")]  # what is announced and queued after the commit is not counted
 
 
-def test_a_warm_create_is_written_with_its_machine_in_one_insert_and_no_savepoint(
-    django_assert_max_num_queries: Callable[..., Any],
-) -> None:
+def test_a_warm_create_is_written_with_its_machine_in_one_insert_and_no_savepoint() -> None:
     [machine] = warm_machines(1)
     user = uuid.uuid4()
     Project.objects.create(project_id="own", owner_id=user)
