@@ -2,23 +2,22 @@
 
 Production's database (Supabase's) is across a network, where every statement of a create is a round trip;
 PostgreSQL here is on the same host, where they are nearly free (``create_p50`` of ``make bench`` hardly moves
-with their number). This starts a stack's fresh database, puts a TCP relay in front of it that holds each chunk
-of traffic for half of ``--rtt-ms`` each way, and times ``sessions.services.session_create`` in this process
-(no web server, no pool of warm machines, so the cold path's create), twice: each create by a new user for a
-new project (the project is registered), and creates by one user of their own project (each ended before the
-next). It prints the median time, the median number of statements and the relay's measured round trip
+with their number). This starts a stack's fresh database, puts a TCP relay (the agent tests' ``Relay``) in
+front of it that holds each chunk of traffic for half of ``--rtt-ms`` each way, and times
+``sessions.services.session_create`` in this process (no web server, no pool of warm machines, so the cold
+path's create), twice: each create by a new user for a new project (the project is registered), and creates by
+one user of their own project (each ended before the next). It prints the median time, the median number of
+statements and the relay's measured round trip
 (a ``SELECT 1``). Needs ``DATABASE_URL`` (PostgreSQL).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -37,42 +36,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    try:
-        while data := await reader.read(65536):
-            await asyncio.sleep(delay)
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-
-
-def start_relay(host: str, port: int, delay: float) -> int:
-    """A thread relaying a free local port to ``host:port``, each chunk held ``delay`` seconds; its port."""
-    ready, box = threading.Event(), []
-
-    async def pair(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
-        await asyncio.gather(_pump(reader, upstream_writer, delay), _pump(upstream_reader, writer, delay))
-
-    async def serve() -> None:
-        server = await asyncio.start_server(pair, "127.0.0.1", 0)
-        box.append(server.sockets[0].getsockname()[1])
-        ready.set()
-        await server.serve_forever()
-
-    threading.Thread(target=asyncio.run, args=(serve(),), daemon=True, name="rtt-relay").start()
-    ready.wait(timeout=10)
-    return int(box[0])
-
-
 def through_relay(database_url: str, delay: float) -> str:
+    """``database_url`` through a relay that holds each chunk ``delay`` seconds each way."""
+    from preview_agent.tests.realtime_helpers import Relay
+
     url = urlsplit(database_url)
-    port = start_relay(url.hostname or "127.0.0.1", url.port or 5432, delay)
+    relay = Relay(url.port or 5432, target_host=url.hostname or "127.0.0.1", delay=delay)
     credentials = url.netloc.rpartition("@")[0]
-    return urlunsplit(url._replace(netloc=f"{credentials}@127.0.0.1:{port}" if credentials else f"127.0.0.1:{port}"))
+    netloc = f"127.0.0.1:{relay.port}"
+    return urlunsplit(url._replace(netloc=f"{credentials}@{netloc}" if credentials else netloc))
 
 
 def select_one_ms() -> float:

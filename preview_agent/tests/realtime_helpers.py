@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -149,13 +150,16 @@ def _behind(agent: dict[str, Any] | None, version: int, content: str | None) -> 
 
 
 class Relay:
-    """A TCP relay between the agent and the realtime endpoint that the test can cut.
+    """A TCP relay between the agent and the realtime endpoint that the test can cut; with ``delay``, each chunk is
+    held that many seconds each way (``bench.create_rtt`` puts PostgreSQL across a network with it).
 
     A fake on purpose: it is the only way to cause a network drop between two real processes.
     """
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, target_host: str = "127.0.0.1", delay: float = 0.0) -> None:
         self.target_port = target_port
+        self.target_host = target_host
+        self.delay = delay
         self.down = False
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
@@ -192,7 +196,7 @@ class Relay:
                 client.close()
                 continue
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                upstream = socket.create_connection((self.target_host, self.target_port))
             except OSError:
                 client.close()
                 continue
@@ -200,12 +204,14 @@ class Relay:
                 self._pairs.append((client, upstream))
                 self.accepted += 1
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+                threading.Thread(target=_pump, args=(source, sink, self.delay), daemon=True).start()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket, delay: float) -> None:
     with contextlib.suppress(OSError):
         while data := source.recv(65536):
+            if delay:
+                time.sleep(delay)
             sink.sendall(data)
     for sock in (source, sink):
         with contextlib.suppress(OSError):
